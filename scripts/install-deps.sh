@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs abgate's build, test and benchmark dependencies from Debian 12 packages.
+# Idempotent: does nothing (no apt-get at all) when every package is already installed.
+# Never removes a user's packages: apt runs with --no-remove, see the Boost note below.
+set -euo pipefail
+
+PACKAGES=(
+  g++ cmake ninja-build pkg-config ccache
+  libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
+  libabsl-dev libyaml-cpp-dev libsqlite3-dev libcli11-dev
+  libgtest-dev libgmock-dev libbenchmark-dev
+  python3 curl nginx-light wrk sqlite3
+)
+
+missing=()
+for p in "${PACKAGES[@]}"; do
+  if ! dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed'; then
+    missing+=("$p")
+  fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+SUDO=""
+if [ "$(id -u)" -ne 0 ]; then SUDO="sudo"; fi
+echo "install-deps: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+$SUDO apt-get update -qq
+if ! $SUDO apt-get install -y -qq --no-install-recommends --no-remove "${missing[@]}"; then
+  echo "install-deps: apt-get refused; if it names libboost1.74-dev, that package (pulled in by" \
+       "python3-scipy) conflicts with libboost1.81-dev, which abgate needs — remove it yourself" \
+       "if you can spare it." >&2
+  exit 1
+fi
