@@ -26,6 +26,7 @@ function(abgate_cc_test)
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
   target_compile_definitions(${ARG_NAME} PRIVATE
     ABGATE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
+    ABGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
 )
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}

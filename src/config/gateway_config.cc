@@ -1,0 +1,457 @@
+#include "config/gateway_config.h"
+
+#include <charconv>
+#include <fstream>
+#include <set>
+#include <sstream>
+
+#include <boost/json.hpp>
+#include <boost/url/parse.hpp>
+
+#include "common/strings.h"
+#include "common/status_macros.h"
+#include "config/json_reader.h"
+
+namespace abgate::config {
+
+namespace json = boost::json;
+
+std::string_view RoutingModeName(RoutingMode mode) {
+  switch (mode) {
+    case RoutingMode::kRequestRandom: return "request_random";
+    case RoutingMode::kUserHash: return "user_hash";
+    case RoutingMode::kSticky: return "sticky";
+  }
+  return "?";
+}
+
+absl::StatusOr<RoutingMode> ParseRoutingMode(std::string_view name) {
+  if (name == "request_random") return RoutingMode::kRequestRandom;
+  if (name == "user_hash") return RoutingMode::kUserHash;
+  if (name == "sticky") return RoutingMode::kSticky;
+  return absl::InvalidArgumentError(StrCat(
+      "unknown routing_mode '", name, "' (use request_random, user_hash or sticky)"));
+}
+
+std::string_view ExperimentStateName(ExperimentState state) {
+  switch (state) {
+    case ExperimentState::kRunning: return "running";
+    case ExperimentState::kPaused: return "paused";
+    case ExperimentState::kStopped: return "stopped";
+  }
+  return "?";
+}
+
+namespace {
+
+absl::StatusOr<ExperimentState> ParseState(std::string_view s) {
+  if (s == "running") return ExperimentState::kRunning;
+  if (s == "paused") return ExperimentState::kPaused;
+  if (s == "stopped") return ExperimentState::kStopped;
+  return absl::InvalidArgumentError(StrCat("unknown state '", s, "' (running, paused, stopped)"));
+}
+
+std::string_view MetricTypeName(MetricType t) {
+  switch (t) {
+    case MetricType::kBinary: return "binary";
+    case MetricType::kContinuous: return "continuous";
+    case MetricType::kCount: return "count";
+  }
+  return "?";
+}
+
+absl::StatusOr<MetricType> ParseMetricType(std::string_view s) {
+  if (s == "binary") return MetricType::kBinary;
+  if (s == "continuous") return MetricType::kContinuous;
+  if (s == "count") return MetricType::kCount;
+  return absl::InvalidArgumentError(StrCat("unknown metric type '", s, "' (binary, continuous, count)"));
+}
+
+bool IsName(std::string_view s) {
+  if (s.empty() || s.size() > 128) return false;
+  for (char c : s) {
+    if (!(std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.')) return false;
+  }
+  return true;
+}
+
+absl::StatusOr<std::vector<double>> ReadWeights(JsonReader& r, std::string_view key) {
+  JsonReader w = r.Child(key);
+  if (!w.value().is_array()) return r.Error(key, "must be a list of numbers");
+  std::vector<double> out;
+  for (const auto& x : w.value().as_array()) {
+    if (!x.is_number()) return r.Error(key, "must be a list of numbers");
+    out.push_back(x.to_number<double>());
+  }
+  return out;
+}
+
+absl::Status ReadServer(JsonReader r, ServerConfig& s) {
+  if (!r.value().is_null() && !r.is_object()) return r.Error("", "must be a mapping");
+  ABGATE_ASSIGN_OR_RETURN(std::string listen, r.String("listen", "127.0.0.1:8080"));
+  auto hp = ParseHostPort(listen);
+  if (!hp.ok()) return r.Error("listen", hp.status().message());
+  s.listen = *hp;
+  ABGATE_ASSIGN_OR_RETURN(std::string admin, r.String("admin_listen", "127.0.0.1:8081"));
+  hp = ParseHostPort(admin);
+  if (!hp.ok()) return r.Error("admin_listen", hp.status().message());
+  s.admin_listen = *hp;
+  ABGATE_ASSIGN_OR_RETURN(s.admin_token_env, r.String("admin_token_env", s.admin_token_env));
+  ABGATE_ASSIGN_OR_RETURN(int64_t threads, r.Int("threads", s.threads));
+  if (threads < 1 || threads > 256) return r.Error("threads", "must be between 1 and 256");
+  s.threads = static_cast<int>(threads);
+  ABGATE_ASSIGN_OR_RETURN(s.max_body_bytes, r.Int("max_body_bytes", s.max_body_bytes));
+  if (s.max_body_bytes < 1024) return r.Error("max_body_bytes", "must be at least 1024");
+  ABGATE_ASSIGN_OR_RETURN(s.max_header_bytes, r.Int("max_header_bytes", s.max_header_bytes));
+  if (s.max_header_bytes < 1024) return r.Error("max_header_bytes", "must be at least 1024");
+  ABGATE_ASSIGN_OR_RETURN(s.read_timeout_us, r.DurationUs("read_timeout", s.read_timeout_us));
+  ABGATE_ASSIGN_OR_RETURN(s.idle_timeout_us, r.DurationUs("idle_timeout", s.idle_timeout_us));
+  ABGATE_ASSIGN_OR_RETURN(s.drain_timeout_us, r.DurationUs("drain_timeout", s.drain_timeout_us));
+  if (s.read_timeout_us <= 0 || s.idle_timeout_us <= 0) {
+    return r.Error("", "read_timeout and idle_timeout must be positive");
+  }
+  return r.CheckNoUnknownKeys();
+}
+
+absl::Status ReadUpstream(JsonReader r, UpstreamConfig& u) {
+  if (!r.value().is_null() && !r.is_object()) return r.Error("", "must be a mapping");
+  ABGATE_ASSIGN_OR_RETURN(u.connect_timeout_us, r.DurationUs("connect_timeout", u.connect_timeout_us));
+  ABGATE_ASSIGN_OR_RETURN(u.request_timeout_us, r.DurationUs("request_timeout", u.request_timeout_us));
+  ABGATE_ASSIGN_OR_RETURN(int64_t idle, r.Int("max_idle_per_host", u.max_idle_per_host));
+  if (idle < 0 || idle > 100000) return r.Error("max_idle_per_host", "must be in [0, 100000]");
+  u.max_idle_per_host = static_cast<int>(idle);
+  if (u.connect_timeout_us <= 0 || u.request_timeout_us <= 0) {
+    return r.Error("", "timeouts must be positive");
+  }
+  return r.CheckNoUnknownKeys();
+}
+
+absl::Status ReadEvents(JsonReader r, EventsConfig& e) {
+  if (!r.value().is_null() && !r.is_object()) return r.Error("", "must be a mapping");
+  ABGATE_ASSIGN_OR_RETURN(e.store, r.String("store", e.store));
+  if (!e.store.starts_with("sqlite:")) {
+    return r.Error("store", "only sqlite:PATH is supported by this build (PostgreSQL comes with issue #3)");
+  }
+  if (r.Has("flush_ms")) {
+    ABGATE_ASSIGN_OR_RETURN(int64_t ms, r.Int("flush_ms", 50));
+    if (ms < 1 || ms > 60000) return r.Error("flush_ms", "must be in [1, 60000]");
+    e.flush_us = ms * 1000;
+  }
+  ABGATE_ASSIGN_OR_RETURN(e.queue_capacity, r.Int("queue_capacity", e.queue_capacity));
+  if (e.queue_capacity < 1) return r.Error("queue_capacity", "must be positive");
+  return r.CheckNoUnknownKeys();
+}
+
+}  // namespace
+
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
+  const size_t colon = text.rfind(':');
+  if (colon == std::string_view::npos || colon == 0) {
+    return absl::InvalidArgumentError(StrCat("expected HOST:PORT, got '", text, "'"));
+  }
+  HostPort hp;
+  hp.host = std::string(text.substr(0, colon));
+  if (hp.host.size() > 2 && hp.host.front() == '[' && hp.host.back() == ']') {
+    hp.host = hp.host.substr(1, hp.host.size() - 2);
+  }
+  const std::string_view port = text.substr(colon + 1);
+  unsigned value = 0;
+  auto [p, ec] = std::from_chars(port.data(), port.data() + port.size(), value);
+  if (ec != std::errc() || p != port.data() + port.size() || value > 65535) {
+    return absl::InvalidArgumentError(StrCat("bad port in '", text, "'"));
+  }
+  hp.port = static_cast<uint16_t>(value);
+  return hp;
+}
+
+absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view text) {
+  auto url = boost::urls::parse_absolute_uri(text);
+  if (!url) return absl::InvalidArgumentError(StrCat("bad URL '", text, "'"));
+  if (url->scheme() != "http") {
+    return absl::InvalidArgumentError(StrCat("upstream '", text, "' must be http://"));
+  }
+  if (url->host().empty()) return absl::InvalidArgumentError(StrCat("upstream '", text, "' has no host"));
+  UpstreamUrl u;
+  u.host = std::string(url->host_address());
+  if (url->has_port()) {
+    if (url->port_number() == 0) return absl::InvalidArgumentError(StrCat("bad port in '", text, "'"));
+    u.port = url->port_number();
+  }
+  u.target = std::string(url->encoded_path());
+  if (u.target.empty()) u.target = "/invocations";
+  if (url->has_query()) StrAppend(&u.target, "?", std::string_view(url->encoded_query()));
+  return u;
+}
+
+int ExperimentConfig::ControlIndex() const {
+  for (size_t i = 0; i < arms.size(); ++i) {
+    if (arms[i].name == control) return static_cast<int>(i);
+  }
+  return 0;
+}
+
+const ExperimentConfig* GatewayConfig::DefaultExperiment() const {
+  for (const auto& e : experiments) {
+    if (e.is_default) return &e;
+  }
+  return nullptr;
+}
+
+absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, const std::string& path) {
+  JsonReader r(v, path);
+  if (!r.is_object()) return r.Error("", "must be a mapping");
+  ExperimentConfig e;
+  ABGATE_ASSIGN_OR_RETURN(e.name, r.String("name"));
+  ABGATE_ASSIGN_OR_RETURN(e.model, r.String("model"));
+  ABGATE_ASSIGN_OR_RETURN(e.is_default, r.Bool("default", false));
+  ABGATE_ASSIGN_OR_RETURN(std::string mode, r.String("routing_mode", "user_hash"));
+  auto parsed_mode = ParseRoutingMode(mode);
+  if (!parsed_mode.ok()) return r.Error("routing_mode", parsed_mode.status().message());
+  e.routing_mode = *parsed_mode;
+  {
+    JsonReader unit = r.Child("unit");
+    if (!unit.value().is_null()) {
+      if (!unit.is_object()) return r.Error("unit", "must be a mapping {field, header}");
+      ABGATE_ASSIGN_OR_RETURN(e.unit_field, unit.String("field", e.unit_field));
+      ABGATE_ASSIGN_OR_RETURN(e.unit_header, unit.String("header"));
+      ABGATE_RETURN_IF_ERROR(unit.CheckNoUnknownKeys());
+    }
+  }
+  ABGATE_ASSIGN_OR_RETURN(e.seed, r.String("seed"));
+  if (e.seed.empty()) e.seed = e.name;
+  ABGATE_ASSIGN_OR_RETURN(e.coverage, r.Number("coverage", 1.0));
+  ABGATE_ASSIGN_OR_RETURN(e.control, r.String("control"));
+  {
+    JsonReader arms = r.Child("arms");
+    if (!arms.value().is_array()) return r.Error("arms", "must be a list of arms");
+    const auto& list = arms.value().as_array();
+    for (size_t i = 0; i < list.size(); ++i) {
+      JsonReader a(list[i], StrCat(arms.path(), "[", i, "]"));
+      if (!a.is_object()) return a.Error("", "must be a mapping");
+      ArmConfig arm;
+      ABGATE_ASSIGN_OR_RETURN(arm.name, a.String("name"));
+      ABGATE_ASSIGN_OR_RETURN(arm.version, a.StringOrInt("version"));
+      ABGATE_ASSIGN_OR_RETURN(arm.weight, a.Number("weight", -1));
+      if (arm.weight < 0) return a.Error("weight", "is required and must be >= 0");
+      ABGATE_ASSIGN_OR_RETURN(arm.upstream, a.String("upstream"));
+      ABGATE_ASSIGN_OR_RETURN(arm.model, a.String("model"));
+      ABGATE_ASSIGN_OR_RETURN(arm.alias, a.String("alias"));
+      ABGATE_RETURN_IF_ERROR(a.CheckNoUnknownKeys());
+      e.arms.push_back(std::move(arm));
+    }
+  }
+  if (e.control.empty() && !e.arms.empty()) e.control = e.arms.front().name;
+  {
+    JsonReader ramp = r.Child("ramp");
+    if (!ramp.value().is_null()) {
+      if (!ramp.value().is_array()) return r.Error("ramp", "must be a list of {after, weights}");
+      const auto& list = ramp.value().as_array();
+      for (size_t i = 0; i < list.size(); ++i) {
+        JsonReader s(list[i], StrCat(ramp.path(), "[", i, "]"));
+        if (!s.is_object()) return s.Error("", "must be a mapping {after, weights}");
+        RampStepConfig step;
+        if (!s.Has("after")) return s.Error("after", "is required");
+        ABGATE_ASSIGN_OR_RETURN(step.after_us, s.DurationUs("after", 0));
+        ABGATE_ASSIGN_OR_RETURN(step.weights, ReadWeights(s, "weights"));
+        ABGATE_RETURN_IF_ERROR(s.CheckNoUnknownKeys());
+        e.ramp.push_back(std::move(step));
+      }
+    }
+  }
+  ABGATE_ASSIGN_OR_RETURN(e.fallback_to_control, r.Bool("fallback_to_control", true));
+  {
+    JsonReader metrics = r.Child("metrics");
+    if (!metrics.value().is_null()) {
+      if (!metrics.value().is_array()) return r.Error("metrics", "must be a list");
+      const auto& list = metrics.value().as_array();
+      for (size_t i = 0; i < list.size(); ++i) {
+        JsonReader m(list[i], StrCat(metrics.path(), "[", i, "]"));
+        if (!m.is_object()) return m.Error("", "must be a mapping {name, type, primary}");
+        MetricConfig metric;
+        ABGATE_ASSIGN_OR_RETURN(metric.name, m.String("name"));
+        ABGATE_ASSIGN_OR_RETURN(std::string type, m.String("type", "binary"));
+        auto t = ParseMetricType(type);
+        if (!t.ok()) return m.Error("type", t.status().message());
+        metric.type = *t;
+        ABGATE_ASSIGN_OR_RETURN(metric.primary, m.Bool("primary", false));
+        ABGATE_RETURN_IF_ERROR(m.CheckNoUnknownKeys());
+        e.metrics.push_back(std::move(metric));
+      }
+    }
+  }
+  {
+    JsonReader g = r.Child("guardrails");
+    if (!g.value().is_null()) {
+      if (!g.is_object()) return r.Error("guardrails", "must be a mapping");
+      ABGATE_ASSIGN_OR_RETURN(e.guardrails.max_error_rate, g.Number("max_error_rate", 0));
+      ABGATE_ASSIGN_OR_RETURN(e.guardrails.max_p99_latency_ms, g.Number("max_p99_latency_ms", 0));
+      ABGATE_RETURN_IF_ERROR(g.CheckNoUnknownKeys());
+    }
+  }
+  if (r.Has("start_us")) {
+    ABGATE_ASSIGN_OR_RETURN(int64_t start, r.Int("start_us", 0));
+    e.start_us = start;
+  }
+  ABGATE_ASSIGN_OR_RETURN(std::string state, r.String("state", "running"));
+  auto parsed_state = ParseState(state);
+  if (!parsed_state.ok()) return r.Error("state", parsed_state.status().message());
+  e.state = *parsed_state;
+  ABGATE_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
+  if (auto s = ValidateExperiment(e); !s.ok()) return r.Error("", s.message());
+  return e;
+}
+
+absl::Status ValidateExperiment(const ExperimentConfig& e) {
+  if (!IsName(e.name)) {
+    return absl::InvalidArgumentError("name must be 1-128 characters of [A-Za-z0-9_.-]");
+  }
+  if (e.arms.empty()) return absl::InvalidArgumentError("arms: at least one arm is required");
+  std::set<std::string> names;
+  for (const auto& arm : e.arms) {
+    if (!IsName(arm.name)) {
+      return absl::InvalidArgumentError(StrCat("arm name '", arm.name, "' must be 1-128 characters of [A-Za-z0-9_.-]"));
+    }
+    if (!names.insert(arm.name).second) {
+      return absl::InvalidArgumentError(StrCat("arm name '", arm.name, "' is used twice"));
+    }
+    if (arm.upstream.empty()) {
+      return absl::InvalidArgumentError(StrCat(
+          "arm ", arm.name, ": no upstream; in-process arms need the native model server, which this build does not have yet"));
+    }
+    if (auto u = ParseUpstreamUrl(arm.upstream); !u.ok()) {
+      return absl::InvalidArgumentError(StrCat("arm ", arm.name, ": ", u.status().message()));
+    }
+  }
+  if (!names.contains(e.control)) {
+    return absl::InvalidArgumentError(StrCat("control '", e.control, "' is not one of the arms"));
+  }
+  if (e.unit_field.empty() && e.unit_header.empty()) {
+    return absl::InvalidArgumentError("unit: give a body field, a header, or both");
+  }
+  if (e.coverage < 0 || e.coverage > 1) return absl::InvalidArgumentError("coverage must be in [0, 1]");
+  for (const auto& step : e.ramp) {
+    if (step.weights.size() != e.arms.size()) {
+      return absl::InvalidArgumentError(StrCat("ramp: each step needs ", e.arms.size(), " weights"));
+    }
+  }
+  int primaries = 0;
+  std::set<std::string> metric_names;
+  for (const auto& m : e.metrics) {
+    if (!IsName(m.name)) return absl::InvalidArgumentError(StrCat("metric name '", m.name, "' is not valid"));
+    if (!metric_names.insert(m.name).second) {
+      return absl::InvalidArgumentError(StrCat("metric '", m.name, "' is listed twice"));
+    }
+    primaries += m.primary;
+  }
+  if (primaries > 1) return absl::InvalidArgumentError("metrics: at most one primary metric");
+  if (e.guardrails.max_error_rate < 0 || e.guardrails.max_error_rate > 1) {
+    return absl::InvalidArgumentError("guardrails.max_error_rate must be in [0, 1]");
+  }
+  if (e.guardrails.max_p99_latency_ms < 0) {
+    return absl::InvalidArgumentError("guardrails.max_p99_latency_ms must be >= 0");
+  }
+  return absl::OkStatus();
+}
+
+json::value ExperimentToJson(const ExperimentConfig& e) {
+  json::object o;
+  o["name"] = e.name;
+  if (!e.model.empty()) o["model"] = e.model;
+  o["default"] = e.is_default;
+  o["routing_mode"] = RoutingModeName(e.routing_mode);
+  json::object unit;
+  if (!e.unit_field.empty()) unit["field"] = e.unit_field;
+  if (!e.unit_header.empty()) unit["header"] = e.unit_header;
+  o["unit"] = std::move(unit);
+  o["seed"] = e.seed;
+  o["coverage"] = e.coverage;
+  o["control"] = e.control;
+  json::array arms;
+  for (const auto& a : e.arms) {
+    json::object arm;
+    arm["name"] = a.name;
+    if (!a.version.empty()) arm["version"] = a.version;
+    arm["weight"] = a.weight;
+    if (!a.upstream.empty()) arm["upstream"] = a.upstream;
+    if (!a.model.empty()) arm["model"] = a.model;
+    if (!a.alias.empty()) arm["alias"] = a.alias;
+    arms.push_back(std::move(arm));
+  }
+  o["arms"] = std::move(arms);
+  if (!e.ramp.empty()) {
+    json::array ramp;
+    for (const auto& s : e.ramp) {
+      json::object step;
+      step["after"] = StrCat(s.after_us / 1000, "ms");
+      json::array w;
+      for (double x : s.weights) w.push_back(x);
+      step["weights"] = std::move(w);
+      ramp.push_back(std::move(step));
+    }
+    o["ramp"] = std::move(ramp);
+  }
+  o["fallback_to_control"] = e.fallback_to_control;
+  if (!e.metrics.empty()) {
+    json::array metrics;
+    for (const auto& m : e.metrics) {
+      metrics.push_back(json::object{{"name", m.name}, {"type", MetricTypeName(m.type)}, {"primary", m.primary}});
+    }
+    o["metrics"] = std::move(metrics);
+  }
+  o["guardrails"] = json::object{{"max_error_rate", e.guardrails.max_error_rate},
+                                 {"max_p99_latency_ms", e.guardrails.max_p99_latency_ms}};
+  if (e.start_us) o["start_us"] = *e.start_us;
+  o["state"] = ExperimentStateName(e.state);
+  return o;
+}
+
+absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const json::value& root) {
+  JsonReader r(root, "");
+  if (!r.is_object()) return absl::InvalidArgumentError("config: the top level must be a mapping");
+  GatewayConfig c;
+  ABGATE_RETURN_IF_ERROR(ReadServer(r.Child("server"), c.server));
+  {
+    JsonReader reg = r.Child("registry");
+    if (!reg.value().is_null()) {
+      if (!reg.is_object()) return r.Error("registry", "must be a mapping");
+      ABGATE_ASSIGN_OR_RETURN(c.registry.uri, reg.String("uri"));
+      ABGATE_RETURN_IF_ERROR(reg.CheckNoUnknownKeys());
+    }
+  }
+  ABGATE_RETURN_IF_ERROR(ReadEvents(r.Child("events"), c.events));
+  ABGATE_RETURN_IF_ERROR(ReadUpstream(r.Child("upstream"), c.upstream));
+  JsonReader exps = r.Child("experiments");
+  if (!exps.value().is_array()) return r.Error("experiments", "must be a list");
+  std::set<std::string> names;
+  int defaults = 0;
+  const auto& list = exps.value().as_array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    ABGATE_ASSIGN_OR_RETURN(ExperimentConfig e,
+                            ParseExperimentConfig(list[i], StrCat("experiments[", i, "]")));
+    if (!names.insert(e.name).second) {
+      return absl::InvalidArgumentError(StrCat("experiments[", i, "]: name '", e.name, "' is used twice"));
+    }
+    defaults += e.is_default;
+    c.experiments.push_back(std::move(e));
+  }
+  if (defaults > 1) return absl::InvalidArgumentError("experiments: at most one may be `default: true`");
+  ABGATE_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
+  return c;
+}
+
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml_text) {
+  ABGATE_ASSIGN_OR_RETURN(json::value root, YamlToJson(yaml_text));
+  return ParseGatewayConfigJson(root);
+}
+
+absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(StrCat(path, ": cannot open config file"));
+  std::stringstream ss;
+  ss << in.rdbuf();
+  auto c = ParseGatewayConfig(ss.str());
+  if (!c.ok()) return absl::Status(c.status().code(), StrCat(path, ": ", c.status().message()));
+  return c;
+}
+
+}  // namespace abgate::config

@@ -1,0 +1,138 @@
+// Gateway configuration: plain structs with defaults, parsed from the YAML file (through JSON,
+// so the admin API's JSON experiments share one parser) and validated before anything listens.
+// Keys are the contract in DESIGN.md; unknown keys are errors. Structs are values: copy freely.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace abgate::config {
+
+enum class RoutingMode { kRequestRandom, kUserHash, kSticky };
+std::string_view RoutingModeName(RoutingMode mode);
+absl::StatusOr<RoutingMode> ParseRoutingMode(std::string_view name);
+
+enum class ExperimentState { kRunning, kPaused, kStopped };
+std::string_view ExperimentStateName(ExperimentState state);
+
+enum class MetricType { kBinary, kContinuous, kCount };
+
+struct HostPort {
+  std::string host = "127.0.0.1";
+  uint16_t port = 0;
+};
+absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
+
+struct UpstreamUrl {
+  std::string host;
+  uint16_t port = 80;
+  std::string target = "/invocations";  // path and query sent in the request line
+};
+// Only plain http:// (the gateway talks to model servers on a private network).
+absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url);
+
+struct ArmConfig {
+  std::string name;
+  std::string version;   // registry version, e.g. "7"
+  double weight = 0;     // relative; normalised over the arms
+  std::string upstream;  // http://host:port/invocations; empty = in-process model
+  std::string model;     // models:/name/7 or a folder, for in-process arms
+  std::string alias;     // registry alias such as "champion"
+};
+
+struct RampStepConfig {
+  int64_t after_us = 0;
+  std::vector<double> weights;
+};
+
+struct MetricConfig {
+  std::string name;
+  MetricType type = MetricType::kBinary;
+  bool primary = false;
+};
+
+struct GuardrailConfig {
+  double max_error_rate = 0;       // 0 = not checked
+  double max_p99_latency_ms = 0;   // 0 = not checked
+};
+
+struct ExperimentConfig {
+  std::string name;
+  std::string model;  // registry model name
+  bool is_default = false;
+  RoutingMode routing_mode = RoutingMode::kUserHash;
+  std::string unit_field = "user_id";  // body field holding the unit id
+  std::string unit_header;             // header holding it when the body has none
+  std::string seed;                    // hash seed; defaults to name
+  double coverage = 1.0;
+  std::string control;                 // arm name; defaults to the first arm
+  std::vector<ArmConfig> arms;
+  std::vector<RampStepConfig> ramp;
+  bool fallback_to_control = true;
+  std::vector<MetricConfig> metrics;
+  GuardrailConfig guardrails;
+  std::optional<int64_t> start_us;     // ramp clock origin; default: first seen by the store
+  ExperimentState state = ExperimentState::kRunning;
+
+  int ControlIndex() const;  // index of `control` in arms
+};
+
+struct ServerConfig {
+  HostPort listen{"127.0.0.1", 8080};
+  HostPort admin_listen{"127.0.0.1", 8081};
+  std::string admin_token_env = "ABGATE_ADMIN_TOKEN";
+  int threads = 2;
+  int64_t max_body_bytes = 1 << 20;
+  int64_t max_header_bytes = 16 << 10;
+  int64_t read_timeout_us = 10'000'000;   // a started request must arrive within this
+  int64_t idle_timeout_us = 60'000'000;   // keep-alive connection with no request
+  int64_t drain_timeout_us = 10'000'000;  // SIGTERM: finish in-flight requests within this
+};
+
+struct UpstreamConfig {
+  int64_t connect_timeout_us = 1'000'000;
+  int64_t request_timeout_us = 5'000'000;
+  int max_idle_per_host = 256;  // per I/O thread
+};
+
+struct EventsConfig {
+  std::string store = "sqlite:abgate-events.db";
+  int64_t flush_us = 50'000;
+  int64_t queue_capacity = 1 << 20;  // events waiting for the writer; beyond this, dropped+counted
+};
+
+struct RegistryConfig {
+  std::string uri;
+};
+
+struct GatewayConfig {
+  ServerConfig server;
+  RegistryConfig registry;
+  EventsConfig events;
+  UpstreamConfig upstream;
+  std::vector<ExperimentConfig> experiments;
+
+  // The experiment served at POST /predict and /invocations, or null when none is default.
+  const ExperimentConfig* DefaultExperiment() const;
+};
+
+// Reads and validates a YAML config file. Errors name the file and the key path.
+absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
+absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml_text);
+absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const boost::json::value& root);
+
+// One experiment from JSON (admin API) or a config subtree; validated on its own.
+absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const boost::json::value& v,
+                                                       const std::string& path = "experiment");
+absl::Status ValidateExperiment(const ExperimentConfig& e);
+// The experiment in the same JSON shape it is parsed from (round-trips).
+boost::json::value ExperimentToJson(const ExperimentConfig& e);
+
+}  // namespace abgate::config

@@ -1,0 +1,151 @@
+#include "config/gateway_config.h"
+
+#include <boost/json.hpp>
+
+#include "config/json_reader.h"
+#include "gtest/gtest.h"
+
+namespace abgate::config {
+namespace {
+
+constexpr char kMinimal[] = R"(
+experiments:
+  - name: exp
+    arms:
+      - {name: A, weight: 80, upstream: http://127.0.0.1:9007/invocations}
+      - {name: B, weight: 20, upstream: http://127.0.0.1:9008/invocations}
+)";
+
+std::string ErrorOf(std::string_view yaml) {
+  auto c = ParseGatewayConfig(yaml);
+  return c.ok() ? "OK" : std::string(c.status().message());
+}
+
+TEST(GatewayConfigTest, ParsesTheExampleConfig) {
+  auto c = LoadGatewayConfig(ABGATE_SOURCE_DIR "/examples/hyatt.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->server.listen.port, 8080);
+  EXPECT_EQ(c->server.admin_listen.port, 8081);
+  EXPECT_EQ(c->events.flush_us, 50'000);
+  ASSERT_EQ(c->experiments.size(), 1u);
+  const auto& e = c->experiments[0];
+  EXPECT_EQ(e.name, "hyatt_booking_ab");
+  EXPECT_TRUE(e.is_default);
+  EXPECT_EQ(e.routing_mode, RoutingMode::kUserHash);
+  EXPECT_EQ(e.unit_field, "user_id");
+  EXPECT_EQ(e.unit_header, "X-User-Id");
+  ASSERT_EQ(e.arms.size(), 2u);
+  EXPECT_EQ(e.arms[1].version, "8");
+  EXPECT_DOUBLE_EQ(e.arms[0].weight, 80);
+  EXPECT_EQ(e.ControlIndex(), 0);
+  ASSERT_EQ(e.metrics.size(), 2u);
+  EXPECT_TRUE(e.metrics[0].primary);
+  EXPECT_DOUBLE_EQ(e.guardrails.max_p99_latency_ms, 250);
+  EXPECT_EQ(c->DefaultExperiment(), &c->experiments[0]);
+}
+
+TEST(GatewayConfigTest, AppliesDefaults) {
+  auto c = ParseGatewayConfig(kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& e = c->experiments[0];
+  EXPECT_EQ(e.seed, "exp");
+  EXPECT_EQ(e.control, "A");
+  EXPECT_EQ(e.routing_mode, RoutingMode::kUserHash);
+  EXPECT_TRUE(e.fallback_to_control);
+  EXPECT_EQ(c->server.threads, 2);
+}
+
+TEST(GatewayConfigTest, UnquotedAndQuotedVersionsAreStrings) {
+  auto c = ParseGatewayConfig(R"(
+experiments:
+  - name: e
+    arms:
+      - {name: A, version: 7, weight: 1, upstream: http://h:1/invocations}
+      - {name: B, version: "08", weight: 1, upstream: http://h:2/invocations}
+)");
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->experiments[0].arms[0].version, "7");
+  EXPECT_EQ(c->experiments[0].arms[1].version, "08");
+}
+
+TEST(GatewayConfigTest, RejectsUnknownKeysWithTheirPath) {
+  EXPECT_EQ(ErrorOf("server: {listn: '127.0.0.1:1'}\nexperiments: []"), "server.listn: unknown key");
+  EXPECT_EQ(ErrorOf(R"(
+experiments:
+  - name: e
+    arms: [{name: A, weight: 1, upstream: http://h:1/x, wieght: 2}]
+)"),
+            "experiments[0].arms[0].wieght: unknown key");
+}
+
+TEST(GatewayConfigTest, RejectsInvalidExperiments) {
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    routing_mode: sometimes
+    arms: [{name: A, weight: 1, upstream: http://h:1/x}]
+)").find("unknown routing_mode 'sometimes'"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    control: Z
+    arms: [{name: A, weight: 1, upstream: http://h:1/x}]
+)").find("control 'Z' is not one of the arms"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    arms: [{name: A, weight: 1, upstream: http://h:1/x}, {name: A, weight: 1, upstream: http://h:1/x}]
+)").find("used twice"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    arms: [{name: A, weight: 1, upstream: https://h:1/x}]
+)").find("must be http://"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    arms: [{name: A, upstream: http://h:1/x}]
+)").find("weight: is required"), std::string::npos);
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - name: e
+    arms: [{name: A, weight: 1, upstream: http://h:1/x}]
+    ramp: [{after: 5 parsecs, weights: [1]}]
+)").find("bad duration"), std::string::npos);
+  EXPECT_NE(ErrorOf("experiments: [{name: 'a b', arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}]}]")
+                .find("name must be"), std::string::npos);
+}
+
+TEST(GatewayConfigTest, RejectsTwoDefaults) {
+  EXPECT_NE(ErrorOf(R"(
+experiments:
+  - {name: a, default: true, arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}]}
+  - {name: b, default: true, arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}]}
+)").find("at most one"), std::string::npos);
+}
+
+TEST(GatewayConfigTest, ReportsYamlSyntaxErrorsWithLine) {
+  EXPECT_NE(ErrorOf("server:\n  listen: [unclosed\n").find("line"), std::string::npos);
+}
+
+TEST(GatewayConfigTest, ExperimentRoundTripsThroughJson) {
+  auto c = LoadGatewayConfig(ABGATE_SOURCE_DIR "/examples/hyatt.yaml");
+  ASSERT_TRUE(c.ok());
+  const auto j = ExperimentToJson(c->experiments[0]);
+  auto back = ParseExperimentConfig(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(boost::json::serialize(ExperimentToJson(*back)), boost::json::serialize(j));
+}
+
+TEST(GatewayConfigTest, ParsesDurations) {
+  EXPECT_EQ(*ParseDurationUs("250ms"), 250'000);
+  EXPECT_EQ(*ParseDurationUs("24h"), 86'400'000'000LL);
+  EXPECT_EQ(*ParseDurationUs("0s"), 0);
+  EXPECT_EQ(*ParseDurationUs("1.5m"), 90'000'000);
+  EXPECT_FALSE(ParseDurationUs("-1s").ok());
+  EXPECT_FALSE(ParseDurationUs("soon").ok());
+  EXPECT_FALSE(ParseDurationUs("3 weeks").ok());
+}
+
+}  // namespace
+}  // namespace abgate::config
