@@ -1,0 +1,190 @@
+#include "http/client.h"
+
+#include <chrono>
+#include <optional>
+#include <unordered_map>
+
+#include <boost/asio.hpp>
+#include <boost/beast/core.hpp>
+#include <boost/beast/http.hpp>
+
+#include "common/strings.h"
+#include "http/internal/io_pool_impl.h"
+
+namespace abgate::http {
+
+namespace asio = boost::asio;
+namespace beast = boost::beast;
+namespace bhttp = boost::beast::http;
+using tcp = asio::ip::tcp;
+
+namespace {
+
+constexpr uint64_t kMaxResponseBytes = 64ull << 20;
+
+struct Connection {
+  explicit Connection(asio::io_context& ctx) : stream(ctx) {}
+  beast::tcp_stream stream;
+  beast::flat_buffer buffer;
+};
+
+// Idle connections of one loop. Only touched on that loop's thread.
+struct LoopPool {
+  std::unordered_map<std::string, std::vector<std::unique_ptr<Connection>>> idle;
+};
+
+}  // namespace
+
+struct Client::Impl {
+  IoPool* pool;
+  int max_idle_per_host;
+  std::vector<LoopPool> loops;
+};
+
+namespace {
+
+class Exchange : public std::enable_shared_from_this<Exchange> {
+ public:
+  Exchange(Client::Impl* client, int worker, ClientRequest req, ClientCallback done)
+      : client_(client), worker_(worker), req_(std::move(req)), done_(std::move(done)),
+        key_(StrCat(req_.host, ":", req_.port)) {
+    msg_.method_string(req_.method);
+    msg_.target(req_.target);
+    msg_.version(11);
+    msg_.set(bhttp::field::host, key_);
+    if (!req_.content_type.empty()) msg_.set(bhttp::field::content_type, req_.content_type);
+    for (const auto& h : req_.headers) msg_.insert(h.name, h.value);
+    msg_.body() = std::move(req_.body);
+    msg_.keep_alive(true);
+    msg_.prepare_payload();
+  }
+
+  void Start() {
+    auto& idle = client_->loops[worker_].idle[key_];
+    if (!idle.empty()) {
+      conn_ = std::move(idle.back());
+      idle.pop_back();
+      reused_ = true;
+      return Write();
+    }
+    Connect();
+  }
+
+ private:
+  asio::io_context& Context() { return *client_->pool->impl().contexts[worker_]; }
+
+  void Connect() {
+    reused_ = false;
+    conn_ = std::make_unique<Connection>(Context());
+    beast::error_code ec;
+    const auto address = asio::ip::make_address(req_.host, ec);
+    conn_->stream.expires_after(std::chrono::microseconds(req_.connect_timeout_us));
+    if (!ec) {
+      conn_->stream.async_connect(tcp::endpoint(address, req_.port),
+                                  [self = shared_from_this()](beast::error_code ec) { self->OnConnect(ec); });
+      return;
+    }
+    resolver_.emplace(Context());
+    resolver_->async_resolve(req_.host, std::to_string(req_.port),
+                             [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
+                               if (ec) return self->Fail(absl::UnavailableError(
+                                   StrCat("cannot resolve ", self->req_.host, ": ", ec.message())));
+                               self->conn_->stream.async_connect(
+                                   results, [self](beast::error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
+                             });
+  }
+
+  void OnConnect(beast::error_code ec) {
+    if (ec == beast::error::timeout) {
+      return Fail(absl::DeadlineExceededError(StrCat("connect to ", key_, " timed out")));
+    }
+    if (ec) return Fail(absl::UnavailableError(StrCat("connect to ", key_, ": ", ec.message())));
+    conn_->stream.socket().set_option(tcp::no_delay(true), ec);
+    Write();
+  }
+
+  void Write() {
+    conn_->stream.expires_after(std::chrono::microseconds(req_.request_timeout_us));
+    bhttp::async_write(conn_->stream, msg_, [self = shared_from_this()](beast::error_code ec, size_t) {
+      if (ec) return self->OnTransportError(ec, "write");
+      self->Read();
+    });
+  }
+
+  void Read() {
+    parser_.emplace();
+    parser_->body_limit(kMaxResponseBytes);
+    bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
+                      [self = shared_from_this()](beast::error_code ec, size_t) {
+                        if (ec) return self->OnTransportError(ec, "read");
+                        self->OnResponse();
+                      });
+  }
+
+  void OnTransportError(beast::error_code ec, const char* what) {
+    if (ec == beast::error::timeout) {
+      return Fail(absl::DeadlineExceededError(
+          StrCat("upstream ", key_, " did not answer within ", req_.request_timeout_us / 1000, " ms")));
+    }
+    // A pooled connection the peer closed while idle: retry once on a fresh one.
+    const bool nothing_received = !parser_ || !parser_->got_some();
+    if (reused_ && !retried_ && nothing_received &&
+        (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+         ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
+      retried_ = true;
+      conn_.reset();
+      return Connect();
+    }
+    Fail(absl::UnavailableError(StrCat("upstream ", key_, " ", what, " failed: ", ec.message())));
+  }
+
+  void OnResponse() {
+    auto& res = parser_->get();
+    ClientResponse out;
+    out.status = static_cast<int>(res.result_int());
+    out.content_type = std::string(res[bhttp::field::content_type]);
+    out.body = std::move(res.body());
+    if (res.keep_alive() && !parser_->need_eof()) {
+      auto& idle = client_->loops[worker_].idle[key_];
+      if (static_cast<int>(idle.size()) < client_->max_idle_per_host) {
+        conn_->stream.expires_never();
+        idle.push_back(std::move(conn_));
+      }
+    }
+    conn_.reset();
+    std::move(done_)(std::move(out));
+  }
+
+  void Fail(absl::Status status) {
+    conn_.reset();
+    std::move(done_)(std::move(status));
+  }
+
+  Client::Impl* client_;
+  int worker_;
+  ClientRequest req_;
+  ClientCallback done_;
+  std::string key_;
+  bhttp::request<bhttp::string_body> msg_;
+  std::unique_ptr<Connection> conn_;
+  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  std::optional<tcp::resolver> resolver_;
+  bool reused_ = false;
+  bool retried_ = false;
+};
+
+}  // namespace
+
+Client::Client(IoPool& pool, int max_idle_per_host) : impl_(std::make_unique<Impl>()) {
+  impl_->pool = &pool;
+  impl_->max_idle_per_host = max_idle_per_host;
+  impl_->loops.resize(pool.size());
+}
+
+Client::~Client() = default;
+
+void Client::Send(int worker, ClientRequest request, ClientCallback done) {
+  std::make_shared<Exchange>(impl_.get(), worker, std::move(request), std::move(done))->Start();
+}
+
+}  // namespace abgate::http

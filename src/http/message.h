@@ -1,0 +1,71 @@
+// Transport-neutral HTTP request and response values, so that only src/http/*.cc include
+// Boost.Beast. Plain structs: not thread-safe, move them between threads.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/functional/any_invocable.h"
+
+namespace abgate::http {
+
+struct Header {
+  std::string name;
+  std::string value;
+};
+
+// ASCII case-insensitive equality, for header names.
+bool EqualsIgnoreCase(std::string_view a, std::string_view b);
+
+struct Request {
+  using Headers = std::vector<http::Header>;
+  std::string method;  // "GET", "POST", ...
+  std::string target;  // as sent: path plus optional ?query
+  std::string path;    // target before '?'
+  std::string query;   // target after '?', without it
+  Headers headers;
+  std::string body;
+  std::string remote_addr;
+  int worker = 0;      // index of the I/O thread serving the connection
+  std::vector<std::pair<std::string, std::string>> path_params;  // filled by Router
+
+  // First header with this name (case-insensitive), or "" when absent.
+  std::string_view FindHeader(std::string_view name) const;
+  std::string_view PathParam(std::string_view name) const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "application/json";
+  std::vector<Header> headers;
+  std::string body;
+  bool close = false;  // ask the server to close the connection after this response
+
+  static Response Json(int status, std::string body) {
+    Response r;
+    r.status = status;
+    r.body = std::move(body);
+    return r;
+  }
+  static Response Text(int status, std::string body, std::string content_type = "text/plain; charset=utf-8") {
+    Response r;
+    r.status = status;
+    r.content_type = std::move(content_type);
+    r.body = std::move(body);
+    return r;
+  }
+};
+
+// {"error_code": code, "message": message} with the given status.
+Response ErrorResponse(int status, std::string_view error_code, std::string_view message);
+
+// Completes a request. Call exactly once, from any thread; the server hops back to the
+// connection's I/O thread to write.
+using Respond = absl::AnyInvocable<void(Response) &&>;
+// Handles one request. Must not block: post blocking work elsewhere and respond later.
+using Handler = absl::AnyInvocable<void(Request&, Respond)>;
+
+}  // namespace abgate::http
