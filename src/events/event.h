@@ -1,0 +1,40 @@
+// Event records written to the event store. Plain values; copy or move freely.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+namespace abgate::events {
+
+// One served request (the DESIGN.md `exposures` row).
+struct Exposure {
+  std::string request_id;
+  int64_t ts_us = 0;          // wall time the request arrived, microseconds since the epoch
+  std::string experiment;
+  std::string unit_id;        // empty when the request carried no unit
+  bool unit_random = false;   // no unit in a unit-based mode: assigned at random (flagged)
+  std::string arm;            // the arm that served the request
+  std::string assigned_arm;   // the arm assignment chose (differs from arm on fallback)
+  std::string model_name;
+  std::string model_version;
+  std::string routing_mode;
+  int status = 0;             // HTTP status returned to the client
+  int64_t latency_us = 0;     // upstream round trip
+  std::optional<double> score;  // first prediction, when it is a number
+  bool fallback = false;      // served by control after the assigned arm failed
+  bool in_experiment = true;  // false: outside coverage, paused or stopped (not analysed)
+};
+
+// One change to an experiment or a model stage.
+struct AuditRecord {
+  int64_t ts_us = 0;
+  std::string actor;
+  std::string remote_addr;
+  std::string action;      // "create", "weights", "mode", "pause", ...
+  std::string experiment;
+  std::string before_json;  // experiment JSON before the change ("" for create)
+  std::string after_json;   // and after ("" for delete)
+};
+
+}  // namespace abgate::events

@@ -1,0 +1,28 @@
+// EventSink: durable storage for exposures and audit records. Implementations are used from
+// one writer thread (WriteBatch) plus any thread for the read-side queries, which must be
+// safe to call concurrently with writes.
+#pragma once
+
+#include <span>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "events/event.h"
+
+namespace abgate::events {
+
+class EventSink {
+ public:
+  virtual ~EventSink() = default;
+  // Writes everything in one transaction: all or nothing. Blocking.
+  virtual absl::Status WriteBatch(std::span<const Exposure> exposures,
+                                  std::span<const AuditRecord> audit) = 0;
+  // The stored start time of `experiment`, recording `now_us` if it has none. Blocking.
+  virtual absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) = 0;
+  // Newest first; `experiment` empty = all. Blocking.
+  virtual absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) = 0;
+  virtual absl::StatusOr<int64_t> CountExposures(const std::string& experiment) = 0;
+};
+
+}  // namespace abgate::events

@@ -1,0 +1,266 @@
+#include "events/sqlite_event_sink.h"
+
+#include <sqlite3.h>
+
+#include "common/status_macros.h"
+#include "common/strings.h"
+
+namespace abgate::events {
+namespace {
+
+// Schema version 1. Timestamps are integer microseconds since the Unix epoch.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS exposures (
+  request_id    TEXT    NOT NULL,
+  ts            INTEGER NOT NULL,
+  experiment    TEXT    NOT NULL,
+  unit_id       TEXT,
+  unit_random   INTEGER NOT NULL,
+  arm           TEXT    NOT NULL,
+  assigned_arm  TEXT    NOT NULL,
+  model_name    TEXT,
+  model_version TEXT,
+  routing_mode  TEXT    NOT NULL,
+  status        INTEGER NOT NULL,
+  latency_us    INTEGER NOT NULL,
+  score         REAL,
+  fallback      INTEGER NOT NULL,
+  in_experiment INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS audit_log (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  ts          INTEGER NOT NULL,
+  actor       TEXT    NOT NULL,
+  remote_addr TEXT    NOT NULL,
+  action      TEXT    NOT NULL,
+  experiment  TEXT    NOT NULL,
+  before      TEXT    NOT NULL,
+  after       TEXT    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS experiment_state (
+  name       TEXT PRIMARY KEY,
+  started_at INTEGER NOT NULL
+);
+)sql";
+
+constexpr int kSchemaVersion = 1;
+
+absl::Status SqliteError(sqlite3* db, std::string_view what) {
+  return absl::InternalError(StrCat("sqlite ", what, ": ", db ? sqlite3_errmsg(db) : "out of memory"));
+}
+
+absl::Status Exec(sqlite3* db, const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : "unknown error";
+    sqlite3_free(err);
+    return absl::InternalError(StrCat("sqlite: ", msg));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
+  sqlite3* db = nullptr;
+  const int rc = sqlite3_open_v2(path.c_str(), &db,
+                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
+  if (rc != SQLITE_OK) {
+    absl::Status s = absl::UnavailableError(StrCat("cannot open event store ", path, ": ",
+                                                   db ? sqlite3_errmsg(db) : "out of memory"));
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  return db;
+}
+
+void BindText(sqlite3_stmt* st, int i, const std::string& s) {
+  sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
+}
+
+void BindOptionalText(sqlite3_stmt* st, int i, const std::string& s) {
+  if (s.empty()) {
+    sqlite3_bind_null(st, i);
+  } else {
+    BindText(st, i, s);
+  }
+}
+
+std::string ColumnText(sqlite3_stmt* st, int i) {
+  const auto* p = sqlite3_column_text(st, i);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std::string& path) {
+  std::unique_ptr<SqliteEventSink> sink(new SqliteEventSink());
+  ABGATE_ASSIGN_OR_RETURN(sink->write_db_, OpenDb(path));
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "BEGIN IMMEDIATE"));
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, kSchema));
+  {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(sink->write_db_, "SELECT max(version) FROM schema_version", -1, &st, nullptr);
+    int version = 0;
+    if (st && sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
+    sqlite3_finalize(st);
+    if (version > kSchemaVersion) {
+      Exec(sink->write_db_, "ROLLBACK").IgnoreError();
+      return absl::FailedPreconditionError(StrCat(path, " has event-store schema version ", version,
+                                                  ", newer than this abgate (", kSchemaVersion, ")"));
+    }
+    if (version < kSchemaVersion) {
+      ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
+                                  StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
+    }
+  }
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "COMMIT"));
+  if (sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, "
+                         "assigned_arm, model_name, model_version, routing_mode, status, latency_us, score, "
+                         "fallback, in_experiment) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_exposure_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) "
+                         "VALUES (?,?,?,?,?,?,?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_audit_, nullptr) != SQLITE_OK) {
+    return SqliteError(sink->write_db_, "prepare");
+  }
+  ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
+  return sink;
+}
+
+SqliteEventSink::~SqliteEventSink() {
+  sqlite3_finalize(insert_exposure_);
+  sqlite3_finalize(insert_audit_);
+  sqlite3_close(write_db_);
+  sqlite3_close(read_db_);
+}
+
+absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures,
+                                         std::span<const AuditRecord> audit) {
+  ABGATE_RETURN_IF_ERROR(Exec(write_db_, "BEGIN IMMEDIATE"));
+  auto fail = [this](std::string_view what) {
+    absl::Status s = SqliteError(write_db_, what);
+    Exec(write_db_, "ROLLBACK").IgnoreError();
+    return s;
+  };
+  sqlite3_stmt* st = insert_exposure_;
+  for (const Exposure& e : exposures) {
+    BindText(st, 1, e.request_id);
+    sqlite3_bind_int64(st, 2, e.ts_us);
+    BindText(st, 3, e.experiment);
+    BindOptionalText(st, 4, e.unit_id);
+    sqlite3_bind_int(st, 5, e.unit_random);
+    BindText(st, 6, e.arm);
+    BindText(st, 7, e.assigned_arm);
+    BindOptionalText(st, 8, e.model_name);
+    BindOptionalText(st, 9, e.model_version);
+    BindText(st, 10, e.routing_mode);
+    sqlite3_bind_int(st, 11, e.status);
+    sqlite3_bind_int64(st, 12, e.latency_us);
+    if (e.score) {
+      sqlite3_bind_double(st, 13, *e.score);
+    } else {
+      sqlite3_bind_null(st, 13);
+    }
+    sqlite3_bind_int(st, 14, e.fallback);
+    sqlite3_bind_int(st, 15, e.in_experiment);
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail("insert exposure");
+  }
+  st = insert_audit_;
+  for (const AuditRecord& a : audit) {
+    sqlite3_bind_int64(st, 1, a.ts_us);
+    BindText(st, 2, a.actor);
+    BindText(st, 3, a.remote_addr);
+    BindText(st, 4, a.action);
+    BindText(st, 5, a.experiment);
+    BindText(st, 6, a.before_json);
+    BindText(st, 7, a.after_json);
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail("insert audit");
+  }
+  if (sqlite3_exec(write_db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_, "INSERT OR IGNORE INTO experiment_state (name, started_at) VALUES (?, ?)",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, experiment);
+  sqlite3_bind_int64(st, 2, now_us);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "record experiment start");
+  if (sqlite3_prepare_v2(read_db_, "SELECT started_at FROM experiment_state WHERE name = ?", -1, &st, nullptr) !=
+      SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, experiment);
+  int64_t start = now_us;
+  if (sqlite3_step(st) == SQLITE_ROW) start = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return start;
+}
+
+absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::string& experiment, int limit) {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  const char* sql = experiment.empty()
+                        ? "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
+                          "ORDER BY id DESC LIMIT ?"
+                        : "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
+                          "WHERE experiment = ? ORDER BY id DESC LIMIT ?";
+  if (sqlite3_prepare_v2(read_db_, sql, -1, &st, nullptr) != SQLITE_OK) return SqliteError(read_db_, "prepare");
+  int i = 1;
+  if (!experiment.empty()) BindText(st, i++, experiment);
+  sqlite3_bind_int(st, i, limit);
+  std::vector<AuditRecord> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    AuditRecord a;
+    a.ts_us = sqlite3_column_int64(st, 0);
+    a.actor = ColumnText(st, 1);
+    a.remote_addr = ColumnText(st, 2);
+    a.action = ColumnText(st, 3);
+    a.experiment = ColumnText(st, 4);
+    a.before_json = ColumnText(st, 5);
+    a.after_json = ColumnText(st, 6);
+    out.push_back(std::move(a));
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "read audit");
+  return out;
+}
+
+absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_, "SELECT count(*) FROM exposures WHERE experiment = ?", -1, &st, nullptr) !=
+      SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, experiment);
+  int64_t n = 0;
+  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
+  sqlite3_finalize(st);
+  return n;
+}
+
+absl::StatusOr<std::unique_ptr<EventSink>> OpenEventSink(const std::string& uri) {
+  if (uri.starts_with("sqlite:")) {
+    ABGATE_ASSIGN_OR_RETURN(auto sink, SqliteEventSink::Open(uri.substr(7)));
+    return std::unique_ptr<EventSink>(std::move(sink));
+  }
+  return absl::InvalidArgumentError(StrCat("unsupported event store '", uri, "' (use sqlite:PATH)"));
+}
+
+}  // namespace abgate::events

@@ -1,0 +1,40 @@
+// SqliteEventSink: the embedded event store (SQLite in WAL mode, synchronous=NORMAL, so a
+// committed batch survives a process crash). One write connection used by the writer thread,
+// one read connection behind a mutex for queries; WAL lets them run concurrently.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "events/event_sink.h"
+
+struct sqlite3;
+struct sqlite3_stmt;
+
+namespace abgate::events {
+
+class SqliteEventSink final : public EventSink {
+ public:
+  // Opens or creates the database at `path` and migrates its schema.
+  static absl::StatusOr<std::unique_ptr<SqliteEventSink>> Open(const std::string& path);
+  ~SqliteEventSink() override;
+
+  absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit) override;
+  absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
+  absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
+  absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
+
+ private:
+  SqliteEventSink() = default;
+  sqlite3* write_db_ = nullptr;
+  sqlite3_stmt* insert_exposure_ = nullptr;
+  sqlite3_stmt* insert_audit_ = nullptr;
+  std::mutex read_mu_;
+  sqlite3* read_db_ = nullptr;  // guarded by read_mu_
+};
+
+// "sqlite:PATH" → PATH; other schemes → InvalidArgument.
+absl::StatusOr<std::unique_ptr<EventSink>> OpenEventSink(const std::string& uri);
+
+}  // namespace abgate::events
