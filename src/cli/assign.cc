@@ -1,0 +1,73 @@
+// abgate assign --config FILE --experiment NAME UNIT...: prints UNIT<TAB>ARM (or UNIT<TAB>-
+// outside coverage) with exactly the function the gateway uses.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "assign/allocation.h"
+#include "assign/hash.h"
+#include "cli/commands.h"
+#include "config/gateway_config.h"
+#include "config/json_reader.h"
+
+namespace abgate::cli {
+
+Command AddAssign(CLI::App& app) {
+  auto* cmd = app.add_subcommand("assign", "Print the arm of each unit for an experiment");
+  struct Args {
+    std::string config;
+    std::string experiment;
+    std::string at = "0s";
+    std::vector<std::string> units;
+  };
+  auto args = std::make_shared<Args>();
+  cmd->add_option("--config,-c", args->config, "YAML config file")->required();
+  cmd->add_option("--experiment,-e", args->experiment, "experiment name")->required();
+  cmd->add_option("--elapsed", args->at, "time since the experiment started, for ramps (e.g. 36h); default 0s");
+  cmd->add_option("units", args->units, "unit ids")->required();
+  return {cmd, [args]() -> int {
+    auto config = config::LoadGatewayConfig(args->config);
+    if (!config.ok()) {
+      std::fprintf(stderr, "abgate assign: %s\n", std::string(config.status().message()).c_str());
+      return 1;
+    }
+    const config::ExperimentConfig* exp = nullptr;
+    for (const auto& e : config->experiments) {
+      if (e.name == args->experiment) exp = &e;
+    }
+    if (!exp) {
+      std::fprintf(stderr, "abgate assign: no experiment named '%s' in %s\n", args->experiment.c_str(),
+                   args->config.c_str());
+      return 1;
+    }
+    auto elapsed = config::ParseDurationUs(args->at);
+    if (!elapsed.ok()) {
+      std::fprintf(stderr, "abgate assign: --elapsed: %s\n", std::string(elapsed.status().message()).c_str());
+      return 1;
+    }
+    std::vector<double> weights;
+    std::vector<std::string> names;
+    for (const auto& a : exp->arms) {
+      weights.push_back(a.weight);
+      names.push_back(a.name);
+    }
+    std::vector<assign::RampStep> ramp;
+    for (const auto& s : exp->ramp) ramp.push_back({s.after_us, s.weights});
+    auto allocation = assign::Allocation::Create(weights, exp->coverage, ramp, names);
+    if (!allocation.ok()) {
+      std::fprintf(stderr, "abgate assign: %s\n", std::string(allocation.status().message()).c_str());
+      return 1;
+    }
+    const assign::SeededHasher hasher(exp->seed);
+    for (const auto& unit : args->units) {
+      const int arm = allocation->ArmForBucket(hasher.Bucket(unit), *elapsed);
+      std::printf("%s\t%s\n", unit.c_str(), arm < 0 ? "-" : names[arm].c_str());
+    }
+    return 0;
+  }};
+}
+
+}  // namespace abgate::cli

@@ -1,0 +1,21 @@
+// Subcommand registration shared by the cli/*.cc files (the only files that include CLI11).
+#pragma once
+
+#include <functional>
+
+namespace CLI {
+class App;
+}
+
+namespace abgate::cli {
+
+// A subcommand and the function that runs it once the command line is parsed.
+struct Command {
+  CLI::App* app;
+  std::function<int()> run;
+};
+
+Command AddServe(CLI::App& app);
+Command AddAssign(CLI::App& app);
+
+}  // namespace abgate::cli

@@ -1,0 +1,328 @@
+// The admin API: experiments (list, get, create, patch, delete, mode, weights, ramp, pause,
+// resume, stop) and the audit log. Reads answer on the I/O thread from the snapshot; every
+// change is authorised with the bearer token, then runs on the single admin thread (so changes
+// are serialised without locks), swaps in a new snapshot and answers once its audit row is
+// committed.
+#include <boost/json.hpp>
+
+#include "common/logging.h"
+#include "common/strings.h"
+#include "config/json_format.h"
+#include "gateway/gateway.h"
+#include "http/status_to_http.h"
+
+namespace abgate::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+// RFC 7396 JSON merge patch.
+void MergePatch(json::value& target, const json::value& patch) {
+  if (!patch.is_object()) {
+    target = patch;
+    return;
+  }
+  if (!target.is_object()) target = json::object();
+  auto& t = target.as_object();
+  for (const auto& kv : patch.as_object()) {
+    if (kv.value().is_null()) {
+      t.erase(kv.key());
+    } else {
+      MergePatch(t[kv.key()], kv.value());
+    }
+  }
+}
+
+// Constant-time comparison: always walks the whole expected token, so the time taken does not
+// reveal where a guess first differs.
+bool SecureEquals(std::string_view given, std::string_view expected) {
+  size_t diff = given.size() ^ expected.size();
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const char g = i < given.size() ? given[i] : 0;
+    diff |= static_cast<unsigned char>(g ^ expected[i]);
+  }
+  return diff == 0;
+}
+
+json::object View(const CompiledExperiment& e, uint64_t version, int64_t now_us) {
+  json::object o = config::ExperimentToJson(e.config).as_object();
+  json::object runtime;
+  runtime["start_us"] = e.start_us;
+  runtime["ramp_step"] = e.allocation.StepIndexAt(now_us - e.start_us);
+  json::array weights;
+  for (double w : e.allocation.WeightsAt(now_us - e.start_us)) weights.push_back(w);
+  runtime["current_weights"] = std::move(weights);
+  runtime["config_version"] = version;
+  o["runtime"] = std::move(runtime);
+  return o;
+}
+
+absl::StatusOr<std::optional<config::ExperimentConfig>> Patched(const CompiledExperiment* current,
+                                                                const json::value& patch) {
+  if (!current) return absl::NotFoundError("no such experiment");
+  json::value merged = config::ExperimentToJson(current->config);
+  MergePatch(merged, patch);
+  if (merged.as_object()["name"] != json::value(current->config.name)) {
+    return absl::InvalidArgumentError("an experiment cannot be renamed; create a new one");
+  }
+  auto parsed = config::ParseExperimentConfig(merged, "experiment");
+  if (!parsed.ok()) return parsed.status();
+  return std::optional<config::ExperimentConfig>(std::move(*parsed));
+}
+
+absl::StatusOr<std::optional<config::ExperimentConfig>> WithState(const CompiledExperiment* current,
+                                                                  config::ExperimentState state) {
+  if (!current) return absl::NotFoundError("no such experiment");
+  if (current->config.state == config::ExperimentState::kStopped && state != config::ExperimentState::kStopped) {
+    return absl::FailedPreconditionError("the experiment is stopped; create a new one to run again");
+  }
+  config::ExperimentConfig c = current->config;
+  c.state = state;
+  return std::optional<config::ExperimentConfig>(std::move(c));
+}
+
+}  // namespace
+
+bool Gateway::Authorized(const http::Request& req) const {
+  if (admin_token_.empty()) return false;
+  const std::string_view auth = req.FindHeader("Authorization");
+  constexpr std::string_view kBearer = "Bearer ";
+  if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) return false;
+  return SecureEquals(auth.substr(kBearer.size()), admin_token_);
+}
+
+absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const CompiledExperiment* before,
+                                          std::optional<config::ExperimentConfig> after) {
+  auto current = snapshot_.Load();
+  auto next = std::make_shared<ExperimentSet>(*current);
+  next->version = current->version + 1;
+  next->experiments.erase(name);
+  if (next->default_experiment && next->default_experiment->config.name == name) next->default_experiment.reset();
+  if (after) {
+    int64_t start_us;
+    if (after->start_us) {
+      start_us = *after->start_us;
+    } else if (before) {
+      start_us = before->start_us;
+    } else {
+      auto stored = sink_->EnsureExperimentStart(after->name, clock_.NowUs());  // admin thread: may block
+      if (!stored.ok()) return stored.status();
+      start_us = *stored;
+    }
+    if (after->is_default && next->default_experiment) {
+      return absl::FailedPreconditionError(StrCat("experiment ", next->default_experiment->config.name,
+                                                  " is already the default; unset it first"));
+    }
+    auto compiled = CompiledExperiment::Create(std::move(*after), start_us, metrics_);
+    if (!compiled.ok()) return compiled.status();
+    if ((*compiled)->config.is_default) next->default_experiment = *compiled;
+    next->experiments.emplace(name, std::move(*compiled));
+  }
+  const uint64_t version = next->version;
+  snapshot_.Store(std::move(next));
+  return version;
+}
+
+void Gateway::Mutate(http::Request& req, http::Respond respond, std::string action, Change change) {
+  if (!Authorized(req)) {
+    return std::move(respond)(http::ErrorResponse(
+        401, "UNAUTHENTICATED",
+        admin_token_.empty() ? StrCat("the admin API is read-only: set ", config_.server.admin_token_env,
+                                      " before starting the gateway")
+                             : "missing or wrong bearer token"));
+  }
+  json::value body = json::object();
+  if (!req.body.empty()) {
+    boost::system::error_code ec;
+    body = json::parse(req.body, ec);
+    if (ec) return std::move(respond)(http::ErrorResponse(400, "MALFORMED_JSON", StrCat("invalid JSON: ", ec.message())));
+    if (!body.is_object()) return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "the body must be a JSON object"));
+  }
+  std::string name(req.PathParam("name"));
+  std::string actor(req.FindHeader("X-Abgate-Actor"));
+  if (actor.empty()) actor = "admin";
+  auto shared_respond = std::make_shared<http::Respond>(std::move(respond));
+  admin_thread_.Post([this, action = std::move(action), change = std::move(change), body = std::move(body),
+                      name = std::move(name), actor = std::move(actor), remote = req.remote_addr,
+                      shared_respond]() mutable {
+    auto snapshot = snapshot_.Load();
+    if (name.empty() && body.is_object()) {  // create: the name is in the body
+      if (const auto* n = body.as_object().if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
+    }
+    const CompiledExperiment* before = name.empty() ? nullptr : snapshot->Find(name);
+    auto after = change(before, body);
+    if (!after.ok()) {
+      absl::Status s = after.status();
+      if (s.code() == absl::StatusCode::kNotFound && !name.empty()) {
+        s = absl::NotFoundError(StrCat("no experiment named '", name, "'"));
+      }
+      return std::move(*shared_respond)(http::StatusResponse(s));
+    }
+    if (*after) name = (*after)->name;
+    events::AuditRecord audit;
+    audit.ts_us = clock_.NowUs();
+    audit.actor = actor;
+    audit.remote_addr = remote;
+    audit.action = action;
+    audit.experiment = name;
+    if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
+    auto version = Install(name, before, std::move(*after));
+    if (!version.ok()) return std::move(*shared_respond)(http::StatusResponse(version.status()));
+    auto installed = snapshot_.Load();
+    json::object reply;
+    if (const CompiledExperiment* now = installed->Find(name)) {
+      audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
+      reply = View(*now, installed->version, clock_.NowUs());
+    } else {
+      reply["deleted"] = name;
+      reply["config_version"] = installed->version;
+    }
+    ABGATE_LOG(kInfo, "admin %s on %s by %s: config version %d", action, name, actor, *version);
+    const int status = action == "create" ? 201 : 200;
+    writer_->EnqueueAudit(std::move(audit), [shared_respond, reply = std::move(reply), status](absl::Status s) mutable {
+      if (!s.ok()) {
+        return std::move(*shared_respond)(http::ErrorResponse(
+            500, "AUDIT_WRITE_FAILED", StrCat("the change is live but its audit record failed: ", s.message())));
+      }
+      std::move(*shared_respond)(http::Response::Json(status, config::ToJson(reply)));
+    });
+  });
+}
+
+void Gateway::RegisterAdminRoutes() {
+  auto& r = admin_router_;
+  r.Add("GET", "/api/v1/experiments", [this](http::Request&, http::Respond respond) {
+    auto snapshot = snapshot_.Load();
+    json::array list;
+    const int64_t now = clock_.NowUs();
+    for (const auto& [name, e] : snapshot->experiments) list.push_back(View(*e, snapshot->version, now));
+    std::move(respond)(http::Response::Json(200, config::ToJson(json::object{{"experiments", std::move(list)}})));
+  });
+  r.Add("GET", "/api/v1/experiments/{name}", [this](http::Request& req, http::Respond respond) {
+    auto snapshot = snapshot_.Load();
+    const CompiledExperiment* e = snapshot->Find(req.PathParam("name"));
+    if (!e) {
+      return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", req.PathParam("name"), "'")));
+    }
+    std::move(respond)(http::Response::Json(200, config::ToJson(View(*e, snapshot->version, clock_.NowUs()))));
+  });
+  r.Add("POST", "/api/v1/experiments", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "create", [](const CompiledExperiment* current, const json::value& body)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      if (current) return absl::AlreadyExistsError(StrCat("experiment '", current->config.name, "' already exists"));
+      auto parsed = config::ParseExperimentConfig(body, "experiment");
+      if (!parsed.ok()) return parsed.status();
+      return std::optional<config::ExperimentConfig>(std::move(*parsed));
+    });
+  });
+  r.Add("PATCH", "/api/v1/experiments/{name}", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "patch", Patched);
+  });
+  r.Add("DELETE", "/api/v1/experiments/{name}", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "delete", [](const CompiledExperiment* current, const json::value&)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      if (!current) return absl::NotFoundError("no such experiment");
+      return std::optional<config::ExperimentConfig>();
+    });
+  });
+  r.Add("POST", "/api/v1/experiments/{name}/mode", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "mode", [](const CompiledExperiment* current, const json::value& body)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      const auto* mode = body.as_object().if_contains("routing_mode");
+      if (!mode || !mode->is_string()) return absl::InvalidArgumentError("body needs {\"routing_mode\": \"...\"}");
+      return Patched(current, json::object{{"routing_mode", *mode}});
+    });
+  });
+  r.Add("POST", "/api/v1/experiments/{name}/weights", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "weights", [this](const CompiledExperiment* current, const json::value& body)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      if (!current) return absl::NotFoundError("no such experiment");
+      const auto& o = body.as_object();
+      const auto* w = o.if_contains("weights");
+      if (!w || !w->is_array()) return absl::InvalidArgumentError("body needs {\"weights\": [numbers, one per arm]}");
+      std::vector<double> weights;
+      for (const auto& x : w->as_array()) {
+        if (!x.is_number()) return absl::InvalidArgumentError("weights must be numbers");
+        weights.push_back(x.to_number<double>());
+      }
+      if (weights.size() != current->arms.size()) {
+        return absl::InvalidArgumentError(StrCat("need ", current->arms.size(), " weights, got ", weights.size()));
+      }
+      const auto* allow = o.if_contains("allow_reassignment");
+      const bool allow_reassignment = allow && allow->is_bool() && allow->as_bool();
+      // Governance: a change that moves units out of an arm whose weight does not go down is
+      // refused unless explicitly allowed (same rule as ramps).
+      const int64_t elapsed = clock_.NowUs() - current->start_us;
+      const auto now_weights = current->allocation.WeightsAt(elapsed);
+      std::vector<std::string> names;
+      for (const auto& a : current->arms) names.push_back(a.name);
+      auto check = assign::Allocation::Create(std::vector<double>(now_weights.begin(), now_weights.end()),
+                                              current->config.coverage, {{0, weights}}, names);
+      if (!check.ok() && !allow_reassignment) {
+        return absl::FailedPreconditionError(StrCat(check.status().message(),
+                                                    ". Send \"allow_reassignment\": true to accept that."));
+      }
+      config::ExperimentConfig c = current->config;
+      for (size_t i = 0; i < weights.size(); ++i) c.arms[i].weight = weights[i];
+      c.ramp.clear();  // explicit weights end any time-based ramp
+      return std::optional<config::ExperimentConfig>(std::move(c));
+    });
+  });
+  r.Add("POST", "/api/v1/experiments/{name}/ramp", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "ramp", [](const CompiledExperiment* current, const json::value& body)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      const auto* ramp = body.as_object().if_contains("ramp");
+      if (!ramp || !ramp->is_array()) return absl::InvalidArgumentError("body needs {\"ramp\": [{after, weights}, ...]}");
+      return Patched(current, json::object{{"ramp", *ramp}});
+    });
+  });
+  const std::pair<const char*, config::ExperimentState> states[] = {
+      {"pause", config::ExperimentState::kPaused},
+      {"resume", config::ExperimentState::kRunning},
+      {"stop", config::ExperimentState::kStopped}};
+  for (const auto& [verb, state] : states) {
+    r.Add("POST", StrCat("/api/v1/experiments/{name}/", verb), [this, verb = std::string(verb), state = state](
+                                                                 http::Request& req, http::Respond respond) {
+      Mutate(req, std::move(respond), verb, [state](const CompiledExperiment* current, const json::value&) {
+        return WithState(current, state);
+      });
+    });
+  }
+  r.Add("GET", "/api/v1/audit", [this](http::Request& req, http::Respond respond) {
+    std::string experiment;
+    int limit = 100;
+    // Tiny query parser for experiment=NAME&limit=N (names are [A-Za-z0-9_.-]).
+    std::string_view q = req.query;
+    while (!q.empty()) {
+      const size_t amp = q.find('&');
+      const std::string_view kv = q.substr(0, amp);
+      q = amp == std::string_view::npos ? std::string_view() : q.substr(amp + 1);
+      const size_t eq = kv.find('=');
+      if (eq == std::string_view::npos) continue;
+      if (kv.substr(0, eq) == "experiment") experiment = std::string(kv.substr(eq + 1));
+      if (kv.substr(0, eq) == "limit") limit = std::clamp(std::atoi(std::string(kv.substr(eq + 1)).c_str()), 1, 10000);
+    }
+    auto shared_respond = std::make_shared<http::Respond>(std::move(respond));
+    admin_thread_.Post([this, experiment, limit, shared_respond] {
+      auto rows = sink_->ReadAudit(experiment, limit);
+      if (!rows.ok()) return std::move(*shared_respond)(http::StatusResponse(rows.status()));
+      json::array list;
+      for (const auto& a : *rows) {
+        json::object o;
+        o["ts_us"] = a.ts_us;
+        o["actor"] = a.actor;
+        o["remote_addr"] = a.remote_addr;
+        o["action"] = a.action;
+        o["experiment"] = a.experiment;
+        boost::system::error_code ec;
+        o["before"] = a.before_json.empty() ? json::value(nullptr) : json::parse(a.before_json, ec);
+        o["after"] = a.after_json.empty() ? json::value(nullptr) : json::parse(a.after_json, ec);
+        list.push_back(std::move(o));
+      }
+      std::move(*shared_respond)(http::Response::Json(200, config::ToJson(json::object{{"audit", std::move(list)}})));
+    });
+  });
+}
+
+}  // namespace abgate::gateway

@@ -1,0 +1,39 @@
+#include "gateway/experiment_set.h"
+
+#include "common/status_macros.h"
+#include "common/strings.h"
+
+namespace abgate::gateway {
+
+absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Create(
+    config::ExperimentConfig config, int64_t start_us, Metrics& metrics) {
+  ABGATE_RETURN_IF_ERROR(config::ValidateExperiment(config));
+  std::vector<double> weights;
+  std::vector<std::string> names;
+  for (const auto& arm : config.arms) {
+    weights.push_back(arm.weight);
+    names.push_back(arm.name);
+  }
+  std::vector<assign::RampStep> ramp;
+  for (const auto& step : config.ramp) ramp.push_back({step.after_us, step.weights});
+  auto allocation = assign::Allocation::Create(std::move(weights), config.coverage, std::move(ramp), names);
+  if (!allocation.ok()) {
+    return absl::InvalidArgumentError(StrCat("experiment ", config.name, ": ", allocation.status().message()));
+  }
+  auto e = std::shared_ptr<CompiledExperiment>(new CompiledExperiment{
+      std::move(config), std::move(*allocation), assign::SeededHasher(""), start_us, 0, {}, nullptr});
+  e->hasher = assign::SeededHasher(e->config.seed);
+  e->control = e->config.ControlIndex();
+  e->metrics = metrics.Experiment(e->config.name);
+  for (const auto& arm : e->config.arms) {
+    CompiledArm c;
+    c.name = arm.name;
+    c.version = arm.version;
+    ABGATE_ASSIGN_OR_RETURN(c.upstream, config::ParseUpstreamUrl(arm.upstream));
+    c.metrics = metrics.Arm(e->config.name, arm.name);
+    e->arms.push_back(std::move(c));
+  }
+  return std::shared_ptr<const CompiledExperiment>(std::move(e));
+}
+
+}  // namespace abgate::gateway

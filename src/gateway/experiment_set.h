@@ -1,0 +1,73 @@
+// Compiled experiments and the immutable snapshot the data plane reads.
+//
+// A CompiledExperiment is an ExperimentConfig validated and prepared for the request path:
+// allocation tables, the seeded hasher, parsed upstream addresses, metric pointers. An
+// ExperimentSet is one consistent version of all experiments; the admin API builds a new set
+// and swaps it whole (SnapshotHolder), and each request reads one set for its whole life.
+// Everything here is immutable after construction, hence thread-safe.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/statusor.h"
+#include "assign/allocation.h"
+#include "assign/hash.h"
+#include "config/gateway_config.h"
+#include "gateway/metrics.h"
+
+namespace abgate::gateway {
+
+struct CompiledArm {
+  std::string name;
+  std::string version;
+  config::UpstreamUrl upstream;
+  ArmMetrics* metrics = nullptr;
+};
+
+struct CompiledExperiment {
+  config::ExperimentConfig config;
+  assign::Allocation allocation;
+  assign::SeededHasher hasher;
+  int64_t start_us = 0;
+  int control = 0;
+  std::vector<CompiledArm> arms;
+  ExperimentMetrics* metrics = nullptr;
+
+  // Compiles and validates (monotone ramps included). `start_us` is the ramp clock origin.
+  static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,
+                                                                          int64_t start_us, Metrics& metrics);
+
+  // The arm for a bucket in [0, 10000) at wall time `now_us`, or -1 outside coverage.
+  int ArmForBucket(uint32_t bucket, int64_t now_us) const {
+    return allocation.ArmForBucket(bucket, now_us - start_us);
+  }
+};
+
+struct ExperimentSet {
+  uint64_t version = 0;
+  std::map<std::string, std::shared_ptr<const CompiledExperiment>, std::less<>> experiments;
+  std::shared_ptr<const CompiledExperiment> default_experiment;  // may be null
+
+  const CompiledExperiment* Find(std::string_view name) const {
+    auto it = experiments.find(name);
+    return it == experiments.end() ? nullptr : it->second.get();
+  }
+};
+
+// Holds the current ExperimentSet. Load() is lock-free for readers in practice (libstdc++'s
+// atomic<shared_ptr> uses a tiny spin lock); Store() replaces the set whole.
+class SnapshotHolder {
+ public:
+  std::shared_ptr<const ExperimentSet> Load() const { return current_.load(std::memory_order_acquire); }
+  void Store(std::shared_ptr<const ExperimentSet> set) { current_.store(std::move(set), std::memory_order_release); }
+
+ private:
+  std::atomic<std::shared_ptr<const ExperimentSet>> current_;
+};
+
+}  // namespace abgate::gateway

@@ -1,0 +1,483 @@
+#include "gateway/gateway.h"
+
+#include <chrono>
+
+#include <boost/json.hpp>
+
+#include "assign/hash.h"
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "config/json_format.h"
+#include "events/sqlite_event_sink.h"
+
+namespace abgate::gateway {
+
+namespace json = boost::json;
+
+namespace {
+
+constexpr std::string_view kScoringKeys[] = {"dataframe_split", "dataframe_records", "instances", "inputs"};
+
+int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string ToLower(std::string_view s) {
+  std::string out(s);
+  for (auto& c : out) {
+    if (c >= 'A' && c <= 'Z') c += 32;
+  }
+  return out;
+}
+
+std::string_view Trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t')) s.remove_suffix(1);
+  return s;
+}
+
+enum class BodyKind { kJson, kCsv };
+
+// MLflow's scoring-server rules: application/json (or text/csv where allowed), an optional
+// charset that must be utf-8, and no other parameters. Returns the 415 response on failure.
+std::optional<http::Response> CheckContentType(std::string_view header, bool allow_csv, BodyKind* kind) {
+  const std::string_view media = Trim(header.substr(0, header.find(';')));
+  const std::string lower = ToLower(media);
+  if (lower == "application/json") {
+    *kind = BodyKind::kJson;
+  } else if (allow_csv && lower == "text/csv") {
+    *kind = BodyKind::kCsv;
+  } else {
+    return http::ErrorResponse(
+        415, "UNSUPPORTED_MEDIA_TYPE",
+        header.empty() ? "Content-Type header is missing; send application/json"
+                       : StrCat("Content-Type must be application/json", allow_csv ? " or text/csv" : "",
+                                ", got '", header, "'"));
+  }
+  size_t pos = header.find(';');
+  while (pos != std::string_view::npos) {
+    const size_t next = header.find(';', pos + 1);
+    const std::string_view param = Trim(header.substr(pos + 1, next == std::string_view::npos ? next : next - pos - 1));
+    pos = next;
+    if (param.empty()) continue;
+    const size_t eq = param.find('=');
+    const std::string name = ToLower(Trim(param.substr(0, eq)));
+    std::string value = eq == std::string_view::npos ? "" : ToLower(Trim(param.substr(eq + 1)));
+    if (value.size() >= 2 && value.front() == '"' && value.back() == '"') value = value.substr(1, value.size() - 2);
+    if (name == "charset") {
+      if (value != "utf-8" && value != "utf8") {
+        return http::ErrorResponse(415, "UNSUPPORTED_MEDIA_TYPE", "only UTF-8 request bodies are supported");
+      }
+    } else {
+      return http::ErrorResponse(415, "UNSUPPORTED_MEDIA_TYPE",
+                                 StrCat("unrecognized Content-Type parameter '", name, "'"));
+    }
+  }
+  return std::nullopt;
+}
+
+bool ValidRequestId(std::string_view id) {
+  if (id.empty() || id.size() > 128) return false;
+  for (char c : id) {
+    if (c <= ' ' || c > '~' || c == '"' || c == '\\') return false;
+  }
+  return true;
+}
+
+std::optional<double> FirstScore(const json::value& predictions) {
+  const json::value* v = &predictions;
+  if (v->is_array()) {
+    if (v->as_array().empty()) return std::nullopt;
+    v = &v->as_array()[0];
+  }
+  if (v->is_number()) return v->to_number<double>();
+  return std::nullopt;
+}
+
+}  // namespace
+
+// One /predict or /invocations request in flight. Lives until the reply is sent.
+struct PredictCall : std::enable_shared_from_this<PredictCall> {
+  Gateway* gw = nullptr;
+  std::shared_ptr<const ExperimentSet> snapshot;  // keeps `exp` alive
+  const CompiledExperiment* exp = nullptr;
+  http::Respond respond;
+  int worker = 0;
+  bool mlflow_shape = false;
+  std::string content_type;
+  std::string forward_body;
+  events::Exposure exposure;
+  int assigned = 0;
+  int serving = 0;
+  int64_t upstream_started_us = 0;
+  int64_t upstream_total_us = 0;
+
+  void Send(int arm) {
+    serving = arm;
+    const CompiledArm& a = exp->arms[arm];
+    http::ClientRequest req;
+    req.host = a.upstream.host;
+    req.port = a.upstream.port;
+    req.target = a.upstream.target;
+    req.content_type = content_type;
+    req.body = forward_body;  // copied: a fallback may send it again
+    req.headers.push_back({"X-Request-Id", exposure.request_id});
+    req.headers.push_back({"X-Abgate-Arm", a.name});
+    req.connect_timeout_us = gw->config_.upstream.connect_timeout_us;
+    req.request_timeout_us = gw->config_.upstream.request_timeout_us;
+    upstream_started_us = SteadyUs();
+    gw->client_->Send(worker, std::move(req), [self = shared_from_this()](absl::StatusOr<http::ClientResponse> r) {
+      self->OnUpstream(std::move(r));
+    });
+  }
+
+  void OnUpstream(absl::StatusOr<http::ClientResponse> r) {
+    const int64_t took = SteadyUs() - upstream_started_us;
+    upstream_total_us += took;
+    const CompiledArm& a = exp->arms[serving];
+    a.metrics->upstream_latency.Observe(took);
+    std::optional<json::value> parsed;
+    std::string failure;
+    int failure_status = 502;
+    if (!r.ok()) {
+      failure = std::string(r.status().message());
+      if (r.status().code() == absl::StatusCode::kDeadlineExceeded) failure_status = 504;
+    } else if (r->status >= 500) {
+      failure = StrCat("upstream ", a.name, " answered HTTP ", r->status);
+    } else if (r->status < 300) {
+      boost::system::error_code ec;
+      parsed = json::parse(r->body, ec);
+      if (ec) {
+        failure = StrCat("upstream ", a.name, " sent a reply that is not JSON: ", ec.message());
+        parsed.reset();
+      }
+    }
+    if (!failure.empty()) {
+      a.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
+      if (serving != exp->control && exp->config.fallback_to_control && !exposure.fallback) {
+        ABGATE_LOG(kDebug, "arm %s failed (%s); falling back to control", a.name, failure);
+        a.metrics->fallbacks.fetch_add(1, std::memory_order_relaxed);
+        exposure.fallback = true;
+        return Send(exp->control);
+      }
+      return Finish(http::ErrorResponse(failure_status, failure_status == 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR",
+                                        failure));
+    }
+    if (r->status >= 300) {
+      // Upstream 4xx (bad input for the model, schema mismatch): pass it through unchanged.
+      http::Response pass;
+      pass.status = r->status;
+      pass.content_type = r->content_type.empty() ? "application/json" : r->content_type;
+      pass.body = std::move(r->body);
+      return Finish(std::move(pass));
+    }
+    const json::value* predictions = &*parsed;
+    if (parsed->is_object()) {
+      if (const auto* p = parsed->as_object().if_contains("predictions")) predictions = p;
+    }
+    exposure.score = FirstScore(*predictions);
+    http::Response ok;
+    if (mlflow_shape) {
+      ok.body = std::move(r->body);  // MLflow's own reply, byte for byte
+    } else {
+      json::object reply;
+      reply["model_group"] = a.name;
+      reply["model_version"] = a.version;
+      reply["request_id"] = exposure.request_id;
+      reply["predictions"] = *predictions;
+      ok.body = config::ToJson(reply);
+    }
+    Finish(std::move(ok));
+  }
+
+  void Finish(http::Response response) {
+    const CompiledArm& a = exp->arms[serving];
+    response.headers.push_back({"X-Request-Id", exposure.request_id});
+    response.headers.push_back({"X-Abgate-Experiment", exp->config.name});
+    response.headers.push_back({"X-Abgate-Arm", a.name});
+    response.headers.push_back({"X-Abgate-Model-Version", a.version});
+    response.headers.push_back({"X-Abgate-Config-Version", std::to_string(snapshot->version)});
+    if (exposure.fallback) response.headers.push_back({"X-Abgate-Fallback", "true"});
+    const int status = response.status;
+    a.metrics->requests_by_status[status < 600 && status >= 0 ? status : 0].fetch_add(1, std::memory_order_relaxed);
+    exposure.arm = a.name;
+    exposure.model_version = a.version;
+    exposure.status = status;
+    exposure.latency_us = upstream_total_us;
+    gw->writer_->Enqueue(std::move(exposure));
+    std::move(respond)(std::move(response));
+  }
+};
+
+Gateway::Gateway(config::GatewayConfig config, const common::Clock& clock)
+    : config_(std::move(config)), clock_(clock) {}
+
+Gateway::~Gateway() { Shutdown(); }
+
+absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig config, const common::Clock& clock) {
+  std::unique_ptr<Gateway> gw(new Gateway(std::move(config), clock));
+  const auto& c = gw->config_;
+  if (const char* token = std::getenv(c.server.admin_token_env.c_str()); token && *token) {
+    gw->admin_token_ = token;
+  } else {
+    ABGATE_LOG(kWarning, "%s is not set: the admin API is read-only", c.server.admin_token_env);
+  }
+  ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
+
+  auto set = std::make_shared<ExperimentSet>();
+  set->version = 1;
+  for (const auto& e : c.experiments) {
+    int64_t start_us;
+    if (e.start_us) {
+      start_us = *e.start_us;
+    } else {
+      ABGATE_ASSIGN_OR_RETURN(start_us, gw->sink_->EnsureExperimentStart(e.name, clock.NowUs()));
+    }
+    ABGATE_ASSIGN_OR_RETURN(auto compiled, CompiledExperiment::Create(e, start_us, gw->metrics_));
+    if (e.is_default) set->default_experiment = compiled;
+    set->experiments.emplace(e.name, std::move(compiled));
+  }
+  gw->snapshot_.Store(std::move(set));
+
+  gw->writer_ = std::make_unique<events::BatchingWriter>(*gw->sink_, c.events.flush_us, c.events.queue_capacity);
+  gw->pool_ = std::make_unique<http::IoPool>(c.server.threads);
+  gw->client_ = std::make_unique<http::Client>(*gw->pool_, c.upstream.max_idle_per_host);
+  for (int i = 0; i < c.server.threads; ++i) gw->rngs_.push_back(common::Xoshiro256::FromEntropy());
+
+  Gateway* g = gw.get();
+  auto& r = gw->data_router_;
+  r.Add("POST", "/predict", [g](http::Request& req, http::Respond respond) {
+    g->HandlePredict(req, std::move(respond), {}, false);
+  });
+  r.Add("POST", "/predict/{experiment}", [g](http::Request& req, http::Respond respond) {
+    const std::string name(req.PathParam("experiment"));
+    g->HandlePredict(req, std::move(respond), name, false);
+  });
+  r.Add("POST", "/invocations", [g](http::Request& req, http::Respond respond) {
+    g->HandlePredict(req, std::move(respond), {}, true);
+  });
+  auto alive = [](http::Request&, http::Respond respond) {
+    std::move(respond)(http::Response::Json(200, R"({"status":"ok"})"));
+  };
+  r.Add("GET", "/healthz", alive);
+  r.Add("GET", "/ping", alive);    // MLflow scoring-server health route, for drop-in clients
+  r.Add("GET", "/health", alive);
+  r.Add("GET", "/readyz", [g](http::Request& req, http::Respond respond) { g->HandleReady(req, std::move(respond)); });
+  r.Add("GET", "/metrics", [g](http::Request& req, http::Respond respond) { g->HandleMetrics(req, std::move(respond)); });
+  gw->RegisterAdminRoutes();
+
+  http::ServerOptions data;
+  data.host = c.server.listen.host;
+  data.port = c.server.listen.port;
+  data.max_body_bytes = c.server.max_body_bytes;
+  data.max_header_bytes = c.server.max_header_bytes;
+  data.read_timeout_us = c.server.read_timeout_us;
+  data.idle_timeout_us = c.server.idle_timeout_us;
+  ABGATE_ASSIGN_OR_RETURN(gw->data_server_, http::Server::Create(*gw->pool_, data, [g](http::Request& req, http::Respond respond) {
+    g->data_router_.Dispatch(req, std::move(respond));
+  }));
+  http::ServerOptions admin = data;
+  admin.host = c.server.admin_listen.host;
+  admin.port = c.server.admin_listen.port;
+  ABGATE_ASSIGN_OR_RETURN(gw->admin_server_, http::Server::Create(*gw->pool_, admin, [g](http::Request& req, http::Respond respond) {
+    g->admin_router_.Dispatch(req, std::move(respond));
+  }));
+  return gw;
+}
+
+void Gateway::Start() {
+  if (started_.exchange(true)) return;
+  pool_->Start();
+  data_server_->Start();
+  admin_server_->Start();
+}
+
+void Gateway::Shutdown() {
+  if (shut_down_) return;
+  shut_down_ = true;
+  draining_ = true;
+  if (started_) {
+    data_server_->Shutdown(config_.server.drain_timeout_us);
+    admin_server_->Shutdown(1'000'000);
+  }
+  admin_thread_.Stop();
+  pool_->Stop();
+  client_.reset();  // idle upstream connections belong to the stopped loops
+  writer_->Stop();  // flushes every queued exposure
+  const auto s = writer_->stats();
+  ABGATE_LOG(kInfo, "shut down: %d exposures written, %d dropped, %d lost to write errors", s.written, s.dropped,
+             s.write_errors);
+}
+
+std::string Gateway::NextRequestId(int worker) {
+  auto& rng = rngs_[worker];
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string id(32, '0');
+  uint64_t a = rng(), b = rng();
+  for (int i = 0; i < 16; ++i) {
+    id[i] = kHex[(a >> (4 * i)) & 15];
+    id[16 + i] = kHex[(b >> (4 * i)) & 15];
+  }
+  return id;
+}
+
+void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::string_view name, bool mlflow_shape) {
+  const std::string_view route = mlflow_shape ? "/invocations" : (name.empty() ? "/predict" : "/predict/{experiment}");
+  auto reject = [&](http::Response r) {
+    metrics_.CountRejected(route, r.status);
+    std::move(respond)(std::move(r));
+  };
+  if (draining_) return reject(http::ErrorResponse(503, "SHUTTING_DOWN", "the gateway is shutting down"));
+  auto snapshot = snapshot_.Load();
+  const CompiledExperiment* exp = name.empty() ? snapshot->default_experiment.get() : snapshot->Find(name);
+  if (!exp) {
+    return reject(name.empty()
+                      ? http::ErrorResponse(404, "NO_DEFAULT_EXPERIMENT",
+                                            "no experiment is marked `default: true`; use POST /predict/{experiment}")
+                      : http::ErrorResponse(404, "EXPERIMENT_NOT_FOUND", StrCat("no experiment named '", name, "'")));
+  }
+  BodyKind kind;
+  if (auto bad = CheckContentType(req.FindHeader("Content-Type"), mlflow_shape, &kind)) return reject(std::move(*bad));
+
+  const auto& cfg = exp->config;
+  std::string unit;
+  bool have_unit = false;
+  std::string forward_body;
+  if (kind == BodyKind::kJson) {
+    boost::system::error_code ec;
+    json::value body = json::parse(req.body, ec);
+    if (ec) {
+      if (!assign::IsValidUtf8(req.body)) {
+        return reject(http::ErrorResponse(400, "INVALID_UTF8", "the request body is not valid UTF-8"));
+      }
+      return reject(http::ErrorResponse(400, "MALFORMED_JSON", StrCat("the request body is not valid JSON: ", ec.message())));
+    }
+    if (!body.is_object()) {
+      return reject(http::ErrorResponse(
+          400, "BAD_REQUEST",
+          StrCat("the input must be a JSON object with exactly one of the fields dataframe_split, "
+                 "dataframe_records, instances, inputs; received ",
+                 body.is_array() ? "a list" : "a JSON scalar")));
+    }
+    auto& obj = body.as_object();
+    int keys = 0;
+    for (auto k : kScoringKeys) keys += obj.contains(k);
+    if (keys != 1) {
+      std::string present;
+      for (auto k : kScoringKeys) {
+        if (obj.contains(k)) StrAppend(&present, present.empty() ? "" : ", ", k);
+      }
+      return reject(http::ErrorResponse(
+          400, "BAD_REQUEST",
+          StrCat("the input must be a JSON object with exactly one of the fields dataframe_split, "
+                 "dataframe_records, instances, inputs; received [", present, "]")));
+    }
+    if (!cfg.unit_field.empty()) {
+      if (auto it = obj.find(cfg.unit_field); it != obj.end()) {
+        const json::value& u = it->value();
+        if (u.is_string() && !u.as_string().empty() && u.as_string().size() <= 512) {
+          unit = std::string(u.as_string());
+        } else if (u.is_int64()) {
+          unit = std::to_string(u.as_int64());
+        } else if (u.is_uint64()) {
+          unit = std::to_string(u.as_uint64());
+        } else if (!u.is_null()) {
+          return reject(http::ErrorResponse(
+              400, "INVALID_UNIT",
+              StrCat("'", cfg.unit_field, "' must be a non-empty string (at most 512 bytes) or an integer")));
+        }
+        have_unit = !unit.empty();
+        obj.erase(it);  // the model gets only the scoring payload
+      }
+    }
+    forward_body = config::ToJson(obj);
+  } else {
+    forward_body = std::move(req.body);  // text/csv goes to the model unchanged
+  }
+  if (!have_unit && !cfg.unit_header.empty()) {
+    const std::string_view h = req.FindHeader(cfg.unit_header);
+    if (!h.empty()) {
+      if (h.size() > 512 || !assign::IsValidUtf8(h)) {
+        return reject(http::ErrorResponse(400, "INVALID_UNIT",
+                                          StrCat("header ", cfg.unit_header, " must be valid UTF-8 of at most 512 bytes")));
+      }
+      unit = std::string(h);
+      have_unit = true;
+    }
+  }
+
+  auto call = std::make_shared<PredictCall>();
+  call->gw = this;
+  call->exp = exp;
+  call->snapshot = std::move(snapshot);
+  call->respond = std::move(respond);
+  call->worker = req.worker;
+  call->mlflow_shape = mlflow_shape;
+  call->content_type = kind == BodyKind::kJson ? "application/json" : "text/csv";
+  call->forward_body = std::move(forward_body);
+  auto& e = call->exposure;
+  const std::string_view given_id = req.FindHeader("X-Request-Id");
+  e.request_id = ValidRequestId(given_id) ? std::string(given_id) : NextRequestId(req.worker);
+  e.ts_us = clock_.NowUs();
+  e.experiment = cfg.name;
+  e.model_name = cfg.model;
+  e.routing_mode = std::string(config::RoutingModeName(cfg.routing_mode));
+  e.unit_id = unit;
+
+  int arm;
+  if (cfg.state != config::ExperimentState::kRunning) {
+    arm = -1;
+  } else if (cfg.routing_mode == config::RoutingMode::kRequestRandom) {
+    arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
+  } else if (have_unit) {
+    // kSticky uses the hash until the assignments store exists; first assignment = hash.
+    arm = exp->ArmForBucket(exp->hasher.Bucket(unit), e.ts_us);
+  } else {
+    e.unit_random = true;
+    exp->metrics->random_unit.fetch_add(1, std::memory_order_relaxed);
+    arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
+  }
+  if (arm < 0) {
+    e.in_experiment = false;
+    exp->metrics->outside_experiment.fetch_add(1, std::memory_order_relaxed);
+    arm = exp->control;
+  }
+  call->assigned = arm;
+  e.assigned_arm = exp->arms[arm].name;
+  call->Send(arm);
+}
+
+void Gateway::HandleReady(http::Request&, http::Respond respond) {
+  if (draining_) {
+    return std::move(respond)(http::ErrorResponse(503, "SHUTTING_DOWN", "the gateway is shutting down"));
+  }
+  auto snapshot = snapshot_.Load();
+  json::object o;
+  o["status"] = "ready";
+  o["experiments"] = snapshot->experiments.size();
+  o["config_version"] = snapshot->version;
+  std::move(respond)(http::Response::Json(200, config::ToJson(o)));
+}
+
+void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
+  const auto s = writer_->stats();
+  const auto version = snapshot_.Load()->version;
+  std::string body = metrics_.Render([&](std::string& out) {
+    StrAppend(&out, "# HELP abgate_event_queue_depth Exposures waiting for the event writer.\n",
+              "# TYPE abgate_event_queue_depth gauge\nabgate_event_queue_depth ", s.queued, "\n",
+              "# HELP abgate_events_dropped_total Exposures dropped because the event queue was full.\n",
+              "# TYPE abgate_events_dropped_total counter\nabgate_events_dropped_total ", s.dropped, "\n",
+              "# HELP abgate_events_written_total Exposures committed to the event store.\n",
+              "# TYPE abgate_events_written_total counter\nabgate_events_written_total ", s.written, "\n",
+              "# HELP abgate_event_write_errors_total Exposures lost to failed store transactions.\n",
+              "# TYPE abgate_event_write_errors_total counter\nabgate_event_write_errors_total ", s.write_errors, "\n",
+              "# HELP abgate_config_version Version of the experiment snapshot being served.\n",
+              "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n");
+  });
+  std::move(respond)(http::Response::Text(200, std::move(body), "text/plain; version=0.0.4; charset=utf-8"));
+}
+
+}  // namespace abgate::gateway

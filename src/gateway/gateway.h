@@ -1,0 +1,101 @@
+// Gateway: the `abgate serve` process. Owns the I/O loops, the data-plane server (/predict,
+// /invocations, /healthz, /readyz, /metrics), the admin server (/api/v1/...), the upstream
+// client, the event writer and the current experiment snapshot.
+//
+// Request path (all on the connection's I/O thread, nothing blocks): validate the payload,
+// take the snapshot once, assign an arm, forward the MLflow scoring payload to the arm's
+// upstream, fall back to control on failure when configured, reply, and enqueue one exposure.
+// Admin changes run on one admin thread, build a new snapshot and swap it whole.
+// Start/Shutdown are called from one controlling thread.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "absl/status/statusor.h"
+#include "common/clock.h"
+#include "common/random.h"
+#include "common/worker_thread.h"
+#include "config/gateway_config.h"
+#include "events/batching_writer.h"
+#include "events/event_sink.h"
+#include "gateway/experiment_set.h"
+#include "gateway/metrics.h"
+#include "http/client.h"
+#include "http/io_pool.h"
+#include "http/router.h"
+#include "http/server.h"
+
+namespace abgate::gateway {
+
+class Gateway {
+ public:
+  // Validates the config, opens the event store, compiles the experiments and binds both
+  // listeners (port 0 = any free port). Nothing is served until Start().
+  static absl::StatusOr<std::unique_ptr<Gateway>> Create(config::GatewayConfig config,
+                                                         const common::Clock& clock);
+  ~Gateway();
+
+  void Start();
+  // Graceful: stop accepting, drain in-flight requests (server.drain_timeout), flush every
+  // queued exposure to the store, stop the threads. Idempotent.
+  void Shutdown();
+
+  uint16_t port() const { return data_server_->port(); }
+  uint16_t admin_port() const { return admin_server_->port(); }
+  std::shared_ptr<const ExperimentSet> snapshot() const { return snapshot_.Load(); }
+  events::WriterStats writer_stats() const { return writer_->stats(); }
+  // Blocks until queued exposures are committed (tests).
+  void FlushEventsForTest() { writer_->Flush(); }
+
+ private:
+  friend struct PredictCall;
+  Gateway(config::GatewayConfig config, const common::Clock& clock);
+
+  // Data plane.
+  void HandlePredict(http::Request& req, http::Respond respond, std::string_view experiment, bool mlflow_shape);
+  void HandleMetrics(http::Request& req, http::Respond respond);
+  void HandleReady(http::Request& req, http::Respond respond);
+
+  // Admin API (admin_api.cc). Mutations are posted to admin_thread_.
+  void RegisterAdminRoutes();
+  bool Authorized(const http::Request& req) const;
+  // A change computes the experiment's new config (nullopt = delete) from the current one
+  // (null when it does not exist) and the request body. Runs on the admin thread.
+  using Change = std::function<absl::StatusOr<std::optional<config::ExperimentConfig>>(
+      const CompiledExperiment* current, const boost::json::value& body)>;
+  void Mutate(http::Request& req, http::Respond respond, std::string action, Change change);
+  // Compiles `after` and swaps in a new snapshot with it (or without `name`). Admin thread.
+  absl::StatusOr<uint64_t> Install(const std::string& name, const CompiledExperiment* before,
+                                   std::optional<config::ExperimentConfig> after);
+
+  std::string NextRequestId(int worker);
+
+  config::GatewayConfig config_;
+  const common::Clock& clock_;
+  std::string admin_token_;
+  std::unique_ptr<http::IoPool> pool_;
+  std::unique_ptr<http::Client> client_;
+  std::unique_ptr<events::EventSink> sink_;
+  std::unique_ptr<events::BatchingWriter> writer_;
+  Metrics metrics_;
+  SnapshotHolder snapshot_;
+  common::WorkerThread admin_thread_;
+  http::Router data_router_;
+  http::Router admin_router_;
+  std::unique_ptr<http::Server> data_server_;
+  std::unique_ptr<http::Server> admin_server_;
+  std::vector<common::Xoshiro256> rngs_;  // one per I/O loop, touched only on that loop
+  std::atomic<bool> draining_{false};
+  std::atomic<bool> started_{false};
+  bool shut_down_ = false;
+};
+
+}  // namespace abgate::gateway

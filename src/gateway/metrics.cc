@@ -1,0 +1,108 @@
+#include "gateway/metrics.h"
+
+#include "absl/strings/str_format.h"
+#include "common/strings.h"
+
+namespace abgate::gateway {
+
+void LatencyHistogram::Observe(int64_t us) {
+  const double seconds = us / 1e6;
+  size_t i = 0;
+  while (i < kLatencyBucketsSeconds.size() && seconds > kLatencyBucketsSeconds[i]) ++i;
+  buckets[i].fetch_add(1, std::memory_order_relaxed);
+  count.fetch_add(1, std::memory_order_relaxed);
+  sum_us.fetch_add(static_cast<uint64_t>(us < 0 ? 0 : us), std::memory_order_relaxed);
+}
+
+ArmMetrics* Metrics::Arm(const std::string& experiment, const std::string& arm) {
+  std::lock_guard lock(mu_);
+  auto& slot = arms_[{experiment, arm}];
+  if (!slot) slot = std::make_unique<ArmMetrics>();
+  return slot.get();
+}
+
+ExperimentMetrics* Metrics::Experiment(const std::string& experiment) {
+  std::lock_guard lock(mu_);
+  auto& slot = experiments_[experiment];
+  if (!slot) slot = std::make_unique<ExperimentMetrics>();
+  return slot.get();
+}
+
+void Metrics::CountRejected(std::string_view route, int status) {
+  std::lock_guard lock(mu_);
+  ++rejected_[{std::string(route), status}];
+}
+
+std::string EscapeLabel(std::string_view v) {
+  std::string out;
+  for (char c : v) {
+    if (c == '\\' || c == '"') out.push_back('\\');
+    if (c == '\n') {
+      out += "\\n";
+      continue;
+    }
+    out.push_back(c);
+  }
+  return out;
+}
+
+std::string Metrics::Render(const std::function<void(std::string&)>& extra) const {
+  std::string out;
+  std::lock_guard lock(mu_);
+  out += "# HELP abgate_requests_total Requests served, by experiment, serving arm and HTTP status.\n";
+  out += "# TYPE abgate_requests_total counter\n";
+  for (const auto& [key, m] : arms_) {
+    const std::string labels = StrCat("experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second), "\"");
+    for (size_t status = 0; status < m->requests_by_status.size(); ++status) {
+      const uint64_t n = m->requests_by_status[status].load(std::memory_order_relaxed);
+      if (n) StrAppend(&out, "abgate_requests_total{", labels, ",status=\"", static_cast<int>(status), "\"} ", n, "\n");
+    }
+  }
+  out += "# HELP abgate_fallbacks_total Requests whose assigned arm failed and control served instead.\n";
+  out += "# TYPE abgate_fallbacks_total counter\n";
+  for (const auto& [key, m] : arms_) {
+    StrAppend(&out, "abgate_fallbacks_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
+              EscapeLabel(key.second), "\"} ", m->fallbacks.load(), "\n");
+  }
+  out += "# HELP abgate_upstream_errors_total Failed upstream calls (connect, timeout, 5xx, bad reply).\n";
+  out += "# TYPE abgate_upstream_errors_total counter\n";
+  for (const auto& [key, m] : arms_) {
+    StrAppend(&out, "abgate_upstream_errors_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
+              EscapeLabel(key.second), "\"} ", m->upstream_errors.load(), "\n");
+  }
+  out += "# HELP abgate_upstream_latency_seconds Upstream round trip per arm.\n";
+  out += "# TYPE abgate_upstream_latency_seconds histogram\n";
+  for (const auto& [key, m] : arms_) {
+    const std::string labels = StrCat("experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second), "\"");
+    uint64_t cumulative = 0;
+    for (size_t i = 0; i < m->upstream_latency.buckets.size(); ++i) {
+      cumulative += m->upstream_latency.buckets[i].load(std::memory_order_relaxed);
+      const std::string le = i < kLatencyBucketsSeconds.size() ? absl::StrFormat("%g", kLatencyBucketsSeconds[i]) : "+Inf";
+      StrAppend(&out, "abgate_upstream_latency_seconds_bucket{", labels, ",le=\"", le, "\"} ", cumulative, "\n");
+    }
+    StrAppend(&out, "abgate_upstream_latency_seconds_sum{", labels, "} ",
+              absl::StrFormat("%.6f", m->upstream_latency.sum_us.load() / 1e6), "\n");
+    StrAppend(&out, "abgate_upstream_latency_seconds_count{", labels, "} ", m->upstream_latency.count.load(), "\n");
+  }
+  out += "# HELP abgate_random_unit_total Requests without a unit in a unit-based mode (assigned at random).\n";
+  out += "# TYPE abgate_random_unit_total counter\n";
+  for (const auto& [name, m] : experiments_) {
+    StrAppend(&out, "abgate_random_unit_total{experiment=\"", EscapeLabel(name), "\"} ", m->random_unit.load(), "\n");
+  }
+  out += "# HELP abgate_outside_experiment_total Requests served by control outside the experiment (coverage, paused, stopped).\n";
+  out += "# TYPE abgate_outside_experiment_total counter\n";
+  for (const auto& [name, m] : experiments_) {
+    StrAppend(&out, "abgate_outside_experiment_total{experiment=\"", EscapeLabel(name), "\"} ",
+              m->outside_experiment.load(), "\n");
+  }
+  out += "# HELP abgate_rejected_requests_total Requests refused before assignment, by route and status.\n";
+  out += "# TYPE abgate_rejected_requests_total counter\n";
+  for (const auto& [key, n] : rejected_) {
+    StrAppend(&out, "abgate_rejected_requests_total{route=\"", EscapeLabel(key.first), "\",status=\"", key.second,
+              "\"} ", n, "\n");
+  }
+  extra(out);
+  return out;
+}
+
+}  // namespace abgate::gateway

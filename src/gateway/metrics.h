@@ -1,0 +1,63 @@
+// Gateway metrics, rendered in the Prometheus text format at GET /metrics.
+//
+// Counters are lock-free atomics reached through stable pointers: an experiment snapshot
+// resolves its ArmMetrics once when it is compiled, so the request path never looks anything
+// up. Series are created on demand under a mutex and never deleted (a removed experiment keeps
+// its history until restart). Thread-safe.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <utility>
+
+namespace abgate::gateway {
+
+inline constexpr std::array<double, 14> kLatencyBucketsSeconds = {
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10};
+
+struct LatencyHistogram {
+  std::array<std::atomic<uint64_t>, kLatencyBucketsSeconds.size() + 1> buckets{};  // last: +Inf
+  std::atomic<uint64_t> count{0};
+  std::atomic<uint64_t> sum_us{0};
+  void Observe(int64_t us);
+};
+
+struct ArmMetrics {
+  std::array<std::atomic<uint64_t>, 600> requests_by_status{};  // index = HTTP status
+  std::atomic<uint64_t> fallbacks{0};  // requests this arm failed that control then served
+  std::atomic<uint64_t> upstream_errors{0};
+  LatencyHistogram upstream_latency;
+};
+
+struct ExperimentMetrics {
+  std::atomic<uint64_t> random_unit{0};  // unit-based mode, request without a unit
+  std::atomic<uint64_t> outside_experiment{0};  // outside coverage, paused or stopped
+};
+
+class Metrics {
+ public:
+  ArmMetrics* Arm(const std::string& experiment, const std::string& arm);
+  ExperimentMetrics* Experiment(const std::string& experiment);
+  // Requests answered before an arm was chosen (bad input, unknown experiment), by route.
+  void CountRejected(std::string_view route, int status);
+
+  // Appends every series, plus `extra` lines (gauges owned by others), in text format 0.0.4.
+  std::string Render(const std::function<void(std::string&)>& extra) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ArmMetrics>> arms_;  // guarded
+  std::map<std::string, std::unique_ptr<ExperimentMetrics>> experiments_;           // guarded
+  std::map<std::pair<std::string, int>, uint64_t> rejected_;                        // guarded
+};
+
+// Escapes a Prometheus label value (backslash, quote, newline).
+std::string EscapeLabel(std::string_view v);
+
+}  // namespace abgate::gateway
