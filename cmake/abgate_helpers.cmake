@@ -27,7 +27,7 @@ function(abgate_cc_test)
   target_compile_definitions(${ARG_NAME} PRIVATE
     ABGATE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
     ABGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-)
+    ABGATE_BINARY="${PROJECT_BINARY_DIR}/abgate")
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES LABELS "${ARG_LABELS}"

@@ -78,7 +78,8 @@ absl::StatusOr<Allocation> Allocation::Create(std::vector<double> weights, doubl
       // Monotone ramps: an arm whose weight does not decrease keeps all of its buckets.
       const Step& prev = a.steps_.back();
       for (size_t arm = 0; arm < num_arms; ++arm) {
-        if (step.normalized[arm] < prev.normalized[arm]) continue;
+        // A tolerance, so renormalising (0.2 vs 0.2/0.9999999999999999) is not a decrease.
+        if (step.normalized[arm] < prev.normalized[arm] - 1e-9) continue;
         for (uint32_t k = 0; k < kNumBuckets; ++k) {
           if (prev.table[k] == static_cast<int8_t>(arm) && step.table[k] != prev.table[k]) {
             return absl::InvalidArgumentError(absl::StrFormat(

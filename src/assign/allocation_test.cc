@@ -86,3 +86,17 @@ TEST(AllocationTest, ZeroWeightArmGetsNoUnits) {
 
 }  // namespace
 }  // namespace abgate::assign
+
+namespace abgate::assign {
+namespace {
+
+TEST(AllocationTest, ArmKeepingItsWeightMustKeepItsUnits) {
+  // B keeps 20% but its range would move from [0.7, 0.9) to [0.5, 0.7).
+  auto a = Allocation::Create({70, 20, 10}, 1, {{0, {50, 20, 30}}});
+  EXPECT_FALSE(a.ok());
+  // Already-normalised weights whose sum rounds to 0.9999999999999999 behave the same.
+  EXPECT_FALSE(Allocation::Create({0.7, 0.2, 0.1}, 1, {{0, {50, 20, 30}}}).ok());
+}
+
+}  // namespace
+}  // namespace abgate::assign

@@ -249,6 +249,9 @@ void Gateway::RegisterAdminRoutes() {
       if (weights.size() != current->arms.size()) {
         return absl::InvalidArgumentError(StrCat("need ", current->arms.size(), " weights, got ", weights.size()));
       }
+      if (auto valid = assign::Allocation::Create(weights, current->config.coverage); !valid.ok()) {
+        return valid.status();
+      }
       const auto* allow = o.if_contains("allow_reassignment");
       const bool allow_reassignment = allow && allow->is_bool() && allow->as_bool();
       // Governance: a change that moves units out of an arm whose weight does not go down is

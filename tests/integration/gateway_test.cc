@@ -1,0 +1,252 @@
+// Data-plane integration tests: a real gateway (port 0) in front of real HTTP upstreams.
+#include <boost/json.hpp>
+
+#include "assign/allocation.h"
+#include "assign/hash.h"
+#include "gateway_fixture.h"
+
+namespace abgate::testing {
+namespace {
+
+namespace json = boost::json;
+
+std::string Body(std::string_view user) {
+  return "{\"user_id\":\"" + std::string(user) + "\",\"dataframe_split\":{\"columns\":[\"x\"],\"data\":[[1]]}}";
+}
+
+class GatewayTest : public GatewayFixture {};
+
+TEST_F(GatewayTest, SplitsTenThousandUnitsWithinToleranceLikeTheAssignFunction) {
+  StartGateway(ConfigYaml());
+  const auto allocation = *assign::Allocation::Create({80, 20}, 1.0);
+  const assign::SeededHasher hasher("hyatt_booking_ab");
+  RawConnection c(gateway_->port());
+  int b = 0;
+  for (int i = 0; i < 10000; ++i) {
+    const std::string user = "user-" + std::to_string(i);
+    const std::string body = Body(user);
+    ASSERT_TRUE(c.Send("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                       std::to_string(body.size()) + "\r\n\r\n" + body));
+    const auto r = c.Read();
+    ASSERT_EQ(r.status, 200) << r.body;
+    const std::string arm = r.headers.at("x-abgate-arm");
+    const int expected = allocation.ArmForBucket(hasher.Bucket(user), 0);
+    ASSERT_EQ(arm, expected == 0 ? "A" : "B") << user;
+    b += arm == "B";
+  }
+  // Binomial(10000, 0.2): sd 40; allow 4 sd.
+  EXPECT_NEAR(b, 2000, 160);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE arm = 'B'"), b);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures"), 10000);
+}
+
+TEST_F(GatewayTest, SameUnitGetsTheSameArmFromBodyOrHeader) {
+  StartGateway(ConfigYaml("", "50, 50"));
+  for (int u = 0; u < 50; ++u) {
+    const std::string user = "sticky-" + std::to_string(u);
+    const std::string first = Predict(Body(user)).headers["x-abgate-arm"];
+    for (int k = 0; k < 3; ++k) EXPECT_EQ(Predict(Body(user)).headers["x-abgate-arm"], first);
+    auto via_header = Predict(R"({"instances":[[1]]})", "/predict", "X-User-Id: " + user + "\r\n");
+    EXPECT_EQ(via_header.headers["x-abgate-arm"], first);
+  }
+}
+
+TEST_F(GatewayTest, RepliesWithArmVersionRequestIdAndPredictions) {
+  StartGateway(ConfigYaml("", "0, 100"));
+  auto r = Predict(Body("u1"), "/predict", "X-Request-Id: client-req-1\r\n");
+  ASSERT_EQ(r.status, 200);
+  const auto v = json::parse(r.body).as_object();
+  EXPECT_EQ(v.at("model_group"), "B");
+  EXPECT_EQ(v.at("model_version"), "8");
+  EXPECT_EQ(v.at("request_id"), "client-req-1");
+  EXPECT_EQ(r.headers.at("x-request-id"), "client-req-1");
+  EXPECT_EQ(r.headers.at("x-abgate-model-version"), "8");
+  EXPECT_DOUBLE_EQ(v.at("predictions").as_array()[0].as_double(), 0.75);
+  // The model receives the scoring payload without the unit field.
+  EXPECT_EQ(json::parse(model_b_->last_body()), json::parse(R"({"dataframe_split":{"columns":["x"],"data":[[1]]}})"));
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE request_id = 'client-req-1' AND unit_id = 'u1' "
+                     "AND arm = 'B' AND model_version = '8' AND status = 200 AND score = 0.75 AND "
+                     "model_name = 'hyatt_booking_model' AND routing_mode = 'user_hash' AND unit_random = 0"),
+            1);
+}
+
+TEST_F(GatewayTest, InvocationsIsAnMlflowDropIn) {
+  StartGateway(ConfigYaml("", "100, 0"));
+  const auto r = Predict(R"({"inputs": [[1, 2]]})", "/invocations");
+  ASSERT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "{\"predictions\": [0.250000]}");  // upstream bytes unchanged
+  EXPECT_EQ(r.headers.at("x-abgate-arm"), "A");
+  // text/csv goes through to the model as-is; the unit comes from the header.
+  const auto csv = RawRequest(gateway_->port(), "POST", "/invocations", "x\n1\n", "text/csv", "X-User-Id: u9\r\n");
+  EXPECT_EQ(csv.status, 200);
+  EXPECT_EQ(model_a_->last_body(), "x\n1\n");
+  EXPECT_EQ(model_a_->last_content_type(), "text/csv");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE unit_id = 'u9'"), 1);
+}
+
+TEST_F(GatewayTest, MissingUnitIsRandomAndFlagged) {
+  StartGateway(ConfigYaml("", "50, 50"));
+  int b = 0;
+  for (int i = 0; i < 400; ++i) b += Predict(R"({"instances":[[1]]})").headers["x-abgate-arm"] == "B";
+  EXPECT_GT(b, 140);  // Binomial(400, 0.5): sd 10
+  EXPECT_LT(b, 260);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE unit_random = 1 AND unit_id IS NULL"), 400);
+}
+
+TEST_F(GatewayTest, RequestRandomModeIgnoresTheUnitForAssignment) {
+  StartGateway(ConfigYaml("    routing_mode: request_random\n", "50, 50"));
+  std::set<std::string> arms;
+  for (int i = 0; i < 60; ++i) arms.insert(Predict(Body("same-user")).headers["x-abgate-arm"]);
+  EXPECT_EQ(arms.size(), 2u);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE unit_random = 0 AND unit_id = 'same-user'"), 60);
+}
+
+TEST_F(GatewayTest, CoverageSendsOthersToControlOutsideTheExperiment) {
+  StartGateway(ConfigYaml("    coverage: 0.5\n", "50, 50"));
+  for (int i = 0; i < 300; ++i) ASSERT_EQ(Predict(Body("cov-" + std::to_string(i))).status, 200);
+  const int64_t outside = QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0");
+  EXPECT_GT(outside, 100);
+  EXPECT_LT(outside, 200);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0 AND arm <> 'A'"), 0);
+}
+
+TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {
+  StartGateway(ConfigYaml("", "0, 100"));
+  model_b_->set_mode(UpstreamMode::kServerError);
+  auto r = Predict(Body("u1"));
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers["x-abgate-arm"], "A");
+  EXPECT_EQ(r.headers["x-abgate-fallback"], "true");
+  EXPECT_EQ(json::parse(r.body).at("model_group"), "A");
+  model_b_->set_mode(UpstreamMode::kHang);  // timeout → fallback too
+  r = Predict(Body("u2"));
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.headers["x-abgate-fallback"], "true");
+  model_b_->set_mode(UpstreamMode::kNotJson);
+  EXPECT_EQ(Predict(Body("u3")).headers["x-abgate-fallback"], "true");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE fallback = 1 AND assigned_arm = 'B' AND arm = 'A'"), 3);
+  const auto metrics = RawRequest(gateway_->port(), "GET", "/metrics", "", "");
+  EXPECT_NE(metrics.body.find("abgate_fallbacks_total{experiment=\"hyatt_booking_ab\",arm=\"B\"} 3"),
+            std::string::npos);
+}
+
+TEST_F(GatewayTest, WithoutFallbackUpstreamFailuresAre502And504) {
+  StartGateway(ConfigYaml("    fallback_to_control: false\n", "0, 100"));
+  model_b_->set_mode(UpstreamMode::kServerError);
+  auto r = Predict(Body("u1"));
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "UPSTREAM_ERROR");
+  model_b_->set_mode(UpstreamMode::kHang);
+  r = Predict(Body("u1"));
+  EXPECT_EQ(r.status, 504);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "UPSTREAM_TIMEOUT");
+  model_b_->Shutdown();  // connection refused
+  r = Predict(Body("u1"));
+  EXPECT_EQ(r.status, 502);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE status IN (502, 504)"), 3);
+}
+
+TEST_F(GatewayTest, UpstreamClientErrorsPassThrough) {
+  StartGateway(ConfigYaml("", "0, 100"));
+  model_b_->set_mode(UpstreamMode::kBadRequest);
+  auto r = Predict(Body("u1"));
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(r.body, R"({"error_code":"BAD_REQUEST","message":"schema"})");
+  EXPECT_EQ(r.headers["x-abgate-arm"], "B");
+  EXPECT_EQ(r.headers.count("x-abgate-fallback"), 0u);
+}
+
+struct BadInput {
+  std::string name;
+  std::string target;
+  std::string content_type;
+  std::string body;
+  std::string extra_headers;
+  int status;
+  std::string error_code;
+};
+
+TEST_F(GatewayTest, EveryBadInputGetsA4xxJsonErrorAndTheConnectionSurvives) {
+  StartGateway(ConfigYaml());
+  const std::vector<BadInput> cases = {
+      {"malformed JSON", "/predict", "application/json", "{\"user_id\": \"u1\", ", "", 400, "MALFORMED_JSON"},
+      {"truncated JSON", "/predict", "application/json", "{\"instances\": [[1, 2", "", 400, "MALFORMED_JSON"},
+      {"empty body", "/predict", "application/json", "", "", 400, "MALFORMED_JSON"},
+      {"JSON array", "/predict", "application/json", "[1, 2, 3]", "", 400, "BAD_REQUEST"},
+      {"JSON scalar", "/predict", "application/json", "42", "", 400, "BAD_REQUEST"},
+      {"no scoring key", "/predict", "application/json", "{\"user_id\":\"u\",\"data\":[1]}", "", 400, "BAD_REQUEST"},
+      {"two scoring keys", "/predict", "application/json", "{\"inputs\":[1],\"instances\":[1]}", "", 400, "BAD_REQUEST"},
+      {"unit is an object", "/predict", "application/json", "{\"user_id\":{\"a\":1},\"inputs\":[1]}", "", 400, "INVALID_UNIT"},
+      {"unit is a bool", "/predict", "application/json", "{\"user_id\":true,\"inputs\":[1]}", "", 400, "INVALID_UNIT"},
+      {"unit is a float", "/predict", "application/json", "{\"user_id\":1.5,\"inputs\":[1]}", "", 400, "INVALID_UNIT"},
+      {"unit is empty", "/predict", "application/json", "{\"user_id\":\"\",\"inputs\":[1]}", "", 400, "INVALID_UNIT"},
+      {"unit is an array", "/predict", "application/json", "{\"user_id\":[\"u\"],\"inputs\":[1]}", "", 400, "INVALID_UNIT"},
+      {"bad UTF-8 in body", "/predict", "application/json", "{\"user_id\":\"\xff\xfe\",\"inputs\":[1]}", "", 400, "INVALID_UTF8"},
+      {"bad UTF-8 in unit header", "/predict", "application/json", "{\"inputs\":[1]}", "X-User-Id: \xc3\x28\r\n", 400, "INVALID_UNIT"},
+      {"unknown experiment", "/predict/nope", "application/json", "{\"inputs\":[1]}", "", 404, "EXPERIMENT_NOT_FOUND"},
+      {"text/plain", "/predict", "text/plain", "{\"inputs\":[1]}", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"no content type", "/predict", "", "{\"inputs\":[1]}", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"csv on /predict", "/predict", "text/csv", "x\n1\n", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"latin-1 charset", "/invocations", "application/json; charset=latin-1", "{\"inputs\":[1]}", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"MLflow 1.x format param", "/invocations", "application/json; format=pandas-split", "{\"inputs\":[1]}", "", 415, "UNSUPPORTED_MEDIA_TYPE"},
+      {"unknown path", "/predictions", "application/json", "{}", "", 404, "ENDPOINT_NOT_FOUND"},
+  };
+  RawConnection c(gateway_->port());
+  for (const auto& tc : cases) {
+    std::string req = "POST " + tc.target + " HTTP/1.1\r\nHost: x\r\n";
+    if (!tc.content_type.empty()) req += "Content-Type: " + tc.content_type + "\r\n";
+    req += tc.extra_headers + "Content-Length: " + std::to_string(tc.body.size()) + "\r\n\r\n" + tc.body;
+    ASSERT_TRUE(c.Send(req)) << tc.name;
+    const auto r = c.Read();
+    EXPECT_EQ(r.status, tc.status) << tc.name << ": " << r.body;
+    boost::system::error_code ec;
+    const auto v = json::parse(r.body, ec);
+    ASSERT_FALSE(ec) << tc.name << ": reply is not JSON: " << r.body;
+    EXPECT_EQ(v.at("error_code"), tc.error_code.c_str()) << tc.name;
+    EXPECT_FALSE(v.at("message").as_string().empty()) << tc.name;
+    EXPECT_FALSE(r.closed) << tc.name << ": connection was closed";
+  }
+  // The same keep-alive connection still serves a good request.
+  const std::string ok = Body("after-bad-input");
+  ASSERT_TRUE(c.Send("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                     std::to_string(ok.size()) + "\r\n\r\n" + ok));
+  EXPECT_EQ(c.Read().status, 200);
+  // Nothing that was refused reached the models or the exposure log.
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures"), 1);
+}
+
+TEST_F(GatewayTest, OversizedBodiesAndHeadersGet413And431WithJson) {
+  StartGateway(ConfigYaml());
+  const std::string big = "{\"inputs\":[\"" + std::string(70000, 'x') + "\"]}";
+  auto r = Predict(big);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "PAYLOAD_TOO_LARGE");
+  r = Predict(Body("u"), "/predict", "X-Junk: " + std::string(9000, 'j') + "\r\n");
+  EXPECT_EQ(r.status, 431);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "REQUEST_HEADER_FIELDS_TOO_LARGE");
+  EXPECT_EQ(Predict(Body("u")).status, 200);  // the gateway is fine afterwards
+}
+
+TEST_F(GatewayTest, HealthReadyAndMetricsEndpoints) {
+  StartGateway(ConfigYaml());
+  EXPECT_EQ(RawRequest(gateway_->port(), "GET", "/healthz", "", "").status, 200);
+  EXPECT_EQ(RawRequest(gateway_->port(), "GET", "/ping", "", "").status, 200);
+  const auto ready = RawRequest(gateway_->port(), "GET", "/readyz", "", "");
+  EXPECT_EQ(ready.status, 200);
+  EXPECT_EQ(json::parse(ready.body).at("experiments"), 1);
+  for (int i = 0; i < 20; ++i) Predict(Body("m" + std::to_string(i)));
+  Predict("[]");
+  auto m = RawRequest(gateway_->port(), "GET", "/metrics", "", "");
+  EXPECT_EQ(m.status, 200);
+  EXPECT_NE(m.headers["content-type"].find("text/plain"), std::string::npos);
+  for (const char* needle :
+       {"abgate_requests_total{experiment=\"hyatt_booking_ab\",arm=\"A\",status=\"200\"}",
+        "abgate_upstream_latency_seconds_bucket{experiment=\"hyatt_booking_ab\",arm=\"A\",le=\"+Inf\"}",
+        "abgate_event_queue_depth ", "abgate_events_dropped_total 0", "abgate_fallbacks_total",
+        "abgate_rejected_requests_total{route=\"/predict\",status=\"400\"} 1"}) {
+    EXPECT_NE(m.body.find(needle), std::string::npos) << needle;
+  }
+}
+
+}  // namespace
+}  // namespace abgate::testing
