@@ -11,7 +11,9 @@ namespace json = boost::json;
 
 namespace {
 
-void AppendString(std::string& out, std::string_view s) {
+}  // namespace
+
+void AppendJsonString(std::string& out, std::string_view s) {
   out.push_back('"');
   static constexpr char kHex[] = "0123456789abcdef";
   for (char ch : s) {
@@ -36,6 +38,8 @@ void AppendString(std::string& out, std::string_view s) {
   }
   out.push_back('"');
 }
+
+namespace {
 
 template <typename T>
 void AppendNumber(std::string& out, T v) {
@@ -63,7 +67,7 @@ void AppendJson(std::string& out, const json::value& v) {
       if (out.find_first_of(".eE", start) == std::string::npos) out += ".0";
       return;
     }
-    case json::kind::string: AppendString(out, v.get_string()); return;
+    case json::kind::string: AppendJsonString(out, v.get_string()); return;
     case json::kind::array: {
       out.push_back('[');
       bool first = true;
@@ -81,7 +85,7 @@ void AppendJson(std::string& out, const json::value& v) {
       for (const auto& kv : v.get_object()) {
         if (!first) out.push_back(',');
         first = false;
-        AppendString(out, kv.key());
+        AppendJsonString(out, kv.key());
         out.push_back(':');
         AppendJson(out, kv.value());
       }
@@ -89,6 +93,17 @@ void AppendJson(std::string& out, const json::value& v) {
       return;
     }
   }
+}
+
+json::value ParseJson(std::string_view text, json::storage_ptr storage, boost::system::error_code& ec) {
+  unsigned char temp[4096];  // parser scratch space on the stack
+  json::parse_options options;
+  options.max_depth = 256;
+  json::parser p(json::storage_ptr(), options, temp, sizeof(temp));
+  p.reset(std::move(storage));
+  p.write(text.data(), text.size(), ec);  // a complete text: incomplete input is an error
+  if (ec) return nullptr;
+  return p.release();
 }
 
 std::string ToJson(const json::value& v) {

@@ -5,11 +5,22 @@
 
 #include <string>
 
+#include <string_view>
+
+#include <boost/json/storage_ptr.hpp>
 #include <boost/json/value.hpp>
+#include <boost/system/error_code.hpp>
 
 namespace abgate::config {
 
 std::string ToJson(const boost::json::value& v);
 void AppendJson(std::string& out, const boost::json::value& v);
+// Appends `s` as a JSON string literal (quotes and escapes).
+void AppendJsonString(std::string& out, std::string_view s);
+
+// Parses `text` (UTF-8 validated, nesting up to 256) into memory from `storage` — pass a
+// json::monotonic_resource on the request path to avoid one malloc per node. Never throws.
+boost::json::value ParseJson(std::string_view text, boost::json::storage_ptr storage,
+                             boost::system::error_code& ec);
 
 }  // namespace abgate::config

@@ -144,7 +144,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
   if (actor.empty()) actor = "admin";
   auto shared_respond = std::make_shared<http::Respond>(std::move(respond));
   admin_thread_.Post([this, action = std::move(action), change = std::move(change), body = std::move(body),
-                      name = std::move(name), actor = std::move(actor), remote = req.remote_addr,
+                      name = std::move(name), actor = std::move(actor), remote = std::string(req.remote_addr),
                       shared_respond]() mutable {
     auto snapshot = snapshot_.Load();
     if (name.empty() && body.is_object()) {  // create: the name is in the body

@@ -114,6 +114,8 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   int serving = 0;
   int64_t upstream_started_us = 0;
   int64_t upstream_total_us = 0;
+  unsigned char reply_buffer[2048];  // first block for parsing the model's reply
+  json::monotonic_resource reply_memory{reply_buffer, sizeof(reply_buffer)};
 
   void Send(int arm) {
     serving = arm;
@@ -149,7 +151,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       failure = StrCat("upstream ", a.name, " answered HTTP ", r->status);
     } else if (r->status < 300) {
       boost::system::error_code ec;
-      parsed = json::parse(r->body, ec);
+      parsed = config::ParseJson(r->body, &reply_memory, ec);
       if (ec) {
         failure = StrCat("upstream ", a.name, " sent a reply that is not JSON: ", ec.message());
         parsed.reset();
@@ -183,12 +185,16 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     if (mlflow_shape) {
       ok.body = std::move(r->body);  // MLflow's own reply, byte for byte
     } else {
-      json::object reply;
-      reply["model_group"] = a.name;
-      reply["model_version"] = a.version;
-      reply["request_id"] = exposure.request_id;
-      reply["predictions"] = *predictions;
-      ok.body = config::ToJson(reply);
+      ok.body.reserve(r->body.size() + 128);
+      ok.body += "{\"model_group\":";
+      config::AppendJsonString(ok.body, a.name);
+      ok.body += ",\"model_version\":";
+      config::AppendJsonString(ok.body, a.version);
+      ok.body += ",\"request_id\":";
+      config::AppendJsonString(ok.body, exposure.request_id);
+      ok.body += ",\"predictions\":";
+      config::AppendJson(ok.body, *predictions);
+      ok.body += "}";
     }
     Finish(std::move(ok));
   }
@@ -347,8 +353,10 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   bool have_unit = false;
   std::string forward_body;
   if (kind == BodyKind::kJson) {
+    unsigned char buffer[4096];
+    json::monotonic_resource memory(buffer, sizeof(buffer));
     boost::system::error_code ec;
-    json::value body = json::parse(req.body, ec);
+    json::value body = config::ParseJson(req.body, &memory, ec);
     if (ec) {
       if (!assign::IsValidUtf8(req.body)) {
         return reject(http::ErrorResponse(400, "INVALID_UTF8", "the request body is not valid UTF-8"));

@@ -1,5 +1,6 @@
 #include "http/client.h"
 
+#include <array>
 #include <chrono>
 #include <optional>
 #include <unordered_map>
@@ -17,14 +18,16 @@ namespace asio = boost::asio;
 namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
 using tcp = asio::ip::tcp;
+using Executor = asio::io_context::executor_type;
+using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
 
 namespace {
 
 constexpr uint64_t kMaxResponseBytes = 64ull << 20;
 
 struct Connection {
-  explicit Connection(asio::io_context& ctx) : stream(ctx) {}
-  beast::tcp_stream stream;
+  explicit Connection(asio::io_context& ctx) : stream(ctx.get_executor()) {}
+  Stream stream;
   beast::flat_buffer buffer;
 };
 
@@ -48,15 +51,14 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   Exchange(Client::Impl* client, int worker, ClientRequest req, ClientCallback done)
       : client_(client), worker_(worker), req_(std::move(req)), done_(std::move(done)),
         key_(StrCat(req_.host, ":", req_.port)) {
-    msg_.method_string(req_.method);
-    msg_.target(req_.target);
-    msg_.version(11);
-    msg_.set(bhttp::field::host, key_);
-    if (!req_.content_type.empty()) msg_.set(bhttp::field::content_type, req_.content_type);
-    for (const auto& h : req_.headers) msg_.insert(h.name, h.value);
-    msg_.body() = std::move(req_.body);
-    msg_.keep_alive(true);
-    msg_.prepare_payload();
+    // Serialised by hand (see Session::Send in server.cc for why); values with CR/LF dropped.
+    StrAppend(&head_, req_.method, " ", req_.target, " HTTP/1.1\r\nHost: ", key_, "\r\n");
+    if (!req_.content_type.empty()) StrAppend(&head_, "Content-Type: ", req_.content_type, "\r\n");
+    for (const auto& h : req_.headers) {
+      if (h.value.find_first_of("\r\n") != std::string::npos) continue;
+      StrAppend(&head_, h.name, ": ", h.value, "\r\n");
+    }
+    StrAppend(&head_, "Content-Length: ", req_.body.size(), "\r\n\r\n");
   }
 
   void Start() {
@@ -105,7 +107,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Write() {
     conn_->stream.expires_after(std::chrono::microseconds(req_.request_timeout_us));
-    bhttp::async_write(conn_->stream, msg_, [self = shared_from_this()](beast::error_code ec, size_t) {
+    const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(req_.body)};
+    asio::async_write(conn_->stream, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
       if (ec) return self->OnTransportError(ec, "write");
       self->Read();
     });
@@ -165,7 +168,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   ClientRequest req_;
   ClientCallback done_;
   std::string key_;
-  bhttp::request<bhttp::string_body> msg_;
+  std::string head_;
   std::unique_ptr<Connection> conn_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
   std::optional<tcp::resolver> resolver_;

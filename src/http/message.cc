@@ -17,8 +17,8 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
 }
 
 std::string_view Request::FindHeader(std::string_view name) const {
-  for (const auto& h : headers) {
-    if (EqualsIgnoreCase(h.name, name)) return h.value;
+  for (const auto& [n, v] : headers) {
+    if (EqualsIgnoreCase(n, name)) return v;
   }
   return {};
 }

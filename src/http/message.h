@@ -20,15 +20,17 @@ struct Header {
 // ASCII case-insensitive equality, for header names.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// A request as the server hands it to a handler. The string_views point into the server's
+// parser and are valid only during the handler call; copy what outlives it. The body is owned
+// and may be moved out.
 struct Request {
-  using Headers = std::vector<http::Header>;
-  std::string method;  // "GET", "POST", ...
-  std::string target;  // as sent: path plus optional ?query
-  std::string path;    // target before '?'
-  std::string query;   // target after '?', without it
-  Headers headers;
+  std::string_view method;  // "GET", "POST", ...
+  std::string_view target;  // as sent: path plus optional ?query
+  std::string_view path;    // target before '?'
+  std::string_view query;   // target after '?', without it
+  std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::string body;
-  std::string remote_addr;
+  std::string_view remote_addr;
   int worker = 0;      // index of the I/O thread serving the connection
   std::vector<std::pair<std::string, std::string>> path_params;  // filled by Router
 
