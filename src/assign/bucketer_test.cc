@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "assign/golden_test_util.h"
 #include "gtest/gtest.h"
 
 namespace abgate::assign {
@@ -12,20 +13,9 @@ namespace {
 
 namespace json = boost::json;
 
-json::value LoadCases() {
-  std::ifstream in(ABGATE_TEST_DATA_DIR "/assign/growthbook_cases.json");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return json::parse(ss.str());
-}
+using testing::ToRanges;
 
-std::vector<BucketRange> ToRanges(const json::value& v) {
-  std::vector<BucketRange> out;
-  for (const auto& r : v.as_array()) {
-    out.push_back({r.as_array()[0].to_number<double>(), r.as_array()[1].to_number<double>()});
-  }
-  return out;
-}
+json::value LoadCases() { return json::parse(testing::ReadFile(ABGATE_TEST_DATA_DIR "/assign/growthbook_cases.json")); }
 
 TEST(BucketerTest, GetBucketRangesMatchesGrowthBookCases) {
   const auto cases = LoadCases();

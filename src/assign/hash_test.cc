@@ -7,27 +7,15 @@
 #include <boost/json.hpp>
 
 #include "assign/bucketer.h"
+#include "assign/golden_test_util.h"
 #include "gtest/gtest.h"
 
 namespace abgate::assign {
 namespace {
 
 namespace json = boost::json;
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-std::vector<BucketRange> ToRanges(const json::value& v) {
-  std::vector<BucketRange> out;
-  for (const auto& r : v.as_array()) {
-    out.push_back({r.as_array()[0].to_number<double>(), r.as_array()[1].to_number<double>()});
-  }
-  return out;
-}
+using testing::ReadFile;
+using testing::ToRanges;
 
 TEST(HashTest, Fnv1aMatchesKnownAnswers) {
   // FNV-1a 32 reference values (http://www.isthe.com/chongo/tech/comp/fnv/).

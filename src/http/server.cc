@@ -22,16 +22,7 @@
 
 namespace abgate::http {
 
-namespace asio = boost::asio;
-namespace beast = boost::beast;
 namespace bhttp = boost::beast::http;
-using tcp = asio::ip::tcp;
-// Concrete executor types instead of any_io_executor: type erasure showed up at several percent
-// of CPU in profiles (copies and destroys per operation).
-using Executor = asio::io_context::executor_type;
-using Socket = asio::basic_stream_socket<tcp, Executor>;
-using Stream = beast::basic_stream<tcp, Executor, beast::unlimited_rate_policy>;
-using Timer = asio::basic_waitable_timer<std::chrono::steady_clock, asio::wait_traits<std::chrono::steady_clock>, Executor>;
 
 // ---------------------------------------------------------------------------------- IoPool
 
