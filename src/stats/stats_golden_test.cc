@@ -1,0 +1,285 @@
+// src/stats against published examples (sources in each test) and reference files produced
+// by scipy/scikit-learn (tests/data/stats, provenance in each file's first line).
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "gtest/gtest.h"
+#include "stats/bayes.h"
+#include "stats/cuped.h"
+#include "stats/model_quality.h"
+#include "stats/multiple_testing.h"
+#include "stats/power.h"
+#include "stats/sequential.h"
+#include "stats/tests.h"
+
+namespace abgate::stats {
+namespace {
+
+// Rows of a reference CSV as column name → text. Lines starting with '#' are provenance.
+std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& name) {
+  std::ifstream in(std::string(ABGATE_TEST_DATA_DIR "/stats/") + name);
+  EXPECT_TRUE(in.good()) << name;
+  std::vector<std::map<std::string, std::string>> rows;
+  std::vector<std::string> header;
+  std::string line;
+  auto split = [](const std::string& s) {
+    std::vector<std::string> out;
+    std::stringstream ss(s);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) out.push_back(cell);
+    return out;
+  };
+  while (std::getline(in, line)) {
+    if (line.empty() || line[0] == '#') continue;
+    if (header.empty()) {
+      header = split(line);
+      continue;
+    }
+    const auto cells = split(line);
+    std::map<std::string, std::string> row;
+    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
+    rows.push_back(std::move(row));
+  }
+  return rows;
+}
+
+double D(const std::map<std::string, std::string>& row, const std::string& key) { return std::stod(row.at(key)); }
+int64_t I(const std::map<std::string, std::string>& row, const std::string& key) { return std::stoll(row.at(key)); }
+
+template <typename T>
+std::vector<T> List(const std::string& s) {
+  std::vector<T> out;
+  std::stringstream ss(s);
+  std::string cell;
+  while (std::getline(ss, cell, ';')) out.push_back(static_cast<T>(std::stod(cell)));
+  return out;
+}
+
+// |got - want| <= rel * max(|want|, tiny): relative tolerance that still works near 0.
+#define EXPECT_REL(got, want, rel) EXPECT_NEAR(got, want, (rel) * std::max(std::fabs(want), 1e-300))
+
+TEST(GoldenTest, StatsmodelsProportionsZtestExample) {
+  // statsmodels docs, proportions_ztest: count=[5, 12], nobs=[83, 99] → z -1.40783, p 0.15918.
+  auto r = TwoProportionZTest({12, 99}, {5, 83});
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->statistic, -1.40783, 5e-6);
+  EXPECT_NEAR(r->p_value, 0.15918, 5e-6);
+}
+
+TEST(GoldenTest, ScipyWelchExample) {
+  // scipy docs, ttest_ind_from_stats(15, sqrt(87.5), 13, 12, sqrt(39), 11, equal_var=False):
+  // t 0.935846, p 0.359998; Welch–Satterthwaite df 20.9846.
+  auto r = WelchTTest(Moments::FromSummary(11, 12, 39), Moments::FromSummary(13, 15, 87.5));
+  ASSERT_TRUE(r.ok()) << r.status();
+  EXPECT_NEAR(r->statistic, 0.935846, 5e-7);
+  EXPECT_NEAR(r->df, 20.9846, 5e-5);
+  EXPECT_NEAR(r->p_value, 0.359998, 5e-7);
+}
+
+TEST(GoldenTest, ScipyChisquareExample) {
+  // scipy docs, chisquare([16, 18, 16, 14, 12, 12]) → statistic 2.0, p 0.84914503608460956.
+  const std::vector<int64_t> obs = {16, 18, 16, 14, 12, 12};
+  const std::vector<double> shares(6, 1.0);
+  auto r = ChiSquaredGoodnessOfFit(obs, shares);
+  ASSERT_TRUE(r.ok());
+  EXPECT_NEAR(r->statistic, 2.0, 1e-12);
+  EXPECT_EQ(r->df, 5);
+  EXPECT_NEAR(r->p_value, 0.849145, 5e-7);
+}
+
+TEST(GoldenTest, GrowthBookHolmAndBenjaminiHochbergVectors) {
+  // GrowthBook gbstats tests (test_multiple_testing): Holm-Bonferroni and Benjamini-Hochberg.
+  const std::vector<double> holm_in = {0.01, 0.04, 0.03, 0.005, 0.55, 0.6};
+  const std::vector<double> holm_out = {0.05, 0.12, 0.12, 0.03, 1, 1};
+  const auto holm = HolmBonferroni(holm_in);
+  for (size_t i = 0; i < holm.size(); ++i) EXPECT_NEAR(holm[i], holm_out[i], 1e-12) << i;
+  const std::vector<double> bh_in = {0.898, 0.138, 0.007, 0.964, 0.538, 0.006, 0.138};
+  const std::vector<double> bh_out = {0.964, 0.2415, 0.0245, 0.964, 0.7532, 0.0245, 0.2415};
+  const auto bh = BenjaminiHochberg(bh_in);
+  for (size_t i = 0; i < bh.size(); ++i) EXPECT_NEAR(bh[i], bh_out[i], 1e-12) << i;
+}
+
+TEST(GoldenTest, TwoProportionZMatchesReference) {
+  const auto rows = ReadCsv("two_proportion_z.csv");
+  ASSERT_EQ(rows.size(), 25u);
+  for (const auto& row : rows) {
+    auto r = TwoProportionZTest({I(row, "s_c"), I(row, "n_c")}, {I(row, "s_t"), I(row, "n_t")});
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_REL(r->statistic, D(row, "z"), 1e-9);
+    EXPECT_REL(r->p_value, D(row, "p"), 1e-9);
+    EXPECT_REL(r->diff_ci.low, D(row, "ci_low"), 1e-9);
+    EXPECT_REL(r->diff_ci.high, D(row, "ci_high"), 1e-9);
+  }
+}
+
+TEST(GoldenTest, WelchMatchesReference) {
+  const auto rows = ReadCsv("welch_t.csv");
+  ASSERT_EQ(rows.size(), 25u);
+  for (const auto& row : rows) {
+    auto r = WelchTTest(Moments::FromSummary(I(row, "n_c"), D(row, "mean_c"), D(row, "var_c")),
+                        Moments::FromSummary(I(row, "n_t"), D(row, "mean_t"), D(row, "var_t")));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_REL(r->statistic, D(row, "t"), 1e-9);
+    EXPECT_REL(r->df, D(row, "df"), 1e-9);
+    // Very small p-values come from tails where scipy and Boost agree to ~1e-9 relative.
+    EXPECT_REL(r->p_value, D(row, "p"), 1e-8);
+    EXPECT_REL(r->diff_ci.low, D(row, "ci_low"), 1e-9);
+    EXPECT_REL(r->diff_ci.high, D(row, "ci_high"), 1e-9);
+  }
+}
+
+TEST(GoldenTest, ChiSquaredMatchesReference) {
+  for (const auto& row : ReadCsv("chi2_independence.csv")) {
+    const auto s = List<int64_t>(row.at("successes"));
+    const auto n = List<int64_t>(row.at("trials"));
+    std::vector<Proportion> arms;
+    for (size_t i = 0; i < s.size(); ++i) arms.push_back({s[i], n[i]});
+    auto r = ChiSquaredIndependence(arms);
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_REL(r->statistic, D(row, "chi2"), 1e-9);
+    EXPECT_EQ(r->df, I(row, "df"));
+    EXPECT_REL(r->p_value, D(row, "p"), 1e-9);
+  }
+  for (const auto& row : ReadCsv("chi2_goodness_of_fit.csv")) {
+    auto r = ChiSquaredGoodnessOfFit(List<int64_t>(row.at("observed")), List<double>(row.at("weights")));
+    ASSERT_TRUE(r.ok()) << r.status();
+    EXPECT_REL(r->statistic, D(row, "chi2"), 1e-9);
+    EXPECT_REL(r->p_value, D(row, "p"), 1e-9);
+  }
+}
+
+TEST(GoldenTest, AucDeLongLogLossAndCalibrationMatchReference) {
+  std::map<int64_t, std::pair<std::vector<double>, std::vector<int>>> data;
+  for (const auto& row : ReadCsv("auc_data.csv")) {
+    auto& [scores, labels] = data[I(row, "case")];
+    scores.push_back(D(row, "score"));
+    labels.push_back(static_cast<int>(I(row, "label")));
+  }
+  const auto expected = ReadCsv("auc_expected.csv");
+  ASSERT_EQ(expected.size(), 12u);
+  for (const auto& row : expected) {
+    const auto& [scores, labels] = data.at(I(row, "case"));
+    auto auc = ComputeAuc(scores, labels);
+    ASSERT_TRUE(auc.ok()) << auc.status();
+    EXPECT_REL(auc->value, D(row, "auc"), 1e-12);
+    EXPECT_REL(auc->variance, D(row, "delong_var"), 1e-9);
+    EXPECT_REL(*LogLoss(scores, labels), D(row, "log_loss"), 1e-9);
+    EXPECT_NEAR(*ExpectedCalibrationError(scores, labels), D(row, "ece"), 1e-12);
+  }
+}
+
+TEST(GoldenTest, ChanceToBeatMatchesNumericalIntegration) {
+  for (const auto& row : ReadCsv("chance_to_beat.csv")) {
+    auto r = ChanceToBeatBinomial({I(row, "s_c"), I(row, "n_c")}, {I(row, "s_t"), I(row, "n_t")});
+    ASSERT_TRUE(r.ok());
+    EXPECT_NEAR(*r, D(row, "p_t_beats_c"), 1e-7);  // quadrature accuracy
+  }
+}
+
+TEST(GoldenTest, CupedMatchesReference) {
+  std::map<int64_t, std::pair<CupedState, CupedState>> states;
+  for (const auto& row : ReadCsv("cuped_data.csv")) {
+    auto& [c, t] = states[I(row, "case")];
+    (row.at("arm") == "c" ? c : t).Add(D(row, "y"), D(row, "x"));
+  }
+  for (const auto& row : ReadCsv("cuped_expected.csv")) {
+    const auto& [c, t] = states.at(I(row, "case"));
+    auto r = CupedWelchTest(c, t);
+    ASSERT_TRUE(r.ok()) << r.status();
+    // Sums of squares lose a few digits against numpy's two-pass formulas: 1e-7 relative.
+    EXPECT_REL(r->theta, D(row, "theta"), 1e-7);
+    EXPECT_REL(r->comparison.diff, D(row, "diff"), 1e-7);
+    EXPECT_REL(r->comparison.statistic, D(row, "t"), 1e-7);
+    EXPECT_REL(r->comparison.p_value, D(row, "p"), 1e-6);
+    EXPECT_GT(r->variance_reduction, 0.5);  // X explains most of Y's variance here
+  }
+}
+
+TEST(GoldenTest, SampleSizeForTenToTwelvePercent) {
+  // (z_.975 + z_.8)^2 (0.1*0.9 + 0.12*0.88) / 0.02^2 = 3838.1 → 3839 per arm.
+  EXPECT_EQ(*SampleSizeProportions(0.10, 0.12), 3839);
+  EXPECT_NEAR(*PowerProportions(0.10, 0.12, 3839), 0.8, 1e-3);
+  EXPECT_NEAR(*MdeProportions(0.10, 3839), 0.02, 1e-4);
+  EXPECT_EQ(*SampleSizeMeans(1.0, 0.1), 1570);  // 2 * 7.8489 / 0.01
+  EXPECT_NEAR(*MdeMeans(1.0, 1570), 0.1, 1e-4);
+}
+
+TEST(GoldenTest, SequentialHalfWidthIsGrowthBooksFormula) {
+  // gbstats sequential_interval_halfwidth(s2, n, rho, alpha) with s2 = n * Var(estimate).
+  const double var = 0.0004, alpha = 0.05;
+  const int64_t n = 10000;
+  auto r = MixtureSequentialTest(0.01, var, n, alpha, 5000);
+  ASSERT_TRUE(r.ok());
+  const double rho = std::sqrt((-2 * std::log(alpha) + std::log(-2 * std::log(alpha) + 1)) / 5000);
+  const double s2 = var * n;
+  const double half = std::sqrt(s2) * std::sqrt(2 * (n * rho * rho + 1) / (double(n) * n * rho * rho) *
+                                                std::log(std::sqrt(n * rho * rho + 1) / alpha));
+  EXPECT_NEAR(r->ci.high - 0.01, half, 1e-15);
+  // Duality: the always-valid p-value is below alpha exactly when 0 leaves the sequence.
+  for (double est : {0.0, 0.02, 0.04, 0.05, 0.06, 0.08}) {
+    auto s = MixtureSequentialTest(est, var, n, alpha, 5000);
+    EXPECT_EQ(s->p_value < alpha, s->ci.low > 0 || s->ci.high < 0) << est;
+  }
+  // Wider than the fixed-horizon interval at the same look.
+  EXPECT_GT(half, 1.959963984540054 * std::sqrt(var));
+}
+
+TEST(EdgeCaseTest, TooLittleDataIsAnErrorNotNaN) {
+  EXPECT_EQ(TwoProportionZTest({0, 0}, {1, 10}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(TwoProportionZTest({0, 10}, {0, 10}).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(WelchTTest(Moments::FromSummary(1, 5, 0), Moments::FromSummary(10, 5, 1)).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  Moments constant;
+  for (int i = 0; i < 5; ++i) constant.Add(3);
+  EXPECT_FALSE(WelchTTest(constant, constant).ok());
+  const std::vector<double> s = {0.1, 0.9, 0.3};
+  const std::vector<int> l = {1, 1, 0};
+  EXPECT_EQ(ComputeAuc(s, l).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_FALSE(MixtureSequentialTest(0.1, 0, 100).ok());
+  EXPECT_FALSE(ChiSquaredIndependence(std::vector<Proportion>{{5, 10}}).ok());
+  EXPECT_FALSE(SampleSizeProportions(0.1, 0.1).ok());
+  // Control mean 0: the diff is defined, the lift is not, and neither is NaN.
+  auto r = TwoProportionZTest({0, 100}, {5, 100});
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->lift.has_value());
+  EXPECT_TRUE(std::isfinite(r->diff_ci.low));
+}
+
+TEST(EdgeCaseTest, SampleRatioMismatchAndZeroWeightArms) {
+  const std::vector<int64_t> fine = {8012, 1988};
+  const std::vector<double> w = {80, 20};
+  auto r = SampleRatioMismatch(fine, w);
+  ASSERT_TRUE(r.ok());
+  EXPECT_FALSE(r->mismatch);
+  EXPECT_GT(r->test.p_value, 0.5);
+  const std::vector<int64_t> skewed = {8300, 1700};
+  EXPECT_TRUE(SampleRatioMismatch(skewed, w)->mismatch);
+  // A zero-weight arm with no units is left out; with units it is a mismatch by itself.
+  const std::vector<int64_t> three = {8012, 1988, 0};
+  const std::vector<double> w3 = {80, 20, 0};
+  EXPECT_FALSE(SampleRatioMismatch(three, w3)->mismatch);
+  const std::vector<int64_t> leak = {8012, 1988, 3};
+  auto leaked = SampleRatioMismatch(leak, w3);
+  EXPECT_TRUE(leaked->mismatch);
+  EXPECT_NE(leaked->note.find("weight 0"), std::string::npos);
+}
+
+TEST(EdgeCaseTest, MomentsCombineEqualsOnePass) {
+  Moments all, a, b;
+  for (int i = 0; i < 1000; ++i) {
+    const double x = std::sin(i) * 100 + 1e6;  // large offset: sum-of-squares would cancel
+    all.Add(x);
+    (i % 3 ? a : b).Add(x);
+  }
+  a.Combine(b);
+  EXPECT_EQ(a.n, all.n);
+  EXPECT_NEAR(a.mean, all.mean, 1e-12 * all.mean);
+  EXPECT_NEAR(*a.Variance(), *all.Variance(), 1e-9 * *all.Variance());
+}
+
+}  // namespace
+}  // namespace abgate::stats
