@@ -17,5 +17,6 @@ struct Command {
 
 Command AddServe(CLI::App& app);
 Command AddAssign(CLI::App& app);
+Command AddAnalyze(CLI::App& app);
 
 }  // namespace abgate::cli

@@ -38,6 +38,14 @@ CREATE TABLE IF NOT EXISTS audit_log (
   before      TEXT    NOT NULL,
   after       TEXT    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS outcomes (
+  ts         INTEGER NOT NULL,
+  experiment TEXT    NOT NULL,
+  request_id TEXT,
+  unit_id    TEXT,
+  metric     TEXT    NOT NULL,
+  value      REAL    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
   started_at INTEGER NOT NULL

@@ -2,7 +2,10 @@
 // and `abgate assign`.
 #include <signal.h>
 
+#include <boost/json.hpp>
+
 #include <fstream>
+#include <iterator>
 
 #include "assign/allocation.h"
 #include "assign/hash.h"
@@ -94,6 +97,78 @@ TEST_F(ProcessTest, AssignPrintsTheGatewaysArms) {
   Subprocess bad({ABGATE_BINARY, "assign", "--config", config, "--experiment", "nope", "u1"});
   EXPECT_EQ(bad.Wait(10000), 1);
   EXPECT_NE(bad.stderr_text().find("no experiment named 'nope'"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(ProcessTest, AnalyzeCsvInEveryFormatAndBadInput) {
+  const auto csv = (dir_ / "ab_results.csv").string();
+  {
+    std::ofstream out(csv);
+    out << "user_id,model_version,y_true,y_pred\n";
+    for (int i = 0; i < 3000; ++i) {
+      const bool b = i % 5 == 0;
+      const bool booked = b ? (i % 3 == 0) : (i % 10 == 1);
+      out << "user" << i << "," << (b ? 8 : 7) << "," << booked << "," << (booked ? 0.6 : 0.3) + (i % 7) * 0.01 << "\n";
+    }
+  }
+  Subprocess json_run({ABGATE_BINARY, "analyze", "--csv", csv, "--format", "json", "--weights", "80,20"});
+  ASSERT_EQ(json_run.Wait(20000), 0) << json_run.stderr_text();
+  boost::system::error_code ec;
+  const auto report = boost::json::parse(json_run.stdout_text(), ec);
+  ASSERT_FALSE(ec) << json_run.stdout_text();
+  for (const char* key : {"experiment", "unit", "control", "alpha", "arms", "comparisons", "srm",
+                          "multiple_exposure_units", "decision"}) {
+    EXPECT_TRUE(report.as_object().contains(key)) << key;
+  }
+  EXPECT_EQ(report.at("decision").at("action"), "promote");
+
+  Subprocess text_run({ABGATE_BINARY, "analyze", "--csv", csv});
+  ASSERT_EQ(text_run.Wait(20000), 0);
+  EXPECT_NE(text_run.stdout_text().find("v8 vs v7"), std::string::npos) << text_run.stdout_text();
+
+  const auto html = (dir_ / "report.html").string();
+  Subprocess html_run({ABGATE_BINARY, "analyze", "--csv", csv, "--format", "html", "--output", html});
+  ASSERT_EQ(html_run.Wait(20000), 0);
+  std::ifstream in(html);
+  const std::string page((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_NE(page.find("<svg"), std::string::npos);
+  EXPECT_EQ(page.find("http"), std::string::npos);
+
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{ABGATE_BINARY, "analyze"},
+        {ABGATE_BINARY, "analyze", "--csv", (dir_ / "missing.csv").string()},
+        {ABGATE_BINARY, "analyze", "--csv", csv, "--format", "pdf"},
+        {ABGATE_BINARY, "analyze", "--csv", csv, "--alpha", "2"},
+        {ABGATE_BINARY, "analyze", "--csv", csv, "--weights", "80"},
+        {ABGATE_BINARY, "analyze", "--csv", csv, "--control", "99"}}) {
+    Subprocess p(bad);
+    EXPECT_EQ(p.Wait(20000), 1) << bad.back();
+    EXPECT_EQ(std::count(p.stderr_text().begin(), p.stderr_text().end(), '\n'), 1) << p.stderr_text();
+    EXPECT_NE(p.stderr_text().find("abgate analyze: "), std::string::npos);
+  }
+}
+
+TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
+  std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
+  const std::string config = WriteConfig(yaml);
+  StartGateway(yaml);
+  for (int i = 0; i < 300; ++i) {
+    ASSERT_EQ(Predict("{\"user_id\":\"s" + std::to_string(i) + "\",\"inputs\":[[1]]}").status, 200);
+  }
+  gateway_->Shutdown();  // flushes the exposure log
+  Subprocess p({ABGATE_BINARY, "analyze", "--config", config, "--experiment", "hyatt_booking_ab", "--format", "json"});
+  ASSERT_EQ(p.Wait(20000), 0) << p.stderr_text();
+  const auto report = boost::json::parse(p.stdout_text());
+  const auto& arms = report.at("arms").as_array();
+  ASSERT_EQ(arms.size(), 2u);
+  EXPECT_EQ(arms[0].at("units").as_int64() + arms[1].at("units").as_int64(), 300);
+  EXPECT_TRUE(report.at("srm").at("checked").as_bool());  // weights from the config
+  EXPECT_EQ(report.at("control"), "A");
 }
 
 }  // namespace

@@ -1,0 +1,86 @@
+// Experiment analysis: from per-unit observations to per-arm metrics, comparisons against
+// control, SRM, multiple-testing adjustment and a decision. The core (Analyze) is pure; the
+// readers (ab_results.csv, the event store) build its input. Thread-compatible values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "absl/status/statusor.h"
+#include "stats/moments.h"
+#include "stats/tests.h"
+
+namespace abgate::analysis {
+
+enum class MetricKind { kBinary, kContinuous };
+
+struct MetricSpec {
+  std::string name;
+  MetricKind kind = MetricKind::kBinary;
+};
+
+// One analysis unit (a user, or a request for request_random experiments).
+struct UnitObservation {
+  int arm = 0;
+  int64_t first_ts_us = 0;     // first exposure; orders the timeline
+  std::vector<double> values;  // one per metric (0 when the unit had no outcome)
+};
+
+// One scored prediction with its binary label, for model quality.
+struct ScoredPrediction {
+  int arm = 0;
+  double score = 0;
+  int label = 0;
+};
+
+struct ArmInfo {
+  std::string name;
+  std::string model_version;
+  double weight = 0;       // configured weight, for SRM; 0 with no config
+  int64_t exposures = 0;   // served requests counted for this arm
+};
+
+struct AnalysisInput {
+  std::string experiment;
+  std::string unit = "user";  // "user" or "request"
+  std::vector<ArmInfo> arms;
+  int control = 0;
+  std::vector<MetricSpec> metrics;  // metrics[primary] decides
+  int primary = 0;
+  std::vector<UnitObservation> units;
+  std::vector<ScoredPrediction> predictions;
+  int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
+  bool weights_known = false;
+  double alpha = 0.05;
+  double sequential_tuning_n = 5000;
+  std::string adjustment = "holm";  // "holm", "bh" or "none"
+};
+
+// Computes the report as the JSON of DESIGN.md (`abgate analyze --format json`).
+// InvalidArgument for inconsistent input; per-metric shortages (too little data) become
+// explicit "insufficient data" entries, never NaN.
+absl::StatusOr<boost::json::value> Analyze(const AnalysisInput& input);
+
+// Renderers of that JSON.
+std::string RenderText(const boost::json::value& report);
+std::string RenderHtml(const boost::json::value& report);
+
+// Reads the seed's ab_results.csv (`user_id, model_version, y_true, y_pred`, header row,
+// columns in any order). Arms are model versions; control is `control_version` or else the
+// lowest version (the production model is the older one). The first row of a user decides
+// the arm; users seen under two versions are counted and excluded. Metric `booked` (binary,
+// per user: any y_true = 1); model quality per row from y_pred against y_true.
+absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std::string& control_version);
+
+// Reads one experiment from the event store (sqlite:PATH): exposures (in-experiment only),
+// and outcomes when the store has any, attributed by request_id, else by unit_id. Binary
+// metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
+// `unit` is "user" (first exposure decides the arm) or "request".
+absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
+                                             const std::string& unit, std::vector<MetricSpec> metrics);
+
+}  // namespace abgate::analysis

@@ -1,0 +1,298 @@
+// Builders of AnalysisInput: the seed's ab_results.csv and the event store.
+#include <sqlite3.h>
+
+#include <algorithm>
+#include <charconv>
+#include <cmath>
+#include <fstream>
+#include <map>
+#include <unordered_map>
+
+#include "analysis/analysis.h"
+#include "common/strings.h"
+
+namespace abgate::analysis {
+namespace {
+
+// One CSV record: comma-separated, optional double quotes ("" inside quotes is a quote).
+std::vector<std::string> SplitCsv(const std::string& line) {
+  std::vector<std::string> out(1);
+  bool quoted = false;
+  for (size_t i = 0; i < line.size(); ++i) {
+    const char c = line[i];
+    if (quoted) {
+      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
+        out.back().push_back('"');
+        ++i;
+      } else if (c == '"') {
+        quoted = false;
+      } else {
+        out.back().push_back(c);
+      }
+    } else if (c == '"') {
+      quoted = true;
+    } else if (c == ',') {
+      out.emplace_back();
+    } else if (c != '\r') {
+      out.back().push_back(c);
+    }
+  }
+  for (auto& cell : out) {
+    while (!cell.empty() && cell.back() == ' ') cell.pop_back();
+    while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
+  }
+  return out;
+}
+
+bool ParseDouble(const std::string& s, double& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
+}
+
+// Orders versions numerically when both are numbers ("7" < "10"), else as text.
+bool VersionLess(const std::string& a, const std::string& b) {
+  double x, y;
+  if (ParseDouble(a, x) && ParseDouble(b, y)) return x < y;
+  return a < b;
+}
+
+}  // namespace
+
+absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std::string& control_version) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(StrCat(path, ": cannot open"));
+  std::string line;
+  if (!std::getline(in, line)) return absl::InvalidArgumentError(StrCat(path, ": empty file"));
+  const auto header = SplitCsv(line);
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
+  for (const char* need : {"user_id", "model_version", "y_true", "y_pred"}) {
+    if (!col.contains(need)) {
+      return absl::InvalidArgumentError(StrCat(path, ": missing column '", need, "' (need user_id, model_version, y_true, y_pred)"));
+    }
+  }
+  struct Row {
+    std::string version;
+    double y_true, y_pred;
+    std::string user;
+  };
+  std::vector<Row> rows;
+  size_t line_no = 1;
+  while (std::getline(in, line)) {
+    ++line_no;
+    if (line.empty() || line == "\r") continue;
+    const auto cells = SplitCsv(line);
+    if (cells.size() < header.size()) {
+      return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": expected ", header.size(), " fields, got ", cells.size()));
+    }
+    Row r;
+    r.user = cells[col["user_id"]];
+    r.version = cells[col["model_version"]];
+    std::string yt = cells[col["y_true"]];
+    if (yt == "true" || yt == "True") yt = "1";
+    if (yt == "false" || yt == "False") yt = "0";
+    if (!ParseDouble(yt, r.y_true) || (r.y_true != 0 && r.y_true != 1)) {
+      return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": y_true must be 0 or 1, got '", cells[col["y_true"]], "'"));
+    }
+    if (!ParseDouble(cells[col["y_pred"]], r.y_pred)) {
+      return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": y_pred must be a number, got '", cells[col["y_pred"]], "'"));
+    }
+    if (r.user.empty() || r.version.empty()) {
+      return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": user_id and model_version must not be empty"));
+    }
+    rows.push_back(std::move(r));
+  }
+  if (rows.empty()) return absl::InvalidArgumentError(StrCat(path, ": no data rows"));
+
+  std::vector<std::string> versions;
+  for (const auto& r : rows) {
+    if (std::find(versions.begin(), versions.end(), r.version) == versions.end()) versions.push_back(r.version);
+  }
+  std::sort(versions.begin(), versions.end(), VersionLess);
+  AnalysisInput input;
+  input.experiment = path;
+  input.unit = "user";
+  for (const auto& v : versions) input.arms.push_back({StrCat("v", v), v, 0, 0});
+  if (control_version.empty()) {
+    input.control = 0;
+  } else {
+    auto it = std::find(versions.begin(), versions.end(), control_version);
+    if (it == versions.end()) return absl::InvalidArgumentError(StrCat("--control ", control_version, " is not a model_version in ", path));
+    input.control = static_cast<int>(it - versions.begin());
+  }
+  input.metrics = {{"booked", MetricKind::kBinary}};
+  std::unordered_map<std::string, size_t> unit_index;
+  std::vector<bool> multi;
+  for (size_t i = 0; i < rows.size(); ++i) {
+    const auto& r = rows[i];
+    const int arm = static_cast<int>(std::find(versions.begin(), versions.end(), r.version) - versions.begin());
+    input.arms[arm].exposures++;
+    auto [it, inserted] = unit_index.try_emplace(r.user, input.units.size());
+    if (inserted) {
+      input.units.push_back({arm, static_cast<int64_t>(i), {r.y_true}});
+      multi.push_back(false);
+    } else {
+      auto& u = input.units[it->second];
+      if (u.arm != arm) multi[it->second] = true;
+      u.values[0] = std::max(u.values[0], r.y_true);
+    }
+    input.predictions.push_back({arm, r.y_pred, static_cast<int>(r.y_true)});
+  }
+  std::vector<UnitObservation> kept;
+  for (size_t i = 0; i < input.units.size(); ++i) {
+    if (multi[i]) {
+      ++input.multiple_exposure_units;
+    } else {
+      kept.push_back(std::move(input.units[i]));
+    }
+  }
+  input.units = std::move(kept);
+  return input;
+}
+
+namespace {
+
+class Db {
+ public:
+  ~Db() { sqlite3_close(db_); }
+  absl::Status Open(const std::string& path) {
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+      return absl::NotFoundError(StrCat("cannot open event store ", path, ": ", db_ ? sqlite3_errmsg(db_) : "?"));
+    }
+    return absl::OkStatus();
+  }
+  bool HasTable(const char* name) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &st, nullptr);
+    sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
+    const bool found = sqlite3_step(st) == SQLITE_ROW;
+    sqlite3_finalize(st);
+    return found;
+  }
+  sqlite3* get() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+std::string Text(sqlite3_stmt* st, int i) {
+  const auto* p = sqlite3_column_text(st, i);
+  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
+}
+
+}  // namespace
+
+absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
+                                             const std::string& unit, std::vector<MetricSpec> metrics) {
+  if (!store_uri.starts_with("sqlite:")) {
+    return absl::InvalidArgumentError(StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH)"));
+  }
+  if (unit != "user" && unit != "request") return absl::InvalidArgumentError("unit must be user or request");
+  Db db;
+  if (auto s = db.Open(store_uri.substr(7)); !s.ok()) return s;
+  if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(store_uri, " has no exposures table"));
+  AnalysisInput input;
+  input.experiment = experiment;
+  input.unit = unit;
+  input.metrics = std::move(metrics);
+
+  // Exposures: the assigned arm (intent to treat: a fallback served by control still counts
+  // for the arm it was assigned to).
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db.get(),
+                         "SELECT request_id, ts, unit_id, assigned_arm, model_version, score FROM exposures "
+                         "WHERE experiment = ? AND in_experiment = 1 ORDER BY ts",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  }
+  sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
+  std::unordered_map<std::string, int> arm_index;
+  std::unordered_map<std::string, size_t> unit_index;     // unit key → index in input.units
+  std::unordered_map<std::string, size_t> request_unit;   // request_id → unit index
+  std::vector<bool> multi;
+  struct Scored {
+    size_t unit;
+    std::string request_id;
+    double score;
+  };
+  std::vector<Scored> scored;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    std::string request_id = Text(st, 0);
+    const int64_t ts = sqlite3_column_int64(st, 1);
+    std::string unit_id = Text(st, 2);
+    const std::string arm_name = Text(st, 3);
+    auto [arm_it, new_arm] = arm_index.try_emplace(arm_name, static_cast<int>(input.arms.size()));
+    if (new_arm) input.arms.push_back({arm_name, Text(st, 4), 0, 0});
+    const int arm = arm_it->second;
+    input.arms[arm].exposures++;
+    // Request-level analysis, and units without an id, use the request as the unit.
+    const std::string key = (unit == "request" || unit_id.empty()) ? "r:" + request_id : "u:" + unit_id;
+    auto [it, inserted] = unit_index.try_emplace(key, input.units.size());
+    if (inserted) {
+      input.units.push_back({arm, ts, std::vector<double>(input.metrics.size(), 0.0)});
+      multi.push_back(false);
+    } else if (input.units[it->second].arm != arm) {
+      multi[it->second] = true;
+    }
+    request_unit.emplace(request_id, it->second);
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL) scored.push_back({it->second, request_id, sqlite3_column_double(st, 5)});
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  if (input.units.empty()) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment, "' in ", store_uri));
+
+  // Outcomes, attributed by request_id, else by unit_id.
+  std::unordered_map<std::string, double> request_label;  // for model quality
+  if (db.HasTable("outcomes")) {
+    if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value FROM outcomes WHERE experiment = ?",
+                           -1, &st, nullptr) != SQLITE_OK) {
+      return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+    }
+    sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
+    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+      const std::string request_id = Text(st, 0), unit_id = Text(st, 1), metric = Text(st, 2);
+      const double value = sqlite3_column_double(st, 3);
+      size_t metric_index = input.metrics.size();
+      for (size_t j = 0; j < input.metrics.size(); ++j) {
+        if (input.metrics[j].name == metric) metric_index = j;
+      }
+      if (metric_index == input.metrics.size()) continue;
+      size_t u;
+      if (auto it = request_unit.find(request_id); !request_id.empty() && it != request_unit.end()) {
+        u = it->second;
+        if (metric_index == 0) request_label[request_id] = std::max(request_label[request_id], value);
+      } else if (auto it2 = unit_index.find("u:" + unit_id); unit == "user" && !unit_id.empty() && it2 != unit_index.end()) {
+        u = it2->second;
+      } else {
+        continue;  // unattributed (before its exposure or for an unknown unit)
+      }
+      auto& v = input.units[u].values[metric_index];
+      v = input.metrics[metric_index].kind == MetricKind::kBinary ? std::max(v, value > 0 ? 1.0 : 0.0) : v + value;
+    }
+    sqlite3_finalize(st);
+    if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  }
+  // Model quality: each scored request against its own label when outcomes carry request ids,
+  // else against its unit's primary binary metric.
+  if (!input.metrics.empty() && input.metrics[0].kind == MetricKind::kBinary) {
+    for (const auto& s : scored) {
+      if (multi[s.unit]) continue;
+      auto it = request_label.find(s.request_id);
+      const double label = it != request_label.end() ? it->second : input.units[s.unit].values[0];
+      input.predictions.push_back({input.units[s.unit].arm, s.score, label > 0 ? 1 : 0});
+    }
+  }
+  std::vector<UnitObservation> kept;
+  for (size_t i = 0; i < input.units.size(); ++i) {
+    if (multi[i]) {
+      ++input.multiple_exposure_units;
+    } else {
+      kept.push_back(std::move(input.units[i]));
+    }
+  }
+  input.units = std::move(kept);
+  return input;
+}
+
+}  // namespace abgate::analysis

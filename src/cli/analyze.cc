@@ -1,0 +1,188 @@
+// abgate analyze: per-arm metrics, comparisons, SRM and a decision, from the event store or
+// from a seed-style ab_results.csv; text, JSON or a self-contained HTML report.
+#include <CLI/CLI.hpp>
+
+#include <cstdio>
+#include <algorithm>
+#include <fstream>
+#include <sstream>
+#include <memory>
+#include <string>
+
+#include "analysis/analysis.h"
+#include "cli/commands.h"
+#include "common/strings.h"
+#include "config/gateway_config.h"
+#include "config/json_format.h"
+
+namespace abgate::cli {
+namespace {
+
+struct Args {
+  std::string csv, store, experiment, config, format = "text", output, metric, control, weights, unit, adjust = "holm";
+  double alpha = 0.05;
+  double tuning = 5000;
+};
+
+int Fail(const std::string& message) {
+  std::fprintf(stderr, "abgate analyze: %s\n", message.c_str());
+  return 1;
+}
+
+absl::StatusOr<analysis::MetricSpec> ParseMetric(const std::string& text) {
+  analysis::MetricSpec m;
+  const size_t colon = text.find(':');
+  m.name = text.substr(0, colon);
+  const std::string kind = colon == std::string::npos ? "binary" : text.substr(colon + 1);
+  if (kind == "binary") {
+    m.kind = analysis::MetricKind::kBinary;
+  } else if (kind == "continuous" || kind == "count") {
+    m.kind = analysis::MetricKind::kContinuous;
+  } else {
+    return absl::InvalidArgumentError(StrCat("--metric ", text, ": type must be binary or continuous"));
+  }
+  if (m.name.empty()) return absl::InvalidArgumentError("--metric needs a name");
+  return m;
+}
+
+int Run(const Args& a) {
+  if (a.csv.empty() == (a.store.empty() && a.config.empty())) {
+    return Fail("give either --csv FILE or --store URI (or --config FILE) with --experiment NAME");
+  }
+  if (a.format != "text" && a.format != "json" && a.format != "html") return Fail("--format must be text, json or html");
+  if (!(a.alpha > 0 && a.alpha < 1)) return Fail("--alpha must be in (0, 1)");
+  if (a.adjust != "holm" && a.adjust != "bh" && a.adjust != "none") return Fail("--adjust must be holm, bh or none");
+  if (!(a.tuning > 0)) return Fail("--sequential-tuning must be positive");
+
+  analysis::AnalysisInput input;
+  if (!a.csv.empty()) {
+    auto in = analysis::ReadResultsCsv(a.csv, a.control);
+    if (!in.ok()) return Fail(std::string(in.status().message()));
+    input = std::move(*in);
+    if (!a.metric.empty() && a.metric != "booked" && a.metric != "booked:binary") {
+      return Fail("ab_results.csv has one metric, booked (from y_true)");
+    }
+  } else {
+    if (a.experiment.empty()) return Fail("--experiment is required with --store or --config");
+    std::string store = a.store;
+    std::string unit = a.unit.empty() ? "user" : a.unit;
+    std::vector<analysis::MetricSpec> metrics;
+    const config::ExperimentConfig* exp = nullptr;
+    absl::StatusOr<config::GatewayConfig> cfg;
+    if (!a.config.empty()) {
+      cfg = config::LoadGatewayConfig(a.config);
+      if (!cfg.ok()) return Fail(std::string(cfg.status().message()));
+      for (const auto& e : cfg->experiments) {
+        if (e.name == a.experiment) exp = &e;
+      }
+      if (!exp) return Fail(StrCat("no experiment named '", a.experiment, "' in ", a.config));
+      if (store.empty()) store = cfg->events.store;
+      if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
+      for (const auto& m : exp->metrics) {
+        metrics.push_back({m.name, m.type == config::MetricType::kBinary ? analysis::MetricKind::kBinary
+                                                                          : analysis::MetricKind::kContinuous});
+        if (m.primary) std::rotate(metrics.begin(), metrics.end() - 1, metrics.end());  // primary first
+      }
+    }
+    if (!a.metric.empty()) {
+      auto m = ParseMetric(a.metric);
+      if (!m.ok()) return Fail(std::string(m.status().message()));
+      auto it = std::find_if(metrics.begin(), metrics.end(), [&](const auto& x) { return x.name == m->name; });
+      if (it != metrics.end()) {
+        std::rotate(metrics.begin(), it, it + 1);
+      } else {
+        metrics.insert(metrics.begin(), *m);
+      }
+    }
+    if (metrics.empty()) metrics.push_back({"booked", analysis::MetricKind::kBinary});
+    auto in = analysis::ReadEventStore(store, a.experiment, unit, metrics);
+    if (!in.ok()) return Fail(std::string(in.status().message()));
+    input = std::move(*in);
+    if (exp) {
+      // Arms in config order; weights for SRM are the configured base weights.
+      std::vector<analysis::ArmInfo> arms;
+      for (const auto& arm : exp->arms) {
+        analysis::ArmInfo info{arm.name, arm.version, arm.weight, 0};
+        for (const auto& seen : input.arms) {
+          if (seen.name == arm.name) info.exposures = seen.exposures;
+        }
+        arms.push_back(info);
+      }
+      for (const auto& seen : input.arms) {
+        if (std::none_of(arms.begin(), arms.end(), [&](const auto& x) { return x.name == seen.name; })) {
+          return Fail(StrCat("the store has exposures for arm '", seen.name, "', which the config does not list"));
+        }
+      }
+      for (auto& u : input.units) {
+        const std::string& name = input.arms[u.arm].name;
+        u.arm = static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) - arms.begin());
+      }
+      for (auto& p : input.predictions) {
+        const std::string& name = input.arms[p.arm].name;
+        p.arm = static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) - arms.begin());
+      }
+      input.arms = std::move(arms);
+      input.control = exp->ControlIndex();
+      input.weights_known = exp->ramp.empty();  // with a ramp, weights changed over time
+    } else if (!a.control.empty()) {
+      auto it = std::find_if(input.arms.begin(), input.arms.end(), [&](const auto& x) { return x.name == a.control; });
+      if (it == input.arms.end()) return Fail(StrCat("--control ", a.control, " is not an arm in the store"));
+      input.control = static_cast<int>(it - input.arms.begin());
+    }
+  }
+  if (!a.weights.empty()) {
+    std::vector<double> w;
+    std::stringstream ss(a.weights);
+    std::string cell;
+    while (std::getline(ss, cell, ',')) {
+      try {
+        w.push_back(std::stod(cell));
+      } catch (...) {
+        return Fail(StrCat("--weights: '", cell, "' is not a number"));
+      }
+    }
+    if (w.size() != input.arms.size()) return Fail(StrCat("--weights needs ", input.arms.size(), " numbers (one per arm)"));
+    for (size_t i = 0; i < w.size(); ++i) input.arms[i].weight = w[i];
+    input.weights_known = true;
+  }
+  input.alpha = a.alpha;
+  input.adjustment = a.adjust;
+  input.sequential_tuning_n = a.tuning;
+  auto report = analysis::Analyze(input);
+  if (!report.ok()) return Fail(std::string(report.status().message()));
+  const std::string text = a.format == "json"   ? config::ToJson(*report) + "\n"
+                           : a.format == "html" ? analysis::RenderHtml(*report)
+                                                : analysis::RenderText(*report);
+  if (a.output.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+  } else {
+    std::ofstream out(a.output, std::ios::binary);
+    out << text;
+    if (!out) return Fail(StrCat("cannot write ", a.output));
+    std::fprintf(stderr, "abgate analyze: wrote %s\n", a.output.c_str());
+  }
+  return 0;
+}
+
+}  // namespace
+
+Command AddAnalyze(CLI::App& app) {
+  auto* cmd = app.add_subcommand("analyze", "Per-arm metrics, tests, SRM and a decision (text, JSON or HTML)");
+  auto a = std::make_shared<Args>();
+  cmd->add_option("--csv", a->csv, "seed-style ab_results.csv (user_id, model_version, y_true, y_pred)");
+  cmd->add_option("--store", a->store, "event store URI (sqlite:PATH); default: events.store from --config");
+  cmd->add_option("--experiment,-e", a->experiment, "experiment name (with --store or --config)");
+  cmd->add_option("--config,-c", a->config, "gateway config: control, weights, metrics and unit of the experiment");
+  cmd->add_option("--format,-f", a->format, "text, json or html (default text)");
+  cmd->add_option("--output,-o", a->output, "write the report to this file instead of stdout");
+  cmd->add_option("--alpha", a->alpha, "significance level (default 0.05)");
+  cmd->add_option("--metric", a->metric, "primary metric NAME[:binary|continuous]");
+  cmd->add_option("--control", a->control, "control arm (store) or model_version (CSV)");
+  cmd->add_option("--weights", a->weights, "configured weights for the SRM check, e.g. 80,20");
+  cmd->add_option("--unit", a->unit, "user or request (default: request for request_random experiments)");
+  cmd->add_option("--adjust", a->adjust, "multiple-testing adjustment: holm (default), bh or none");
+  cmd->add_option("--sequential-tuning", a->tuning, "sample size where the confidence sequence is tightest (default 5000)");
+  return {cmd, [a] { return Run(*a); }};
+}
+
+}  // namespace abgate::cli
