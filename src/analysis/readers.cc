@@ -2,12 +2,14 @@
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <future>
 #include <charconv>
 #include <cmath>
 #include <fstream>
 #include <map>
 #include <unordered_map>
 
+#include "absl/container/flat_hash_map.h"
 #include "analysis/analysis.h"
 #include "common/strings.h"
 
@@ -156,7 +158,8 @@ class Db {
  public:
   ~Db() { sqlite3_close(db_); }
   absl::Status Open(const std::string& path) {
-    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY, nullptr) != SQLITE_OK) {
+    // One connection per thread, so SQLite's own per-call mutex is not needed.
+    if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
       return absl::NotFoundError(StrCat("cannot open event store ", path, ": ", db_ ? sqlite3_errmsg(db_) : "?"));
     }
     return absl::OkStatus();
@@ -182,108 +185,160 @@ std::string Text(sqlite3_stmt* st, int i) {
 
 }  // namespace
 
+namespace {
+
+// Outcomes aggregated per unit id and per request id.
+struct OutcomeTotals {
+  absl::flat_hash_map<std::string, std::vector<double>> by_unit;
+  absl::flat_hash_map<std::string, std::vector<double>> by_request;
+  absl::Status status;
+};
+
+void Accumulate(std::vector<double>& totals, const std::vector<MetricSpec>& metrics, size_t j, double value) {
+  if (totals.empty()) totals.assign(metrics.size(), 0.0);
+  totals[j] = metrics[j].kind == MetricKind::kBinary ? std::max(totals[j], value > 0 ? 1.0 : 0.0) : totals[j] + value;
+}
+
+OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experiment,
+                           const std::vector<MetricSpec>& metrics) {
+  OutcomeTotals out;
+  Db db;
+  if (out.status = db.Open(path); !out.status.ok() || !db.HasTable("outcomes")) return out;
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value FROM outcomes WHERE experiment = ?", -1,
+                         &st, nullptr) != SQLITE_OK) {
+    out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+    return out;
+  }
+  sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    const auto* metric = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+    if (!metric) continue;
+    size_t j = 0;
+    while (j < metrics.size() && metrics[j].name != metric) ++j;
+    if (j == metrics.size()) continue;
+    const double value = sqlite3_column_double(st, 3);
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
+      Accumulate(out.by_request[Text(st, 0)], metrics, j, value);
+    } else if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
+      Accumulate(out.by_unit[Text(st, 1)], metrics, j, value);
+    }
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  return out;
+}
+
+}  // namespace
+
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics) {
   if (!store_uri.starts_with("sqlite:")) {
     return absl::InvalidArgumentError(StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH)"));
   }
   if (unit != "user" && unit != "request") return absl::InvalidArgumentError("unit must be user or request");
+  const std::string path = store_uri.substr(7);
   Db db;
-  if (auto s = db.Open(store_uri.substr(7)); !s.ok()) return s;
+  if (auto s = db.Open(path); !s.ok()) return s;
   if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(store_uri, " has no exposures table"));
   AnalysisInput input;
   input.experiment = experiment;
   input.unit = unit;
   input.metrics = std::move(metrics);
 
+  // Outcomes first (aggregated per request id and per unit id), so that the exposure scan can
+  // attribute by request id with lookups instead of indexing every request id it sees.
+  OutcomeTotals outcomes = ReadOutcomes(path, experiment, input.metrics);
+  if (!outcomes.status.ok()) return outcomes.status;
+  auto add = [&](uint32_t u, const std::vector<double>& totals) {
+    auto& v = input.units[u].values;
+    for (size_t j = 0; j < v.size(); ++j) {
+      v[j] = input.metrics[j].kind == MetricKind::kBinary ? std::max(v[j], totals[j]) : v[j] + totals[j];
+    }
+  };
+
   // Exposures: the assigned arm (intent to treat: a fallback served by control still counts
-  // for the arm it was assigned to).
+  // for the arm it was assigned to). No ORDER BY: sorting 10M rows costs more than the scan;
+  // the earliest exposure is tracked per unit instead.
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(db.get(),
                          "SELECT request_id, ts, unit_id, assigned_arm, model_version, score FROM exposures "
-                         "WHERE experiment = ? AND in_experiment = 1 ORDER BY ts",
+                         "WHERE experiment = ? AND in_experiment = 1",
                          -1, &st, nullptr) != SQLITE_OK) {
     return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  std::unordered_map<std::string, int> arm_index;
-  std::unordered_map<std::string, size_t> unit_index;     // unit key → index in input.units
-  std::unordered_map<std::string, size_t> request_unit;   // request_id → unit index
-  std::vector<bool> multi;
-  struct Scored {
-    size_t unit;
-    std::string request_id;
-    double score;
+  absl::flat_hash_map<std::string, uint32_t> user_units;     // unit id → units[]
+  absl::flat_hash_map<std::string, uint32_t> request_units;  // request id → units[] (request-level units)
+  struct Request {
+    uint32_t unit;
+    double score;  // NaN when the exposure had no score
+    double label;  // the request's own primary outcome, or -1 when it has none
   };
-  std::vector<Scored> scored;
+  std::vector<Request> requests;
+  std::vector<bool> multi;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    std::string request_id = Text(st, 0);
+    const auto* rid = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
+    const std::string_view request_id(rid ? rid : "", rid ? sqlite3_column_bytes(st, 0) : 0);
     const int64_t ts = sqlite3_column_int64(st, 1);
-    std::string unit_id = Text(st, 2);
-    const std::string arm_name = Text(st, 3);
-    auto [arm_it, new_arm] = arm_index.try_emplace(arm_name, static_cast<int>(input.arms.size()));
-    if (new_arm) input.arms.push_back({arm_name, Text(st, 4), 0, 0});
-    const int arm = arm_it->second;
+    const auto* uid = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
+    const std::string_view unit_id(uid ? uid : "", uid ? sqlite3_column_bytes(st, 2) : 0);
+    const auto* an = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
+    const std::string_view arm_name(an ? an : "", an ? sqlite3_column_bytes(st, 3) : 0);
+    int arm = 0;
+    while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != arm_name) ++arm;
+    if (arm == static_cast<int>(input.arms.size())) input.arms.push_back({std::string(arm_name), Text(st, 4), 0, 0});
     input.arms[arm].exposures++;
     // Request-level analysis, and units without an id, use the request as the unit.
-    const std::string key = (unit == "request" || unit_id.empty()) ? "r:" + request_id : "u:" + unit_id;
-    auto [it, inserted] = unit_index.try_emplace(key, input.units.size());
-    if (inserted) {
+    const bool by_request = unit == "request" || unit_id.empty();
+    auto& index = by_request ? request_units : user_units;
+    const std::string_view key = by_request ? request_id : unit_id;
+    auto it = index.find(absl::string_view(key.data(), key.size()));
+    if (it == index.end()) {
+      it = index.emplace(std::string(key), static_cast<uint32_t>(input.units.size())).first;
       input.units.push_back({arm, ts, std::vector<double>(input.metrics.size(), 0.0)});
       multi.push_back(false);
-    } else if (input.units[it->second].arm != arm) {
-      multi[it->second] = true;
+    } else {
+      auto& u = input.units[it->second];
+      if (u.arm != arm) multi[it->second] = true;
+      u.first_ts_us = std::min(u.first_ts_us, ts);
     }
-    request_unit.emplace(request_id, it->second);
-    if (sqlite3_column_type(st, 5) != SQLITE_NULL) scored.push_back({it->second, request_id, sqlite3_column_double(st, 5)});
+    double label = -1;
+    if (!outcomes.by_request.empty()) {
+      auto o = outcomes.by_request.find(absl::string_view(request_id.data(), request_id.size()));
+      if (o != outcomes.by_request.end()) {
+        add(it->second, o->second);
+        label = o->second[0];
+      }
+    }
+    if (sqlite3_column_type(st, 5) != SQLITE_NULL) requests.push_back({it->second, sqlite3_column_double(st, 5), label});
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   if (input.units.empty()) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment, "' in ", store_uri));
 
-  // Outcomes, attributed by request_id, else by unit_id.
-  std::unordered_map<std::string, double> request_label;  // for model quality
-  if (db.HasTable("outcomes")) {
-    if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value FROM outcomes WHERE experiment = ?",
-                           -1, &st, nullptr) != SQLITE_OK) {
-      return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  // Outcomes without a request id go to the unit (user units only). Outcomes for requests or
+  // units never exposed stay unattributed.
+  if (unit == "user") {
+    for (const auto& [uid, totals] : outcomes.by_unit) {
+      auto it = user_units.find(uid);
+      if (it != user_units.end()) add(it->second, totals);
     }
-    sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-    while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      const std::string request_id = Text(st, 0), unit_id = Text(st, 1), metric = Text(st, 2);
-      const double value = sqlite3_column_double(st, 3);
-      size_t metric_index = input.metrics.size();
-      for (size_t j = 0; j < input.metrics.size(); ++j) {
-        if (input.metrics[j].name == metric) metric_index = j;
-      }
-      if (metric_index == input.metrics.size()) continue;
-      size_t u;
-      if (auto it = request_unit.find(request_id); !request_id.empty() && it != request_unit.end()) {
-        u = it->second;
-        if (metric_index == 0) request_label[request_id] = std::max(request_label[request_id], value);
-      } else if (auto it2 = unit_index.find("u:" + unit_id); unit == "user" && !unit_id.empty() && it2 != unit_index.end()) {
-        u = it2->second;
-      } else {
-        continue;  // unattributed (before its exposure or for an unknown unit)
-      }
-      auto& v = input.units[u].values[metric_index];
-      v = input.metrics[metric_index].kind == MetricKind::kBinary ? std::max(v, value > 0 ? 1.0 : 0.0) : v + value;
-    }
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   }
   // Model quality: each scored request against its own label when outcomes carry request ids,
   // else against its unit's primary binary metric.
-  if (!input.metrics.empty() && input.metrics[0].kind == MetricKind::kBinary) {
-    for (const auto& s : scored) {
-      if (multi[s.unit]) continue;
-      auto it = request_label.find(s.request_id);
-      const double label = it != request_label.end() ? it->second : input.units[s.unit].values[0];
-      input.predictions.push_back({input.units[s.unit].arm, s.score, label > 0 ? 1 : 0});
+  if (input.metrics[0].kind == MetricKind::kBinary) {
+    input.predictions.reserve(requests.size());
+    for (const auto& r : requests) {
+      if (multi[r.unit]) continue;
+      const double label = r.label >= 0 ? r.label : input.units[r.unit].values[0];
+      input.predictions.push_back({input.units[r.unit].arm, r.score, label > 0 ? 1 : 0});
     }
   }
   std::vector<UnitObservation> kept;
+  kept.reserve(input.units.size());
   for (size_t i = 0; i < input.units.size(); ++i) {
     if (multi[i]) {
       ++input.multiple_exposure_units;
