@@ -107,7 +107,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   http::Respond respond;
   int worker = 0;
   bool mlflow_shape = false;
-  std::string content_type;
+  std::string_view content_type;  // a literal
   std::string forward_body;
   events::Exposure exposure;
   int assigned = 0;
@@ -125,7 +125,10 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     req.port = a.upstream.port;
     req.target = a.upstream.target;
     req.content_type = content_type;
-    req.body = forward_body;  // copied: a fallback may send it again
+    // Copied only while a fallback may still need to send it again.
+    const bool may_fall_back = arm != exp->control && exp->config.fallback_to_control && !exposure.fallback;
+    req.body = may_fall_back ? forward_body : std::move(forward_body);
+    req.headers.reserve(2);
     req.headers.push_back({"X-Request-Id", exposure.request_id});
     req.headers.push_back({"X-Abgate-Arm", a.name});
     req.connect_timeout_us = gw->config_.upstream.connect_timeout_us;
@@ -172,7 +175,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       // Upstream 4xx (bad input for the model, schema mismatch): pass it through unchanged.
       http::Response pass;
       pass.status = r->status;
-      pass.content_type = r->content_type.empty() ? "application/json" : r->content_type;
+      pass.content_type = std::move(r->content_type);
       pass.body = std::move(r->body);
       return Finish(std::move(pass));
     }
@@ -201,6 +204,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
 
   void Finish(http::Response response) {
     const CompiledArm& a = exp->arms[serving];
+    response.headers.reserve(6);
     response.headers.push_back({"X-Request-Id", exposure.request_id});
     response.headers.push_back({"X-Abgate-Experiment", exp->config.name});
     response.headers.push_back({"X-Abgate-Arm", a.name});

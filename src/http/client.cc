@@ -140,7 +140,10 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     auto& res = parser_->get();
     ClientResponse out;
     out.status = static_cast<int>(res.result_int());
-    out.content_type = std::string(res[bhttp::field::content_type]);
+    if (out.status >= 300) {
+      const auto ct = res[bhttp::field::content_type];
+      out.content_type.assign(ct.data(), ct.size());
+    }
     out.body = std::move(res.body());
     if (res.keep_alive() && !parser_->need_eof()) {
       auto& idle = client_->loops[worker_].idle[key_];

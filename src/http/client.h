@@ -25,7 +25,7 @@ struct ClientRequest {
   std::string host;
   uint16_t port = 80;
   std::string target = "/";
-  std::string content_type = "application/json";
+  std::string_view content_type = "application/json";  // a literal
   std::vector<Header> headers;
   std::string body;
   int64_t connect_timeout_us = 1'000'000;
@@ -34,7 +34,7 @@ struct ClientRequest {
 
 struct ClientResponse {
   int status = 0;
-  std::string content_type;
+  std::string content_type;  // filled for non-2xx replies only (kept for pass-through)
   std::string body;
 };
 

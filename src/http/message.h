@@ -12,8 +12,10 @@
 
 namespace abgate::http {
 
+// A response or upstream-request header. Names are always string literals in this code base,
+// hence a view (no allocation); values are owned.
 struct Header {
-  std::string name;
+  std::string_view name;
   std::string value;
 };
 
@@ -41,7 +43,7 @@ struct Request {
 
 struct Response {
   int status = 200;
-  std::string content_type = "application/json";
+  std::string content_type;  // empty means application/json (saves an allocation per reply)
   std::vector<Header> headers;
   std::string body;
   bool close = false;  // ask the server to close the connection after this response

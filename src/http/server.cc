@@ -224,9 +224,10 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kWriting;
     head_.clear();
     StrAppend(&head_, "HTTP/1.1 ", r.status, " ", Sv(bhttp::obsolete_reason(static_cast<bhttp::status>(r.status))),
-              "\r\nContent-Type: ", r.content_type, "\r\nContent-Length: ", r.body.size(), "\r\n");
+              "\r\nContent-Type: ", r.content_type.empty() ? std::string_view("application/json") : std::string_view(r.content_type),
+              "\r\nContent-Length: ", r.body.size(), "\r\n");
     for (const auto& h : r.headers) {
-      if (h.value.find_first_of("\r\n") != std::string::npos || h.name.find_first_of("\r\n: ") != std::string::npos) continue;
+      if (h.value.find_first_of("\r\n") != std::string::npos || h.name.find_first_of("\r\n: ") != std::string_view::npos) continue;
       StrAppend(&head_, h.name, ": ", h.value, "\r\n");
     }
     if (!keep_alive) {
