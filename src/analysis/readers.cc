@@ -58,6 +58,20 @@ bool VersionLess(const std::string& a, const std::string& b) {
   return a < b;
 }
 
+// Drops units seen in more than one arm (multi[i]) and counts them.
+void ExcludeMultiArmUnits(AnalysisInput& input, const std::vector<bool>& multi) {
+  std::vector<UnitObservation> kept;
+  kept.reserve(input.units.size());
+  for (size_t i = 0; i < input.units.size(); ++i) {
+    if (multi[i]) {
+      ++input.multiple_exposure_units;
+    } else {
+      kept.push_back(std::move(input.units[i]));
+    }
+  }
+  input.units = std::move(kept);
+}
+
 }  // namespace
 
 absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std::string& control_version) {
@@ -140,15 +154,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
     }
     input.predictions.push_back({arm, r.y_pred, static_cast<int>(r.y_true)});
   }
-  std::vector<UnitObservation> kept;
-  for (size_t i = 0; i < input.units.size(); ++i) {
-    if (multi[i]) {
-      ++input.multiple_exposure_units;
-    } else {
-      kept.push_back(std::move(input.units[i]));
-    }
-  }
-  input.units = std::move(kept);
+  ExcludeMultiArmUnits(input, multi);
   return input;
 }
 
@@ -337,16 +343,7 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
       input.predictions.push_back({input.units[r.unit].arm, r.score, label > 0 ? 1 : 0});
     }
   }
-  std::vector<UnitObservation> kept;
-  kept.reserve(input.units.size());
-  for (size_t i = 0; i < input.units.size(); ++i) {
-    if (multi[i]) {
-      ++input.multiple_exposure_units;
-    } else {
-      kept.push_back(std::move(input.units[i]));
-    }
-  }
-  input.units = std::move(kept);
+  ExcludeMultiArmUnits(input, multi);
   return input;
 }
 

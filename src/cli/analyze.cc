@@ -113,14 +113,14 @@ int Run(const Args& a) {
           return Fail(StrCat("the store has exposures for arm '", seen.name, "', which the config does not list"));
         }
       }
-      for (auto& u : input.units) {
-        const std::string& name = input.arms[u.arm].name;
-        u.arm = static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) - arms.begin());
-      }
-      for (auto& p : input.predictions) {
-        const std::string& name = input.arms[p.arm].name;
-        p.arm = static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) - arms.begin());
-      }
+      // Store arm index → config arm index.
+      auto config_index = [&](int store_arm) {
+        const std::string& name = input.arms[store_arm].name;
+        return static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) -
+                                arms.begin());
+      };
+      for (auto& u : input.units) u.arm = config_index(u.arm);
+      for (auto& p : input.predictions) p.arm = config_index(p.arm);
       input.arms = std::move(arms);
       input.control = exp->ControlIndex();
       input.weights_known = exp->ramp.empty();  // with a ramp, weights changed over time
