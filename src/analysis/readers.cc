@@ -10,6 +10,7 @@
 #include <unordered_map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/hash/hash.h"
 #include "analysis/analysis.h"
 #include "common/strings.h"
 
@@ -193,10 +194,20 @@ std::string Text(sqlite3_stmt* st, int i) {
 
 namespace {
 
+// Units and requests are keyed by a 64-bit hash of their id: the maps hold no strings, so a
+// lookup costs one cache miss instead of two (the key compare no longer chases a pointer),
+// which is most of the time on 10M rows. Two of 2M ids collide with probability ~1e-7.
+uint64_t KeyOf(std::string_view id) { return absl::Hash<absl::string_view>{}(absl::string_view(id.data(), id.size())); }
+
+std::string_view ColumnView(sqlite3_stmt* st, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+  return p ? std::string_view(p, sqlite3_column_bytes(st, i)) : std::string_view();
+}
+
 // Outcomes aggregated per unit id and per request id.
 struct OutcomeTotals {
-  absl::flat_hash_map<std::string, std::vector<double>> by_unit;
-  absl::flat_hash_map<std::string, std::vector<double>> by_request;
+  absl::flat_hash_map<uint64_t, std::vector<double>> by_unit;
+  absl::flat_hash_map<uint64_t, std::vector<double>> by_request;
   absl::Status status;
 };
 
@@ -225,11 +236,10 @@ OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experimen
     while (j < metrics.size() && metrics[j].name != metric) ++j;
     if (j == metrics.size()) continue;
     const double value = sqlite3_column_double(st, 3);
-    if (sqlite3_column_type(st, 0) != SQLITE_NULL) {
-      Accumulate(out.by_request[Text(st, 0)], metrics, j, value);
-    } else if (sqlite3_column_type(st, 1) != SQLITE_NULL) {
-      Accumulate(out.by_unit[Text(st, 1)], metrics, j, value);
-    }
+    const int column = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : sqlite3_column_type(st, 1) != SQLITE_NULL ? 1 : -1;
+    if (column < 0) continue;
+    auto& map = column == 0 ? out.by_request : out.by_unit;
+    Accumulate(map[KeyOf(ColumnView(st, column))], metrics, j, value);
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
@@ -253,10 +263,9 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   input.unit = unit;
   input.metrics = std::move(metrics);
 
-  // Outcomes first (aggregated per request id and per unit id), so that the exposure scan can
-  // attribute by request id with lookups instead of indexing every request id it sees.
-  OutcomeTotals outcomes = ReadOutcomes(path, experiment, input.metrics);
-  if (!outcomes.status.ok()) return outcomes.status;
+  // Outcomes are read on a second thread and connection while this one scans the exposures
+  // (two cores, two table scans); attribution happens once both are in memory.
+  auto outcomes_future = std::async(std::launch::async, ReadOutcomes, path, experiment, input.metrics);
   auto add = [&](uint32_t u, const std::vector<double>& totals) {
     auto& v = input.units[u].values;
     for (size_t j = 0; j < v.size(); ++j) {
@@ -275,24 +284,23 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  absl::flat_hash_map<std::string, uint32_t> user_units;     // unit id → units[]
-  absl::flat_hash_map<std::string, uint32_t> request_units;  // request id → units[] (request-level units)
+  absl::flat_hash_map<uint64_t, uint32_t> user_units;     // KeyOf(unit id) → units[]
+  absl::flat_hash_map<uint64_t, uint32_t> request_units;  // KeyOf(request id) → units[] (request-level units)
   struct Request {
+    uint64_t key;   // KeyOf(request id)
     uint32_t unit;
-    double score;  // NaN when the exposure had no score
-    double label;  // the request's own primary outcome, or -1 when it has none
+    bool scored;
+    double score;
   };
   std::vector<Request> requests;
   std::vector<bool> multi;
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const auto* rid = reinterpret_cast<const char*>(sqlite3_column_text(st, 0));
-    const std::string_view request_id(rid ? rid : "", rid ? sqlite3_column_bytes(st, 0) : 0);
+    const std::string_view request_id = ColumnView(st, 0);
     const int64_t ts = sqlite3_column_int64(st, 1);
-    const auto* uid = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
-    const std::string_view unit_id(uid ? uid : "", uid ? sqlite3_column_bytes(st, 2) : 0);
-    const auto* an = reinterpret_cast<const char*>(sqlite3_column_text(st, 3));
-    const std::string_view arm_name(an ? an : "", an ? sqlite3_column_bytes(st, 3) : 0);
+    const std::string_view unit_id = ColumnView(st, 2);
+    const std::string_view arm_name = ColumnView(st, 3);
+    const uint64_t request_key = KeyOf(request_id);
     int arm = 0;
     while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != arm_name) ++arm;
     if (arm == static_cast<int>(input.arms.size())) input.arms.push_back({std::string(arm_name), Text(st, 4), 0, 0});
@@ -300,10 +308,10 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     // Request-level analysis, and units without an id, use the request as the unit.
     const bool by_request = unit == "request" || unit_id.empty();
     auto& index = by_request ? request_units : user_units;
-    const std::string_view key = by_request ? request_id : unit_id;
-    auto it = index.find(absl::string_view(key.data(), key.size()));
+    const uint64_t key = by_request ? request_key : KeyOf(unit_id);
+    auto it = index.find(key);
     if (it == index.end()) {
-      it = index.emplace(std::string(key), static_cast<uint32_t>(input.units.size())).first;
+      it = index.emplace(key, static_cast<uint32_t>(input.units.size())).first;
       input.units.push_back({arm, ts, std::vector<double>(input.metrics.size(), 0.0)});
       multi.push_back(false);
     } else {
@@ -311,25 +319,30 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
       if (u.arm != arm) multi[it->second] = true;
       u.first_ts_us = std::min(u.first_ts_us, ts);
     }
-    double label = -1;
-    if (!outcomes.by_request.empty()) {
-      auto o = outcomes.by_request.find(absl::string_view(request_id.data(), request_id.size()));
-      if (o != outcomes.by_request.end()) {
-        add(it->second, o->second);
-        label = o->second[0];
-      }
-    }
-    if (sqlite3_column_type(st, 5) != SQLITE_NULL) requests.push_back({it->second, sqlite3_column_double(st, 5), label});
+    const bool scored = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    requests.push_back({request_key, it->second, scored, scored ? sqlite3_column_double(st, 5) : 0.0});
   }
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  OutcomeTotals outcomes = outcomes_future.get();
+  if (!outcomes.status.ok()) return outcomes.status;
   if (input.units.empty()) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment, "' in ", store_uri));
+  // Outcomes with a request id go to that request's unit and label the request's prediction.
+  std::vector<double> request_label(requests.size(), -1);
+  if (!outcomes.by_request.empty()) {
+    for (size_t i = 0; i < requests.size(); ++i) {
+      auto o = outcomes.by_request.find(requests[i].key);
+      if (o == outcomes.by_request.end()) continue;
+      add(requests[i].unit, o->second);
+      request_label[i] = o->second[0];
+    }
+  }
 
   // Outcomes without a request id go to the unit (user units only). Outcomes for requests or
   // units never exposed stay unattributed.
   if (unit == "user") {
-    for (const auto& [uid, totals] : outcomes.by_unit) {
-      auto it = user_units.find(uid);
+    for (const auto& [key, totals] : outcomes.by_unit) {
+      auto it = user_units.find(key);
       if (it != user_units.end()) add(it->second, totals);
     }
   }
@@ -337,9 +350,10 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   // else against its unit's primary binary metric.
   if (input.metrics[0].kind == MetricKind::kBinary) {
     input.predictions.reserve(requests.size());
-    for (const auto& r : requests) {
-      if (multi[r.unit]) continue;
-      const double label = r.label >= 0 ? r.label : input.units[r.unit].values[0];
+    for (size_t i = 0; i < requests.size(); ++i) {
+      const auto& r = requests[i];
+      if (!r.scored || multi[r.unit]) continue;
+      const double label = request_label[i] >= 0 ? request_label[i] : input.units[r.unit].values[0];
       input.predictions.push_back({input.units[r.unit].arm, r.score, label > 0 ? 1 : 0});
     }
   }
