@@ -139,6 +139,8 @@ absl::Status ReadEvents(JsonReader r, EventsConfig& e) {
   }
   ABGATE_ASSIGN_OR_RETURN(e.queue_capacity, r.Int("queue_capacity", e.queue_capacity));
   if (e.queue_capacity < 1) return r.Error("queue_capacity", "must be positive");
+  ABGATE_ASSIGN_OR_RETURN(e.max_outcome_batch, r.Int("max_outcome_batch", e.max_outcome_batch));
+  if (e.max_outcome_batch < 1) return r.Error("max_outcome_batch", "must be positive");
   return r.CheckNoUnknownKeys();
 }
 

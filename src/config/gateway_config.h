@@ -106,6 +106,7 @@ struct EventsConfig {
   std::string store = "sqlite:abgate-events.db";
   int64_t flush_us = 50'000;
   int64_t queue_capacity = 1 << 20;  // events waiting for the writer; beyond this, dropped+counted
+  int64_t max_outcome_batch = 10000; // lines per POST /outcomes
 };
 
 struct RegistryConfig {

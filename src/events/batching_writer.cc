@@ -45,6 +45,21 @@ void BatchingWriter::EnqueueAudit(AuditRecord record, std::function<void(absl::S
   wake_writer_.notify_one();
 }
 
+void BatchingWriter::EnqueueOutcomes(std::vector<Outcome> outcomes,
+                                     std::function<void(absl::Status, int64_t)> committed) {
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      if (committed) committed(absl::UnavailableError("the event writer is stopped"), 0);
+      return;
+    }
+    pending_outcome_batches_.push_back({outcomes.size(), std::move(committed)});
+    for (auto& o : outcomes) pending_outcomes_.push_back(std::move(o));
+    ++enqueued_seq_;
+  }
+  wake_writer_.notify_one();
+}
+
 void BatchingWriter::Flush() {
   std::unique_lock lock(mu_);
   const uint64_t target = enqueued_seq_;
@@ -78,6 +93,9 @@ void BatchingWriter::Run() {
   std::vector<Exposure> batch;
   std::vector<AuditRecord> audit;
   std::vector<std::function<void(absl::Status)>> callbacks;
+  std::vector<Outcome> outcomes;
+  std::vector<OutcomeBatch> outcome_batches;
+  std::vector<bool> stored;
   batch.reserve(kBatchTrigger);
   for (;;) {
     uint64_t seq;
@@ -86,18 +104,20 @@ void BatchingWriter::Run() {
       std::unique_lock lock(mu_);
       wake_writer_.wait_for(lock, std::chrono::microseconds(flush_us_), [&] {
         return stopping_ || flush_requested_ || pending_.size() >= kBatchTrigger ||
-               !pending_audit_.empty();
+               !pending_audit_.empty() || !pending_outcome_batches_.empty();
       });
       flush_requested_ = false;
       batch.swap(pending_);
       audit.swap(pending_audit_);
       callbacks.swap(pending_callbacks_);
+      outcomes.swap(pending_outcomes_);
+      outcome_batches.swap(pending_outcome_batches_);
       seq = enqueued_seq_;
       stop = stopping_;
       queued_.store(0, std::memory_order_relaxed);
     }
-    if (!batch.empty() || !audit.empty()) {
-      const absl::Status s = sink_.WriteBatch(batch, audit);
+    if (!batch.empty() || !audit.empty() || !outcomes.empty()) {
+      const absl::Status s = sink_.WriteBatch(batch, audit, outcomes, &stored);
       if (s.ok()) {
         written_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
         batches_.fetch_add(1, std::memory_order_relaxed);
@@ -109,9 +129,18 @@ void BatchingWriter::Run() {
       for (auto& cb : callbacks) {
         if (cb) cb(s);
       }
+      size_t offset = 0;
+      for (auto& b : outcome_batches) {
+        int64_t n = 0;
+        for (size_t i = 0; s.ok() && i < b.count; ++i) n += stored[offset + i];
+        offset += b.count;
+        if (b.committed) b.committed(s, n);
+      }
       batch.clear();
       audit.clear();
       callbacks.clear();
+      outcomes.clear();
+      outcome_batches.clear();
     }
     {
       std::lock_guard lock(mu_);
@@ -120,7 +149,7 @@ void BatchingWriter::Run() {
     flushed_.notify_all();
     if (stop) {
       std::lock_guard lock(mu_);
-      if (pending_.empty() && pending_audit_.empty()) return;
+      if (pending_.empty() && pending_audit_.empty() && pending_outcome_batches_.empty()) return;
     }
   }
 }

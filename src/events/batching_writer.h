@@ -37,6 +37,10 @@ class BatchingWriter {
   bool Enqueue(Exposure exposure);
   // Non-blocking; `committed` runs on the writer thread once the record is durable or failed.
   void EnqueueAudit(AuditRecord record, std::function<void(absl::Status)> committed);
+  // Outcomes are never refused. `committed` runs on the writer thread once the batch is durable
+  // (or failed) with the number stored (the rest were duplicates of earlier event_ids). The
+  // writer wakes at once, so concurrent batches share a commit (group commit).
+  void EnqueueOutcomes(std::vector<Outcome> outcomes, std::function<void(absl::Status, int64_t stored)> committed);
   // Blocks until everything enqueued before the call is committed (or failed).
   void Flush();
   // Flushes and joins the writer thread. Later Enqueue calls are dropped and counted.
@@ -58,6 +62,12 @@ class BatchingWriter {
   std::vector<Exposure> pending_;                       // guarded by mu_
   std::vector<AuditRecord> pending_audit_;              // guarded by mu_
   std::vector<std::function<void(absl::Status)>> pending_callbacks_;  // guarded by mu_
+  struct OutcomeBatch {
+    size_t count;
+    std::function<void(absl::Status, int64_t)> committed;
+  };
+  std::vector<Outcome> pending_outcomes_;        // guarded by mu_
+  std::vector<OutcomeBatch> pending_outcome_batches_;  // guarded by mu_
   uint64_t enqueued_seq_ = 0;                           // guarded by mu_
   uint64_t committed_seq_ = 0;                          // guarded by mu_
   bool stopping_ = false;                               // guarded by mu_

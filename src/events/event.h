@@ -26,6 +26,17 @@ struct Exposure {
   bool in_experiment = true;  // false: outside coverage, paused or stopped (not analysed)
 };
 
+// One ground-truth observation posted to /outcomes (the DESIGN.md `outcomes` row).
+struct Outcome {
+  int64_t ts_us = 0;
+  std::string experiment;
+  std::string request_id;  // either or both of request_id and unit_id
+  std::string unit_id;
+  std::string metric;
+  double value = 0;
+  std::string event_id;  // client idempotency key; a repeated (experiment, event_id) is stored once
+};
+
 // One change to an experiment or a model stage.
 struct AuditRecord {
   int64_t ts_us = 0;

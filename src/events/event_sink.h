@@ -15,9 +15,12 @@ namespace abgate::events {
 class EventSink {
  public:
   virtual ~EventSink() = default;
-  // Writes everything in one transaction: all or nothing. Blocking.
-  virtual absl::Status WriteBatch(std::span<const Exposure> exposures,
-                                  std::span<const AuditRecord> audit) = 0;
+  // Writes everything in one transaction: all or nothing. Blocking. When `outcome_stored` is
+  // given it is resized to outcomes.size() and says per outcome whether it was stored (false:
+  // a duplicate event_id, already stored before).
+  virtual absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
+                                  std::span<const Outcome> outcomes = {},
+                                  std::vector<bool>* outcome_stored = nullptr) = 0;
   // The stored start time of `experiment`, recording `now_us` if it has none. Blocking.
   virtual absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) = 0;
   // Newest first; `experiment` empty = all. Blocking.

@@ -44,7 +44,8 @@ CREATE TABLE IF NOT EXISTS outcomes (
   request_id TEXT,
   unit_id    TEXT,
   metric     TEXT    NOT NULL,
-  value      REAL    NOT NULL
+  value      REAL    NOT NULL,
+  event_id   TEXT
 );
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
@@ -52,7 +53,18 @@ CREATE TABLE IF NOT EXISTS experiment_state (
 );
 )sql";
 
-constexpr int kSchemaVersion = 1;
+// Version 2 added outcomes.event_id and its unique index (idempotent intake).
+constexpr int kSchemaVersion = 2;
+
+bool HasColumn(sqlite3* db, const char* table, const char* column) {
+  sqlite3_stmt* st = nullptr;
+  const std::string sql = StrCat("SELECT 1 FROM pragma_table_info('", table, "') WHERE name = ?");
+  sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
+  sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
+  const bool found = st && sqlite3_step(st) == SQLITE_ROW;
+  sqlite3_finalize(st);
+  return found;
+}
 
 absl::Status SqliteError(sqlite3* db, std::string_view what) {
   return absl::InternalError(StrCat("sqlite ", what, ": ", db ? sqlite3_errmsg(db) : "out of memory"));
@@ -119,9 +131,15 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
                                                   ", newer than this abgate (", kSchemaVersion, ")"));
     }
     if (version < kSchemaVersion) {
+      if (!HasColumn(sink->write_db_, "outcomes", "event_id")) {  // a version-1 store
+        ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
+      }
       ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
                                   StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
     }
+    ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
+                                "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, event_id) "
+                                "WHERE event_id IS NOT NULL"));
   }
   ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "COMMIT"));
   if (sqlite3_prepare_v3(sink->write_db_,
@@ -132,7 +150,11 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       sqlite3_prepare_v3(sink->write_db_,
                          "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) "
                          "VALUES (?,?,?,?,?,?,?)",
-                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_audit_, nullptr) != SQLITE_OK) {
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_audit_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT OR IGNORE INTO outcomes (ts, experiment, request_id, unit_id, metric, value, event_id) "
+                         "VALUES (?,?,?,?,?,?,?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_outcome_, nullptr) != SQLITE_OK) {
     return SqliteError(sink->write_db_, "prepare");
   }
   ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
@@ -142,12 +164,13 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
 SqliteEventSink::~SqliteEventSink() {
   sqlite3_finalize(insert_exposure_);
   sqlite3_finalize(insert_audit_);
+  sqlite3_finalize(insert_outcome_);
   sqlite3_close(write_db_);
   sqlite3_close(read_db_);
 }
 
-absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures,
-                                         std::span<const AuditRecord> audit) {
+absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
+                                         std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored) {
   ABGATE_RETURN_IF_ERROR(Exec(write_db_, "BEGIN IMMEDIATE"));
   auto fail = [this](std::string_view what) {
     absl::Status s = SqliteError(write_db_, what);
@@ -191,6 +214,22 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures,
     const int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert audit");
+  }
+  if (outcome_stored) outcome_stored->assign(outcomes.size(), false);
+  st = insert_outcome_;
+  for (size_t i = 0; i < outcomes.size(); ++i) {
+    const Outcome& o = outcomes[i];
+    sqlite3_bind_int64(st, 1, o.ts_us);
+    BindText(st, 2, o.experiment);
+    BindOptionalText(st, 3, o.request_id);
+    BindOptionalText(st, 4, o.unit_id);
+    BindText(st, 5, o.metric);
+    sqlite3_bind_double(st, 6, o.value);
+    BindOptionalText(st, 7, o.event_id);
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail("insert outcome");
+    if (outcome_stored) (*outcome_stored)[i] = sqlite3_changes(write_db_) > 0;
   }
   if (sqlite3_exec(write_db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
   return absl::OkStatus();

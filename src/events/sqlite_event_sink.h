@@ -20,7 +20,9 @@ class SqliteEventSink final : public EventSink {
   static absl::StatusOr<std::unique_ptr<SqliteEventSink>> Open(const std::string& path);
   ~SqliteEventSink() override;
 
-  absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit) override;
+  absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
+                          std::span<const Outcome> outcomes = {},
+                          std::vector<bool>* outcome_stored = nullptr) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
@@ -30,6 +32,7 @@ class SqliteEventSink final : public EventSink {
   sqlite3* write_db_ = nullptr;
   sqlite3_stmt* insert_exposure_ = nullptr;
   sqlite3_stmt* insert_audit_ = nullptr;
+  sqlite3_stmt* insert_outcome_ = nullptr;
   std::mutex read_mu_;
   sqlite3* read_db_ = nullptr;  // guarded by read_mu_
 };

@@ -266,6 +266,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     const std::string name(req.PathParam("experiment"));
     g->HandlePredict(req, std::move(respond), name, false);
   });
+  r.Add("POST", "/outcomes", [g](http::Request& req, http::Respond respond) { g->HandleOutcomes(req, std::move(respond)); });
   r.Add("POST", "/invocations", [g](http::Request& req, http::Respond respond) {
     g->HandlePredict(req, std::move(respond), {}, true);
   });
@@ -460,6 +461,160 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   call->assigned = arm;
   e.assigned_arm = exp->arms[arm].name;
   call->Send(arm);
+}
+
+namespace {
+
+struct Rejection {
+  size_t line;
+  std::string error_code;
+  std::string message;
+};
+
+// Validates one outcome object against the experiments in `snapshot`.
+std::optional<Rejection> ParseOutcome(const json::value& v, size_t line, const ExperimentSet& snapshot, int64_t now_us,
+                                      events::Outcome& out) {
+  auto reject = [line](std::string code, std::string message) {
+    return std::optional<Rejection>(Rejection{line, std::move(code), std::move(message)});
+  };
+  if (!v.is_object()) return reject("BAD_REQUEST", "an outcome must be a JSON object");
+  const auto& o = v.as_object();
+  auto string_field = [&](std::string_view key, size_t max, std::string& into) -> std::optional<Rejection> {
+    const auto* f = o.if_contains(key);
+    if (!f || f->is_null()) return std::nullopt;
+    if (f->is_string() && !f->as_string().empty() && f->as_string().size() <= max) {
+      into = std::string(f->as_string());
+    } else if (f->is_int64() && key == "unit_id") {
+      into = std::to_string(f->as_int64());
+    } else {
+      return reject("INVALID_FIELD", StrCat("'", key, "' must be a non-empty string of at most ", max, " bytes"));
+    }
+    return std::nullopt;
+  };
+  for (const char* key : {"experiment", "metric", "value"}) {
+    if (!o.contains(key)) return reject("MISSING_KEY", StrCat("missing '", key, "'"));
+  }
+  if (auto r = string_field("experiment", 128, out.experiment)) return r;
+  if (auto r = string_field("metric", 128, out.metric)) return r;
+  if (auto r = string_field("request_id", 128, out.request_id)) return r;
+  if (auto r = string_field("unit_id", 512, out.unit_id)) return r;
+  if (auto r = string_field("event_id", 128, out.event_id)) return r;
+  if (out.experiment.empty() || out.metric.empty()) return reject("MISSING_KEY", "'experiment' and 'metric' must be strings");
+  if (out.request_id.empty() && out.unit_id.empty()) return reject("MISSING_KEY", "give 'request_id' and/or 'unit_id'");
+  const CompiledExperiment* exp = snapshot.Find(out.experiment);
+  if (!exp) return reject("UNKNOWN_EXPERIMENT", StrCat("no experiment named '", out.experiment, "'"));
+  const config::MetricConfig* metric = nullptr;
+  for (const auto& m : exp->config.metrics) {
+    if (m.name == out.metric) metric = &m;
+  }
+  if (!metric && !exp->config.metrics.empty()) {
+    return reject("UNKNOWN_METRIC", StrCat("experiment '", out.experiment, "' has no metric '", out.metric, "'"));
+  }
+  const json::value& value = o.at("value");
+  if (value.is_bool()) {
+    out.value = value.as_bool() ? 1 : 0;
+  } else if (value.is_number()) {
+    out.value = value.to_number<double>();
+    if (!std::isfinite(out.value)) return reject("INVALID_VALUE", "'value' must be finite");
+  } else {
+    return reject("INVALID_VALUE", "'value' must be a number or a boolean");
+  }
+  if (metric && metric->type == config::MetricType::kBinary && out.value != 0 && out.value != 1) {
+    return reject("INVALID_VALUE", StrCat("metric '", out.metric, "' is binary: 'value' must be 0, 1, true or false"));
+  }
+  out.ts_us = now_us;
+  if (const auto* ts = o.if_contains("ts"); ts && !ts->is_null()) {
+    if (!ts->is_number() || ts->to_number<double>() < 0 || ts->to_number<double>() > 4e9) {
+      return reject("INVALID_FIELD", "'ts' must be Unix seconds (a number)");
+    }
+    out.ts_us = static_cast<int64_t>(ts->to_number<double>() * 1e6);
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+void Gateway::HandleOutcomes(http::Request& req, http::Respond respond) {
+  auto reject = [&](http::Response r) {
+    metrics_.CountRejected("/outcomes", r.status);
+    std::move(respond)(std::move(r));
+  };
+  if (draining_) return reject(http::ErrorResponse(503, "SHUTTING_DOWN", "the gateway is shutting down"));
+  const std::string_view content_type = req.FindHeader("Content-Type");
+  const std::string media = ToLower(Trim(content_type.substr(0, content_type.find(';'))));
+  if (media != "application/json" && media != "application/x-ndjson" && media != "application/jsonl" &&
+      media != "application/x-jsonlines") {
+    return reject(http::ErrorResponse(415, "UNSUPPORTED_MEDIA_TYPE",
+                                      "send one JSON object (application/json) or JSON lines (application/x-ndjson)"));
+  }
+  // One JSON object, or one object per line.
+  std::vector<std::pair<size_t, std::string_view>> lines;
+  {
+    boost::system::error_code ec;
+    json::monotonic_resource probe;
+    config::ParseJson(req.body, &probe, ec);
+    if (!ec) {
+      lines.emplace_back(1, req.body);
+    } else {
+      std::string_view rest = req.body;
+      size_t n = 0;
+      while (!rest.empty()) {
+        const size_t nl = rest.find('\n');
+        std::string_view line = rest.substr(0, nl);
+        rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+        ++n;
+        if (!Trim(line).empty() && line != "\r") lines.emplace_back(n, line);
+      }
+    }
+  }
+  if (lines.empty()) return reject(http::ErrorResponse(400, "BAD_REQUEST", "no outcomes in the body"));
+  if (static_cast<int64_t>(lines.size()) > config_.events.max_outcome_batch) {
+    return reject(http::ErrorResponse(413, "BATCH_TOO_LARGE", StrCat(lines.size(), " lines; at most ",
+                                                                     config_.events.max_outcome_batch, " per request")));
+  }
+  auto snapshot = snapshot_.Load();
+  const int64_t now = clock_.NowUs();
+  std::vector<events::Outcome> valid;
+  std::vector<Rejection> rejected;
+  for (const auto& [n, text] : lines) {
+    boost::system::error_code ec;
+    json::monotonic_resource memory;
+    const json::value v = config::ParseJson(text, &memory, ec);
+    events::Outcome o;
+    if (ec) {
+      rejected.push_back({n, assign::IsValidUtf8(text) ? "MALFORMED_JSON" : "INVALID_UTF8",
+                          StrCat("not valid JSON: ", ec.message())});
+    } else if (auto r = ParseOutcome(v, n, *snapshot, now, o)) {
+      rejected.push_back(std::move(*r));
+    } else {
+      valid.push_back(std::move(o));
+    }
+  }
+  json::array rejected_json;
+  for (const auto& r : rejected) {
+    rejected_json.push_back(json::object{{"line", r.line}, {"error_code", r.error_code}, {"message", r.message}});
+  }
+  if (valid.empty()) {
+    json::object body{{"error_code", "NO_VALID_OUTCOMES"},
+                      {"message", "every line was rejected; nothing was stored"},
+                      {"accepted", 0},
+                      {"rejected", std::move(rejected_json)}};
+    return reject(http::Response::Json(400, config::ToJson(body)));
+  }
+  const int64_t accepted = static_cast<int64_t>(valid.size());
+  auto shared = std::make_shared<http::Respond>(std::move(respond));
+  // Answered only once the batch is committed: an acknowledged outcome is durable.
+  writer_->EnqueueOutcomes(std::move(valid), [shared, accepted, rejected_json = std::move(rejected_json)](
+                                                 absl::Status s, int64_t stored) mutable {
+    if (!s.ok()) {
+      return std::move(*shared)(http::ErrorResponse(503, "NOT_STORED", StrCat("the event store failed: ", s.message())));
+    }
+    json::object body{{"accepted", accepted},
+                      {"stored", stored},
+                      {"duplicates", accepted - stored},
+                      {"rejected", std::move(rejected_json)}};
+    std::move(*shared)(http::Response::Json(200, config::ToJson(body)));
+  });
 }
 
 void Gateway::HandleReady(http::Request&, http::Respond respond) {

@@ -62,6 +62,7 @@ class Gateway {
   // Data plane.
   void HandlePredict(http::Request& req, http::Respond respond, std::string_view experiment, bool mlflow_shape);
   void HandleMetrics(http::Request& req, http::Respond respond);
+  void HandleOutcomes(http::Request& req, http::Respond respond);
   void HandleReady(http::Request& req, http::Respond respond);
 
   // Admin API (admin_api.cc). Mutations are posted to admin_thread_.

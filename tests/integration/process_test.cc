@@ -157,9 +157,15 @@ TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
   std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
   const std::string config = WriteConfig(yaml);
   StartGateway(yaml);
+  std::string outcomes;
   for (int i = 0; i < 300; ++i) {
     ASSERT_EQ(Predict("{\"user_id\":\"s" + std::to_string(i) + "\",\"inputs\":[[1]]}").status, 200);
+    if (i % 4 == 0) {
+      outcomes += "{\"experiment\":\"hyatt_booking_ab\",\"unit_id\":\"s" + std::to_string(i) +
+                  "\",\"metric\":\"booked\",\"value\":1}\n";
+    }
   }
+  ASSERT_EQ(RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson").status, 200);
   gateway_->Shutdown();  // flushes the exposure log
   Subprocess p({ABGATE_BINARY, "analyze", "--config", config, "--experiment", "hyatt_booking_ab", "--format", "json"});
   ASSERT_EQ(p.Wait(20000), 0) << p.stderr_text();
@@ -169,6 +175,10 @@ TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
   EXPECT_EQ(arms[0].at("units").as_int64() + arms[1].at("units").as_int64(), 300);
   EXPECT_TRUE(report.at("srm").at("checked").as_bool());  // weights from the config
   EXPECT_EQ(report.at("control"), "A");
+  const double booked_a = arms[0].at("metrics").at("booked").at("mean").as_double();
+  const double booked_b = arms[1].at("metrics").at("booked").at("mean").as_double();
+  const double units_a = arms[0].at("units").to_number<double>(), units_b = arms[1].at("units").to_number<double>();
+  EXPECT_NEAR(booked_a * units_a + booked_b * units_b, 75, 1e-6);  // every fourth user booked
 }
 
 }  // namespace

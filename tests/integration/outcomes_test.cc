@@ -1,0 +1,104 @@
+// POST /outcomes: durable acknowledgement, per-line validation, idempotency.
+#include <boost/json.hpp>
+
+#include "gateway_fixture.h"
+
+namespace abgate::testing {
+namespace {
+
+namespace json = boost::json;
+
+class OutcomesTest : public GatewayFixture {
+ protected:
+  void SetUp() override {
+    GatewayFixture::SetUp();
+    std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n"
+                                  "      - {name: revenue, type: continuous}\n");
+    yaml.replace(yaml.find("  flush_ms: 5\n"), 13, "  flush_ms: 5\n  max_outcome_batch: 50\n");
+    StartGateway(yaml);
+  }
+  RawResponse Post(std::string_view body, std::string_view content_type = "application/x-ndjson") {
+    return RawRequest(gateway_->port(), "POST", "/outcomes", body, content_type);
+  }
+};
+
+TEST_F(OutcomesTest, OneObjectIsStoredBeforeTheReply) {
+  const auto r = Post(R"({"experiment":"hyatt_booking_ab","unit_id":"u1","metric":"booked","value":true})",
+                      "application/json");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("accepted"), 1);
+  EXPECT_EQ(v.at("stored"), 1);
+  EXPECT_TRUE(v.at("rejected").as_array().empty());
+  // No flush needed: the reply came after the commit. (QueryInt flushes anyway; count directly.)
+  sqlite3* db = nullptr;
+  sqlite3_open_v2((dir_ / "events.db").string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM outcomes WHERE unit_id = 'u1' AND metric = 'booked' AND value = 1", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+}
+
+TEST_F(OutcomesTest, JsonLinesKeepValidLinesAndExplainRejectedOnes) {
+  const std::string body =
+      R"({"experiment":"hyatt_booking_ab","request_id":"r1","metric":"booked","value":1,"ts":1790000000.5})" "\n"
+      R"({"experiment":"nope","unit_id":"u2","metric":"booked","value":1})" "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u3","metric":"clicks","value":1})" "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u4","metric":"booked","value":2})" "\n"
+      R"({"experiment":"hyatt_booking_ab","metric":"booked","value":1})" "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u6","metric":"booked"})" "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u7","metric":"revenue","value":"12"})" "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u8","metric":"revenue",)" "\n"
+      "\n"
+      R"({"experiment":"hyatt_booking_ab","unit_id":42,"metric":"revenue","value":180.5})" "\n";
+  const auto r = Post(body);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("accepted"), 2);
+  EXPECT_EQ(v.at("stored"), 2);
+  std::map<int64_t, std::string> codes;
+  for (const auto& x : v.at("rejected").as_array()) codes[x.at("line").as_int64()] = std::string(x.at("error_code").as_string());
+  const std::map<int64_t, std::string> expected = {{2, "UNKNOWN_EXPERIMENT"}, {3, "UNKNOWN_METRIC"}, {4, "INVALID_VALUE"},
+                                                   {5, "MISSING_KEY"},        {6, "MISSING_KEY"},    {7, "INVALID_VALUE"},
+                                                   {8, "MALFORMED_JSON"}};
+  EXPECT_EQ(codes, expected);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 2);
+  EXPECT_EQ(QueryInt("SELECT ts FROM outcomes WHERE request_id = 'r1'"), 1790000000500000);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes WHERE unit_id = '42' AND value = 180.5"), 1);
+}
+
+TEST_F(OutcomesTest, ARetriedBatchIsStoredOnce) {
+  std::string body;
+  for (int i = 0; i < 20; ++i) {
+    body += R"({"experiment":"hyatt_booking_ab","unit_id":"u)" + std::to_string(i) +
+            R"(","metric":"booked","value":1,"event_id":"evt-)" + std::to_string(i) + "\"}\n";
+  }
+  auto first = json::parse(Post(body).body);
+  EXPECT_EQ(first.at("stored"), 20);
+  auto retry = json::parse(Post(body).body);
+  EXPECT_EQ(retry.at("accepted"), 20);
+  EXPECT_EQ(retry.at("stored"), 0);
+  EXPECT_EQ(retry.at("duplicates"), 20);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 20);
+}
+
+TEST_F(OutcomesTest, BadRequestsAreRefusedWithoutStoringAnything) {
+  auto r = Post(R"({"experiment":"nope","unit_id":"u","metric":"booked","value":1})", "application/json");
+  EXPECT_EQ(r.status, 400);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "NO_VALID_OUTCOMES");
+  EXPECT_EQ(Post("{}", "text/plain").status, 415);
+  EXPECT_EQ(Post("").status, 400);
+  EXPECT_EQ(Post("[1, 2]", "application/json").status, 400);
+  std::string many;
+  for (int i = 0; i < 51; ++i) many += R"({"experiment":"hyatt_booking_ab","unit_id":"u","metric":"booked","value":1})" "\n";
+  r = Post(many);
+  EXPECT_EQ(r.status, 413);
+  EXPECT_EQ(json::parse(r.body).at("error_code"), "BATCH_TOO_LARGE");
+  EXPECT_EQ(Post("{\"experiment\":\"\xff\"}\nnot json\n").status, 400);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 0);
+}
+
+}  // namespace
+}  // namespace abgate::testing
