@@ -1,6 +1,5 @@
 #include "analysis/analysis.h"
 
-#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
@@ -165,18 +164,19 @@ TEST_F(AnalysisTest, EventStoreExposuresAndOutcomesByUnitAndRequest) {
     exposures.push_back(outside);
     ASSERT_TRUE((*sink)->WriteBatch(exposures, {}).ok());
   }
-  // Outcomes stand in for POST /outcomes (a later issue): users in B book more often.
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-  std::string sql = "BEGIN;";
-  for (int u = 0; u < 2000; ++u) {
-    const bool booked = u < 1000 ? (u % 10 == 0) : (u % 5 == 0);
-    if (booked) sql += "INSERT INTO outcomes VALUES (5000, 'exp', NULL, 'u" + std::to_string(u) + "', 'booked', 1);";
-    sql += "INSERT INTO outcomes VALUES (5000, 'exp', 'r" + std::to_string(u) + "', NULL, 'revenue', 10.5);";
+  // Outcomes through the store's own write path (what POST /outcomes uses): users in B book
+  // more often; revenue arrives by request id.
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    std::vector<events::Outcome> outcomes;
+    for (int u = 0; u < 2000; ++u) {
+      const bool booked = u < 1000 ? (u % 10 == 0) : (u % 5 == 0);
+      if (booked) outcomes.push_back({5000, "exp", "", "u" + std::to_string(u), "booked", 1, ""});
+      outcomes.push_back({5000, "exp", "r" + std::to_string(u), "", "revenue", 10.5, ""});
+    }
+    ASSERT_TRUE((*sink)->WriteBatch({}, {}, outcomes).ok());
   }
-  sql += "COMMIT;";
-  ASSERT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
-  sqlite3_close(db);
 
   auto input = ReadEventStore("sqlite:" + db_path, "exp", "user",
                               {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}});
