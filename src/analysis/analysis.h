@@ -10,6 +10,7 @@
 
 #include <boost/json/value.hpp>
 
+#include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
 #include "stats/moments.h"
 #include "stats/tests.h"
@@ -27,7 +28,7 @@ struct MetricSpec {
 struct UnitObservation {
   int arm = 0;
   int64_t first_ts_us = 0;     // first exposure; orders the timeline
-  std::vector<double> values;  // one per metric (0 when the unit had no outcome)
+  absl::InlinedVector<double, 4> values;  // one per metric (0 when the unit had no outcome); inline up to 4
 };
 
 // One scored prediction with its binary label, for model quality.

@@ -146,7 +146,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
     input.arms[arm].exposures++;
     auto [it, inserted] = unit_index.try_emplace(r.user, input.units.size());
     if (inserted) {
-      input.units.push_back({arm, static_cast<int64_t>(i), {r.y_true}});
+      input.units.push_back({arm, static_cast<int64_t>(i), absl::InlinedVector<double, 4>{r.y_true}});
       multi.push_back(false);
     } else {
       auto& u = input.units[it->second];
@@ -204,17 +204,20 @@ std::string_view ColumnView(sqlite3_stmt* st, int i) {
   return p ? std::string_view(p, sqlite3_column_bytes(st, i)) : std::string_view();
 }
 
-// Outcomes aggregated per unit id and per request id.
+// Outcomes aggregated per unit id and per request id: each map gives the offset of the key's
+// totals (one double per metric) in `totals`, so the maps hold plain integers.
 struct OutcomeTotals {
-  absl::flat_hash_map<uint64_t, std::vector<double>> by_unit;
-  absl::flat_hash_map<uint64_t, std::vector<double>> by_request;
+  absl::flat_hash_map<uint64_t, uint32_t> by_unit;
+  absl::flat_hash_map<uint64_t, uint32_t> by_request;
+  std::vector<double> totals;
   absl::Status status;
+  const double* Of(uint32_t offset) const { return totals.data() + offset; }
 };
 
-void Accumulate(std::vector<double>& totals, const std::vector<MetricSpec>& metrics, size_t j, double value) {
-  if (totals.empty()) totals.assign(metrics.size(), 0.0);
-  totals[j] = metrics[j].kind == MetricKind::kBinary ? std::max(totals[j], value > 0 ? 1.0 : 0.0) : totals[j] + value;
-}
+// Rows are handled in blocks: hash every key of the block and prefetch its slot first, so the
+// cache misses of a block overlap instead of costing one full memory latency per row (the
+// probes were most of the time on 10M-row stores).
+constexpr size_t kBlock = 64;
 
 OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experiment,
                            const std::vector<MetricSpec>& metrics) {
@@ -228,19 +231,39 @@ OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experimen
     return out;
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
+  struct Row {
+    bool by_request;
+    uint64_t key;
+    size_t metric;
+    double value;
+  };
+  std::vector<Row> block;
+  block.reserve(kBlock);
+  const size_t m = metrics.size();
+  auto flush = [&] {
+    for (const Row& r : block) (r.by_request ? out.by_request : out.by_unit).prefetch(r.key);
+    for (const Row& r : block) {
+      auto& map = r.by_request ? out.by_request : out.by_unit;
+      auto [it, inserted] = map.try_emplace(r.key, static_cast<uint32_t>(out.totals.size()));
+      if (inserted) out.totals.resize(out.totals.size() + m, 0.0);
+      double& total = out.totals[it->second + r.metric];
+      total = metrics[r.metric].kind == MetricKind::kBinary ? std::max(total, r.value > 0 ? 1.0 : 0.0) : total + r.value;
+    }
+    block.clear();
+  };
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const auto* metric = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
     if (!metric) continue;
     size_t j = 0;
-    while (j < metrics.size() && metrics[j].name != metric) ++j;
-    if (j == metrics.size()) continue;
-    const double value = sqlite3_column_double(st, 3);
+    while (j < m && metrics[j].name != metric) ++j;
+    if (j == m) continue;
     const int column = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : sqlite3_column_type(st, 1) != SQLITE_NULL ? 1 : -1;
     if (column < 0) continue;
-    auto& map = column == 0 ? out.by_request : out.by_unit;
-    Accumulate(map[KeyOf(ColumnView(st, column))], metrics, j, value);
+    block.push_back({column == 0, KeyOf(ColumnView(st, column)), j, sqlite3_column_double(st, 3)});
+    if (block.size() == kBlock) flush();
   }
+  flush();
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   return out;
@@ -266,7 +289,7 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   // Outcomes are read on a second thread and connection while this one scans the exposures
   // (two cores, two table scans); attribution happens once both are in memory.
   auto outcomes_future = std::async(std::launch::async, ReadOutcomes, path, experiment, input.metrics);
-  auto add = [&](uint32_t u, const std::vector<double>& totals) {
+  auto add = [&](uint32_t u, const double* totals) {
     auto& v = input.units[u].values;
     for (size_t j = 0; j < v.size(); ++j) {
       v[j] = input.metrics[j].kind == MetricKind::kBinary ? std::max(v[j], totals[j]) : v[j] + totals[j];
@@ -284,6 +307,16 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
+  // Size the maps for the table once (max(rowid) is free) instead of rehashing while growing.
+  int64_t rows_hint = 0;
+  {
+    sqlite3_stmt* count = nullptr;
+    if (sqlite3_prepare_v2(db.get(), "SELECT max(rowid) FROM exposures", -1, &count, nullptr) == SQLITE_OK &&
+        sqlite3_step(count) == SQLITE_ROW) {
+      rows_hint = sqlite3_column_int64(count, 0);
+    }
+    sqlite3_finalize(count);
+  }
   absl::flat_hash_map<uint64_t, uint32_t> user_units;     // KeyOf(unit id) → units[]
   absl::flat_hash_map<uint64_t, uint32_t> request_units;  // KeyOf(request id) → units[] (request-level units)
   struct Request {
@@ -294,34 +327,55 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   };
   std::vector<Request> requests;
   std::vector<bool> multi;
+  const size_t hint = static_cast<size_t>(std::clamp<int64_t>(rows_hint, 0, 200'000'000));
+  requests.reserve(hint);
+  user_units.reserve(std::min<size_t>(hint, 50'000'000) / 4);
+  struct Row {
+    uint64_t key;          // the unit's key (user id, or request id for request-level units)
+    uint64_t request_key;  // KeyOf(request id)
+    int64_t ts;
+    int arm;
+    bool by_request;
+    bool scored;
+    double score;
+  };
+  std::vector<Row> block;
+  block.reserve(kBlock);
+  auto flush = [&] {
+    for (const Row& r : block) (r.by_request ? request_units : user_units).prefetch(r.key);
+    for (const Row& r : block) {
+      auto& index = r.by_request ? request_units : user_units;
+      auto [it, inserted] = index.try_emplace(r.key, static_cast<uint32_t>(input.units.size()));
+      if (inserted) {
+        input.units.push_back({r.arm, r.ts, absl::InlinedVector<double, 4>(input.metrics.size(), 0.0)});
+        multi.push_back(false);
+      } else {
+        auto& u = input.units[it->second];
+        if (u.arm != r.arm) multi[it->second] = true;
+        u.first_ts_us = std::min(u.first_ts_us, r.ts);
+      }
+      requests.push_back({r.request_key, it->second, r.scored, r.score});
+    }
+    block.clear();
+  };
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const std::string_view request_id = ColumnView(st, 0);
-    const int64_t ts = sqlite3_column_int64(st, 1);
     const std::string_view unit_id = ColumnView(st, 2);
     const std::string_view arm_name = ColumnView(st, 3);
-    const uint64_t request_key = KeyOf(request_id);
     int arm = 0;
     while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != arm_name) ++arm;
     if (arm == static_cast<int>(input.arms.size())) input.arms.push_back({std::string(arm_name), Text(st, 4), 0, 0});
     input.arms[arm].exposures++;
     // Request-level analysis, and units without an id, use the request as the unit.
     const bool by_request = unit == "request" || unit_id.empty();
-    auto& index = by_request ? request_units : user_units;
-    const uint64_t key = by_request ? request_key : KeyOf(unit_id);
-    auto it = index.find(key);
-    if (it == index.end()) {
-      it = index.emplace(key, static_cast<uint32_t>(input.units.size())).first;
-      input.units.push_back({arm, ts, std::vector<double>(input.metrics.size(), 0.0)});
-      multi.push_back(false);
-    } else {
-      auto& u = input.units[it->second];
-      if (u.arm != arm) multi[it->second] = true;
-      u.first_ts_us = std::min(u.first_ts_us, ts);
-    }
+    const uint64_t request_key = KeyOf(request_id);
     const bool scored = sqlite3_column_type(st, 5) != SQLITE_NULL;
-    requests.push_back({request_key, it->second, scored, scored ? sqlite3_column_double(st, 5) : 0.0});
+    block.push_back({by_request ? request_key : KeyOf(unit_id), request_key, sqlite3_column_int64(st, 1), arm, by_request,
+                     scored, scored ? sqlite3_column_double(st, 5) : 0.0});
+    if (block.size() == kBlock) flush();
   }
+  flush();
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   OutcomeTotals outcomes = outcomes_future.get();
@@ -333,27 +387,40 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     for (size_t i = 0; i < requests.size(); ++i) {
       auto o = outcomes.by_request.find(requests[i].key);
       if (o == outcomes.by_request.end()) continue;
-      add(requests[i].unit, o->second);
-      request_label[i] = o->second[0];
+      add(requests[i].unit, outcomes.Of(o->second));
+      request_label[i] = outcomes.Of(o->second)[0];
     }
   }
 
   // Outcomes without a request id go to the unit (user units only). Outcomes for requests or
   // units never exposed stay unattributed.
   if (unit == "user") {
-    for (const auto& [key, totals] : outcomes.by_unit) {
-      auto it = user_units.find(key);
-      if (it != user_units.end()) add(it->second, totals);
+    std::vector<std::pair<uint64_t, uint32_t>> pending;
+    pending.reserve(kBlock);
+    auto attribute = [&] {
+      for (const auto& [key, offset] : pending) user_units.prefetch(key);
+      for (const auto& [key, offset] : pending) {
+        auto it = user_units.find(key);
+        if (it != user_units.end()) add(it->second, outcomes.Of(offset));
+      }
+      pending.clear();
+    };
+    for (const auto& entry : outcomes.by_unit) {
+      pending.push_back(entry);
+      if (pending.size() == kBlock) attribute();
     }
+    attribute();
   }
   // Model quality: each scored request against its own label when outcomes carry request ids,
   // else against its unit's primary binary metric.
   if (input.metrics[0].kind == MetricKind::kBinary) {
     input.predictions.reserve(requests.size());
+    std::vector<float> unit_label(input.units.size());  // contiguous: one load per prediction
+    for (size_t u = 0; u < input.units.size(); ++u) unit_label[u] = static_cast<float>(input.units[u].values[0]);
     for (size_t i = 0; i < requests.size(); ++i) {
       const auto& r = requests[i];
       if (!r.scored || multi[r.unit]) continue;
-      const double label = request_label[i] >= 0 ? request_label[i] : input.units[r.unit].values[0];
+      const double label = request_label[i] >= 0 ? request_label[i] : unit_label[r.unit];
       input.predictions.push_back({input.units[r.unit].arm, r.score, label > 0 ? 1 : 0});
     }
   }

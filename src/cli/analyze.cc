@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <chrono>
 #include <fstream>
 #include <sstream>
 #include <memory>
@@ -11,6 +12,7 @@
 
 #include "analysis/analysis.h"
 #include "cli/commands.h"
+#include "common/logging.h"
 #include "common/strings.h"
 #include "config/gateway_config.h"
 #include "config/json_format.h"
@@ -95,7 +97,10 @@ int Run(const Args& a) {
       }
     }
     if (metrics.empty()) metrics.push_back({"booked", analysis::MetricKind::kBinary});
+    const auto read_start = std::chrono::steady_clock::now();
     auto in = analysis::ReadEventStore(store, a.experiment, unit, metrics);
+    ABGATE_LOG(kDebug, "read the event store in %.2f s",
+               std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count());
     if (!in.ok()) return Fail(std::string(in.status().message()));
     input = std::move(*in);
     if (exp) {
@@ -148,7 +153,10 @@ int Run(const Args& a) {
   input.alpha = a.alpha;
   input.adjustment = a.adjust;
   input.sequential_tuning_n = a.tuning;
+  const auto analyze_start = std::chrono::steady_clock::now();
   auto report = analysis::Analyze(input);
+  ABGATE_LOG(kDebug, "analysed %d units and %d predictions in %.2f s", input.units.size(), input.predictions.size(),
+             std::chrono::duration<double>(std::chrono::steady_clock::now() - analyze_start).count());
   if (!report.ok()) return Fail(std::string(report.status().message()));
   const std::string text = a.format == "json"   ? config::ToJson(*report) + "\n"
                            : a.format == "html" ? analysis::RenderHtml(*report)
