@@ -378,6 +378,20 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   flush();
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  // Arms in name order, whatever order the scan met them in, so reports are deterministic.
+  {
+    std::vector<int> order(input.arms.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<int>(i);
+    std::sort(order.begin(), order.end(), [&](int a, int b) { return input.arms[a].name < input.arms[b].name; });
+    std::vector<int> new_index(order.size());
+    std::vector<ArmInfo> sorted;
+    for (size_t i = 0; i < order.size(); ++i) {
+      new_index[order[i]] = static_cast<int>(i);
+      sorted.push_back(input.arms[order[i]]);
+    }
+    input.arms = std::move(sorted);
+    for (auto& u : input.units) u.arm = new_index[u.arm];
+  }
   OutcomeTotals outcomes = outcomes_future.get();
   if (!outcomes.status.ok()) return outcomes.status;
   if (input.units.empty()) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment, "' in ", store_uri));

@@ -18,5 +18,6 @@ struct Command {
 Command AddServe(CLI::App& app);
 Command AddAssign(CLI::App& app);
 Command AddAnalyze(CLI::App& app);
+Command AddImport(CLI::App& app);
 
 }  // namespace abgate::cli

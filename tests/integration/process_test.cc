@@ -183,3 +183,63 @@ TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(ProcessTest, ImportedResultsAnalyseLikeTheCsv) {
+  const auto csv = (dir_ / "ab_results.csv").string();
+  {
+    std::ofstream out(csv);
+    out << "user_id,model_version,y_true,y_pred\n";
+    for (int i = 0; i < 2000; ++i) out << "u" << i << "," << (i % 4 ? 7 : 8) << "," << (i % 9 == 0) << ",0." << (i % 10) << "\n";
+  }
+  const std::string store = "sqlite:" + (dir_ / "imported.db").string();
+  Subprocess imp({ABGATE_BINARY, "import", "results", csv, "--store", store, "--experiment", "seed"});
+  ASSERT_EQ(imp.Wait(20000), 0) << imp.stderr_text();
+  Subprocess again({ABGATE_BINARY, "import", "results", csv, "--store", store, "--experiment", "seed"});
+  EXPECT_EQ(again.Wait(20000), 1);  // refuses to double the exposures
+  EXPECT_NE(again.stderr_text().find("already has 2000 exposures"), std::string::npos) << again.stderr_text();
+
+  Subprocess from_store({ABGATE_BINARY, "analyze", "--store", store, "--experiment", "seed", "--control", "v7", "--format", "json"});
+  Subprocess from_csv({ABGATE_BINARY, "analyze", "--csv", csv, "--format", "json"});
+  ASSERT_EQ(from_store.Wait(20000), 0) << from_store.stderr_text();
+  ASSERT_EQ(from_csv.Wait(20000), 0);
+  const auto a = boost::json::parse(from_store.stdout_text());
+  const auto b = boost::json::parse(from_csv.stdout_text());
+  EXPECT_EQ(a.at("arms"), b.at("arms"));
+  EXPECT_EQ(a.at("comparisons"), b.at("comparisons"));
+}
+
+TEST_F(ProcessTest, ImportOutcomesFromJsonLinesAndCsvIsIdempotent) {
+  const std::string store = "sqlite:" + (dir_ / "events.db").string();
+  const auto jsonl = (dir_ / "outcomes.jsonl").string();
+  std::ofstream(jsonl) << R"({"experiment":"e","unit_id":"u1","metric":"booked","value":true,"event_id":"a"})" "\n"
+                       << R"({"experiment":"e","request_id":"r2","metric":"revenue","value":12.5,"ts":1790000000})" "\n";
+  const auto csv = (dir_ / "outcomes.csv").string();
+  std::ofstream(csv) << "experiment,unit_id,metric,value,event_id\ne,u3,booked,1,b\ne,u4,booked,0,c\n";
+  for (int round = 0; round < 2; ++round) {
+    Subprocess j({ABGATE_BINARY, "import", "outcomes", jsonl, "--store", store});
+    ASSERT_EQ(j.Wait(20000), 0) << j.stderr_text();
+    Subprocess c({ABGATE_BINARY, "import", "outcomes", csv, "--store", store});
+    ASSERT_EQ(c.Wait(20000), 0) << c.stderr_text();
+    if (round == 1) EXPECT_NE(c.stdout_text().find("2 outcomes (0 stored, 2 duplicates)"), std::string::npos) << c.stdout_text();
+  }
+  sqlite3* db = nullptr;
+  sqlite3_open((dir_ / "events.db").string().c_str(), &db);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM outcomes", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 5);  // the event-id-less JSON line was imported twice
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  const auto bad = (dir_ / "bad.jsonl").string();
+  std::ofstream(bad) << R"({"experiment":"e","metric":"booked","value":1})" "\n";
+  Subprocess p({ABGATE_BINARY, "import", "outcomes", bad, "--store", store});
+  EXPECT_EQ(p.Wait(20000), 1);
+  EXPECT_NE(p.stderr_text().find("bad.jsonl:1: needs experiment, metric, and request_id and/or unit_id"), std::string::npos)
+      << p.stderr_text();
+}
+
+}  // namespace
+}  // namespace abgate::testing
