@@ -2,6 +2,10 @@
 // and `abgate assign`.
 #include <signal.h>
 
+#include <atomic>
+#include <mutex>
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include <fstream>
@@ -239,6 +243,67 @@ TEST_F(ProcessTest, ImportOutcomesFromJsonLinesAndCsvIsIdempotent) {
   EXPECT_EQ(p.Wait(20000), 1);
   EXPECT_NE(p.stderr_text().find("bad.jsonl:1: needs experiment, metric, and request_id and/or unit_id"), std::string::npos)
       << p.stderr_text();
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// The durability contract of POST /outcomes: a 2xx means committed, even if the gateway is
+// killed the next instant.
+TEST_F(ProcessTest, EveryAcknowledgedOutcomeSurvivesSigkill) {
+  std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
+  Subprocess gw({ABGATE_BINARY, "serve", "--config", WriteConfig(yaml)}, {"ABGATE_TEST_ADMIN_TOKEN=x"});
+  const uint16_t port = PortFrom(gw.ReadStdoutLine(10000), "data");
+  ASSERT_NE(port, 0);
+  std::atomic<bool> stop{false};
+  std::mutex mu;
+  std::vector<std::string> acked;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 3; ++t) {
+    clients.emplace_back([&, t] {
+      RawConnection c(port, 2000);
+      for (int batch = 0; batch < 100000 && !stop; ++batch) {
+        std::string body;
+        std::vector<std::string> ids;
+        for (int i = 0; i < 20; ++i) {
+          ids.push_back("t" + std::to_string(t) + "-b" + std::to_string(batch) + "-" + std::to_string(i));
+          body += R"({"experiment":"hyatt_booking_ab","unit_id":"u)" + std::to_string(i) +
+                  R"(","metric":"booked","value":1,"event_id":")" + ids.back() + "\"}\n";
+        }
+        if (!c.Send("POST /outcomes HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-ndjson\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body)) {
+          return;
+        }
+        const auto r = c.Read();
+        if (r.status != 200) return;  // killed mid-request: not acknowledged
+        std::lock_guard lock(mu);
+        acked.insert(acked.end(), ids.begin(), ids.end());
+      }
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(400));
+  gw.Signal(SIGKILL);
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(gw.Wait(5000), 128 + SIGKILL);
+  ASSERT_GT(acked.size(), 100u);
+
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "events.db").string().c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM outcomes WHERE event_id = ? AND value = 1 AND metric = 'booked'", -1, &st, nullptr);
+  size_t found = 0;
+  for (const auto& id : acked) {
+    sqlite3_bind_text(st, 1, id.c_str(), -1, SQLITE_TRANSIENT);
+    if (sqlite3_step(st) == SQLITE_ROW) found += sqlite3_column_int(st, 0);
+    sqlite3_reset(st);
+  }
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  EXPECT_EQ(found, acked.size());
 }
 
 }  // namespace
