@@ -61,7 +61,7 @@ Command AddAssign(CLI::App& app) {
       std::fprintf(stderr, "abgate assign: %s\n", std::string(allocation.status().message()).c_str());
       return 1;
     }
-    const assign::SeededHasher hasher(exp->seed);
+    const assign::SeededHasher hasher(exp->HashSeed());
     for (const auto& unit : args->units) {
       const int arm = allocation->ArmForBucket(hasher.Bucket(unit), *elapsed);
       std::printf("%s\t%s\n", unit.c_str(), arm < 0 ? "-" : names[arm].c_str());

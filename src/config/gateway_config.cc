@@ -185,6 +185,10 @@ absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view text) {
   return u;
 }
 
+std::string ExperimentConfig::HashSeed() const {
+  return bucket_version == 0 ? seed : StrCat(seed, ":", bucket_version);
+}
+
 int ExperimentConfig::ControlIndex() const {
   for (size_t i = 0; i < arms.size(); ++i) {
     if (arms[i].name == control) return static_cast<int>(i);
@@ -294,6 +298,8 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
     ABGATE_ASSIGN_OR_RETURN(int64_t start, r.Int("start_us", 0));
     e.start_us = start;
   }
+  ABGATE_ASSIGN_OR_RETURN(e.bucket_version, r.Int("bucket_version", 0));
+  if (e.bucket_version < 0) return r.Error("bucket_version", "must be >= 0");
   ABGATE_ASSIGN_OR_RETURN(std::string state, r.String("state", "running"));
   auto parsed_state = ParseState(state);
   if (!parsed_state.ok()) return r.Error("state", parsed_state.status().message());
@@ -404,6 +410,7 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
                                  {"max_p99_latency_ms", e.guardrails.max_p99_latency_ms}};
   if (e.start_us) o["start_us"] = *e.start_us;
   o["state"] = ExperimentStateName(e.state);
+  if (e.bucket_version != 0) o["bucket_version"] = e.bucket_version;
   return o;
 }
 

@@ -80,8 +80,11 @@ struct ExperimentConfig {
   GuardrailConfig guardrails;
   std::optional<int64_t> start_us;     // ramp clock origin; default: first seen by the store
   ExperimentState state = ExperimentState::kRunning;
+  int64_t bucket_version = 0;  // bumping it re-randomises every unit not overridden
 
-  int ControlIndex() const;  // index of `control` in arms
+  int ControlIndex() const;
+  // The hash seed in force: `seed`, or `seed:N` after N bucket-version bumps.
+  std::string HashSeed() const;  // index of `control` in arms
 };
 
 struct ServerConfig {

@@ -60,6 +60,21 @@ void BatchingWriter::EnqueueOutcomes(std::vector<Outcome> outcomes,
   wake_writer_.notify_one();
 }
 
+void BatchingWriter::EnqueueAssignments(std::vector<Assignment> assignments, std::function<void(absl::Status)> committed) {
+  const bool urgent = committed != nullptr;
+  {
+    std::lock_guard lock(mu_);
+    if (stopping_) {
+      if (committed) committed(absl::UnavailableError("the event writer is stopped"));
+      return;
+    }
+    for (auto& a : assignments) pending_assignments_.push_back(std::move(a));
+    if (committed) pending_callbacks_.push_back(std::move(committed));
+    ++enqueued_seq_;
+  }
+  if (urgent) wake_writer_.notify_one();
+}
+
 void BatchingWriter::Flush() {
   std::unique_lock lock(mu_);
   const uint64_t target = enqueued_seq_;
@@ -95,6 +110,7 @@ void BatchingWriter::Run() {
   std::vector<std::function<void(absl::Status)>> callbacks;
   std::vector<Outcome> outcomes;
   std::vector<OutcomeBatch> outcome_batches;
+  std::vector<Assignment> assignments;
   std::vector<bool> stored;
   batch.reserve(kBatchTrigger);
   for (;;) {
@@ -104,7 +120,7 @@ void BatchingWriter::Run() {
       std::unique_lock lock(mu_);
       wake_writer_.wait_for(lock, std::chrono::microseconds(flush_us_), [&] {
         return stopping_ || flush_requested_ || pending_.size() >= kBatchTrigger ||
-               !pending_audit_.empty() || !pending_outcome_batches_.empty();
+               !pending_audit_.empty() || !pending_outcome_batches_.empty() || !pending_callbacks_.empty();
       });
       flush_requested_ = false;
       batch.swap(pending_);
@@ -112,12 +128,13 @@ void BatchingWriter::Run() {
       callbacks.swap(pending_callbacks_);
       outcomes.swap(pending_outcomes_);
       outcome_batches.swap(pending_outcome_batches_);
+      assignments.swap(pending_assignments_);
       seq = enqueued_seq_;
       stop = stopping_;
       queued_.store(0, std::memory_order_relaxed);
     }
-    if (!batch.empty() || !audit.empty() || !outcomes.empty()) {
-      const absl::Status s = sink_.WriteBatch(batch, audit, outcomes, &stored);
+    if (!batch.empty() || !audit.empty() || !outcomes.empty() || !assignments.empty() || !callbacks.empty()) {
+      const absl::Status s = sink_.WriteBatch(batch, audit, outcomes, &stored, assignments);
       if (s.ok()) {
         written_.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
         batches_.fetch_add(1, std::memory_order_relaxed);
@@ -141,6 +158,7 @@ void BatchingWriter::Run() {
       callbacks.clear();
       outcomes.clear();
       outcome_batches.clear();
+      assignments.clear();
     }
     {
       std::lock_guard lock(mu_);
@@ -149,7 +167,10 @@ void BatchingWriter::Run() {
     flushed_.notify_all();
     if (stop) {
       std::lock_guard lock(mu_);
-      if (pending_.empty() && pending_audit_.empty() && pending_outcome_batches_.empty()) return;
+      if (pending_.empty() && pending_audit_.empty() && pending_outcome_batches_.empty() &&
+          pending_assignments_.empty() && pending_callbacks_.empty()) {
+        return;
+      }
     }
   }
 }

@@ -41,6 +41,9 @@ class BatchingWriter {
   // (or failed) with the number stored (the rest were duplicates of earlier event_ids). The
   // writer wakes at once, so concurrent batches share a commit (group commit).
   void EnqueueOutcomes(std::vector<Outcome> outcomes, std::function<void(absl::Status, int64_t stored)> committed);
+  // Assignments are never refused. With a callback (admin changes) the writer wakes at once;
+  // without one (first sticky assignments on the request path) they ride the next commit.
+  void EnqueueAssignments(std::vector<Assignment> assignments, std::function<void(absl::Status)> committed = nullptr);
   // Blocks until everything enqueued before the call is committed (or failed).
   void Flush();
   // Flushes and joins the writer thread. Later Enqueue calls are dropped and counted.
@@ -68,6 +71,7 @@ class BatchingWriter {
   };
   std::vector<Outcome> pending_outcomes_;        // guarded by mu_
   std::vector<OutcomeBatch> pending_outcome_batches_;  // guarded by mu_
+  std::vector<Assignment> pending_assignments_;         // guarded by mu_
   uint64_t enqueued_seq_ = 0;                           // guarded by mu_
   uint64_t committed_seq_ = 0;                          // guarded by mu_
   bool stopping_ = false;                               // guarded by mu_

@@ -37,6 +37,17 @@ struct Outcome {
   std::string event_id;  // client idempotency key; a repeated (experiment, event_id) is stored once
 };
 
+// A unit's stored arm (the DESIGN.md `assignments` row, the seed's ab_assignments).
+struct Assignment {
+  std::string experiment;
+  std::string unit_id;
+  std::string arm;             // empty in a deletion
+  int64_t assigned_at_us = 0;
+  std::string source;          // "hash" (first sticky assignment), "override", "bulk"
+  int64_t bucket_version = 0;
+  bool remove = false;         // delete the row instead of writing it
+};
+
 // One change to an experiment or a model stage.
 struct AuditRecord {
   int64_t ts_us = 0;

@@ -18,9 +18,13 @@ class EventSink {
   // Writes everything in one transaction: all or nothing. Blocking. When `outcome_stored` is
   // given it is resized to outcomes.size() and says per outcome whether it was stored (false:
   // a duplicate event_id, already stored before).
+  // Assignments: a "hash" row never replaces an override or bulk row; deletions remove the row.
   virtual absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                                   std::span<const Outcome> outcomes = {},
-                                  std::vector<bool>* outcome_stored = nullptr) = 0;
+                                  std::vector<bool>* outcome_stored = nullptr,
+                                  std::span<const Assignment> assignments = {}) = 0;
+  // Every stored assignment of `experiment`. Blocking.
+  virtual absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) = 0;
   // The stored start time of `experiment`, recording `now_us` if it has none. Blocking.
   virtual absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) = 0;
   // Newest first; `experiment` empty = all. Blocking.

@@ -47,6 +47,15 @@ CREATE TABLE IF NOT EXISTS outcomes (
   value      REAL    NOT NULL,
   event_id   TEXT
 );
+CREATE TABLE IF NOT EXISTS assignments (
+  experiment     TEXT    NOT NULL,
+  unit_id        TEXT    NOT NULL,
+  arm            TEXT    NOT NULL,
+  assigned_at    INTEGER NOT NULL,
+  source         TEXT    NOT NULL,
+  bucket_version INTEGER NOT NULL,
+  PRIMARY KEY (experiment, unit_id)
+);
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
   started_at INTEGER NOT NULL
@@ -154,7 +163,15 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       sqlite3_prepare_v3(sink->write_db_,
                          "INSERT OR IGNORE INTO outcomes (ts, experiment, request_id, unit_id, metric, value, event_id) "
                          "VALUES (?,?,?,?,?,?,?)",
-                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_outcome_, nullptr) != SQLITE_OK) {
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_outcome_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
+                         "VALUES (?,?,?,?,?,?) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
+                         "assigned_at = excluded.assigned_at, source = excluded.source, bucket_version = excluded.bucket_version "
+                         "WHERE assignments.source = 'hash' OR excluded.source <> 'hash'",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->upsert_assignment_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_, "DELETE FROM assignments WHERE experiment = ? AND unit_id = ?", -1,
+                         SQLITE_PREPARE_PERSISTENT, &sink->delete_assignment_, nullptr) != SQLITE_OK) {
     return SqliteError(sink->write_db_, "prepare");
   }
   ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
@@ -165,12 +182,15 @@ SqliteEventSink::~SqliteEventSink() {
   sqlite3_finalize(insert_exposure_);
   sqlite3_finalize(insert_audit_);
   sqlite3_finalize(insert_outcome_);
+  sqlite3_finalize(upsert_assignment_);
+  sqlite3_finalize(delete_assignment_);
   sqlite3_close(write_db_);
   sqlite3_close(read_db_);
 }
 
 absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
-                                         std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored) {
+                                         std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
+                                         std::span<const Assignment> assignments) {
   ABGATE_RETURN_IF_ERROR(Exec(write_db_, "BEGIN IMMEDIATE"));
   auto fail = [this](std::string_view what) {
     absl::Status s = SqliteError(write_db_, what);
@@ -231,8 +251,48 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     if (rc != SQLITE_DONE) return fail("insert outcome");
     if (outcome_stored) (*outcome_stored)[i] = sqlite3_changes(write_db_) > 0;
   }
+  for (const Assignment& a : assignments) {
+    st = a.remove ? delete_assignment_ : upsert_assignment_;
+    BindText(st, 1, a.experiment);
+    BindText(st, 2, a.unit_id);
+    if (!a.remove) {
+      BindText(st, 3, a.arm);
+      sqlite3_bind_int64(st, 4, a.assigned_at_us);
+      BindText(st, 5, a.source);
+      sqlite3_bind_int64(st, 6, a.bucket_version);
+    }
+    const int rc = sqlite3_step(st);
+    sqlite3_reset(st);
+    if (rc != SQLITE_DONE) return fail("write assignment");
+  }
   if (sqlite3_exec(write_db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK) return fail("commit");
   return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_,
+                         "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ?",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, experiment);
+  std::vector<Assignment> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    Assignment a;
+    a.experiment = experiment;
+    a.unit_id = ColumnText(st, 0);
+    a.arm = ColumnText(st, 1);
+    a.assigned_at_us = sqlite3_column_int64(st, 2);
+    a.source = ColumnText(st, 3);
+    a.bucket_version = sqlite3_column_int64(st, 4);
+    out.push_back(std::move(a));
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "read assignments");
+  return out;
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {

@@ -22,7 +22,9 @@ class SqliteEventSink final : public EventSink {
 
   absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                           std::span<const Outcome> outcomes = {},
-                          std::vector<bool>* outcome_stored = nullptr) override;
+                          std::vector<bool>* outcome_stored = nullptr,
+                          std::span<const Assignment> assignments = {}) override;
+  absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
@@ -33,6 +35,8 @@ class SqliteEventSink final : public EventSink {
   sqlite3_stmt* insert_exposure_ = nullptr;
   sqlite3_stmt* insert_audit_ = nullptr;
   sqlite3_stmt* insert_outcome_ = nullptr;
+  sqlite3_stmt* upsert_assignment_ = nullptr;
+  sqlite3_stmt* delete_assignment_ = nullptr;
   std::mutex read_mu_;
   sqlite3* read_db_ = nullptr;  // guarded by read_mu_
 };

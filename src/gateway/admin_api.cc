@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "gateway/gateway.h"
+#include "assign/hash.h"
 #include "http/status_to_http.h"
 
 namespace abgate::gateway {
@@ -100,6 +101,9 @@ absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const Compile
   next->experiments.erase(name);
   if (next->default_experiment && next->default_experiment->config.name == name) next->default_experiment.reset();
   if (after) {
+    if (!before) {
+      if (auto s = LoadAssignments(after->name); !s.ok()) return s;  // a reused name keeps its overrides
+    }
     int64_t start_us;
     if (after->start_us) {
       start_us = *after->start_us;
@@ -186,6 +190,55 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
             500, "AUDIT_WRITE_FAILED", StrCat("the change is live but its audit record failed: ", s.message())));
       }
       std::move(*shared_respond)(http::Response::Json(status, config::ToJson(reply)));
+    });
+  });
+}
+
+void Gateway::ApplyAssignments(
+    http::Request& req, http::Respond respond, std::string action,
+    std::function<absl::StatusOr<std::vector<events::Assignment>>(const CompiledExperiment&)> build) {
+  if (!Authorized(req)) {
+    return std::move(respond)(http::ErrorResponse(401, "UNAUTHENTICATED", "missing or wrong bearer token"));
+  }
+  std::string actor(req.FindHeader("X-Abgate-Actor"));
+  if (actor.empty()) actor = "admin";
+  auto shared = std::make_shared<http::Respond>(std::move(respond));
+  admin_thread_.Post([this, name = std::string(req.PathParam("name")), action = std::move(action), build = std::move(build),
+                      actor = std::move(actor), remote = std::string(req.remote_addr), shared]() mutable {
+    auto snapshot = snapshot_.Load();
+    const CompiledExperiment* exp = snapshot->Find(name);
+    if (!exp) return std::move(*shared)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", name, "'")));
+    auto rows = build(*exp);
+    if (!rows.ok()) return std::move(*shared)(http::StatusResponse(rows.status()));
+    json::array changed;
+    for (const auto& a : *rows) {
+      std::optional<StoredAssignment> previous;
+      if (a.remove) {
+        previous = sticky_.Remove(name, a.unit_id);
+      } else {
+        previous = sticky_.Lookup(name, a.unit_id);
+        sticky_.Put(name, a.unit_id, {a.arm, a.source, a.bucket_version, a.assigned_at_us});
+      }
+      if (changed.size() < 100) {
+        changed.push_back(json::object{{"unit_id", a.unit_id},
+                                       {"before", previous ? json::value(previous->arm) : json::value(nullptr)},
+                                       {"after", a.remove ? json::value(nullptr) : json::value(a.arm)}});
+      }
+    }
+    events::AuditRecord audit;
+    audit.ts_us = clock_.NowUs();
+    audit.actor = actor;
+    audit.remote_addr = remote;
+    audit.action = action;
+    audit.experiment = name;
+    audit.after_json = config::ToJson(json::object{{"assignments", rows->size()}, {"sample", changed}});
+    const int64_t count = static_cast<int64_t>(rows->size());
+    writer_->EnqueueAssignments(std::move(*rows), nullptr);
+    writer_->EnqueueAudit(std::move(audit), [shared, count, changed = std::move(changed)](absl::Status s) mutable {
+      if (!s.ok()) {
+        return std::move(*shared)(http::ErrorResponse(500, "NOT_STORED", StrCat("the event store failed: ", s.message())));
+      }
+      std::move(*shared)(http::Response::Json(200, config::ToJson(json::object{{"assignments", count}, {"changed", std::move(changed)}})));
     });
   });
 }
@@ -292,6 +345,103 @@ void Gateway::RegisterAdminRoutes() {
       });
     });
   }
+  auto arm_exists = [](const CompiledExperiment& e, std::string_view arm) {
+    return std::any_of(e.arms.begin(), e.arms.end(), [&](const CompiledArm& a) { return a.name == arm; });
+  };
+  r.Add("GET", "/api/v1/experiments/{name}/assignments/{unit}", [this](http::Request& req, http::Respond respond) {
+    auto stored = sticky_.Lookup(req.PathParam("name"), req.PathParam("unit"));
+    if (!stored) {
+      return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", "no stored assignment for this unit"));
+    }
+    std::move(respond)(http::Response::Json(200, config::ToJson(json::object{{"unit_id", req.PathParam("unit")},
+                                                                             {"arm", stored->arm},
+                                                                             {"source", stored->source},
+                                                                             {"bucket_version", stored->bucket_version},
+                                                                             {"assigned_at_us", stored->assigned_at_us}})));
+  });
+  r.Add("PUT", "/api/v1/experiments/{name}/assignments/{unit}", [this, arm_exists](http::Request& req, http::Respond respond) {
+    boost::system::error_code ec;
+    const json::value body = json::parse(req.body, ec);
+    const json::value* arm = !ec && body.is_object() ? body.as_object().if_contains("arm") : nullptr;
+    if (!arm || !arm->is_string()) {
+      return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "body needs {\"arm\": \"NAME\"}"));
+    }
+    ApplyAssignments(req, std::move(respond), "assign_override",
+                     [this, arm_exists, unit = std::string(req.PathParam("unit")), arm = std::string(arm->as_string())](
+                         const CompiledExperiment& e) -> absl::StatusOr<std::vector<events::Assignment>> {
+                       if (!arm_exists(e, arm)) return absl::InvalidArgumentError(StrCat("no arm named '", arm, "'"));
+                       std::vector<events::Assignment> rows(1);
+                       rows[0] = {e.config.name, unit, arm, clock_.NowUs(), "override", e.config.bucket_version, false};
+                       return rows;
+                     });
+  });
+  r.Add("DELETE", "/api/v1/experiments/{name}/assignments/{unit}", [this](http::Request& req, http::Respond respond) {
+    ApplyAssignments(req, std::move(respond), "assign_delete",
+                     [unit = std::string(req.PathParam("unit"))](const CompiledExperiment& e)
+                         -> absl::StatusOr<std::vector<events::Assignment>> {
+                       std::vector<events::Assignment> rows(1);
+                       rows[0].experiment = e.config.name;
+                       rows[0].unit_id = unit;
+                       rows[0].remove = true;
+                       return rows;
+                     });
+  });
+  // Bulk pre-assignment: JSON lines {"unit_id", "arm"} or CSV `unit_id,arm` (text/csv). All
+  // lines are validated before anything is applied.
+  r.Add("POST", "/api/v1/experiments/{name}/assignments", [this, arm_exists](http::Request& req, http::Respond respond) {
+    const bool csv = req.FindHeader("Content-Type").starts_with("text/csv");
+    ApplyAssignments(req, std::move(respond), "assign_bulk",
+                     [this, arm_exists, csv, body = req.body](const CompiledExperiment& e)
+                         -> absl::StatusOr<std::vector<events::Assignment>> {
+                       std::vector<events::Assignment> rows;
+                       std::string_view rest = body;
+                       size_t line_no = 0;
+                       const int64_t now = clock_.NowUs();
+                       while (!rest.empty()) {
+                         const size_t nl = rest.find('\n');
+                         std::string_view line = rest.substr(0, nl);
+                         rest = nl == std::string_view::npos ? std::string_view() : rest.substr(nl + 1);
+                         ++line_no;
+                         if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+                         if (line.empty() || (csv && line_no == 1 && line.starts_with("unit_id"))) continue;
+                         std::string unit, arm;
+                         if (csv) {
+                           const size_t comma = line.find(',');
+                           if (comma == std::string_view::npos) {
+                             return absl::InvalidArgumentError(StrCat("line ", line_no, ": expected unit_id,arm"));
+                           }
+                           unit = std::string(line.substr(0, comma));
+                           arm = std::string(line.substr(comma + 1));
+                         } else {
+                           boost::system::error_code ec;
+                           const json::value v = json::parse(line, ec);
+                           const json::value* u = !ec && v.is_object() ? v.as_object().if_contains("unit_id") : nullptr;
+                           const json::value* a = !ec && v.is_object() ? v.as_object().if_contains("arm") : nullptr;
+                           if (!u || !a || !u->is_string() || !a->is_string()) {
+                             return absl::InvalidArgumentError(StrCat("line ", line_no, ": expected {\"unit_id\": \"...\", \"arm\": \"...\"}"));
+                           }
+                           unit = std::string(u->as_string());
+                           arm = std::string(a->as_string());
+                         }
+                         if (unit.empty() || unit.size() > 512 || !assign::IsValidUtf8(unit)) {
+                           return absl::InvalidArgumentError(StrCat("line ", line_no, ": bad unit_id"));
+                         }
+                         if (!arm_exists(e, arm)) return absl::InvalidArgumentError(StrCat("line ", line_no, ": no arm named '", arm, "'"));
+                         rows.push_back({e.config.name, std::move(unit), std::move(arm), now, "bulk", e.config.bucket_version, false});
+                       }
+                       if (rows.empty()) return absl::InvalidArgumentError("no assignments in the body");
+                       return rows;
+                     });
+  });
+  r.Add("POST", "/api/v1/experiments/{name}/bucket-version", [this](http::Request& req, http::Respond respond) {
+    Mutate(req, std::move(respond), "bucket_version", [](const CompiledExperiment* current, const json::value&)
+               -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      if (!current) return absl::NotFoundError("no such experiment");
+      config::ExperimentConfig c = current->config;
+      ++c.bucket_version;  // a new hash seed; stored "hash" assignments of older versions lapse
+      return std::optional<config::ExperimentConfig>(std::move(c));
+    });
+  });
   r.Add("GET", "/api/v1/audit", [this](http::Request& req, http::Respond respond) {
     std::string experiment;
     int limit = 100;

@@ -22,7 +22,7 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
   }
   auto e = std::shared_ptr<CompiledExperiment>(new CompiledExperiment{
       std::move(config), std::move(*allocation), assign::SeededHasher(""), start_us, 0, {}, nullptr});
-  e->hasher = assign::SeededHasher(e->config.seed);
+  e->hasher = assign::SeededHasher(e->config.HashSeed());
   e->control = e->config.ControlIndex();
   e->metrics = metrics.Experiment(e->config.name);
   for (const auto& arm : e->config.arms) {

@@ -247,6 +247,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
       ABGATE_ASSIGN_OR_RETURN(start_us, gw->sink_->EnsureExperimentStart(e.name, clock.NowUs()));
     }
     ABGATE_ASSIGN_OR_RETURN(auto compiled, CompiledExperiment::Create(e, start_us, gw->metrics_));
+    ABGATE_RETURN_IF_ERROR(gw->LoadAssignments(e.name));
     if (e.is_default) set->default_experiment = compiled;
     set->experiments.emplace(e.name, std::move(compiled));
   }
@@ -321,6 +322,15 @@ void Gateway::Shutdown() {
   const auto s = writer_->stats();
   ABGATE_LOG(kInfo, "shut down: %d exposures written, %d dropped, %d lost to write errors", s.written, s.dropped,
              s.write_errors);
+}
+
+absl::Status Gateway::LoadAssignments(const std::string& experiment) {
+  auto rows = sink_->ReadAssignments(experiment);
+  if (!rows.ok()) return rows.status();
+  for (auto& a : *rows) {
+    sticky_.Put(experiment, a.unit_id, {std::move(a.arm), std::move(a.source), a.bucket_version, a.assigned_at_us});
+  }
+  return absl::OkStatus();
 }
 
 std::string Gateway::NextRequestId(int worker) {
@@ -440,14 +450,46 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   e.routing_mode = std::string(config::RoutingModeName(cfg.routing_mode));
   e.unit_id = unit;
 
+  // A stored assignment decides first: overrides and bulk pre-assignments in every mode, and in
+  // sticky mode the unit's first assignment (unless a bucket-version bump re-randomised it).
+  auto stored_arm = [&]() -> int {
+    if (!have_unit) return -1;
+    const auto stored = sticky_.Lookup(cfg.name, unit);
+    if (!stored) return -1;
+    if (stored->source == "hash" &&
+        (cfg.routing_mode != config::RoutingMode::kSticky || stored->bucket_version != cfg.bucket_version)) {
+      return -1;
+    }
+    for (size_t i = 0; i < exp->arms.size(); ++i) {
+      if (exp->arms[i].name == stored->arm) return static_cast<int>(i);
+    }
+    return -1;  // the stored arm no longer exists
+  };
   int arm;
   if (cfg.state != config::ExperimentState::kRunning) {
     arm = -1;
+  } else if (const int stored = stored_arm(); stored >= 0) {
+    arm = stored;
   } else if (cfg.routing_mode == config::RoutingMode::kRequestRandom) {
     arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
   } else if (have_unit) {
-    // kSticky uses the hash until the assignments store exists; first assignment = hash.
     arm = exp->ArmForBucket(exp->hasher.Bucket(unit), e.ts_us);
+    if (cfg.routing_mode == config::RoutingMode::kSticky && arm >= 0) {
+      // First assignment: remembered in memory now, in the store with the next commit; later
+      // weight changes do not move the unit.
+      StoredAssignment first{exp->arms[arm].name, "hash", cfg.bucket_version, e.ts_us};
+      sticky_.Put(cfg.name, unit, first);
+      events::Assignment row;
+      row.experiment = cfg.name;
+      row.unit_id = unit;
+      row.arm = first.arm;
+      row.assigned_at_us = e.ts_us;
+      row.source = "hash";
+      row.bucket_version = cfg.bucket_version;
+      std::vector<events::Assignment> rows;
+      rows.push_back(std::move(row));
+      writer_->EnqueueAssignments(std::move(rows));
+    }
   } else {
     e.unit_random = true;
     exp->metrics->random_unit.fetch_add(1, std::memory_order_relaxed);

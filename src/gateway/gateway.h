@@ -28,6 +28,7 @@
 #include "events/event_sink.h"
 #include "gateway/experiment_set.h"
 #include "gateway/metrics.h"
+#include "gateway/sticky_assignments.h"
 #include "http/client.h"
 #include "http/io_pool.h"
 #include "http/router.h"
@@ -76,6 +77,12 @@ class Gateway {
   // Compiles `after` and swaps in a new snapshot with it (or without `name`). Admin thread.
   absl::StatusOr<uint64_t> Install(const std::string& name, const CompiledExperiment* before,
                                    std::optional<config::ExperimentConfig> after);
+  // Loads the stored assignments of `experiment` into sticky_. Blocking (startup, admin thread).
+  absl::Status LoadAssignments(const std::string& experiment);
+  // Assignment overrides (admin_api.cc): applies `changes` to sticky_ and the store, audits, and
+  // answers once committed. Runs on the admin thread.
+  void ApplyAssignments(http::Request& req, http::Respond respond, std::string action,
+                        std::function<absl::StatusOr<std::vector<events::Assignment>>(const CompiledExperiment&)> build);
 
   std::string NextRequestId(int worker);
 
@@ -88,6 +95,7 @@ class Gateway {
   std::unique_ptr<events::BatchingWriter> writer_;
   Metrics metrics_;
   SnapshotHolder snapshot_;
+  StickyAssignments sticky_;
   common::WorkerThread admin_thread_;
   http::Router data_router_;
   http::Router admin_router_;

@@ -1,5 +1,7 @@
 #include "http/router.h"
 
+#include <boost/url/pct_string_view.hpp>
+
 #include "common/strings.h"
 
 namespace abgate::http {
@@ -42,7 +44,13 @@ void Router::Dispatch(Request& req, Respond respond) {
     for (size_t i = 0; i < segments.size() && match; ++i) {
       const std::string& p = route->segments[i];
       if (p.size() > 2 && p.front() == '{' && p.back() == '}') {
-        params.emplace_back(p.substr(1, p.size() - 2), std::string(segments[i]));
+        // Captured segments are percent-decoded (a unit id may hold any character).
+        auto decoded = boost::urls::make_pct_string_view(boost::core::string_view(segments[i].data(), segments[i].size()));
+        if (!decoded) {
+          match = false;
+          continue;
+        }
+        params.emplace_back(p.substr(1, p.size() - 2), decoded->decode());
       } else {
         match = p == segments[i];
       }

@@ -1,0 +1,54 @@
+#include "gateway/sticky_assignments.h"
+
+#include "assign/hash.h"
+
+namespace abgate::gateway {
+
+std::string StickyAssignments::Key(std::string_view experiment, std::string_view unit) {
+  std::string key;
+  key.reserve(experiment.size() + unit.size() + 1);
+  key.append(experiment);
+  key.push_back('\x1f');  // cannot appear in an experiment name
+  key.append(unit);
+  return key;
+}
+
+StickyAssignments::Shard& StickyAssignments::ShardFor(const std::string& key) const {
+  return shards_[assign::Fnv1a32(key) % shards_.size()];
+}
+
+std::optional<StoredAssignment> StickyAssignments::Lookup(std::string_view experiment, std::string_view unit) const {
+  const std::string key = Key(experiment, unit);
+  Shard& shard = ShardFor(key);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.map.find(key);
+  if (it == shard.map.end()) return std::nullopt;
+  return it->second;
+}
+
+void StickyAssignments::Put(std::string_view experiment, std::string_view unit, StoredAssignment a) {
+  std::string key = Key(experiment, unit);
+  Shard& shard = ShardFor(key);
+  std::lock_guard lock(shard.mu);
+  shard.map[std::move(key)] = std::move(a);
+}
+
+bool StickyAssignments::PutIfAbsent(std::string_view experiment, std::string_view unit, StoredAssignment a) {
+  std::string key = Key(experiment, unit);
+  Shard& shard = ShardFor(key);
+  std::lock_guard lock(shard.mu);
+  return shard.map.try_emplace(std::move(key), std::move(a)).second;
+}
+
+std::optional<StoredAssignment> StickyAssignments::Remove(std::string_view experiment, std::string_view unit) {
+  const std::string key = Key(experiment, unit);
+  Shard& shard = ShardFor(key);
+  std::lock_guard lock(shard.mu);
+  auto it = shard.map.find(key);
+  if (it == shard.map.end()) return std::nullopt;
+  StoredAssignment out = std::move(it->second);
+  shard.map.erase(it);
+  return out;
+}
+
+}  // namespace abgate::gateway
