@@ -81,6 +81,8 @@ struct ExperimentConfig {
   std::optional<int64_t> start_us;     // ramp clock origin; default: first seen by the store
   ExperimentState state = ExperimentState::kRunning;
   int64_t bucket_version = 0;  // bumping it re-randomises every unit not overridden
+  double payload_sample_rate = 0;     // share of units whose payloads are stored (hash-keyed)
+  int64_t payload_max_bytes = 16384;  // per stored payload
 
   int ControlIndex() const;
   // The hash seed in force: `seed`, or `seed:N` after N bucket-version bumps.

@@ -24,6 +24,11 @@ struct Exposure {
   std::optional<double> score;  // first prediction, when it is a number
   bool fallback = false;      // served by control after the assigned arm failed
   bool in_experiment = true;  // false: outside coverage, paused or stopped (not analysed)
+  // Set for sampled units only (experiment payload_sample_rate): the scoring payload sent to
+  // the model and the model's reply, each cut at payload_max_bytes.
+  std::optional<std::string> request_payload;
+  std::optional<std::string> response_payload;
+  bool payload_truncated = false;
 };
 
 // One ground-truth observation posted to /outcomes (the DESIGN.md `outcomes` row).

@@ -28,6 +28,16 @@ CREATE TABLE IF NOT EXISTS exposures (
   fallback      INTEGER NOT NULL,
   in_experiment INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS payloads (
+  request_id TEXT    NOT NULL,
+  ts         INTEGER NOT NULL,
+  experiment TEXT    NOT NULL,
+  unit_id    TEXT    NOT NULL,
+  arm        TEXT    NOT NULL,
+  request    TEXT    NOT NULL,
+  response   TEXT    NOT NULL,
+  truncated  INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   ts          INTEGER NOT NULL,
@@ -171,7 +181,11 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
                          "WHERE assignments.source = 'hash' OR excluded.source <> 'hash'",
                          -1, SQLITE_PREPARE_PERSISTENT, &sink->upsert_assignment_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v3(sink->write_db_, "DELETE FROM assignments WHERE experiment = ? AND unit_id = ?", -1,
-                         SQLITE_PREPARE_PERSISTENT, &sink->delete_assignment_, nullptr) != SQLITE_OK) {
+                         SQLITE_PREPARE_PERSISTENT, &sink->delete_assignment_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT INTO payloads (request_id, ts, experiment, unit_id, arm, request, response, truncated) "
+                         "VALUES (?,?,?,?,?,?,?,?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_payload_, nullptr) != SQLITE_OK) {
     return SqliteError(sink->write_db_, "prepare");
   }
   ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
@@ -184,6 +198,7 @@ SqliteEventSink::~SqliteEventSink() {
   sqlite3_finalize(insert_outcome_);
   sqlite3_finalize(upsert_assignment_);
   sqlite3_finalize(delete_assignment_);
+  sqlite3_finalize(insert_payload_);
   sqlite3_close(write_db_);
   sqlite3_close(read_db_);
 }
@@ -199,6 +214,21 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
   };
   sqlite3_stmt* st = insert_exposure_;
   for (const Exposure& e : exposures) {
+    if (e.request_payload) {
+      sqlite3_stmt* p = insert_payload_;
+      BindText(p, 1, e.request_id);
+      sqlite3_bind_int64(p, 2, e.ts_us);
+      BindText(p, 3, e.experiment);
+      BindText(p, 4, e.unit_id);
+      BindText(p, 5, e.arm);
+      BindText(p, 6, *e.request_payload);
+      static const std::string kNoResponse;  // an lvalue: BindText binds without copying
+      BindText(p, 7, e.response_payload ? *e.response_payload : kNoResponse);
+      sqlite3_bind_int(p, 8, e.payload_truncated);
+      const int prc = sqlite3_step(p);
+      sqlite3_reset(p);
+      if (prc != SQLITE_DONE) return fail("insert payload");
+    }
     BindText(st, 1, e.request_id);
     sqlite3_bind_int64(st, 2, e.ts_us);
     BindText(st, 3, e.experiment);

@@ -23,6 +23,8 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
   auto e = std::shared_ptr<CompiledExperiment>(new CompiledExperiment{
       std::move(config), std::move(*allocation), assign::SeededHasher(""), start_us, 0, {}, nullptr});
   e->hasher = assign::SeededHasher(e->config.HashSeed());
+  e->payload_hasher = assign::SeededHasher(StrCat("payload-sample:", e->config.seed));
+  e->payload_buckets = static_cast<uint32_t>(e->config.payload_sample_rate * assign::kNumBuckets + 0.5);
   e->control = e->config.ControlIndex();
   e->metrics = metrics.Experiment(e->config.name);
   for (const auto& arm : e->config.arms) {

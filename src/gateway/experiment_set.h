@@ -37,6 +37,10 @@ struct CompiledExperiment {
   int control = 0;
   std::vector<CompiledArm> arms;
   ExperimentMetrics* metrics = nullptr;
+  // Payload sampling: a unit is sampled iff its bucket under this separate seed is below
+  // rate * 10000, so a unit is either always sampled or never, independent of its arm.
+  assign::SeededHasher payload_hasher{""};
+  uint32_t payload_buckets = 0;
 
   // Compiles and validates (monotone ramps included). `start_us` is the ramp clock origin.
   static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,

@@ -184,6 +184,11 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       if (const auto* p = parsed->as_object().if_contains("predictions")) predictions = p;
     }
     exposure.score = FirstScore(*predictions);
+    if (exposure.request_payload) {
+      const size_t cap = static_cast<size_t>(exp->config.payload_max_bytes);
+      exposure.response_payload = r->body.substr(0, cap);
+      exposure.payload_truncated |= r->body.size() > cap;
+    }
     http::Response ok;
     if (mlflow_shape) {
       ok.body = std::move(r->body);  // MLflow's own reply, byte for byte
@@ -440,6 +445,12 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   call->worker = req.worker;
   call->mlflow_shape = mlflow_shape;
   call->content_type = kind == BodyKind::kJson ? "application/json" : "text/csv";
+  const bool sampled = have_unit && exp->payload_buckets > 0 && exp->payload_hasher.Bucket(unit) < exp->payload_buckets;
+  if (sampled) {
+    const size_t cap = static_cast<size_t>(cfg.payload_max_bytes);
+    call->exposure.request_payload = forward_body.substr(0, cap);
+    call->exposure.payload_truncated = forward_body.size() > cap;
+  }
   call->forward_body = std::move(forward_body);
   auto& e = call->exposure;
   const std::string_view given_id = req.FindHeader("X-Request-Id");

@@ -250,3 +250,27 @@ TEST_F(GatewayTest, HealthReadyAndMetricsEndpoints) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(GatewayTest, PayloadsAreStoredForAHashKeyedSampleOfUnits) {
+  StartGateway(ConfigYaml("    payload_sample_rate: 0.25\n    payload_max_bytes: 40\n"));
+  for (int round = 0; round < 2; ++round) {
+    for (int i = 0; i < 400; ++i) {
+      ASSERT_EQ(Predict(R"({"user_id":"pu)" + std::to_string(i) + R"(","inputs":[[1, 2, 3]]})").status, 200);
+    }
+  }
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures"), 800);  // counters stay exact
+  const int64_t sampled_units = QueryInt("SELECT count(DISTINCT unit_id) FROM payloads");
+  EXPECT_GT(sampled_units, 60);   // 25% of 400 = 100; sd ~8.7
+  EXPECT_LT(sampled_units, 140);
+  // A unit is sampled on every request or on none.
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM payloads"), 2 * sampled_units);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM payloads WHERE truncated = 0 AND request = '{\"inputs\":[[1,2,3]]}' AND response LIKE '{\"predictions\": [%'"),
+            2 * sampled_units);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM payloads p JOIN exposures e ON e.request_id = p.request_id"), 2 * sampled_units);
+}
+
+}  // namespace
+}  // namespace abgate::testing
