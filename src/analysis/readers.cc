@@ -12,40 +12,11 @@
 #include "absl/container/flat_hash_map.h"
 #include "absl/hash/hash.h"
 #include "analysis/analysis.h"
+#include "common/csv.h"
 #include "common/strings.h"
 
 namespace abgate::analysis {
 namespace {
-
-// One CSV record: comma-separated, optional double quotes ("" inside quotes is a quote).
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back().push_back('"');
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back().push_back(c);
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back().push_back(c);
-    }
-  }
-  for (auto& cell : out) {
-    while (!cell.empty() && cell.back() == ' ') cell.pop_back();
-    while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
-  }
-  return out;
-}
 
 bool ParseDouble(const std::string& s, double& out) {
   auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
@@ -80,7 +51,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   if (!in) return absl::NotFoundError(StrCat(path, ": cannot open"));
   std::string line;
   if (!std::getline(in, line)) return absl::InvalidArgumentError(StrCat(path, ": empty file"));
-  const auto header = SplitCsv(line);
+  const auto header = common::SplitCsvRecord(line);
   std::map<std::string, size_t> col;
   for (size_t i = 0; i < header.size(); ++i) col[header[i]] = i;
   for (const char* need : {"user_id", "model_version", "y_true", "y_pred"}) {
@@ -98,7 +69,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty() || line == "\r") continue;
-    const auto cells = SplitCsv(line);
+    const auto cells = common::SplitCsvRecord(line);
     if (cells.size() < header.size()) {
       return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": expected ", header.size(), " fields, got ", cells.size()));
     }

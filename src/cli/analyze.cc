@@ -4,6 +4,7 @@
 
 #include <cstdio>
 #include <algorithm>
+#include <charconv>
 #include <chrono>
 #include <fstream>
 #include <sstream>
@@ -140,11 +141,12 @@ int Run(const Args& a) {
     std::stringstream ss(a.weights);
     std::string cell;
     while (std::getline(ss, cell, ',')) {
-      try {
-        w.push_back(std::stod(cell));
-      } catch (...) {
-        return Fail(StrCat("--weights: '", cell, "' is not a number"));
+      double x = 0;
+      auto [p, ec] = std::from_chars(cell.data(), cell.data() + cell.size(), x);
+      if (ec != std::errc() || p != cell.data() + cell.size() || !(x >= 0)) {
+        return Fail(StrCat("--weights: '", cell, "' is not a non-negative number"));
       }
+      w.push_back(x);
     }
     if (w.size() != input.arms.size()) return Fail(StrCat("--weights needs ", input.arms.size(), " numbers (one per arm)"));
     for (size_t i = 0; i < w.size(); ++i) input.arms[i].weight = w[i];

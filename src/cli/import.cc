@@ -16,6 +16,7 @@
 
 #include "cli/commands.h"
 #include "common/clock.h"
+#include "common/csv.h"
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "events/sqlite_event_sink.h"
@@ -28,31 +29,6 @@ namespace json = boost::json;
 int Fail(const std::string& message) {
   std::fprintf(stderr, "abgate import: %s\n", message.c_str());
   return 1;
-}
-
-std::vector<std::string> SplitCsvLine(const std::string& line) {
-  std::vector<std::string> out(1);
-  bool quoted = false;
-  for (size_t i = 0; i < line.size(); ++i) {
-    const char c = line[i];
-    if (quoted) {
-      if (c == '"' && i + 1 < line.size() && line[i + 1] == '"') {
-        out.back().push_back('"');
-        ++i;
-      } else if (c == '"') {
-        quoted = false;
-      } else {
-        out.back().push_back(c);
-      }
-    } else if (c == '"') {
-      quoted = true;
-    } else if (c == ',') {
-      out.emplace_back();
-    } else if (c != '\r') {
-      out.back().push_back(c);
-    }
-  }
-  return out;
 }
 
 bool ParseNumber(const std::string& s, double& out) {
@@ -94,11 +70,11 @@ int ImportOutcomes(const Args& a, events::EventSink& sink) {
     o.ts_us = now;
     if (line_no == 1 && line[0] != '{') {
       csv = true;
-      header = SplitCsvLine(line);
+      header = common::SplitCsvRecord(line);
       continue;
     }
     if (csv) {
-      const auto cells = SplitCsvLine(line);
+      const auto cells = common::SplitCsvRecord(line);
       for (size_t i = 0; i < header.size() && i < cells.size(); ++i) {
         const std::string& h = header[i];
         const std::string& c = cells[i];
@@ -158,7 +134,7 @@ int ImportResults(const Args& a, events::EventSink& sink) {
   if (!in) return Fail(StrCat(a.file, ": cannot open"));
   std::string line;
   if (!std::getline(in, line)) return Fail(StrCat(a.file, ": empty file"));
-  const auto header = SplitCsvLine(line);
+  const auto header = common::SplitCsvRecord(line);
   auto col = [&](const char* name) -> int {
     for (size_t i = 0; i < header.size(); ++i) {
       if (header[i] == name) return static_cast<int>(i);
@@ -181,7 +157,7 @@ int ImportResults(const Args& a, events::EventSink& sink) {
   while (std::getline(in, line)) {
     ++line_no;
     if (line.empty() || line == "\r") continue;
-    const auto cells = SplitCsvLine(line);
+    const auto cells = common::SplitCsvRecord(line);
     if (static_cast<int>(cells.size()) <= std::max({c_user, c_version, c_true, c_pred})) {
       return Fail(StrCat(a.file, ":", line_no, ": too few fields"));
     }
