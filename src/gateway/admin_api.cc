@@ -85,6 +85,23 @@ absl::StatusOr<std::optional<config::ExperimentConfig>> WithState(const Compiled
 
 }  // namespace
 
+// Who made a change: X-Abgate-Actor when the caller names itself, else "admin".
+std::string ActorOf(const http::Request& req) {
+  std::string actor(req.FindHeader("X-Abgate-Actor"));
+  return actor.empty() ? "admin" : actor;
+}
+
+events::AuditRecord Gateway::NewAudit(std::string actor, std::string remote, std::string action,
+                                      std::string experiment) const {
+  events::AuditRecord audit;
+  audit.ts_us = clock_.NowUs();
+  audit.actor = std::move(actor);
+  audit.remote_addr = std::move(remote);
+  audit.action = std::move(action);
+  audit.experiment = std::move(experiment);
+  return audit;
+}
+
 bool Gateway::Authorized(const http::Request& req) const {
   if (admin_token_.empty()) return false;
   const std::string_view auth = req.FindHeader("Authorization");
@@ -144,8 +161,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (!body.is_object()) return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "the body must be a JSON object"));
   }
   std::string name(req.PathParam("name"));
-  std::string actor(req.FindHeader("X-Abgate-Actor"));
-  if (actor.empty()) actor = "admin";
+  std::string actor = ActorOf(req);
   auto shared_respond = std::make_shared<http::Respond>(std::move(respond));
   admin_thread_.Post([this, action = std::move(action), change = std::move(change), body = std::move(body),
                       name = std::move(name), actor = std::move(actor), remote = std::string(req.remote_addr),
@@ -164,12 +180,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
       return std::move(*shared_respond)(http::StatusResponse(s));
     }
     if (*after) name = (*after)->name;
-    events::AuditRecord audit;
-    audit.ts_us = clock_.NowUs();
-    audit.actor = actor;
-    audit.remote_addr = remote;
-    audit.action = action;
-    audit.experiment = name;
+    events::AuditRecord audit = NewAudit(actor, remote, action, name);
     if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
     auto version = Install(name, before, std::move(*after));
     if (!version.ok()) return std::move(*shared_respond)(http::StatusResponse(version.status()));
@@ -200,8 +211,7 @@ void Gateway::ApplyAssignments(
   if (!Authorized(req)) {
     return std::move(respond)(http::ErrorResponse(401, "UNAUTHENTICATED", "missing or wrong bearer token"));
   }
-  std::string actor(req.FindHeader("X-Abgate-Actor"));
-  if (actor.empty()) actor = "admin";
+  std::string actor = ActorOf(req);
   auto shared = std::make_shared<http::Respond>(std::move(respond));
   admin_thread_.Post([this, name = std::string(req.PathParam("name")), action = std::move(action), build = std::move(build),
                       actor = std::move(actor), remote = std::string(req.remote_addr), shared]() mutable {
@@ -225,12 +235,7 @@ void Gateway::ApplyAssignments(
                                        {"after", a.remove ? json::value(nullptr) : json::value(a.arm)}});
       }
     }
-    events::AuditRecord audit;
-    audit.ts_us = clock_.NowUs();
-    audit.actor = actor;
-    audit.remote_addr = remote;
-    audit.action = action;
-    audit.experiment = name;
+    events::AuditRecord audit = NewAudit(actor, remote, action, name);
     audit.after_json = config::ToJson(json::object{{"assignments", rows->size()}, {"sample", changed}});
     const int64_t count = static_cast<int64_t>(rows->size());
     writer_->EnqueueAssignments(std::move(*rows), nullptr);

@@ -69,6 +69,7 @@ class Gateway {
   // Admin API (admin_api.cc). Mutations are posted to admin_thread_.
   void RegisterAdminRoutes();
   bool Authorized(const http::Request& req) const;
+  events::AuditRecord NewAudit(std::string actor, std::string remote, std::string action, std::string experiment) const;
   // A change computes the experiment's new config (nullopt = delete) from the current one
   // (null when it does not exist) and the request body. Runs on the admin thread.
   using Change = std::function<absl::StatusOr<std::optional<config::ExperimentConfig>>(
