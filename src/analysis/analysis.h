@@ -12,6 +12,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "config/gateway_config.h"
 #include "stats/moments.h"
 #include "stats/tests.h"
 
@@ -83,5 +84,15 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 // `unit` is "user" (first exposure decides the arm) or "request".
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics);
+
+// The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
+std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);
+
+// ReadEventStore for a configured experiment, with the arms laid out as configured: config
+// order, configured weights for SRM (unless a ramp changed them over time), control from the
+// config. InvalidArgument when the store has exposures for an arm the config does not list.
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
+                                                       const config::ExperimentConfig& experiment,
+                                                       const std::string& unit, std::vector<MetricSpec> metrics);
 
 }  // namespace abgate::analysis

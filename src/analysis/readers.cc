@@ -413,4 +413,52 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   return input;
 }
 
+std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
+  std::vector<MetricSpec> metrics;
+  for (const auto& m : experiment.metrics) {
+    MetricSpec spec{m.name, m.type == config::MetricType::kBinary ? MetricKind::kBinary : MetricKind::kContinuous};
+    if (m.primary) {
+      metrics.insert(metrics.begin(), spec);
+    } else {
+      metrics.push_back(spec);
+    }
+  }
+  if (metrics.empty()) metrics.push_back({"booked", MetricKind::kBinary});
+  return metrics;
+}
+
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
+                                                       const config::ExperimentConfig& experiment,
+                                                       const std::string& unit, std::vector<MetricSpec> metrics) {
+  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics));
+  if (!read.ok()) return read.status();
+  AnalysisInput input = std::move(*read);
+  std::vector<ArmInfo> arms;
+  for (const auto& arm : experiment.arms) {
+    ArmInfo info{arm.name, arm.version, arm.weight, 0};
+    for (const auto& seen : input.arms) {
+      if (seen.name == arm.name) info.exposures = seen.exposures;
+    }
+    arms.push_back(info);
+  }
+  auto config_index = [&](const std::string& name) {
+    return static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) -
+                            arms.begin());
+  };
+  for (const auto& seen : input.arms) {
+    if (config_index(seen.name) == static_cast<int>(arms.size())) {
+      return absl::InvalidArgumentError(
+          StrCat("the store has exposures for arm '", seen.name, "', which the config does not list"));
+    }
+  }
+  std::vector<int> remap;
+  for (const auto& seen : input.arms) remap.push_back(config_index(seen.name));
+  for (auto& u : input.units) u.arm = remap[u.arm];
+  for (auto& p : input.predictions) p.arm = remap[p.arm];
+  input.arms = std::move(arms);
+  input.control = experiment.ControlIndex();
+  input.weights_known = experiment.ramp.empty();  // with a ramp, weights changed over time
+  return input;
+}
+
 }  // namespace abgate::analysis

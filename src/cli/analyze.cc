@@ -81,11 +81,7 @@ int Run(const Args& a) {
       if (!exp) return Fail(StrCat("no experiment named '", a.experiment, "' in ", a.config));
       if (store.empty()) store = cfg->events.store;
       if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
-      for (const auto& m : exp->metrics) {
-        metrics.push_back({m.name, m.type == config::MetricType::kBinary ? analysis::MetricKind::kBinary
-                                                                          : analysis::MetricKind::kContinuous});
-        if (m.primary) std::rotate(metrics.begin(), metrics.end() - 1, metrics.end());  // primary first
-      }
+      metrics = analysis::MetricsOf(*exp);
     }
     if (!a.metric.empty()) {
       auto m = ParseMetric(a.metric);
@@ -99,38 +95,13 @@ int Run(const Args& a) {
     }
     if (metrics.empty()) metrics.push_back({"booked", analysis::MetricKind::kBinary});
     const auto read_start = std::chrono::steady_clock::now();
-    auto in = analysis::ReadEventStore(store, a.experiment, unit, metrics);
+    auto in = exp ? analysis::ReadConfiguredExperiment(store, *exp, unit, metrics)
+                  : analysis::ReadEventStore(store, a.experiment, unit, metrics);
     ABGATE_LOG(kDebug, "read the event store in %.2f s",
                std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count());
     if (!in.ok()) return Fail(std::string(in.status().message()));
     input = std::move(*in);
-    if (exp) {
-      // Arms in config order; weights for SRM are the configured base weights.
-      std::vector<analysis::ArmInfo> arms;
-      for (const auto& arm : exp->arms) {
-        analysis::ArmInfo info{arm.name, arm.version, arm.weight, 0};
-        for (const auto& seen : input.arms) {
-          if (seen.name == arm.name) info.exposures = seen.exposures;
-        }
-        arms.push_back(info);
-      }
-      for (const auto& seen : input.arms) {
-        if (std::none_of(arms.begin(), arms.end(), [&](const auto& x) { return x.name == seen.name; })) {
-          return Fail(StrCat("the store has exposures for arm '", seen.name, "', which the config does not list"));
-        }
-      }
-      // Store arm index → config arm index.
-      auto config_index = [&](int store_arm) {
-        const std::string& name = input.arms[store_arm].name;
-        return static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) -
-                                arms.begin());
-      };
-      for (auto& u : input.units) u.arm = config_index(u.arm);
-      for (auto& p : input.predictions) p.arm = config_index(p.arm);
-      input.arms = std::move(arms);
-      input.control = exp->ControlIndex();
-      input.weights_known = exp->ramp.empty();  // with a ramp, weights changed over time
-    } else if (!a.control.empty()) {
+    if (!exp && !a.control.empty()) {
       auto it = std::find_if(input.arms.begin(), input.arms.end(), [&](const auto& x) { return x.name == a.control; });
       if (it == input.arms.end()) return Fail(StrCat("--control ", a.control, " is not an arm in the store"));
       input.control = static_cast<int>(it - input.arms.begin());

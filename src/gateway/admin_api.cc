@@ -9,6 +9,7 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "gateway/gateway.h"
+#include "analysis/analysis.h"
 #include "assign/hash.h"
 #include "http/status_to_http.h"
 
@@ -445,6 +446,23 @@ void Gateway::RegisterAdminRoutes() {
       config::ExperimentConfig c = current->config;
       ++c.bucket_version;  // a new hash seed; stored "hash" assignments of older versions lapse
       return std::optional<config::ExperimentConfig>(std::move(c));
+    });
+  });
+  // The analysis of an experiment from this gateway's event store (the `abgate analyze --format
+  // json` report), computed on the admin thread.
+  r.Add("GET", "/api/v1/experiments/{name}/results", [this](http::Request& req, http::Respond respond) {
+    auto shared = std::make_shared<http::Respond>(std::move(respond));
+    admin_thread_.Post([this, name = std::string(req.PathParam("name")), shared] {
+      auto snapshot = snapshot_.Load();
+      const CompiledExperiment* e = snapshot->Find(name);
+      if (!e) return std::move(*shared)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", name, "'")));
+      writer_->Flush();  // include what this gateway has served so far
+      const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
+      auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit, analysis::MetricsOf(e->config));
+      if (!input.ok()) return std::move(*shared)(http::StatusResponse(input.status()));
+      auto report = analysis::Analyze(*input);
+      if (!report.ok()) return std::move(*shared)(http::StatusResponse(report.status()));
+      std::move(*shared)(http::Response::Json(200, config::ToJson(*report)));
     });
   });
   r.Add("GET", "/api/v1/audit", [this](http::Request& req, http::Respond respond) {

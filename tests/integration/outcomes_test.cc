@@ -102,3 +102,37 @@ TEST_F(OutcomesTest, BadRequestsAreRefusedWithoutStoringAnything) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(OutcomesTest, ResultsEndpointAnalysesWhatTheGatewayServedAndCollected) {
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results", "", false).status, 404);  // no exposures yet
+  std::string outcomes;
+  for (int i = 0; i < 200; ++i) {
+    const auto r = Predict(R"({"user_id":"r)" + std::to_string(i) + R"(","inputs":[[1]]})");
+    ASSERT_EQ(r.status, 200);
+    if (i % 3 == 0) {
+      outcomes += R"({"experiment":"hyatt_booking_ab","request_id":")" + r.headers.at("x-request-id") +
+                  R"(","metric":"booked","value":1})" "\n";
+    }
+    if (i % 100 == 99) {  // this fixture allows 50 lines per request
+      ASSERT_EQ(Post(outcomes).status, 200);
+      outcomes.clear();
+    }
+  }
+  const auto r = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results", "", false);
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto report = json::parse(r.body);
+  const auto& arms = report.at("arms").as_array();
+  ASSERT_EQ(arms.size(), 2u);
+  EXPECT_EQ(arms[0].at("units").as_int64() + arms[1].at("units").as_int64(), 200);
+  double booked = 0;
+  for (const auto& a : arms) booked += a.at("metrics").at("booked").at("mean").as_double() * a.at("units").to_number<double>();
+  EXPECT_NEAR(booked, 67, 1e-6);  // attributed by request id
+  EXPECT_TRUE(report.at("decision").as_object().contains("action"));
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope/results", "", false).status, 404);
+}
+
+}  // namespace
+}  // namespace abgate::testing
