@@ -302,6 +302,12 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
   }
   report["srm"] = std::move(srm);
   report["multiple_exposure_units"] = in.multiple_exposure_units;
+  if (in.outcomes) {
+    report["outcomes"] = json::object{{"attributed", in.outcomes->attributed},
+                                      {"unattributed", json::object{{"before_exposure", in.outcomes->before_exposure},
+                                                                    {"after_window", in.outcomes->after_window},
+                                                                    {"unknown_unit", in.outcomes->unknown_unit}}}};
+  }
 
   // Decision on the primary metric, with the (adjusted) always-valid p-values.
   json::object decision;

@@ -56,6 +56,15 @@ struct AnalysisInput {
   std::vector<UnitObservation> units;
   std::vector<ScoredPrediction> predictions;
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
+  // Outcomes read from a store: attributed to a unit, or kept but unattributed because they
+  // came before the unit's first exposure, after the attribution window, or for no exposed unit.
+  struct OutcomeCounts {
+    int64_t attributed = 0;
+    int64_t before_exposure = 0;
+    int64_t after_window = 0;
+    int64_t unknown_unit = 0;
+  };
+  std::optional<OutcomeCounts> outcomes;
   bool weights_known = false;
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
@@ -83,7 +92,8 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 // metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
 // `unit` is "user" (first exposure decides the arm) or "request".
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
-                                             const std::string& unit, std::vector<MetricSpec> metrics);
+                                             const std::string& unit, std::vector<MetricSpec> metrics,
+                                             int64_t attribution_window_us = 0);
 
 // The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);

@@ -202,3 +202,50 @@ TEST_F(AnalysisTest, EventStoreExposuresAndOutcomesByUnitAndRequest) {
 
 }  // namespace
 }  // namespace abgate::analysis
+
+namespace abgate::analysis {
+namespace {
+
+TEST_F(AnalysisTest, OutcomesOutsideTheAttributionWindowAreCountedNotDropped) {
+  const std::string db_path = (dir_ / "window.db").string();
+  auto sink = events::SqliteEventSink::Open(db_path);
+  ASSERT_TRUE(sink.ok());
+  std::vector<events::Exposure> exposures;
+  for (int i = 0; i < 4; ++i) {
+    events::Exposure e;
+    e.request_id = "r" + std::to_string(i);
+    e.ts_us = 1'000'000;
+    e.experiment = "w";
+    e.unit_id = "u" + std::to_string(i);
+    e.arm = e.assigned_arm = i % 2 ? "B" : "A";
+    e.routing_mode = "user_hash";
+    exposures.push_back(e);
+  }
+  std::vector<events::Outcome> outcomes = {
+      {500'000, "w", "", "u0", "booked", 1, ""},      // before the exposure
+      {1'500'000, "w", "", "u1", "booked", 1, ""},    // inside a 1 s window
+      {9'000'000, "w", "", "u2", "booked", 1, ""},    // after it
+      {1'200'000, "w", "r3", "", "booked", 1, ""},    // by request id, inside
+      {1'200'000, "w", "", "ghost", "booked", 1, ""}, // nobody exposed
+  };
+  ASSERT_TRUE((*sink)->WriteBatch(exposures, {}, outcomes).ok());
+  auto in = ReadEventStore("sqlite:" + db_path, "w", "user", {{"booked", MetricKind::kBinary}}, 1'000'000);
+  ASSERT_TRUE(in.ok()) << in.status();
+  ASSERT_TRUE(in->outcomes.has_value());
+  EXPECT_EQ(in->outcomes->attributed, 2);
+  EXPECT_EQ(in->outcomes->before_exposure, 1);
+  EXPECT_EQ(in->outcomes->after_window, 1);
+  EXPECT_EQ(in->outcomes->unknown_unit, 1);
+  int booked = 0;
+  for (const auto& u : in->units) booked += u.values[0] > 0;
+  EXPECT_EQ(booked, 2);
+  // Without a window only the one before its exposure and the stranger stay out.
+  auto open = ReadEventStore("sqlite:" + db_path, "w", "user", {{"booked", MetricKind::kBinary}});
+  EXPECT_EQ(open->outcomes->attributed, 3);
+  auto report = Analyze(*in);
+  ASSERT_TRUE(report.ok());
+  EXPECT_EQ(report->at("outcomes").at("unattributed").at("after_window"), 1);
+}
+
+}  // namespace
+}  // namespace abgate::analysis

@@ -175,53 +175,38 @@ std::string_view ColumnView(sqlite3_stmt* st, int i) {
   return p ? std::string_view(p, sqlite3_column_bytes(st, i)) : std::string_view();
 }
 
-// Outcomes aggregated per unit id and per request id: each map gives the offset of the key's
-// totals (one double per metric) in `totals`, so the maps hold plain integers.
-struct OutcomeTotals {
-  absl::flat_hash_map<uint64_t, uint32_t> by_unit;
-  absl::flat_hash_map<uint64_t, uint32_t> by_request;
-  std::vector<double> totals;
-  absl::Status status;
-  const double* Of(uint32_t offset) const { return totals.data() + offset; }
-};
-
 // Rows are handled in blocks: hash every key of the block and prefetch its slot first, so the
 // cache misses of a block overlap instead of costing one full memory latency per row (the
 // probes were most of the time on 10M-row stores).
 constexpr size_t kBlock = 64;
 
-OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experiment,
-                           const std::vector<MetricSpec>& metrics) {
-  OutcomeTotals out;
+// One outcome row, keyed by KeyOf(request id) or KeyOf(unit id).
+struct OutcomeRow {
+  uint64_t key;
+  int64_t ts;
+  uint32_t metric;
+  bool by_request;
+  double value;
+};
+
+struct OutcomeRows {
+  std::vector<OutcomeRow> rows;
+  bool any_by_request = false;
+  absl::Status status;
+};
+
+OutcomeRows ReadOutcomes(const std::string& path, const std::string& experiment, const std::vector<MetricSpec>& metrics) {
+  OutcomeRows out;
   Db db;
   if (out.status = db.Open(path); !out.status.ok() || !db.HasTable("outcomes")) return out;
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value FROM outcomes WHERE experiment = ?", -1,
+  if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE experiment = ?", -1,
                          &st, nullptr) != SQLITE_OK) {
     out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
     return out;
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  struct Row {
-    bool by_request;
-    uint64_t key;
-    size_t metric;
-    double value;
-  };
-  std::vector<Row> block;
-  block.reserve(kBlock);
   const size_t m = metrics.size();
-  auto flush = [&] {
-    for (const Row& r : block) (r.by_request ? out.by_request : out.by_unit).prefetch(r.key);
-    for (const Row& r : block) {
-      auto& map = r.by_request ? out.by_request : out.by_unit;
-      auto [it, inserted] = map.try_emplace(r.key, static_cast<uint32_t>(out.totals.size()));
-      if (inserted) out.totals.resize(out.totals.size() + m, 0.0);
-      double& total = out.totals[it->second + r.metric];
-      total = metrics[r.metric].kind == MetricKind::kBinary ? std::max(total, r.value > 0 ? 1.0 : 0.0) : total + r.value;
-    }
-    block.clear();
-  };
   int rc;
   while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
     const auto* metric = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
@@ -231,10 +216,10 @@ OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experimen
     if (j == m) continue;
     const int column = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : sqlite3_column_type(st, 1) != SQLITE_NULL ? 1 : -1;
     if (column < 0) continue;
-    block.push_back({column == 0, KeyOf(ColumnView(st, column)), j, sqlite3_column_double(st, 3)});
-    if (block.size() == kBlock) flush();
+    out.any_by_request |= column == 0;
+    out.rows.push_back({KeyOf(ColumnView(st, column)), sqlite3_column_int64(st, 4), static_cast<uint32_t>(j), column == 0,
+                        sqlite3_column_double(st, 3)});
   }
-  flush();
   sqlite3_finalize(st);
   if (rc != SQLITE_DONE) out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   return out;
@@ -243,7 +228,8 @@ OutcomeTotals ReadOutcomes(const std::string& path, const std::string& experimen
 }  // namespace
 
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
-                                             const std::string& unit, std::vector<MetricSpec> metrics) {
+                                             const std::string& unit, std::vector<MetricSpec> metrics,
+                                             int64_t attribution_window_us) {
   if (!store_uri.starts_with("sqlite:")) {
     return absl::InvalidArgumentError(StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH)"));
   }
@@ -260,12 +246,6 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   // Outcomes are read on a second thread and connection while this one scans the exposures
   // (two cores, two table scans); attribution happens once both are in memory.
   auto outcomes_future = std::async(std::launch::async, ReadOutcomes, path, experiment, input.metrics);
-  auto add = [&](uint32_t u, const double* totals) {
-    auto& v = input.units[u].values;
-    for (size_t j = 0; j < v.size(); ++j) {
-      v[j] = input.metrics[j].kind == MetricKind::kBinary ? std::max(v[j], totals[j]) : v[j] + totals[j];
-    }
-  };
 
   // Exposures: the assigned arm (intent to treat: a fallback served by control still counts
   // for the arm it was assigned to). No ORDER BY: sorting 10M rows costs more than the scan;
@@ -363,39 +343,72 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     input.arms = std::move(sorted);
     for (auto& u : input.units) u.arm = new_index[u.arm];
   }
-  OutcomeTotals outcomes = outcomes_future.get();
+  OutcomeRows outcomes = outcomes_future.get();
   if (!outcomes.status.ok()) return outcomes.status;
   if (input.units.empty()) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment, "' in ", store_uri));
-  // Outcomes with a request id go to that request's unit and label the request's prediction.
-  std::vector<double> request_label(requests.size(), -1);
-  if (!outcomes.by_request.empty()) {
-    for (size_t i = 0; i < requests.size(); ++i) {
-      auto o = outcomes.by_request.find(requests[i].key);
-      if (o == outcomes.by_request.end()) continue;
-      add(requests[i].unit, outcomes.Of(o->second));
-      request_label[i] = outcomes.Of(o->second)[0];
-    }
-  }
 
-  // Outcomes without a request id go to the unit (user units only). Outcomes for requests or
-  // units never exposed stay unattributed.
-  if (unit == "user") {
-    std::vector<std::pair<uint64_t, uint32_t>> pending;
-    pending.reserve(kBlock);
-    auto attribute = [&] {
-      for (const auto& [key, offset] : pending) user_units.prefetch(key);
-      for (const auto& [key, offset] : pending) {
-        auto it = user_units.find(key);
-        if (it != user_units.end()) add(it->second, outcomes.Of(offset));
-      }
-      pending.clear();
-    };
-    for (const auto& entry : outcomes.by_unit) {
-      pending.push_back(entry);
-      if (pending.size() == kBlock) attribute();
-    }
-    attribute();
+  // Attribution: an outcome counts for its unit (found by request id, else by unit id) when it
+  // falls in [first exposure, first exposure + window]; otherwise it is kept in the store and
+  // counted as unattributed here.
+  AnalysisInput::OutcomeCounts counts;
+  std::vector<double> request_label(requests.size(), -1);
+  absl::flat_hash_map<uint64_t, uint32_t> request_index;  // KeyOf(request id) → requests[]
+  if (outcomes.any_by_request) {
+    request_index.reserve(requests.size());
+    for (size_t i = 0; i < requests.size(); ++i) request_index.emplace(requests[i].key, static_cast<uint32_t>(i));
   }
+  auto attribute = [&](const OutcomeRow& o, int64_t request) {
+    // request >= 0: the outcome's request; its unit is requests[request].unit.
+    uint32_t u;
+    if (request >= 0) {
+      u = requests[request].unit;
+    } else {
+      auto it = user_units.find(o.key);
+      if (it == user_units.end() || unit != "user") {
+        ++counts.unknown_unit;
+        return;
+      }
+      u = it->second;
+    }
+    const int64_t first = input.units[u].first_ts_us;
+    if (o.ts < first) {
+      ++counts.before_exposure;
+      return;
+    }
+    if (attribution_window_us > 0 && o.ts > first + attribution_window_us) {
+      ++counts.after_window;
+      return;
+    }
+    ++counts.attributed;
+    double& v = input.units[u].values[o.metric];
+    v = input.metrics[o.metric].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
+    if (request >= 0 && o.metric == 0) request_label[request] = std::max(request_label[request], o.value > 0 ? 1.0 : 0.0);
+  };
+  for (size_t start = 0; start < outcomes.rows.size(); start += kBlock) {
+    const size_t end = std::min(outcomes.rows.size(), start + kBlock);
+    for (size_t i = start; i < end; ++i) {
+      const auto& o = outcomes.rows[i];
+      if (o.by_request) {
+        request_index.prefetch(o.key);
+      } else {
+        user_units.prefetch(o.key);
+      }
+    }
+    for (size_t i = start; i < end; ++i) {
+      const auto& o = outcomes.rows[i];
+      if (o.by_request) {
+        auto it = request_index.find(o.key);
+        if (it == request_index.end()) {
+          ++counts.unknown_unit;
+          continue;
+        }
+        attribute(o, it->second);
+      } else {
+        attribute(o, -1);
+      }
+    }
+  }
+  input.outcomes = counts;
   // Model quality: each scored request against its own label when outcomes carry request ids,
   // else against its unit's primary binary metric.
   if (input.metrics[0].kind == MetricKind::kBinary) {
@@ -430,7 +443,7 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
                                                        const config::ExperimentConfig& experiment,
                                                        const std::string& unit, std::vector<MetricSpec> metrics) {
-  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics));
+  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics), experiment.attribution_window_us);
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
   std::vector<ArmInfo> arms;

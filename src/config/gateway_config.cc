@@ -299,6 +299,7 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
     e.start_us = start;
   }
   ABGATE_ASSIGN_OR_RETURN(e.bucket_version, r.Int("bucket_version", 0));
+  ABGATE_ASSIGN_OR_RETURN(e.attribution_window_us, r.DurationUs("attribution_window", 0));
   ABGATE_ASSIGN_OR_RETURN(e.payload_sample_rate, r.Number("payload_sample_rate", 0));
   if (e.payload_sample_rate < 0 || e.payload_sample_rate > 1) return r.Error("payload_sample_rate", "must be in [0, 1]");
   ABGATE_ASSIGN_OR_RETURN(e.payload_max_bytes, r.Int("payload_max_bytes", e.payload_max_bytes));
@@ -415,6 +416,7 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
   if (e.start_us) o["start_us"] = *e.start_us;
   o["state"] = ExperimentStateName(e.state);
   if (e.bucket_version != 0) o["bucket_version"] = e.bucket_version;
+  if (e.attribution_window_us != 0) o["attribution_window"] = StrCat(e.attribution_window_us / 1000, "ms");
   if (e.payload_sample_rate != 0) {
     o["payload_sample_rate"] = e.payload_sample_rate;
     o["payload_max_bytes"] = e.payload_max_bytes;

@@ -81,6 +81,8 @@ struct ExperimentConfig {
   std::optional<int64_t> start_us;     // ramp clock origin; default: first seen by the store
   ExperimentState state = ExperimentState::kRunning;
   int64_t bucket_version = 0;  // bumping it re-randomises every unit not overridden
+  int64_t attribution_window_us = 0;  // outcomes later than this after the unit's first exposure
+                                      // are kept but unattributed; 0 = no limit
   double payload_sample_rate = 0;     // share of units whose payloads are stored (hash-keyed)
   int64_t payload_max_bytes = 16384;  // per stored payload
 
