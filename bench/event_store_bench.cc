@@ -1,7 +1,8 @@
 // Event-store throughput (a benchmark, not a test): exposures/s through the BatchingWriter into
 // SQLite from two producer threads, and acknowledged outcomes/s (batches of 100, each
 // acknowledged only after its commit) from four concurrent clients. Prints what it measured.
-// Usage: build/bench/event_store_bench [EXPOSURES=2000000] [OUTCOMES=400000]
+// Usage: build/bench/event_store_bench [EXPOSURES=2000000] [OUTCOMES=400000] [STORE_URI]
+// (STORE_URI defaults to a temporary SQLite file; postgresql://... benchmarks PostgreSQL.)
 #include <unistd.h>
 
 #include <atomic>
@@ -23,7 +24,9 @@ int main(int argc, char** argv) {
   const int64_t outcomes = argc > 2 ? std::atoll(argv[2]) : 400'000;
   const auto dir = std::filesystem::temp_directory_path() / ("abgate_event_bench_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  auto sink = events::SqliteEventSink::Open((dir / "events.db").string());
+  const std::string uri = argc > 3 ? argv[3] : "sqlite:" + (dir / "events.db").string();
+  auto sink = events::OpenEventSink(uri);
+  std::printf("store: %s\n", uri.c_str());
   if (!sink.ok()) {
     std::fprintf(stderr, "%s\n", std::string(sink.status().message()).c_str());
     return 1;

@@ -7,7 +7,7 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libabsl-dev libyaml-cpp-dev libsqlite3-dev libcli11-dev
+  libabsl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql libcli11-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl nginx-light wrk sqlite3
 )

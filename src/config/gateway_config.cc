@@ -129,8 +129,8 @@ absl::Status ReadUpstream(JsonReader r, UpstreamConfig& u) {
 absl::Status ReadEvents(JsonReader r, EventsConfig& e) {
   if (!r.value().is_null() && !r.is_object()) return r.Error("", "must be a mapping");
   ABGATE_ASSIGN_OR_RETURN(e.store, r.String("store", e.store));
-  if (!e.store.starts_with("sqlite:")) {
-    return r.Error("store", "only sqlite:PATH is supported by this build (PostgreSQL comes with issue #3)");
+  if (!e.store.starts_with("sqlite:") && !e.store.starts_with("postgresql://") && !e.store.starts_with("postgres://")) {
+    return r.Error("store", "must be sqlite:PATH or postgresql://user@host:port/db");
   }
   if (r.Has("flush_ms")) {
     ABGATE_ASSIGN_OR_RETURN(int64_t ms, r.Int("flush_ms", 50));

@@ -3,6 +3,7 @@
 // safe to call concurrently with writes.
 #pragma once
 
+#include <memory>
 #include <span>
 #include <string>
 #include <vector>
@@ -31,5 +32,10 @@ class EventSink {
   virtual absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) = 0;
   virtual absl::StatusOr<int64_t> CountExposures(const std::string& experiment) = 0;
 };
+
+// Opens the store named by `uri`: "sqlite:PATH" or "postgresql://user@host:port/db" (also
+// "postgres://"). InvalidArgument for other schemes. Defined in event_store.cc, the one place
+// that knows every backend.
+absl::StatusOr<std::unique_ptr<EventSink>> OpenEventSink(const std::string& uri);
 
 }  // namespace abgate::events

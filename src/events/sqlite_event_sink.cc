@@ -392,12 +392,4 @@ absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& exper
   return n;
 }
 
-absl::StatusOr<std::unique_ptr<EventSink>> OpenEventSink(const std::string& uri) {
-  if (uri.starts_with("sqlite:")) {
-    ABGATE_ASSIGN_OR_RETURN(auto sink, SqliteEventSink::Open(uri.substr(7)));
-    return std::unique_ptr<EventSink>(std::move(sink));
-  }
-  return absl::InvalidArgumentError(StrCat("unsupported event store '", uri, "' (use sqlite:PATH)"));
-}
-
 }  // namespace abgate::events

@@ -42,7 +42,5 @@ class SqliteEventSink final : public EventSink {
   sqlite3* read_db_ = nullptr;  // guarded by read_mu_
 };
 
-// "sqlite:PATH" → PATH; other schemes → InvalidArgument.
-absl::StatusOr<std::unique_ptr<EventSink>> OpenEventSink(const std::string& uri);
 
 }  // namespace abgate::events

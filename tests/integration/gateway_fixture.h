@@ -18,6 +18,7 @@
 #include "gtest/gtest.h"
 #include "http/server.h"
 #include "testing/raw_http.h"
+#include "testing/test_store.h"
 
 namespace abgate::testing {
 
@@ -100,9 +101,12 @@ class GatewayFixture : public ::testing::Test {
     model_a_->Start();
     model_b_->Start();
     ::setenv("ABGATE_TEST_ADMIN_TOKEN", kToken, 1);
+    store_ = std::make_unique<TestStore>(TestBackend(), dir_.string());
+    ASSERT_TRUE(store_->ok()) << store_->reason();
   }
 
   void TearDown() override {
+    if (!upstream_pool_) return;  // skipped before SetUp
     if (gateway_) gateway_->Shutdown();
     gateway_.reset();
     model_a_->Release();
@@ -110,6 +114,7 @@ class GatewayFixture : public ::testing::Test {
     model_a_->Shutdown();
     model_b_->Shutdown();
     upstream_pool_->Stop();
+    store_.reset();
     std::filesystem::remove_all(dir_);
   }
 
@@ -119,7 +124,7 @@ class GatewayFixture : public ::testing::Test {
     return "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  admin_token_env: ABGATE_TEST_ADMIN_TOKEN\n"
            "  threads: 2\n  max_body_bytes: 65536\n  max_header_bytes: 8192\n"
            "upstream:\n  request_timeout: 300ms\n  connect_timeout: 300ms\n"
-           "events:\n  store: sqlite:" + (dir_ / "events.db").string() + "\n  flush_ms: 5\n"
+           "events:\n  store: '" + store_->uri() + "'\n  flush_ms: 5\n"
            "experiments:\n  - name: hyatt_booking_ab\n    model: hyatt_booking_model\n    default: true\n"
            "    unit: {field: user_id, header: X-User-Id}\n    control: A\n"
            "    arms:\n"
@@ -150,27 +155,19 @@ class GatewayFixture : public ::testing::Test {
                       with_token ? std::string("Authorization: Bearer ") + kToken + "\r\n" : "");
   }
 
-  // Runs a scalar SQL query against the event store.
+  // Runs a scalar SQL query against the event store (after committing queued events).
   int64_t QueryInt(const std::string& sql) {
     gateway_->FlushEventsForTest();
-    sqlite3* db = nullptr;
-    sqlite3_open_v2((dir_ / "events.db").string().c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
-    sqlite3_stmt* st = nullptr;
-    int64_t v = -1;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
-      v = sqlite3_column_int64(st, 0);
-    } else {
-      ADD_FAILURE() << "query failed: " << sql << ": " << sqlite3_errmsg(db);
-    }
-    sqlite3_finalize(st);
-    sqlite3_close(db);
-    return v;
+    return store_->QueryInt(sql);
   }
+  // The same without flushing: sees only what is already committed.
+  int64_t QueryIntNoFlush(const std::string& sql) { return store_->QueryInt(sql); }
 
   std::filesystem::path dir_;
   std::unique_ptr<http::IoPool> upstream_pool_;
   std::unique_ptr<FakeModel> model_a_, model_b_;
   std::unique_ptr<gateway::Gateway> gateway_;
+  std::unique_ptr<TestStore> store_;
 };
 
 }  // namespace abgate::testing

@@ -22,6 +22,10 @@ namespace {
 
 class ProcessTest : public GatewayFixture {
  protected:
+  void SetUp() override {
+    if (TestBackend() != "sqlite") GTEST_SKIP() << "whole-process tests run on SQLite stores";
+    GatewayFixture::SetUp();
+  }
   std::string WriteConfig(const std::string& yaml) {
     const auto path = dir_ / "config.yaml";
     std::ofstream(path) << yaml;

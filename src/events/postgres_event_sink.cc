@@ -1,0 +1,325 @@
+#include "events/postgres_event_sink.h"
+
+#include <libpq-fe.h>
+
+#include <charconv>
+#include <optional>
+#include <vector>
+
+#include "common/status_macros.h"
+#include "common/strings.h"
+
+namespace abgate::events {
+namespace {
+
+// The same tables and column types as the SQLite store (timestamps are integer microseconds
+// since the epoch; flags are 0/1 integers), so the same SQL reads both.
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS exposures (
+  request_id TEXT NOT NULL, ts BIGINT NOT NULL, experiment TEXT NOT NULL, unit_id TEXT,
+  unit_random INTEGER NOT NULL, arm TEXT NOT NULL, assigned_arm TEXT NOT NULL, model_name TEXT,
+  model_version TEXT, routing_mode TEXT NOT NULL, status INTEGER NOT NULL, latency_us BIGINT NOT NULL,
+  score DOUBLE PRECISION, fallback INTEGER NOT NULL, in_experiment INTEGER NOT NULL);
+CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment);
+CREATE TABLE IF NOT EXISTS payloads (
+  request_id TEXT NOT NULL, ts BIGINT NOT NULL, experiment TEXT NOT NULL, unit_id TEXT NOT NULL,
+  arm TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL, truncated INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS outcomes (
+  ts BIGINT NOT NULL, experiment TEXT NOT NULL, request_id TEXT, unit_id TEXT, metric TEXT NOT NULL,
+  value DOUBLE PRECISION NOT NULL, event_id TEXT);
+CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, event_id) WHERE event_id IS NOT NULL;
+CREATE TABLE IF NOT EXISTS assignments (
+  experiment TEXT NOT NULL, unit_id TEXT NOT NULL, arm TEXT NOT NULL, assigned_at BIGINT NOT NULL,
+  source TEXT NOT NULL, bucket_version BIGINT NOT NULL, PRIMARY KEY (experiment, unit_id));
+CREATE TABLE IF NOT EXISTS audit_log (
+  id BIGSERIAL PRIMARY KEY, ts BIGINT NOT NULL, actor TEXT NOT NULL, remote_addr TEXT NOT NULL,
+  action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiment_state (name TEXT PRIMARY KEY, started_at BIGINT NOT NULL);
+)sql";
+
+struct Statement {
+  const char* name;
+  const char* sql;
+  int params;
+};
+
+constexpr Statement kStatements[] = {
+    {"insert_exposure",
+     "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, model_name, "
+     "model_version, routing_mode, status, latency_us, score, fallback, in_experiment) "
+     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+     15},
+    {"insert_payload",
+     "INSERT INTO payloads (request_id, ts, experiment, unit_id, arm, request, response, truncated) "
+     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
+     8},
+    {"insert_audit",
+     "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) VALUES ($1,$2,$3,$4,$5,$6,$7)", 7},
+    {"insert_outcome",
+     "INSERT INTO outcomes (ts, experiment, request_id, unit_id, metric, value, event_id) VALUES ($1,$2,$3,$4,$5,$6,$7) "
+     "ON CONFLICT (experiment, event_id) WHERE event_id IS NOT NULL DO NOTHING",
+     7},
+    {"upsert_assignment",
+     "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) VALUES ($1,$2,$3,$4,$5,$6) "
+     "ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, assigned_at = excluded.assigned_at, "
+     "source = excluded.source, bucket_version = excluded.bucket_version "
+     "WHERE assignments.source = 'hash' OR excluded.source <> 'hash'",
+     6},
+    {"delete_assignment", "DELETE FROM assignments WHERE experiment = $1 AND unit_id = $2", 2},
+};
+
+absl::Status PgError(pg_conn* c, std::string_view what) {
+  std::string msg = c ? PQerrorMessage(c) : "out of memory";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
+}
+
+// Text-format parameters for one statement; nullopt is SQL NULL.
+class Params {
+ public:
+  Params& Text(std::string_view s) {
+    values_.emplace_back(std::string(s));
+    return *this;
+  }
+  Params& OptionalText(const std::string& s) {
+    if (s.empty()) {
+      values_.emplace_back(std::nullopt);
+    } else {
+      values_.emplace_back(s);
+    }
+    return *this;
+  }
+  Params& Int(int64_t v) { return Text(std::to_string(v)); }
+  Params& Bool(bool b) { return Text(b ? "1" : "0"); }
+  Params& Double(double d) {
+    char buf[32];
+    auto r = std::to_chars(buf, buf + sizeof(buf), d);
+    return Text(std::string_view(buf, r.ptr - buf));
+  }
+  Params& Null() {
+    values_.emplace_back(std::nullopt);
+    return *this;
+  }
+  std::vector<const char*> Pointers() const {
+    std::vector<const char*> p;
+    for (const auto& v : values_) p.push_back(v ? v->c_str() : nullptr);
+    return p;
+  }
+  int size() const { return static_cast<int>(values_.size()); }
+
+ private:
+  std::vector<std::optional<std::string>> values_;
+};
+
+absl::StatusOr<pg_conn*> Connect(const std::string& uri) {
+  pg_conn* c = PQconnectdb(uri.c_str());
+  if (!c || PQstatus(c) != CONNECTION_OK) {
+    absl::Status s = PgError(c, StrCat("connect to ", uri));
+    PQfinish(c);
+    return s;
+  }
+  return c;
+}
+
+absl::Status Exec(pg_conn* c, const char* sql) {
+  PGresult* r = PQexec(c, sql);
+  const auto status = PQresultStatus(r);
+  PQclear(r);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return PgError(c, "exec");
+  return absl::OkStatus();
+}
+
+// Runs a parameterised query on `c` and returns its result (caller PQclears). Blocking.
+absl::StatusOr<PGresult*> Query(pg_conn* c, const char* sql, const Params& params) {
+  const auto p = params.Pointers();
+  PGresult* r = PQexecParams(c, sql, params.size(), nullptr, p.data(), nullptr, nullptr, 0);
+  const auto status = PQresultStatus(r);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
+    PQclear(r);
+    return PgError(c, "query");
+  }
+  return r;
+}
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<PostgresEventSink>> PostgresEventSink::Open(const std::string& uri) {
+  std::unique_ptr<PostgresEventSink> sink(new PostgresEventSink());
+  ABGATE_ASSIGN_OR_RETURN(sink->write_, Connect(uri));
+  // Gateways starting together must not race on CREATE ... IF NOT EXISTS.
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_, "SELECT pg_advisory_lock(717171)"));
+  absl::Status schema = Exec(sink->write_, kSchema);
+  ABGATE_RETURN_IF_ERROR(Exec(sink->write_, "SELECT pg_advisory_unlock(717171)"));
+  ABGATE_RETURN_IF_ERROR(schema);
+  for (const auto& s : kStatements) {
+    PGresult* r = PQprepare(sink->write_, s.name, s.sql, s.params, nullptr);
+    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
+    PQclear(r);
+    if (!ok) return PgError(sink->write_, StrCat("prepare ", s.name));
+  }
+  ABGATE_ASSIGN_OR_RETURN(sink->read_, Connect(uri));
+  return sink;
+}
+
+PostgresEventSink::~PostgresEventSink() {
+  PQfinish(write_);
+  PQfinish(read_);
+}
+
+absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
+                                           std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
+                                           std::span<const Assignment> assignments) {
+  // One transaction, sent as a pipeline: BEGIN, one prepared INSERT per row, COMMIT, then read
+  // every result. An error aborts the rest of the pipeline and the transaction.
+  if (PQenterPipelineMode(write_) != 1) return PgError(write_, "pipeline");
+  enum class Kind { kOther, kOutcome };
+  std::vector<Kind> sent;
+  auto send = [&](const char* statement, const Params& params, Kind kind) {
+    const auto p = params.Pointers();
+    if (PQsendQueryPrepared(write_, statement, params.size(), p.data(), nullptr, nullptr, 0) != 1) return false;
+    sent.push_back(kind);
+    return true;
+  };
+  bool queued = PQsendQueryParams(write_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
+  if (queued) sent.push_back(Kind::kOther);
+  for (const Exposure& e : exposures) {
+    if (!queued) break;
+    Params p;
+    p.Text(e.request_id).Int(e.ts_us).Text(e.experiment).OptionalText(e.unit_id).Bool(e.unit_random).Text(e.arm)
+        .Text(e.assigned_arm).OptionalText(e.model_name).OptionalText(e.model_version).Text(e.routing_mode)
+        .Int(e.status).Int(e.latency_us);
+    if (e.score) {
+      p.Double(*e.score);
+    } else {
+      p.Null();
+    }
+    p.Bool(e.fallback).Bool(e.in_experiment);
+    queued = send("insert_exposure", p, Kind::kOther);
+    if (queued && e.request_payload) {
+      Params q;
+      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.unit_id).Text(e.arm).Text(*e.request_payload)
+          .Text(e.response_payload ? *e.response_payload : std::string()).Bool(e.payload_truncated);
+      queued = send("insert_payload", q, Kind::kOther);
+    }
+  }
+  for (const AuditRecord& a : audit) {
+    if (!queued) break;
+    Params p;
+    p.Int(a.ts_us).Text(a.actor).Text(a.remote_addr).Text(a.action).Text(a.experiment).Text(a.before_json).Text(a.after_json);
+    queued = send("insert_audit", p, Kind::kOther);
+  }
+  for (const Outcome& o : outcomes) {
+    if (!queued) break;
+    Params p;
+    p.Int(o.ts_us).Text(o.experiment).OptionalText(o.request_id).OptionalText(o.unit_id).Text(o.metric).Double(o.value)
+        .OptionalText(o.event_id);
+    queued = send("insert_outcome", p, Kind::kOutcome);
+  }
+  for (const Assignment& a : assignments) {
+    if (!queued) break;
+    Params p;
+    if (a.remove) {
+      p.Text(a.experiment).Text(a.unit_id);
+      queued = send("delete_assignment", p, Kind::kOther);
+    } else {
+      p.Text(a.experiment).Text(a.unit_id).Text(a.arm).Int(a.assigned_at_us).Text(a.source).Int(a.bucket_version);
+      queued = send("upsert_assignment", p, Kind::kOther);
+    }
+  }
+  if (queued && PQsendQueryParams(write_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1) {
+    sent.push_back(Kind::kOther);
+  } else {
+    queued = false;
+  }
+  absl::Status status = queued ? absl::OkStatus() : PgError(write_, "send");
+  if (PQpipelineSync(write_) != 1 && status.ok()) status = PgError(write_, "sync");
+  if (outcome_stored) outcome_stored->clear();
+  // Read one result set per query sent (each followed by a NULL), then the sync marker.
+  for (Kind kind : sent) {
+    PGresult* r = PQgetResult(write_);
+    const auto s = PQresultStatus(r);
+    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && status.ok()) {
+      status = s == PGRES_PIPELINE_ABORTED ? absl::AbortedError("postgresql batch aborted")
+                                           : PgError(write_, "write batch");
+    }
+    if (kind == Kind::kOutcome && outcome_stored) {
+      const char* n = PQcmdTuples(r);
+      outcome_stored->push_back(n && n[0] == '1');
+    }
+    PQclear(r);
+    while ((r = PQgetResult(write_)) != nullptr) PQclear(r);
+  }
+  for (PGresult* r; (r = PQgetResult(write_)) != nullptr;) {
+    const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+    PQclear(r);
+    if (sync) break;
+  }
+  PQexitPipelineMode(write_);
+  if (!status.ok()) {
+    // An aborted transaction block ends with the sync; make sure nothing is left open.
+    PGresult* r = PQexec(write_, "ROLLBACK");
+    PQclear(r);
+    if (outcome_stored) outcome_stored->assign(outcomes.size(), false);
+  }
+  return status;
+}
+
+absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(experiment).Int(now_us);
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
+                          Query(read_, "INSERT INTO experiment_state (name, started_at) VALUES ($1, $2) "
+                                       "ON CONFLICT (name) DO NOTHING", p));
+  PQclear(r);
+  Params q;
+  q.Text(experiment);
+  ABGATE_ASSIGN_OR_RETURN(r, Query(read_, "SELECT started_at FROM experiment_state WHERE name = $1", q));
+  const int64_t start = PQntuples(r) == 1 ? std::atoll(PQgetvalue(r, 0, 0)) : now_us;
+  PQclear(r);
+  return start;
+}
+
+absl::StatusOr<std::vector<AuditRecord>> PostgresEventSink::ReadAudit(const std::string& experiment, int limit) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(experiment).Int(limit);
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
+                          Query(read_, "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
+                                       "WHERE ($1 = '' OR experiment = $1) ORDER BY id DESC LIMIT $2", p));
+  std::vector<AuditRecord> out;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    out.push_back({std::atoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
+                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6)});
+  }
+  PQclear(r);
+  return out;
+}
+
+absl::StatusOr<int64_t> PostgresEventSink::CountExposures(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(experiment);
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r, Query(read_, "SELECT count(*) FROM exposures WHERE experiment = $1", p));
+  const int64_t n = std::atoll(PQgetvalue(r, 0, 0));
+  PQclear(r);
+  return n;
+}
+
+absl::StatusOr<std::vector<Assignment>> PostgresEventSink::ReadAssignments(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(experiment);
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
+                          Query(read_, "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments "
+                                       "WHERE experiment = $1", p));
+  std::vector<Assignment> out;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    out.push_back({experiment, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), std::atoll(PQgetvalue(r, i, 2)),
+                   PQgetvalue(r, i, 3), std::atoll(PQgetvalue(r, i, 4)), false});
+  }
+  PQclear(r);
+  return out;
+}
+
+}  // namespace abgate::events

@@ -1,0 +1,38 @@
+// PostgresEventSink: the scale-out event store (PostgreSQL through libpq). Many gateways can
+// share one database. Writes go through prepared statements sent in libpq's pipeline mode, so a
+// whole batch is one round trip and one transaction; no SQL is ever built from user data. One
+// write connection used by the writer thread, one read connection behind a mutex for queries.
+#pragma once
+
+#include <memory>
+#include <mutex>
+#include <string>
+
+#include "events/event_sink.h"
+
+struct pg_conn;
+
+namespace abgate::events {
+
+class PostgresEventSink final : public EventSink {
+ public:
+  // Connects (a libpq URI: postgresql://user@host:port/db) and creates the schema if needed.
+  static absl::StatusOr<std::unique_ptr<PostgresEventSink>> Open(const std::string& uri);
+  ~PostgresEventSink() override;
+
+  absl::Status WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
+                          std::span<const Outcome> outcomes = {}, std::vector<bool>* outcome_stored = nullptr,
+                          std::span<const Assignment> assignments = {}) override;
+  absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
+  absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
+  absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
+  absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) override;
+
+ private:
+  PostgresEventSink() = default;
+  pg_conn* write_ = nullptr;
+  std::mutex read_mu_;
+  pg_conn* read_ = nullptr;  // guarded by read_mu_
+};
+
+}  // namespace abgate::events

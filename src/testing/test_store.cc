@@ -1,0 +1,90 @@
+#include "testing/test_store.h"
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace abgate::testing {
+
+std::string TestBackend() {
+  const char* b = std::getenv("ABGATE_TEST_BACKEND");
+  return b && *b ? b : "sqlite";
+}
+
+namespace {
+
+bool Exec(const std::string& uri, const std::string& sql, std::string* error) {
+  PGconn* c = PQconnectdb(uri.c_str());
+  bool ok = PQstatus(c) == CONNECTION_OK;
+  if (ok) {
+    PGresult* r = PQexec(c, sql.c_str());
+    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
+    PQclear(r);
+  }
+  if (!ok && error) *error = PQerrorMessage(c);
+  PQfinish(c);
+  return ok;
+}
+
+}  // namespace
+
+TestStore::TestStore(std::string backend, std::string dir) : backend_(std::move(backend)), dir_(std::move(dir)) {
+  if (backend_ == "sqlite") {
+    uri_ = "sqlite:" + dir_ + "/events.db";
+    return;
+  }
+  const char* admin = std::getenv("ABGATE_TEST_POSTGRES");
+  if (!admin || !*admin) {
+    reason_ = "ABGATE_TEST_POSTGRES is not set (scripts/test.sh starts a PostgreSQL and sets it)";
+    return;
+  }
+  admin_uri_ = admin;
+  static std::atomic<int> counter{0};
+  database_ = "abgate_test_" + std::to_string(::getpid()) + "_" + std::to_string(counter++);
+  std::string error;
+  if (!Exec(admin_uri_, "CREATE DATABASE " + database_, &error)) {
+    reason_ = "cannot create a test database: " + error;
+    return;
+  }
+  // Same server and user, the new database.
+  const size_t slash = admin_uri_.rfind('/');
+  uri_ = admin_uri_.substr(0, slash + 1) + database_;
+}
+
+TestStore::~TestStore() {
+  if (!database_.empty() && !uri_.empty()) Exec(admin_uri_, "DROP DATABASE IF EXISTS " + database_ + " WITH (FORCE)", nullptr);
+}
+
+int64_t TestStore::QueryInt(const std::string& sql) const {
+  int64_t v = -1;
+  if (backend_ == "sqlite") {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(uri_.substr(7).c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW) {
+      v = sqlite3_column_int64(st, 0);
+    } else {
+      ADD_FAILURE() << "query failed: " << sql << ": " << sqlite3_errmsg(db);
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return v;
+  }
+  PGconn* c = PQconnectdb(uri_.c_str());
+  PGresult* r = PQexec(c, sql.c_str());
+  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
+    v = std::atoll(PQgetvalue(r, 0, 0));
+  } else {
+    ADD_FAILURE() << "query failed: " << sql << ": " << PQerrorMessage(c);
+  }
+  PQclear(r);
+  PQfinish(c);
+  return v;
+}
+
+}  // namespace abgate::testing

@@ -1,0 +1,34 @@
+// Test helper: a fresh, empty event store for one test, on SQLite (a temp file) or on the
+// throw-away PostgreSQL that scripts/test.sh starts (ABGATE_TEST_POSTGRES; a new database per
+// store, dropped afterwards). Also runs scalar SQL against it. One owner; not thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace abgate::testing {
+
+class TestStore {
+ public:
+  // backend: "sqlite" or "postgres". `dir` holds the SQLite file.
+  TestStore(std::string backend, std::string dir);
+  ~TestStore();
+  TestStore(const TestStore&) = delete;
+  TestStore& operator=(const TestStore&) = delete;
+
+  // False when the backend is unavailable (postgres without ABGATE_TEST_POSTGRES); see reason().
+  bool ok() const { return !uri_.empty(); }
+  const std::string& reason() const { return reason_; }
+  const std::string& uri() const { return uri_; }  // sqlite:PATH or postgresql://...
+  bool is_postgres() const { return backend_ == "postgres"; }
+  // First column of the first row of `sql`, or -1 (and a gtest failure) when it fails.
+  int64_t QueryInt(const std::string& sql) const;
+
+ private:
+  std::string backend_, dir_, uri_, reason_, admin_uri_, database_;
+};
+
+// The backend integration tests run on: ABGATE_TEST_BACKEND (default sqlite).
+std::string TestBackend();
+
+}  // namespace abgate::testing
