@@ -464,7 +464,7 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   // A stored assignment decides first: overrides and bulk pre-assignments in every mode, and in
   // sticky mode the unit's first assignment (unless a bucket-version bump re-randomised it).
   auto stored_arm = [&]() -> int {
-    if (!have_unit) return -1;
+    if (!have_unit || sticky_.empty()) return -1;
     const auto stored = sticky_.Lookup(cfg.name, unit);
     if (!stored) return -1;
     if (stored->source == "hash" &&

@@ -30,14 +30,17 @@ void StickyAssignments::Put(std::string_view experiment, std::string_view unit, 
   std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);
   std::lock_guard lock(shard.mu);
-  shard.map[std::move(key)] = std::move(a);
+  auto [it, inserted] = shard.map.insert_or_assign(std::move(key), std::move(a));
+  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
 }
 
 bool StickyAssignments::PutIfAbsent(std::string_view experiment, std::string_view unit, StoredAssignment a) {
   std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);
   std::lock_guard lock(shard.mu);
-  return shard.map.try_emplace(std::move(key), std::move(a)).second;
+  const bool inserted = shard.map.try_emplace(std::move(key), std::move(a)).second;
+  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
+  return inserted;
 }
 
 std::optional<StoredAssignment> StickyAssignments::Remove(std::string_view experiment, std::string_view unit) {
@@ -48,6 +51,7 @@ std::optional<StoredAssignment> StickyAssignments::Remove(std::string_view exper
   if (it == shard.map.end()) return std::nullopt;
   StoredAssignment out = std::move(it->second);
   shard.map.erase(it);
+  size_.fetch_sub(1, std::memory_order_relaxed);
   return out;
 }
 

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <mutex>
 #include <optional>
@@ -30,6 +31,8 @@ class StickyAssignments {
   bool PutIfAbsent(std::string_view experiment, std::string_view unit, StoredAssignment a);
   // Returns the removed entry, if there was one.
   std::optional<StoredAssignment> Remove(std::string_view experiment, std::string_view unit);
+  // Entries held; a request path with no stored assignments at all skips the lookup.
+  bool empty() const { return size_.load(std::memory_order_relaxed) == 0; }
 
  private:
   struct Shard {
@@ -39,6 +42,7 @@ class StickyAssignments {
   static std::string Key(std::string_view experiment, std::string_view unit);
   Shard& ShardFor(const std::string& key) const;
   mutable std::array<Shard, 16> shards_;
+  std::atomic<int64_t> size_{0};
 };
 
 }  // namespace abgate::gateway
