@@ -24,6 +24,10 @@ class EventSink {
                                   std::span<const Outcome> outcomes = {},
                                   std::vector<bool>* outcome_stored = nullptr,
                                   std::span<const Assignment> assignments = {}) = 0;
+  // First-assignment claim for stores shared by several gateways: stores `a` unless the unit
+  // already has an assignment in force (an override, a bulk row, or a hash row of the same or
+  // a newer bucket version), and returns the assignment in force afterwards. Blocking.
+  virtual absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) = 0;
   // Every stored assignment of `experiment`. Blocking.
   virtual absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) = 0;
   // The stored start time of `experiment`, recording `now_us` if it has none. Blocking.

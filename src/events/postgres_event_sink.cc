@@ -322,4 +322,33 @@ absl::StatusOr<std::vector<Assignment>> PostgresEventSink::ReadAssignments(const
   return out;
 }
 
+absl::StatusOr<Assignment> PostgresEventSink::ClaimAssignment(const Assignment& a) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(a.experiment).Text(a.unit_id).Text(a.arm).Int(a.assigned_at_us).Text(a.source).Int(a.bucket_version);
+  ABGATE_ASSIGN_OR_RETURN(
+      PGresult * r,
+      Query(read_,
+            "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
+            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
+            "assigned_at = excluded.assigned_at, source = excluded.source, bucket_version = excluded.bucket_version "
+            "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
+            p));
+  PQclear(r);
+  Params q;
+  q.Text(a.experiment).Text(a.unit_id);
+  ABGATE_ASSIGN_OR_RETURN(r, Query(read_,
+                                   "SELECT arm, assigned_at, source, bucket_version FROM assignments "
+                                   "WHERE experiment = $1 AND unit_id = $2",
+                                   q));
+  if (PQntuples(r) != 1) {
+    PQclear(r);
+    return absl::InternalError("the claimed assignment is missing");
+  }
+  Assignment out{a.experiment, a.unit_id, PQgetvalue(r, 0, 0), std::atoll(PQgetvalue(r, 0, 1)), PQgetvalue(r, 0, 2),
+                 std::atoll(PQgetvalue(r, 0, 3)), false};
+  PQclear(r);
+  return out;
+}
+
 }  // namespace abgate::events

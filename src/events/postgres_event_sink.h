@@ -27,6 +27,7 @@ class PostgresEventSink final : public EventSink {
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
   absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) override;
+  absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) override;
 
  private:
   PostgresEventSink() = default;

@@ -392,4 +392,44 @@ absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& exper
   return n;
 }
 
+absl::StatusOr<Assignment> SqliteEventSink::ClaimAssignment(const Assignment& a) {
+  // One process owns a SQLite store, so its in-memory view is authoritative; the claim exists
+  // for interface parity and runs on the read connection.
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_,
+                         "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
+                         "VALUES (?,?,?,?,?,?) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
+                         "assigned_at = excluded.assigned_at, source = excluded.source, "
+                         "bucket_version = excluded.bucket_version "
+                         "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, a.experiment);
+  BindText(st, 2, a.unit_id);
+  BindText(st, 3, a.arm);
+  sqlite3_bind_int64(st, 4, a.assigned_at_us);
+  BindText(st, 5, a.source);
+  sqlite3_bind_int64(st, 6, a.bucket_version);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "claim assignment");
+  if (sqlite3_prepare_v2(read_db_,
+                         "SELECT arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ? AND unit_id = ?",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, a.experiment);
+  BindText(st, 2, a.unit_id);
+  if (sqlite3_step(st) != SQLITE_ROW) {
+    sqlite3_finalize(st);
+    return absl::InternalError("the claimed assignment is missing");
+  }
+  Assignment out{a.experiment, a.unit_id, ColumnText(st, 0), sqlite3_column_int64(st, 1), ColumnText(st, 2),
+                 sqlite3_column_int64(st, 3), false};
+  sqlite3_finalize(st);
+  return out;
+}
+
 }  // namespace abgate::events

@@ -25,6 +25,7 @@ class SqliteEventSink final : public EventSink {
                           std::vector<bool>* outcome_stored = nullptr,
                           std::span<const Assignment> assignments = {}) override;
   absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) override;
+  absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;

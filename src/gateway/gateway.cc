@@ -241,6 +241,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     ABGATE_LOG(kWarning, "%s is not set: the admin API is read-only", c.server.admin_token_env);
   }
   ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
+  gw->shared_store_ = !c.events.store.starts_with("sqlite:");
 
   auto set = std::make_shared<ExperimentSet>();
   set->version = 1;
@@ -321,6 +322,7 @@ void Gateway::Shutdown() {
     admin_server_->Shutdown(1'000'000);
   }
   admin_thread_.Stop();
+  store_thread_.Stop();
   pool_->Stop();
   client_.reset();  // idle upstream connections belong to the stopped loops
   writer_->Stop();  // flushes every queued exposure
@@ -486,17 +488,17 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   } else if (have_unit) {
     arm = exp->ArmForBucket(exp->hasher.Bucket(unit), e.ts_us);
     if (cfg.routing_mode == config::RoutingMode::kSticky && arm >= 0) {
-      // First assignment: remembered in memory now, in the store with the next commit; later
-      // weight changes do not move the unit.
       StoredAssignment first{exp->arms[arm].name, "hash", cfg.bucket_version, e.ts_us};
+      if (shared_store_) {
+        // Another gateway may have assigned this unit already: claim the first assignment in
+        // the shared store (off the I/O thread) and route by whatever is in force there.
+        ClaimThenSend(std::move(call), unit, std::move(first));
+        return;
+      }
+      // One gateway owns the store, so its memory is authoritative: remember the first
+      // assignment now and store it with the next commit; later weight changes do not move it.
       sticky_.Put(cfg.name, unit, first);
-      events::Assignment row;
-      row.experiment = cfg.name;
-      row.unit_id = unit;
-      row.arm = first.arm;
-      row.assigned_at_us = e.ts_us;
-      row.source = "hash";
-      row.bucket_version = cfg.bucket_version;
+      events::Assignment row{cfg.name, unit, first.arm, e.ts_us, "hash", cfg.bucket_version, false};
       std::vector<events::Assignment> rows;
       rows.push_back(std::move(row));
       writer_->EnqueueAssignments(std::move(rows));
@@ -506,14 +508,42 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
     exp->metrics->random_unit.fetch_add(1, std::memory_order_relaxed);
     arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
   }
+  Route(std::move(call), arm);
+}
+
+void Gateway::Route(std::shared_ptr<PredictCall> call, int arm) {
+  const CompiledExperiment* exp = call->exp;
   if (arm < 0) {
-    e.in_experiment = false;
+    call->exposure.in_experiment = false;
     exp->metrics->outside_experiment.fetch_add(1, std::memory_order_relaxed);
     arm = exp->control;
   }
   call->assigned = arm;
-  e.assigned_arm = exp->arms[arm].name;
+  call->exposure.assigned_arm = exp->arms[arm].name;
   call->Send(arm);
+}
+
+void Gateway::ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit, StoredAssignment first) {
+  const CompiledExperiment* exp = call->exp;
+  events::Assignment row{exp->config.name, unit, first.arm, first.assigned_at_us, "hash", first.bucket_version, false};
+  store_thread_.Post([this, call = std::move(call), row = std::move(row), first = std::move(first)]() mutable {
+    auto claimed = sink_->ClaimAssignment(row);  // blocking: this is the store thread
+    if (claimed.ok()) {
+      first = {claimed->arm, claimed->source, claimed->bucket_version, claimed->assigned_at_us};
+    } else {
+      ABGATE_LOG(kWarning, "assignment claim failed, routing by hash: %s", std::string(claimed.status().message()));
+    }
+    const int worker = call->worker;
+    pool_->Post(worker, [this, call = std::move(call), row = std::move(row), first = std::move(first)]() mutable {
+      const CompiledExperiment* exp = call->exp;
+      int arm = -1;
+      for (size_t i = 0; i < exp->arms.size(); ++i) {
+        if (exp->arms[i].name == first.arm) arm = static_cast<int>(i);
+      }
+      sticky_.Put(exp->config.name, row.unit_id, std::move(first));
+      Route(std::move(call), arm);
+    });
+  });
 }
 
 namespace {

@@ -36,6 +36,8 @@
 
 namespace abgate::gateway {
 
+struct PredictCall;  // one request in flight (gateway.cc)
+
 class Gateway {
  public:
   // Validates the config, opens the event store, compiles the experiments and binds both
@@ -86,6 +88,11 @@ class Gateway {
                         std::function<absl::StatusOr<std::vector<events::Assignment>>(const CompiledExperiment&)> build);
 
   std::string NextRequestId(int worker);
+  // Fills in the assigned arm (control when outside the experiment) and forwards.
+  void Route(std::shared_ptr<PredictCall> call, int arm);
+  // Sticky mode on a shared store: claims the unit's first assignment on store_thread_, then
+  // routes by the assignment in force, back on the connection's loop.
+  void ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit, StoredAssignment first);
 
   config::GatewayConfig config_;
   const common::Clock& clock_;
@@ -98,6 +105,8 @@ class Gateway {
   SnapshotHolder snapshot_;
   StickyAssignments sticky_;
   common::WorkerThread admin_thread_;
+  common::WorkerThread store_thread_;  // blocking store reads of the request path (shared stores)
+  bool shared_store_ = false;          // PostgreSQL: other gateways write the same assignments
   http::Router data_router_;
   http::Router admin_router_;
   std::unique_ptr<http::Server> data_server_;

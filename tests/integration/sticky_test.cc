@@ -99,3 +99,45 @@ TEST_F(StickyTest, BucketVersionBumpReRandomisesAllButOverrides) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// Scale-out: two gateways on one PostgreSQL store. A unit keeps its sticky arm whichever
+// gateway serves it, even after the weights change, and no exposure is lost or duplicated.
+TEST_F(StickyTest, TwoGatewaysOnOneStoreAgreeOnStickyArms) {
+  if (!store_->is_postgres()) GTEST_SKIP() << "scale-out needs a shared PostgreSQL store";
+  const std::string yaml = ConfigYaml("    routing_mode: sticky\n", "50, 50");
+  StartGateway(yaml);
+  auto config = config::ParseGatewayConfig(yaml);
+  ASSERT_TRUE(config.ok());
+  auto second = gateway::Gateway::Create(*std::move(config), common::SystemClock::Get());
+  ASSERT_TRUE(second.ok()) << second.status();
+  (*second)->Start();
+  auto arm_on = [](uint16_t port, const std::string& user) {
+    return RawRequest(port, "POST", "/predict", R"({"user_id":")" + user + R"(","inputs":[[1]]})").headers["x-abgate-arm"];
+  };
+  std::map<std::string, std::string> first;
+  for (int i = 0; i < 200; ++i) first["s" + std::to_string(i)] = arm_on(gateway_->port(), "s" + std::to_string(i));
+  gateway_->FlushEventsForTest();  // the first gateway's assignments reach the store
+  for (uint16_t admin : {gateway_->admin_port(), (*second)->admin_port()}) {
+    const auto r = RawRequest(admin, "POST", std::string(kExp) + "/weights", R"({"weights": [100, 0], "allow_reassignment": true})",
+                              "application/json", "Authorization: Bearer test-token-123\r\n");
+    ASSERT_EQ(r.status, 200) << r.body;
+  }
+  int b = 0;
+  for (const auto& [user, arm] : first) {
+    EXPECT_EQ(arm_on((*second)->port(), user), arm) << user;  // claimed from the shared store
+    b += arm == "B";
+  }
+  EXPECT_GT(b, 50);  // the check is meaningful: many units are in B although B now has weight 0
+  for (int i = 0; i < 10; ++i) EXPECT_EQ(arm_on((*second)->port(), "new" + std::to_string(i)), "A");
+  for (const auto& [user, arm] : first) EXPECT_EQ(arm_on(gateway_->port(), user), arm);
+  (*second)->Shutdown();
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures"), 200 + 200 + 10 + 200);
+  EXPECT_EQ(QueryInt("SELECT count(DISTINCT request_id) FROM exposures"), 610);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM assignments"), 210);
+}
+
+}  // namespace
+}  // namespace abgate::testing
