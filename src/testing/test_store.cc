@@ -87,4 +87,28 @@ int64_t TestStore::QueryInt(const std::string& sql) const {
   return v;
 }
 
+std::vector<std::string> TestStore::QueryStrings(const std::string& sql) const {
+  std::vector<std::string> out;
+  if (backend_ == "sqlite") {
+    sqlite3* db = nullptr;
+    sqlite3_open_v2(uri_.substr(7).c_str(), &db, SQLITE_OPEN_READONLY, nullptr);
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) ADD_FAILURE() << sqlite3_errmsg(db);
+    while (st && sqlite3_step(st) == SQLITE_ROW) {
+      const auto* text = sqlite3_column_text(st, 0);
+      out.emplace_back(text ? reinterpret_cast<const char*>(text) : "");
+    }
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+    return out;
+  }
+  PGconn* c = PQconnectdb(uri_.c_str());
+  PGresult* r = PQexec(c, sql.c_str());
+  if (PQresultStatus(r) != PGRES_TUPLES_OK) ADD_FAILURE() << "query failed: " << sql << ": " << PQerrorMessage(c);
+  for (int i = 0; i < PQntuples(r); ++i) out.emplace_back(PQgetvalue(r, i, 0));
+  PQclear(r);
+  PQfinish(c);
+  return out;
+}
+
 }  // namespace abgate::testing

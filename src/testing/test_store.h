@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 namespace abgate::testing {
 
@@ -23,6 +24,8 @@ class TestStore {
   bool is_postgres() const { return backend_ == "postgres"; }
   // First column of the first row of `sql`, or -1 (and a gtest failure) when it fails.
   int64_t QueryInt(const std::string& sql) const;
+  // First column of every row of `sql`, as text.
+  std::vector<std::string> QueryStrings(const std::string& sql) const;
 
  private:
   std::string backend_, dir_, uri_, reason_, admin_uri_, database_;

@@ -22,10 +22,6 @@ namespace {
 
 class ProcessTest : public GatewayFixture {
  protected:
-  void SetUp() override {
-    if (TestBackend() != "sqlite") GTEST_SKIP() << "whole-process tests run on SQLite stores";
-    GatewayFixture::SetUp();
-  }
   std::string WriteConfig(const std::string& yaml) {
     const auto path = dir_ / "config.yaml";
     std::ofstream(path) << yaml;
@@ -57,14 +53,7 @@ TEST_F(ProcessTest, SigtermDrainsAndFlushesEveryQueuedExposure) {
   EXPECT_EQ(gw.Wait(20000), 0) << gw.stderr_text();
   EXPECT_TRUE(c.PeerClosed(1000));  // the idle keep-alive connection was closed by the drain
   EXPECT_NE(gw.stderr_text().find("500 exposures written, 0 dropped"), std::string::npos) << gw.stderr_text();
-  sqlite3* db = nullptr;
-  sqlite3_open((dir_ / "events.db").string().c_str(), &db);
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT count(DISTINCT unit_id) FROM exposures", -1, &st, nullptr);
-  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
-  EXPECT_EQ(sqlite3_column_int(st, 0), 500);
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  EXPECT_EQ(QueryIntNoFlush("SELECT count(DISTINCT unit_id) FROM exposures"), 500);
 }
 
 TEST_F(ProcessTest, BadConfigExitsNonZeroWithOneLine) {
@@ -163,6 +152,7 @@ TEST_F(ProcessTest, AnalyzeCsvInEveryFormatAndBadInput) {
 }
 
 TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
+  if (store_->is_postgres()) GTEST_SKIP() << "abgate analyze reads SQLite stores only";
   std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
   const std::string config = WriteConfig(yaml);
   StartGateway(yaml);
@@ -296,15 +286,9 @@ TEST_F(ProcessTest, EveryAcknowledgedOutcomeSurvivesSigkill) {
   EXPECT_EQ(gw.Wait(5000), 128 + SIGKILL);
   ASSERT_GT(acked.size(), 100u);
 
-  sqlite3* db = nullptr;
-  ASSERT_EQ(sqlite3_open((dir_ / "events.db").string().c_str(), &db), SQLITE_OK);
   // One scan into a set (a per-id query would be quadratic without an index on event_id alone).
-  std::set<std::string> stored;
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db, "SELECT event_id FROM outcomes WHERE value = 1 AND metric = 'booked'", -1, &st, nullptr);
-  while (sqlite3_step(st) == SQLITE_ROW) stored.insert(reinterpret_cast<const char*>(sqlite3_column_text(st, 0)));
-  sqlite3_finalize(st);
-  sqlite3_close(db);
+  const auto rows = store_->QueryStrings("SELECT event_id FROM outcomes WHERE value = 1 AND metric = 'booked'");
+  const std::set<std::string> stored(rows.begin(), rows.end());
   size_t found = 0;
   for (const auto& id : acked) found += stored.count(id);
   EXPECT_EQ(found, acked.size());
