@@ -1,7 +1,9 @@
 // Builders of AnalysisInput: the seed's ab_results.csv and the event store.
+#include <libpq-fe.h>
 #include <sqlite3.h>
 
 #include <algorithm>
+#include <cstdio>
 #include <future>
 #include <charconv>
 #include <cmath>
@@ -10,6 +12,7 @@
 #include <unordered_map>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
 #include "analysis/analysis.h"
 #include "common/csv.h"
@@ -195,33 +198,130 @@ struct OutcomeRows {
   absl::Status status;
 };
 
-OutcomeRows ReadOutcomes(const std::string& path, const std::string& experiment, const std::vector<MetricSpec>& metrics) {
-  OutcomeRows out;
+// One exposure or outcome row as a store returns it; an empty view stands for NULL. Views are
+// valid during the callback only.
+struct ExposureFields {
+  std::string_view request_id, unit_id, arm, model_version;
+  int64_t ts = 0;
+  bool scored = false;
+  double score = 0;
+};
+struct OutcomeFields {
+  std::string_view request_id, unit_id, metric;
+  double value = 0;
+  int64_t ts = 0;
+};
+
+constexpr const char* kExposureColumns =
+    "SELECT request_id, ts, unit_id, assigned_arm, model_version, score FROM exposures "
+    "WHERE experiment = %s AND in_experiment = 1";
+constexpr const char* kOutcomeColumns = "SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE experiment = %s";
+
+bool IsPostgres(const std::string& uri) { return uri.starts_with("postgresql://") || uri.starts_with("postgres://"); }
+
+// Streams the rows of `sql_template` (with the experiment as its one parameter) to `row`.
+// SQLite: `missing_table` names a table whose absence is not an error (no rows).
+absl::Status ScanSqlite(const std::string& path, const char* sql_template, const std::string& experiment,
+                        const char* table, bool missing_ok, absl::FunctionRef<void(sqlite3_stmt*)> row) {
   Db db;
-  if (out.status = db.Open(path); !out.status.ok() || !db.HasTable("outcomes")) return out;
+  if (auto s = db.Open(path); !s.ok()) return s;
+  if (!db.HasTable(table)) {
+    return missing_ok ? absl::OkStatus() : absl::FailedPreconditionError(StrCat(path, " has no ", table, " table"));
+  }
+  char sql[512];
+  std::snprintf(sql, sizeof(sql), sql_template, "?");
   sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db.get(), "SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE experiment = ?", -1,
-                         &st, nullptr) != SQLITE_OK) {
-    out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
-    return out;
+  if (sqlite3_prepare_v2(db.get(), sql, -1, &st, nullptr) != SQLITE_OK) {
+    return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
   }
   sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  const size_t m = metrics.size();
   int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const auto* metric = reinterpret_cast<const char*>(sqlite3_column_text(st, 2));
-    if (!metric) continue;
-    size_t j = 0;
-    while (j < m && metrics[j].name != metric) ++j;
-    if (j == m) continue;
-    const int column = sqlite3_column_type(st, 0) != SQLITE_NULL ? 0 : sqlite3_column_type(st, 1) != SQLITE_NULL ? 1 : -1;
-    if (column < 0) continue;
-    out.any_by_request |= column == 0;
-    out.rows.push_back({KeyOf(ColumnView(st, column)), sqlite3_column_int64(st, 4), static_cast<uint32_t>(j), column == 0,
-                        sqlite3_column_double(st, 3)});
-  }
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) row(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) out.status = absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  return absl::OkStatus();
+}
+
+// PostgreSQL: the query runs in libpq's single-row mode, so 10M rows stream without being
+// held in one result set.
+absl::Status ScanPostgres(const std::string& uri, const char* sql_template, const std::string& experiment,
+                          absl::FunctionRef<void(PGresult*)> row) {
+  PGconn* c = PQconnectdb(uri.c_str());
+  auto fail = [&](std::string_view what) {
+    std::string msg = PQerrorMessage(c);
+    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
+    PQfinish(c);
+    return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
+  };
+  if (PQstatus(c) != CONNECTION_OK) return fail("connect");
+  char sql[512];
+  std::snprintf(sql, sizeof(sql), sql_template, "$1");
+  const char* params[] = {experiment.c_str()};
+  if (PQsendQueryParams(c, sql, 1, nullptr, params, nullptr, nullptr, 0) != 1) return fail("query");
+  PQsetSingleRowMode(c);
+  absl::Status status;
+  while (PGresult* r = PQgetResult(c)) {
+    const auto s = PQresultStatus(r);
+    if (s == PGRES_SINGLE_TUPLE) {
+      row(r);
+    } else if (s != PGRES_TUPLES_OK && status.ok()) {
+      status = absl::UnavailableError(StrCat("postgresql query: ", PQresultErrorMessage(r)));
+    }
+    PQclear(r);
+  }
+  PQfinish(c);
+  return status;
+}
+
+std::string_view PgView(PGresult* r, int column) {
+  return PQgetisnull(r, 0, column) ? std::string_view() : std::string_view(PQgetvalue(r, 0, column), PQgetlength(r, 0, column));
+}
+
+absl::Status ScanExposures(const std::string& uri, const std::string& experiment,
+                           absl::FunctionRef<void(const ExposureFields&)> fn) {
+  if (IsPostgres(uri)) {
+    return ScanPostgres(uri, kExposureColumns, experiment, [&](PGresult* r) {
+      ExposureFields f{PgView(r, 0), PgView(r, 2), PgView(r, 3), PgView(r, 4), std::atoll(PQgetvalue(r, 0, 1)),
+                       !PQgetisnull(r, 0, 5), PQgetisnull(r, 0, 5) ? 0.0 : std::strtod(PQgetvalue(r, 0, 5), nullptr)};
+      fn(f);
+    });
+  }
+  return ScanSqlite(uri.substr(7), kExposureColumns, experiment, "exposures", false, [&](sqlite3_stmt* st) {
+    const bool scored = sqlite3_column_type(st, 5) != SQLITE_NULL;
+    ExposureFields f{ColumnView(st, 0), ColumnView(st, 2), ColumnView(st, 3), ColumnView(st, 4),
+                     sqlite3_column_int64(st, 1), scored, scored ? sqlite3_column_double(st, 5) : 0.0};
+    fn(f);
+  });
+}
+
+absl::Status ScanOutcomes(const std::string& uri, const std::string& experiment,
+                          absl::FunctionRef<void(const OutcomeFields&)> fn) {
+  if (IsPostgres(uri)) {
+    return ScanPostgres(uri, kOutcomeColumns, experiment, [&](PGresult* r) {
+      OutcomeFields f{PgView(r, 0), PgView(r, 1), PgView(r, 2), std::strtod(PQgetvalue(r, 0, 3), nullptr),
+                      std::atoll(PQgetvalue(r, 0, 4))};
+      fn(f);
+    });
+  }
+  return ScanSqlite(uri.substr(7), kOutcomeColumns, experiment, "outcomes", true, [&](sqlite3_stmt* st) {
+    OutcomeFields f{ColumnView(st, 0), ColumnView(st, 1), ColumnView(st, 2), sqlite3_column_double(st, 3),
+                    sqlite3_column_int64(st, 4)};
+    fn(f);
+  });
+}
+
+OutcomeRows ReadOutcomes(const std::string& uri, const std::string& experiment, const std::vector<MetricSpec>& metrics) {
+  OutcomeRows out;
+  const size_t m = metrics.size();
+  out.status = ScanOutcomes(uri, experiment, [&](const OutcomeFields& f) {
+    size_t j = 0;
+    while (j < m && metrics[j].name != f.metric) ++j;
+    if (j == m) return;
+    const bool by_request = !f.request_id.empty();
+    if (!by_request && f.unit_id.empty()) return;
+    out.any_by_request |= by_request;
+    out.rows.push_back({KeyOf(by_request ? f.request_id : f.unit_id), f.ts, static_cast<uint32_t>(j), by_request, f.value});
+  });
   return out;
 }
 
@@ -230,14 +330,11 @@ OutcomeRows ReadOutcomes(const std::string& path, const std::string& experiment,
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
                                              int64_t attribution_window_us) {
-  if (!store_uri.starts_with("sqlite:")) {
-    return absl::InvalidArgumentError(StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH)"));
+  if (!store_uri.starts_with("sqlite:") && !IsPostgres(store_uri)) {
+    return absl::InvalidArgumentError(
+        StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH or postgresql://...)"));
   }
   if (unit != "user" && unit != "request") return absl::InvalidArgumentError("unit must be user or request");
-  const std::string path = store_uri.substr(7);
-  Db db;
-  if (auto s = db.Open(path); !s.ok()) return s;
-  if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(store_uri, " has no exposures table"));
   AnalysisInput input;
   input.experiment = experiment;
   input.unit = unit;
@@ -245,29 +342,11 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
 
   // Outcomes are read on a second thread and connection while this one scans the exposures
   // (two cores, two table scans); attribution happens once both are in memory.
-  auto outcomes_future = std::async(std::launch::async, ReadOutcomes, path, experiment, input.metrics);
+  auto outcomes_future = std::async(std::launch::async, ReadOutcomes, store_uri, experiment, input.metrics);
 
   // Exposures: the assigned arm (intent to treat: a fallback served by control still counts
   // for the arm it was assigned to). No ORDER BY: sorting 10M rows costs more than the scan;
   // the earliest exposure is tracked per unit instead.
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db.get(),
-                         "SELECT request_id, ts, unit_id, assigned_arm, model_version, score FROM exposures "
-                         "WHERE experiment = ? AND in_experiment = 1",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
-  }
-  sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  // Size the maps for the table once (max(rowid) is free) instead of rehashing while growing.
-  int64_t rows_hint = 0;
-  {
-    sqlite3_stmt* count = nullptr;
-    if (sqlite3_prepare_v2(db.get(), "SELECT max(rowid) FROM exposures", -1, &count, nullptr) == SQLITE_OK &&
-        sqlite3_step(count) == SQLITE_ROW) {
-      rows_hint = sqlite3_column_int64(count, 0);
-    }
-    sqlite3_finalize(count);
-  }
   absl::flat_hash_map<uint64_t, uint32_t> user_units;     // KeyOf(unit id) → units[]
   absl::flat_hash_map<uint64_t, uint32_t> request_units;  // KeyOf(request id) → units[] (request-level units)
   struct Request {
@@ -278,9 +357,6 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   };
   std::vector<Request> requests;
   std::vector<bool> multi;
-  const size_t hint = static_cast<size_t>(std::clamp<int64_t>(rows_hint, 0, 200'000'000));
-  requests.reserve(hint);
-  user_units.reserve(std::min<size_t>(hint, 50'000'000) / 4);
   struct Row {
     uint64_t key;          // the unit's key (user id, or request id for request-level units)
     uint64_t request_key;  // KeyOf(request id)
@@ -309,26 +385,21 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     }
     block.clear();
   };
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    const std::string_view request_id = ColumnView(st, 0);
-    const std::string_view unit_id = ColumnView(st, 2);
-    const std::string_view arm_name = ColumnView(st, 3);
+  const absl::Status scanned = ScanExposures(store_uri, experiment, [&](const ExposureFields& f) {
     int arm = 0;
-    while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != arm_name) ++arm;
-    if (arm == static_cast<int>(input.arms.size())) input.arms.push_back({std::string(arm_name), Text(st, 4), 0, 0});
+    while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != f.arm) ++arm;
+    if (arm == static_cast<int>(input.arms.size())) {
+      input.arms.push_back({std::string(f.arm), std::string(f.model_version), 0, 0});
+    }
     input.arms[arm].exposures++;
     // Request-level analysis, and units without an id, use the request as the unit.
-    const bool by_request = unit == "request" || unit_id.empty();
-    const uint64_t request_key = KeyOf(request_id);
-    const bool scored = sqlite3_column_type(st, 5) != SQLITE_NULL;
-    block.push_back({by_request ? request_key : KeyOf(unit_id), request_key, sqlite3_column_int64(st, 1), arm, by_request,
-                     scored, scored ? sqlite3_column_double(st, 5) : 0.0});
+    const bool by_request = unit == "request" || f.unit_id.empty();
+    const uint64_t request_key = KeyOf(f.request_id);
+    block.push_back({by_request ? request_key : KeyOf(f.unit_id), request_key, f.ts, arm, by_request, f.scored, f.score});
     if (block.size() == kBlock) flush();
-  }
+  });
   flush();
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db.get())));
+  if (!scanned.ok()) return scanned;
   // Arms in name order, whatever order the scan met them in, so reports are deterministic.
   {
     std::vector<int> order(input.arms.size());

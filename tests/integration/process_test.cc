@@ -152,7 +152,6 @@ TEST_F(ProcessTest, AnalyzeCsvInEveryFormatAndBadInput) {
 }
 
 TEST_F(ProcessTest, AnalyzeTheGatewaysOwnStoreWithItsConfig) {
-  if (store_->is_postgres()) GTEST_SKIP() << "abgate analyze reads SQLite stores only";
   std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
   const std::string config = WriteConfig(yaml);
   StartGateway(yaml);
