@@ -310,6 +310,32 @@ absl::Status ScanOutcomes(const std::string& uri, const std::string& experiment,
   });
 }
 
+// Rows in the exposures table (an estimate is enough), to size the maps once instead of
+// rehashing them while they grow. 0 when unknown.
+int64_t EstimateExposureRows(const std::string& uri) {
+  if (IsPostgres(uri)) {
+    PGconn* c = PQconnectdb(uri.c_str());
+    int64_t n = 0;
+    if (PQstatus(c) == CONNECTION_OK) {
+      PGresult* r = PQexec(c, "SELECT reltuples::bigint FROM pg_class WHERE relname = 'exposures'");
+      if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) == 1) n = std::atoll(PQgetvalue(r, 0, 0));
+      PQclear(r);
+    }
+    PQfinish(c);
+    return std::max<int64_t>(n, 0);
+  }
+  Db db;
+  if (!db.Open(uri.substr(7)).ok() || !db.HasTable("exposures")) return 0;
+  sqlite3_stmt* st = nullptr;
+  int64_t n = 0;
+  if (sqlite3_prepare_v2(db.get(), "SELECT max(rowid) FROM exposures", -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    n = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  return n;
+}
+
 OutcomeRows ReadOutcomes(const std::string& uri, const std::string& experiment, const std::vector<MetricSpec>& metrics) {
   OutcomeRows out;
   const size_t m = metrics.size();
@@ -357,6 +383,9 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   };
   std::vector<Request> requests;
   std::vector<bool> multi;
+  const size_t hint = static_cast<size_t>(std::clamp<int64_t>(EstimateExposureRows(store_uri), 0, 200'000'000));
+  requests.reserve(hint);
+  user_units.reserve(std::min<size_t>(hint, 50'000'000) / 4);
   struct Row {
     uint64_t key;          // the unit's key (user id, or request id for request-level units)
     uint64_t request_key;  // KeyOf(request id)
