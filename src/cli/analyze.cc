@@ -151,7 +151,7 @@ Command AddAnalyze(CLI::App& app) {
   auto* cmd = app.add_subcommand("analyze", "Per-arm metrics, tests, SRM and a decision (text, JSON or HTML)");
   auto a = std::make_shared<Args>();
   cmd->add_option("--csv", a->csv, "seed-style ab_results.csv (user_id, model_version, y_true, y_pred)");
-  cmd->add_option("--store", a->store, "event store URI (sqlite:PATH); default: events.store from --config");
+  cmd->add_option("--store", a->store, "event store URI (sqlite:PATH or postgresql://...); default: events.store from --config");
   cmd->add_option("--experiment,-e", a->experiment, "experiment name (with --store or --config)");
   cmd->add_option("--config,-c", a->config, "gateway config: control, weights, metrics and unit of the experiment");
   cmd->add_option("--format,-f", a->format, "text, json or html (default text)");

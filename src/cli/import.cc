@@ -205,7 +205,7 @@ Command AddImport(CLI::App& app) {
   auto a = std::make_shared<Args>();
   cmd->add_option("kind", a->kind, "outcomes or results")->required();
   cmd->add_option("file", a->file, "input file")->required();
-  cmd->add_option("--store", a->store, "event store URI (default sqlite:abgate-events.db)");
+  cmd->add_option("--store", a->store, "event store URI, sqlite:PATH or postgresql://... (default sqlite:abgate-events.db)");
   cmd->add_option("--experiment,-e", a->experiment, "experiment name for `results` (default ab_results)");
   return {cmd, [a]() -> int {
             if (a->kind != "outcomes" && a->kind != "results") return Fail("kind must be outcomes or results");
