@@ -27,14 +27,13 @@ struct ArmState {
   int64_t units = 0;
 };
 
-std::vector<ArmState> Aggregate(const AnalysisInput& in, size_t limit) {
+std::vector<ArmState> Aggregate(const AnalysisInput& in) {
   std::vector<ArmState> arms(in.arms.size());
   for (auto& a : arms) {
     a.props.resize(in.metrics.size());
     a.moments.resize(in.metrics.size());
   }
-  for (size_t u = 0; u < limit; ++u) {
-    const auto& unit = in.units[u];
+  for (const auto& unit : in.units) {
     auto& a = arms[unit.arm];
     ++a.units;
     for (size_t j = 0; j < in.metrics.size(); ++j) {
@@ -102,7 +101,7 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
       return absl::InvalidArgumentError("a unit refers to an unknown arm or has the wrong number of values");
     }
   }
-  const auto arms = Aggregate(in, in.units.size());
+  const auto arms = Aggregate(in);
 
   json::object report;
   report["experiment"] = in.experiment;

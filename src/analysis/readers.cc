@@ -21,15 +21,10 @@
 namespace abgate::analysis {
 namespace {
 
-bool ParseDouble(const std::string& s, double& out) {
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
-  return ec == std::errc() && p == s.data() + s.size() && std::isfinite(out);
-}
-
 // Orders versions numerically when both are numbers ("7" < "10"), else as text.
 bool VersionLess(const std::string& a, const std::string& b) {
   double x, y;
-  if (ParseDouble(a, x) && ParseDouble(b, y)) return x < y;
+  if (common::ParseFiniteDouble(a, x) && common::ParseFiniteDouble(b, y)) return x < y;
   return a < b;
 }
 
@@ -82,10 +77,10 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
     std::string yt = cells[col["y_true"]];
     if (yt == "true" || yt == "True") yt = "1";
     if (yt == "false" || yt == "False") yt = "0";
-    if (!ParseDouble(yt, r.y_true) || (r.y_true != 0 && r.y_true != 1)) {
+    if (!common::ParseFiniteDouble(yt, r.y_true) || (r.y_true != 0 && r.y_true != 1)) {
       return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": y_true must be 0 or 1, got '", cells[col["y_true"]], "'"));
     }
-    if (!ParseDouble(cells[col["y_pred"]], r.y_pred)) {
+    if (!common::ParseFiniteDouble(cells[col["y_pred"]], r.y_pred)) {
       return absl::InvalidArgumentError(StrCat(path, ":", line_no, ": y_pred must be a number, got '", cells[col["y_pred"]], "'"));
     }
     if (r.user.empty() || r.version.empty()) {

@@ -43,7 +43,6 @@ class Allocation {
   }
   // Normalised weights (sum 1) and GrowthBook ranges in force at `elapsed_us`.
   std::span<const double> WeightsAt(int64_t elapsed_us) const { return StepAt(elapsed_us).normalized; }
-  std::span<const BucketRange> RangesAt(int64_t elapsed_us) const { return StepAt(elapsed_us).ranges; }
   // Index of the ramp step in force (0 = the base weights) at `elapsed_us`.
   int StepIndexAt(int64_t elapsed_us) const;
 

@@ -31,12 +31,6 @@ int Fail(const std::string& message) {
   return 1;
 }
 
-bool ParseNumber(const std::string& s, double& out) {
-  char* end = nullptr;
-  out = std::strtod(s.c_str(), &end);
-  return !s.empty() && end == s.c_str() + s.size() && std::isfinite(out);
-}
-
 struct Args {
   std::string kind, file, store = "sqlite:abgate-events.db", experiment = "ab_results";
 };
@@ -85,10 +79,10 @@ int ImportOutcomes(const Args& a, events::EventSink& sink) {
         else if (h == "unit_id") o.unit_id = c;
         else if (h == "event_id") o.event_id = c;
         else if (h == "value") {
-          if (!ParseNumber(c == "true" ? "1" : c == "false" ? "0" : c, d)) return Fail(StrCat(a.file, ":", line_no, ": value must be a number"));
+          if (!common::ParseFiniteDouble(c == "true" ? "1" : c == "false" ? "0" : c, d)) return Fail(StrCat(a.file, ":", line_no, ": value must be a number"));
           o.value = d;
         } else if (h == "ts" && !c.empty()) {
-          if (!ParseNumber(c, d) || d < 0) return Fail(StrCat(a.file, ":", line_no, ": ts must be Unix seconds"));
+          if (!common::ParseFiniteDouble(c, d) || d < 0) return Fail(StrCat(a.file, ":", line_no, ": ts must be Unix seconds"));
           o.ts_us = static_cast<int64_t>(d * 1e6);
         }
       }
@@ -162,10 +156,10 @@ int ImportResults(const Args& a, events::EventSink& sink) {
       return Fail(StrCat(a.file, ":", line_no, ": too few fields"));
     }
     double y_true, y_pred;
-    if (!ParseNumber(cells[c_true], y_true) || (y_true != 0 && y_true != 1)) {
+    if (!common::ParseFiniteDouble(cells[c_true], y_true) || (y_true != 0 && y_true != 1)) {
       return Fail(StrCat(a.file, ":", line_no, ": y_true must be 0 or 1"));
     }
-    if (!ParseNumber(cells[c_pred], y_pred)) return Fail(StrCat(a.file, ":", line_no, ": y_pred must be a number"));
+    if (!common::ParseFiniteDouble(cells[c_pred], y_pred)) return Fail(StrCat(a.file, ":", line_no, ": y_pred must be a number"));
     events::Exposure e;
     e.request_id = StrCat(a.experiment, ":", line_no);  // stable: re-importing the file is idempotent for outcomes
     e.ts_us = base + rows;  // file order is time order

@@ -2,6 +2,8 @@
 // a quote), a trailing CR is dropped, spaces around unquoted fields are trimmed. Pure.
 #pragma once
 
+#include <charconv>
+#include <cmath>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -35,6 +37,12 @@ inline std::vector<std::string> SplitCsvRecord(std::string_view line) {
     while (!cell.empty() && cell.front() == ' ') cell.erase(0, 1);
   }
   return out;
+}
+
+// A CSV field as a finite number (the whole field, no leading '+' or spaces).
+inline bool ParseFiniteDouble(std::string_view s, double& out) {
+  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), out);
+  return ec == std::errc() && p == s.data() + s.size() && !s.empty() && std::isfinite(out);
 }
 
 }  // namespace abgate::common

@@ -103,6 +103,13 @@ events::AuditRecord Gateway::NewAudit(std::string actor, std::string remote, std
   return audit;
 }
 
+http::Response Gateway::Unauthorized() const {
+  return http::ErrorResponse(401, "UNAUTHENTICATED",
+                             admin_token_.empty() ? StrCat("the admin API is read-only: set ", config_.server.admin_token_env,
+                                                           " before starting the gateway")
+                                                  : "missing or wrong bearer token");
+}
+
 bool Gateway::Authorized(const http::Request& req) const {
   if (admin_token_.empty()) return false;
   const std::string_view auth = req.FindHeader("Authorization");
@@ -147,13 +154,7 @@ absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const Compile
 }
 
 void Gateway::Mutate(http::Request& req, http::Respond respond, std::string action, Change change) {
-  if (!Authorized(req)) {
-    return std::move(respond)(http::ErrorResponse(
-        401, "UNAUTHENTICATED",
-        admin_token_.empty() ? StrCat("the admin API is read-only: set ", config_.server.admin_token_env,
-                                      " before starting the gateway")
-                             : "missing or wrong bearer token"));
-  }
+  if (!Authorized(req)) return std::move(respond)(Unauthorized());
   json::value body = json::object();
   if (!req.body.empty()) {
     boost::system::error_code ec;
@@ -209,9 +210,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
 void Gateway::ApplyAssignments(
     http::Request& req, http::Respond respond, std::string action,
     std::function<absl::StatusOr<std::vector<events::Assignment>>(const CompiledExperiment&)> build) {
-  if (!Authorized(req)) {
-    return std::move(respond)(http::ErrorResponse(401, "UNAUTHENTICATED", "missing or wrong bearer token"));
-  }
+  if (!Authorized(req)) return std::move(respond)(Unauthorized());
   std::string actor = ActorOf(req);
   auto shared = std::make_shared<http::Respond>(std::move(respond));
   admin_thread_.Post([this, name = std::string(req.PathParam("name")), action = std::move(action), build = std::move(build),
@@ -351,9 +350,6 @@ void Gateway::RegisterAdminRoutes() {
       });
     });
   }
-  auto arm_exists = [](const CompiledExperiment& e, std::string_view arm) {
-    return std::any_of(e.arms.begin(), e.arms.end(), [&](const CompiledArm& a) { return a.name == arm; });
-  };
   r.Add("GET", "/api/v1/experiments/{name}/assignments/{unit}", [this](http::Request& req, http::Respond respond) {
     auto stored = sticky_.Lookup(req.PathParam("name"), req.PathParam("unit"));
     if (!stored) {
@@ -365,7 +361,7 @@ void Gateway::RegisterAdminRoutes() {
                                                                              {"bucket_version", stored->bucket_version},
                                                                              {"assigned_at_us", stored->assigned_at_us}})));
   });
-  r.Add("PUT", "/api/v1/experiments/{name}/assignments/{unit}", [this, arm_exists](http::Request& req, http::Respond respond) {
+  r.Add("PUT", "/api/v1/experiments/{name}/assignments/{unit}", [this](http::Request& req, http::Respond respond) {
     boost::system::error_code ec;
     const json::value body = json::parse(req.body, ec);
     const json::value* arm = !ec && body.is_object() ? body.as_object().if_contains("arm") : nullptr;
@@ -373,9 +369,9 @@ void Gateway::RegisterAdminRoutes() {
       return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "body needs {\"arm\": \"NAME\"}"));
     }
     ApplyAssignments(req, std::move(respond), "assign_override",
-                     [this, arm_exists, unit = std::string(req.PathParam("unit")), arm = std::string(arm->as_string())](
+                     [this, unit = std::string(req.PathParam("unit")), arm = std::string(arm->as_string())](
                          const CompiledExperiment& e) -> absl::StatusOr<std::vector<events::Assignment>> {
-                       if (!arm_exists(e, arm)) return absl::InvalidArgumentError(StrCat("no arm named '", arm, "'"));
+                       if (e.ArmIndex(arm) < 0) return absl::InvalidArgumentError(StrCat("no arm named '", arm, "'"));
                        std::vector<events::Assignment> rows(1);
                        rows[0] = {e.config.name, unit, arm, clock_.NowUs(), "override", e.config.bucket_version, false};
                        return rows;
@@ -394,10 +390,10 @@ void Gateway::RegisterAdminRoutes() {
   });
   // Bulk pre-assignment: JSON lines {"unit_id", "arm"} or CSV `unit_id,arm` (text/csv). All
   // lines are validated before anything is applied.
-  r.Add("POST", "/api/v1/experiments/{name}/assignments", [this, arm_exists](http::Request& req, http::Respond respond) {
+  r.Add("POST", "/api/v1/experiments/{name}/assignments", [this](http::Request& req, http::Respond respond) {
     const bool csv = req.FindHeader("Content-Type").starts_with("text/csv");
     ApplyAssignments(req, std::move(respond), "assign_bulk",
-                     [this, arm_exists, csv, body = req.body](const CompiledExperiment& e)
+                     [this, csv, body = req.body](const CompiledExperiment& e)
                          -> absl::StatusOr<std::vector<events::Assignment>> {
                        std::vector<events::Assignment> rows;
                        std::string_view rest = body;
@@ -432,7 +428,7 @@ void Gateway::RegisterAdminRoutes() {
                          if (unit.empty() || unit.size() > 512 || !assign::IsValidUtf8(unit)) {
                            return absl::InvalidArgumentError(StrCat("line ", line_no, ": bad unit_id"));
                          }
-                         if (!arm_exists(e, arm)) return absl::InvalidArgumentError(StrCat("line ", line_no, ": no arm named '", arm, "'"));
+                         if (e.ArmIndex(arm) < 0) return absl::InvalidArgumentError(StrCat("line ", line_no, ": no arm named '", arm, "'"));
                          rows.push_back({e.config.name, std::move(unit), std::move(arm), now, "bulk", e.config.bucket_version, false});
                        }
                        if (rows.empty()) return absl::InvalidArgumentError("no assignments in the body");

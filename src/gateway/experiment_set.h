@@ -46,6 +46,14 @@ struct CompiledExperiment {
   static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,
                                                                           int64_t start_us, Metrics& metrics);
 
+  // Index of the arm named `name`, or -1 when there is none.
+  int ArmIndex(std::string_view name) const {
+    for (size_t i = 0; i < arms.size(); ++i) {
+      if (arms[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
+  }
+
   // The arm for a bucket in [0, 10000) at wall time `now_us`, or -1 outside coverage.
   int ArmForBucket(uint32_t bucket, int64_t now_us) const {
     return allocation.ArmForBucket(bucket, now_us - start_us);

@@ -110,7 +110,6 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   std::string_view content_type;  // a literal
   std::string forward_body;
   events::Exposure exposure;
-  int assigned = 0;
   int serving = 0;
   int64_t upstream_started_us = 0;
   int64_t upstream_total_us = 0;
@@ -473,10 +472,7 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
         (cfg.routing_mode != config::RoutingMode::kSticky || stored->bucket_version != cfg.bucket_version)) {
       return -1;
     }
-    for (size_t i = 0; i < exp->arms.size(); ++i) {
-      if (exp->arms[i].name == stored->arm) return static_cast<int>(i);
-    }
-    return -1;  // the stored arm no longer exists
+    return exp->ArmIndex(stored->arm);  // -1 when the stored arm no longer exists
   };
   int arm;
   if (cfg.state != config::ExperimentState::kRunning) {
@@ -518,7 +514,6 @@ void Gateway::Route(std::shared_ptr<PredictCall> call, int arm) {
     exp->metrics->outside_experiment.fetch_add(1, std::memory_order_relaxed);
     arm = exp->control;
   }
-  call->assigned = arm;
   call->exposure.assigned_arm = exp->arms[arm].name;
   call->Send(arm);
 }
@@ -536,10 +531,7 @@ void Gateway::ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit,
     const int worker = call->worker;
     pool_->Post(worker, [this, call = std::move(call), row = std::move(row), first = std::move(first)]() mutable {
       const CompiledExperiment* exp = call->exp;
-      int arm = -1;
-      for (size_t i = 0; i < exp->arms.size(); ++i) {
-        if (exp->arms[i].name == first.arm) arm = static_cast<int>(i);
-      }
+      const int arm = exp->ArmIndex(first.arm);
       sticky_.Put(exp->config.name, row.unit_id, std::move(first));
       Route(std::move(call), arm);
     });

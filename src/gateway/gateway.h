@@ -71,6 +71,8 @@ class Gateway {
   // Admin API (admin_api.cc). Mutations are posted to admin_thread_.
   void RegisterAdminRoutes();
   bool Authorized(const http::Request& req) const;
+  // The 401 for a change without the right token (says so when no token is configured).
+  http::Response Unauthorized() const;
   events::AuditRecord NewAudit(std::string actor, std::string remote, std::string action, std::string experiment) const;
   // A change computes the experiment's new config (nullopt = delete) from the current one
   // (null when it does not exist) and the request body. Runs on the admin thread.

@@ -34,15 +34,6 @@ void StickyAssignments::Put(std::string_view experiment, std::string_view unit, 
   if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
 }
 
-bool StickyAssignments::PutIfAbsent(std::string_view experiment, std::string_view unit, StoredAssignment a) {
-  std::string key = Key(experiment, unit);
-  Shard& shard = ShardFor(key);
-  std::lock_guard lock(shard.mu);
-  const bool inserted = shard.map.try_emplace(std::move(key), std::move(a)).second;
-  if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
-  return inserted;
-}
-
 std::optional<StoredAssignment> StickyAssignments::Remove(std::string_view experiment, std::string_view unit) {
   const std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);

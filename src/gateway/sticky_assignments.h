@@ -27,8 +27,6 @@ class StickyAssignments {
  public:
   std::optional<StoredAssignment> Lookup(std::string_view experiment, std::string_view unit) const;
   void Put(std::string_view experiment, std::string_view unit, StoredAssignment a);
-  // Inserts only when the unit has no entry yet (first assignment wins); true when inserted.
-  bool PutIfAbsent(std::string_view experiment, std::string_view unit, StoredAssignment a);
   // Returns the removed entry, if there was one.
   std::optional<StoredAssignment> Remove(std::string_view experiment, std::string_view unit);
   // Entries held; a request path with no stored assignments at all skips the lookup.

@@ -31,7 +31,4 @@ struct SequentialResult {
 absl::StatusOr<SequentialResult> MixtureSequentialTest(double estimate, double variance, int64_t n,
                                                        double alpha = 0.05, double tuning_n = 5000);
 
-// Running always-valid p-value over looks: the minimum so far (still valid by optional stopping).
-inline double RunningMinimum(double previous, double current) { return current < previous ? current : previous; }
-
 }  // namespace abgate::stats
