@@ -116,6 +116,9 @@ absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
 void BindText(sqlite3_stmt* st, int i, const std::string& s) {
   sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
 }
+// SQLITE_STATIC keeps the pointer until the statement is reset, so a temporary would dangle:
+// only lvalues may be bound.
+void BindText(sqlite3_stmt* st, int i, std::string&& s) = delete;
 
 void BindOptionalText(sqlite3_stmt* st, int i, const std::string& s) {
   if (s.empty()) {
@@ -124,6 +127,7 @@ void BindOptionalText(sqlite3_stmt* st, int i, const std::string& s) {
     BindText(st, i, s);
   }
 }
+void BindOptionalText(sqlite3_stmt* st, int i, std::string&& s) = delete;
 
 std::string ColumnText(sqlite3_stmt* st, int i) {
   const auto* p = sqlite3_column_text(st, i);
@@ -222,7 +226,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
       BindText(p, 4, e.unit_id);
       BindText(p, 5, e.arm);
       BindText(p, 6, *e.request_payload);
-      static const std::string kNoResponse;  // an lvalue: BindText binds without copying
+      static const std::string kNoResponse;
       BindText(p, 7, e.response_payload ? *e.response_payload : kNoResponse);
       sqlite3_bind_int(p, 8, e.payload_truncated);
       const int prc = sqlite3_step(p);
