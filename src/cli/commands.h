@@ -19,5 +19,6 @@ Command AddServe(CLI::App& app);
 Command AddAssign(CLI::App& app);
 Command AddAnalyze(CLI::App& app);
 Command AddImport(CLI::App& app);
+Command AddRegistry(CLI::App& app);
 
 }  // namespace abgate::cli
