@@ -8,9 +8,14 @@ PACKAGES=(
   g++ cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql libcli11-dev
-  libgtest-dev libgmock-dev libbenchmark-dev
+  libxgboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl nginx-light wrk sqlite3
 )
+# Node.js runs one test: the npm package `mlflow` (a third-party MLflow client) against
+# `abgate registry`. Any node/npm on PATH will do; without one, Debian's packages are added.
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  PACKAGES+=(nodejs npm)
+fi
 
 missing=()
 for p in "${PACKAGES[@]}"; do

@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/build.sh
+# The third-party MLflow client test's npm packages (pinned by package-lock.json).
+(cd tests/npm_client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 PGPORT=${ABGATE_TEST_PGPORT:-55439}
 PGBASE=$(mktemp -d)

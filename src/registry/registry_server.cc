@@ -3,7 +3,8 @@
 #include <cmath>
 #include <functional>
 #include <map>
-#include <regex>
+#include <algorithm>
+#include <cctype>
 #include <string_view>
 
 #include <boost/json.hpp>
@@ -260,9 +261,11 @@ absl::StatusOr<double> MetricValueOf(const json::value& v, std::string_view fiel
 
 // MLflow's key rules for params, metrics and tags: a relative path of word characters.
 absl::Status ValidateKey(std::string_view kind, const std::string& key) {
-  static const std::regex kKey(R"(^[/\w.\- ]*$)");
   if (key.size() > 250) return Invalid(StrCat("'", kind, "' name exceeds the maximum length of 250 characters"));
-  if (!std::regex_match(key, kKey) || key.find("..") != std::string::npos || (!key.empty() && key.front() == '/')) {
+  const bool chars_ok = std::all_of(key.begin(), key.end(), [](unsigned char c) {
+    return std::isalnum(c) || c == '_' || c == '/' || c == '.' || c == '-' || c == ' ';
+  });
+  if (!chars_ok || key.find("..") != std::string::npos || (!key.empty() && key.front() == '/')) {
     return Invalid(StrCat("Invalid ", kind, " name: '", key, "'. Names may only contain alphanumerics, underscores (_), "
                           "dashes (-), periods (.), spaces ( ), and slashes (/)."));
   }
