@@ -1,0 +1,54 @@
+// MLflow's scoring protocol, request side (MLFLOW.md §7): the four JSON forms
+// (`dataframe_split`, `dataframe_records`, `instances`, `inputs`) and CSV, turned into a dense
+// float32 matrix in the model's signature order, with MLflow's errors and status codes for bad
+// input. Also formats the `{"predictions": [...]}` reply. Pure; thread-safe.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <boost/json/value.hpp>
+
+#include "serving/mlflow_model.h"
+
+namespace abgate::serving {
+
+struct Matrix {
+  std::vector<float> values;  // row-major, NaN = missing
+  int64_t rows = 0;
+  int64_t cols = 0;
+};
+
+// An error as MLflow's scoring server reports it: 400 with BAD_REQUEST or
+// INVALID_PARAMETER_VALUE (JSON), or 415 with a plain-text message.
+struct ScoringError {
+  int http_status = 400;
+  std::string error_code;  // empty for the plain-text 415s
+  std::string message;
+};
+
+struct ScoringResult {
+  Matrix matrix;
+  std::optional<ScoringError> error;
+  bool ok() const { return !error.has_value(); }
+};
+
+// Checks a Content-Type the way MLflow's server does: application/json or text/csv, charset
+// utf-8 only, no other parameters. On success sets `is_csv`.
+std::optional<ScoringError> CheckContentType(std::string_view content_type, bool& is_csv);
+
+// `inputs` is the model signature (empty = positional, `n_features` columns expected).
+ScoringResult ParseJsonInput(const boost::json::value& body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
+ScoringResult ParseJsonInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
+ScoringResult ParseCsvInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
+
+// {"predictions": [...]} with each float widened to double and printed shortest-round-trip, as
+// Python prints numpy float32 values widened to float (0.5744470357894897); labels as integers.
+std::string PredictionsJson(const std::vector<float>& predictions, bool labels);
+// Only the list, for embedding in a gateway reply.
+void AppendPredictionList(std::string& out, const std::vector<float>& predictions, bool labels);
+
+}  // namespace abgate::serving
