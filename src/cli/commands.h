@@ -20,5 +20,7 @@ Command AddAssign(CLI::App& app);
 Command AddAnalyze(CLI::App& app);
 Command AddImport(CLI::App& app);
 Command AddRegistry(CLI::App& app);
+Command AddModelServer(CLI::App& app);
+Command AddTrain(CLI::App& app);
 
 }  // namespace abgate::cli

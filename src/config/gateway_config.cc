@@ -196,6 +196,14 @@ int ExperimentConfig::ControlIndex() const {
   return 0;
 }
 
+std::string ExperimentConfig::ArmModelUri(const ArmConfig& arm) const {
+  if (!arm.model.empty()) return arm.model;
+  if (model.empty()) return "";
+  if (!arm.alias.empty()) return StrCat("models:/", model, "@", arm.alias);
+  if (!arm.version.empty()) return StrCat("models:/", model, "/", arm.version);
+  return "";
+}
+
 const ExperimentConfig* GatewayConfig::DefaultExperiment() const {
   for (const auto& e : experiments) {
     if (e.is_default) return &e;
@@ -328,8 +336,13 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
       return absl::InvalidArgumentError(StrCat("arm name '", arm.name, "' is used twice"));
     }
     if (arm.upstream.empty()) {
-      return absl::InvalidArgumentError(StrCat(
-          "arm ", arm.name, ": no upstream; in-process arms need the native model server, which this build does not have yet"));
+      if (e.ArmModelUri(arm).empty()) {
+        return absl::InvalidArgumentError(StrCat("arm ", arm.name,
+                                                 ": give an upstream, or a model (models:/NAME/VERSION, models:/NAME@ALIAS "
+                                                 "or a folder) to serve in-process, or the experiment's model plus the "
+                                                 "arm's version or alias"));
+      }
+      continue;
     }
     if (auto u = ParseUpstreamUrl(arm.upstream); !u.ok()) {
       return absl::InvalidArgumentError(StrCat("arm ", arm.name, ": ", u.status().message()));
@@ -434,6 +447,7 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const json::value& root) {
     if (!reg.value().is_null()) {
       if (!reg.is_object()) return r.Error("registry", "must be a mapping");
       ABGATE_ASSIGN_OR_RETURN(c.registry.uri, reg.String("uri"));
+      ABGATE_ASSIGN_OR_RETURN(c.registry.cache_dir, reg.String("cache_dir", c.registry.cache_dir));
       ABGATE_RETURN_IF_ERROR(reg.CheckNoUnknownKeys());
     }
   }

@@ -87,6 +87,9 @@ struct ExperimentConfig {
   int64_t payload_max_bytes = 16384;  // per stored payload
 
   int ControlIndex() const;
+  // Where an arm without `upstream` loads its model from: the arm's `model`, else
+  // models:/<experiment model>@<alias>, else models:/<experiment model>/<version>.
+  std::string ArmModelUri(const ArmConfig& arm) const;
   // The hash seed in force: `seed`, or `seed:N` after N bucket-version bumps.
   std::string HashSeed() const;  // index of `control` in arms
 };
@@ -118,6 +121,7 @@ struct EventsConfig {
 
 struct RegistryConfig {
   std::string uri;
+  std::string cache_dir = "abgate-model-cache";  // where in-process arms' models are downloaded
 };
 
 struct GatewayConfig {

@@ -143,7 +143,7 @@ absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const Compile
       return absl::FailedPreconditionError(StrCat("experiment ", next->default_experiment->config.name,
                                                   " is already the default; unset it first"));
     }
-    auto compiled = CompiledExperiment::Create(std::move(*after), start_us, metrics_);
+    auto compiled = CompiledExperiment::Create(std::move(*after), start_us, metrics_, model_loader_);
     if (!compiled.ok()) return compiled.status();
     if ((*compiled)->config.is_default) next->default_experiment = *compiled;
     next->experiments.emplace(name, std::move(*compiled));

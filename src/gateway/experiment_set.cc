@@ -6,7 +6,7 @@
 namespace abgate::gateway {
 
 absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Create(
-    config::ExperimentConfig config, int64_t start_us, Metrics& metrics) {
+    config::ExperimentConfig config, int64_t start_us, Metrics& metrics, const ModelLoader& load_model) {
   ABGATE_RETURN_IF_ERROR(config::ValidateExperiment(config));
   std::vector<double> weights;
   std::vector<std::string> names;
@@ -31,7 +31,17 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
     CompiledArm c;
     c.name = arm.name;
     c.version = arm.version;
-    ABGATE_ASSIGN_OR_RETURN(c.upstream, config::ParseUpstreamUrl(arm.upstream));
+    if (arm.upstream.empty()) {
+      const std::string uri = e->config.ArmModelUri(arm);
+      auto model = load_model ? load_model(uri) : absl::FailedPreconditionError("no model loader");
+      if (!model.ok()) {
+        return absl::Status(model.status().code(), StrCat("experiment ", e->config.name, ", arm ", arm.name,
+                                                          ": cannot load ", uri, ": ", model.status().message()));
+      }
+      c.model = *std::move(model);
+    } else {
+      ABGATE_ASSIGN_OR_RETURN(c.upstream, config::ParseUpstreamUrl(arm.upstream));
+    }
     c.metrics = metrics.Arm(e->config.name, arm.name);
     e->arms.push_back(std::move(c));
   }

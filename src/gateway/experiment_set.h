@@ -9,6 +9,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <string>
@@ -19,13 +20,20 @@
 #include "assign/hash.h"
 #include "config/gateway_config.h"
 #include "gateway/metrics.h"
+#include "serving/predictor.h"
 
 namespace abgate::gateway {
+
+// Loads (or returns the already loaded) in-process model for a model URI. Called off the data
+// plane: at startup and on the admin thread, so a new version loads while traffic continues on
+// the previous snapshot, and the swap of the snapshot makes the change atomic.
+using ModelLoader = std::function<absl::StatusOr<std::shared_ptr<serving::Predictor>>(const std::string& uri)>;
 
 struct CompiledArm {
   std::string name;
   std::string version;
-  config::UpstreamUrl upstream;
+  config::UpstreamUrl upstream;              // when served over HTTP
+  std::shared_ptr<serving::Predictor> model;  // when served in-process
   ArmMetrics* metrics = nullptr;
 };
 
@@ -44,7 +52,8 @@ struct CompiledExperiment {
 
   // Compiles and validates (monotone ramps included). `start_us` is the ramp clock origin.
   static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,
-                                                                          int64_t start_us, Metrics& metrics);
+                                                                          int64_t start_us, Metrics& metrics,
+                                                                          const ModelLoader& load_model);
 
   // Index of the arm named `name`, or -1 when there is none.
   int ArmIndex(std::string_view name) const {

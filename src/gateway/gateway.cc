@@ -1,5 +1,7 @@
 #include "gateway/gateway.h"
 
+#include <filesystem>
+
 #include <chrono>
 
 #include <boost/json.hpp>
@@ -10,6 +12,7 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "events/sqlite_event_sink.h"
+#include "serving/model_server.h"
 
 namespace abgate::gateway {
 
@@ -119,6 +122,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   void Send(int arm) {
     serving = arm;
     const CompiledArm& a = exp->arms[arm];
+    if (a.model) return SendInProcess(a);
     http::ClientRequest req;
     req.host = a.upstream.host;
     req.port = a.upstream.port;
@@ -136,6 +140,70 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     gw->client_->Send(worker, std::move(req), [self = shared_from_this()](absl::StatusOr<http::ClientResponse> r) {
       self->OnUpstream(std::move(r));
     });
+  }
+
+  // An in-process arm: the body is parsed here and scored on the model's own threads; the
+  // result comes back to this connection's I/O loop.
+  void SendInProcess(const CompiledArm& a) {
+    const bool may_fall_back = serving != exp->control && exp->config.fallback_to_control && !exposure.fallback;
+    const std::string body = may_fall_back ? forward_body : std::move(forward_body);
+    upstream_started_us = SteadyUs();
+    serving::Score(*a.model, content_type, body, [self = shared_from_this()](serving::ScoringReply reply) {
+      self->gw->pool_->Post(self->worker, [self, reply = std::move(reply)]() mutable { self->OnModel(std::move(reply)); });
+    });
+  }
+
+  void OnModel(serving::ScoringReply reply) {
+    const int64_t took = SteadyUs() - upstream_started_us;
+    upstream_total_us += took;
+    const CompiledArm& a = exp->arms[serving];
+    a.metrics->upstream_latency.Observe(took);
+    if (reply.error) {
+      // Bad input for the model: answered as MLflow's scoring server would, never a fallback.
+      if (reply.error->error_code.empty()) return Finish(http::Response::Text(reply.error->http_status, reply.error->message));
+      return Finish(http::ErrorResponse(reply.error->http_status, reply.error->error_code, reply.error->message));
+    }
+    if (!reply.status.ok()) return OnFailure(StrCat("model ", a.name, ": ", reply.status.message()), 502);
+    const bool labels = a.model->model().predicts_labels();
+    if (!reply.predictions.empty()) exposure.score = reply.predictions[0];
+    std::string list;
+    list.reserve(reply.predictions.size() * 20 + 2);
+    serving::AppendPredictionList(list, reply.predictions, labels);
+    if (exposure.request_payload) {
+      const size_t cap = static_cast<size_t>(exp->config.payload_max_bytes);
+      std::string stored = StrCat("{\"predictions\": ", list, "}");
+      exposure.payload_truncated |= stored.size() > cap;
+      exposure.response_payload = stored.substr(0, cap);
+    }
+    http::Response ok;
+    if (mlflow_shape) {
+      ok.body = StrCat("{\"predictions\": ", list, "}");  // what `mlflow models serve` answers
+    } else {
+      ok.body.reserve(list.size() + 128);
+      ok.body += "{\"model_group\":";
+      config::AppendJsonString(ok.body, a.name);
+      ok.body += ",\"model_version\":";
+      config::AppendJsonString(ok.body, a.version);
+      ok.body += ",\"request_id\":";
+      config::AppendJsonString(ok.body, exposure.request_id);
+      ok.body += ",\"predictions\":";
+      ok.body += list;
+      ok.body += "}";
+    }
+    Finish(std::move(ok));
+  }
+
+  // A failed arm: fall back to control when allowed, else 502/504.
+  void OnFailure(std::string failure, int failure_status) {
+    const CompiledArm& a = exp->arms[serving];
+    a.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
+    if (serving != exp->control && exp->config.fallback_to_control && !exposure.fallback) {
+      ABGATE_LOG(kDebug, "arm %s failed (%s); falling back to control", a.name, failure);
+      a.metrics->fallbacks.fetch_add(1, std::memory_order_relaxed);
+      exposure.fallback = true;
+      return Send(exp->control);
+    }
+    Finish(http::ErrorResponse(failure_status, failure_status == 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR", failure));
   }
 
   void OnUpstream(absl::StatusOr<http::ClientResponse> r) {
@@ -159,17 +227,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
         parsed.reset();
       }
     }
-    if (!failure.empty()) {
-      a.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
-      if (serving != exp->control && exp->config.fallback_to_control && !exposure.fallback) {
-        ABGATE_LOG(kDebug, "arm %s failed (%s); falling back to control", a.name, failure);
-        a.metrics->fallbacks.fetch_add(1, std::memory_order_relaxed);
-        exposure.fallback = true;
-        return Send(exp->control);
-      }
-      return Finish(http::ErrorResponse(failure_status, failure_status == 504 ? "UPSTREAM_TIMEOUT" : "UPSTREAM_ERROR",
-                                        failure));
-    }
+    if (!failure.empty()) return OnFailure(std::move(failure), failure_status);
     if (r->status >= 300) {
       // Upstream 4xx (bad input for the model, schema mismatch): pass it through unchanged.
       http::Response pass;
@@ -242,6 +300,21 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
   gw->shared_store_ = !c.events.store.starts_with("sqlite:");
 
+  Gateway* self = gw.get();
+  gw->model_loader_ = [self](const std::string& uri) -> absl::StatusOr<std::shared_ptr<serving::Predictor>> {
+    // Resolving an alias or stage asks the registry each time, so a moved alias is picked up
+    // by the next snapshot; the folder (name/version) decides whether anything is loaded.
+    ABGATE_ASSIGN_OR_RETURN(auto folder, serving::ResolveModelFolder(uri, self->config_.registry.uri,
+                                                                     self->config_.registry.cache_dir));
+    const std::string key = std::filesystem::absolute(folder).lexically_normal().string();
+    std::lock_guard lock(self->models_mu_);
+    if (auto it = self->models_.find(key); it != self->models_.end()) return it->second;
+    ABGATE_ASSIGN_OR_RETURN(auto predictor, serving::Predictor::Load(folder));
+    ABGATE_LOG(kInfo, "loaded in-process model %s from %s", uri, key);
+    self->models_[key] = predictor;
+    return predictor;
+  };
+
   auto set = std::make_shared<ExperimentSet>();
   set->version = 1;
   for (const auto& e : c.experiments) {
@@ -251,7 +324,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     } else {
       ABGATE_ASSIGN_OR_RETURN(start_us, gw->sink_->EnsureExperimentStart(e.name, clock.NowUs()));
     }
-    ABGATE_ASSIGN_OR_RETURN(auto compiled, CompiledExperiment::Create(e, start_us, gw->metrics_));
+    ABGATE_ASSIGN_OR_RETURN(auto compiled, CompiledExperiment::Create(e, start_us, gw->metrics_, gw->model_loader_));
     ABGATE_RETURN_IF_ERROR(gw->LoadAssignments(e.name));
     if (e.is_default) set->default_experiment = compiled;
     set->experiments.emplace(e.name, std::move(compiled));

@@ -12,7 +12,9 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <string>
 #include <vector>
@@ -104,6 +106,11 @@ class Gateway {
   std::unique_ptr<events::EventSink> sink_;
   std::unique_ptr<events::BatchingWriter> writer_;
   Metrics metrics_;
+  // In-process models by local folder (name/version in the cache), shared by every snapshot
+  // that serves them; guarded by models_mu_ (touched only at startup and on the admin thread).
+  std::mutex models_mu_;
+  std::map<std::string, std::shared_ptr<serving::Predictor>> models_;
+  ModelLoader model_loader_;
   SnapshotHolder snapshot_;
   StickyAssignments sticky_;
   common::WorkerThread admin_thread_;

@@ -109,13 +109,11 @@ absl::StatusOr<std::vector<float>> Booster::Predict(const float* rows, int64_t n
 }
 
 absl::StatusOr<std::string> Booster::Save(std::string_view format) {
-  if (format == "xgb") {
-    bst_ulong len = 0;
-    const char* raw = nullptr;
-    if (XGBoosterGetModelRaw(handle_, &len, &raw) != 0) return XgbError("save");
-    return std::string(raw, len);
+  // XGBoost's legacy binary ("binf", MLflow's default model.xgb) is the "deprecated" raw format.
+  if (format == "xgb") format = "deprecated";
+  if (format != "deprecated" && format != "json" && format != "ubj") {
+    return absl::InvalidArgumentError(StrCat("unknown model format ", format));
   }
-  if (format != "json" && format != "ubj") return absl::InvalidArgumentError(StrCat("unknown model format ", format));
   const std::string config = StrCat(R"({"format":")", format, R"("})");
   bst_ulong len = 0;
   const char* raw = nullptr;

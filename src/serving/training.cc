@@ -28,9 +28,9 @@ const std::vector<std::string>& BookingColumns() {
 double BookingProbability(const float* r) {
   const double lead = r[0], price = r[1], stay = r[2], weekend = r[3], loyalty = r[4], prior = r[5], mobile = r[6],
                rank = r[7];
-  const double logit = -1.0 - 0.005 * lead - 0.004 * (price - 250) + 0.45 * loyalty + 0.15 * std::min(prior, 6.0) -
-                       0.09 * (rank - 1) + 0.08 * std::min(stay, 7.0) + 0.6 * mobile * (lead < 14 ? 1 : 0) -
-                       0.5 * weekend * (price > 400 ? 1 : 0);
+  const double logit = -1.2 - 0.006 * lead - 0.005 * (price - 250) + 0.8 * loyalty + 0.25 * std::min(prior, 6.0) -
+                       0.16 * (rank - 1) + 0.1 * std::min(stay, 7.0) + 1.2 * mobile * (lead < 14 ? 1 : 0) -
+                       0.8 * weekend * (price > 400 ? 1 : 0);
   return 1.0 / (1.0 + std::exp(-logit));
 }
 

@@ -6,9 +6,9 @@
 //   lead_time_days ~ U(0, 365)        nightly_price ~ U(60, 600)     length_of_stay ~ U{1..14}
 //   is_weekend ~ Bernoulli(0.3)       loyalty_tier ~ U{0..3}         prior_bookings ~ Poisson(2)
 //   mobile ~ Bernoulli(0.5)           search_rank ~ U{1..20}
-//   logit P(book) = -1.0 - 0.005 lead - 0.004 (price - 250) + 0.45 loyalty + 0.15 min(prior, 6)
-//                   - 0.09 (rank - 1) + 0.08 min(stay, 7) + 0.6 mobile·[lead < 14]
-//                   - 0.5 weekend·[price > 400]
+//   logit P(book) = -1.2 - 0.006 lead - 0.005 (price - 250) + 0.8 loyalty + 0.25 min(prior, 6)
+//                   - 0.16 (rank - 1) + 0.1 min(stay, 7) + 1.2 mobile·[lead < 14]
+//                   - 0.8 weekend·[price > 400]
 // A "strong" model sees every feature (depth 4, 60 rounds); a "weak" one is trained with only
 // lead time and price informative (the other columns blanked to missing; depth 2, 10 rounds),
 // so its ranking is clearly worse while its signature is the same. Deterministic per seed.
