@@ -93,16 +93,19 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 // `unit` is "user" (first exposure decides the arm) or "request".
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
-                                             int64_t attribution_window_us = 0);
+                                             int64_t attribution_window_us = 0, int64_t since_us = 0);
 
 // The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);
 
+// `since_us` > 0 keeps only exposures and outcomes at or after it (one phase of a ramp: the
+// controller analyses each rollout step on its own, so the split it checks is that step's).
 // ReadEventStore for a configured experiment, with the arms laid out as configured: config
 // order, configured weights for SRM (unless a ramp changed them over time), control from the
 // config. InvalidArgument when the store has exposures for an arm the config does not list.
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
                                                        const config::ExperimentConfig& experiment,
-                                                       const std::string& unit, std::vector<MetricSpec> metrics);
+                                                       const std::string& unit, std::vector<MetricSpec> metrics,
+                                                       int64_t since_us = 0);
 
 }  // namespace abgate::analysis

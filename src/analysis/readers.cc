@@ -331,10 +331,12 @@ int64_t EstimateExposureRows(const std::string& uri) {
   return n;
 }
 
-OutcomeRows ReadOutcomes(const std::string& uri, const std::string& experiment, const std::vector<MetricSpec>& metrics) {
+OutcomeRows ReadOutcomes(const std::string& uri, const std::string& experiment, const std::vector<MetricSpec>& metrics,
+                         int64_t since_us) {
   OutcomeRows out;
   const size_t m = metrics.size();
   out.status = ScanOutcomes(uri, experiment, [&](const OutcomeFields& f) {
+    if (f.ts < since_us) return;
     size_t j = 0;
     while (j < m && metrics[j].name != f.metric) ++j;
     if (j == m) return;
@@ -350,7 +352,7 @@ OutcomeRows ReadOutcomes(const std::string& uri, const std::string& experiment, 
 
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
-                                             int64_t attribution_window_us) {
+                                             int64_t attribution_window_us, int64_t since_us) {
   if (!store_uri.starts_with("sqlite:") && !IsPostgres(store_uri)) {
     return absl::InvalidArgumentError(
         StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH or postgresql://...)"));
@@ -363,7 +365,7 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
 
   // Outcomes are read on a second thread and connection while this one scans the exposures
   // (two cores, two table scans); attribution happens once both are in memory.
-  auto outcomes_future = std::async(std::launch::async, ReadOutcomes, store_uri, experiment, input.metrics);
+  auto outcomes_future = std::async(std::launch::async, ReadOutcomes, store_uri, experiment, input.metrics, since_us);
 
   // Exposures: the assigned arm (intent to treat: a fallback served by control still counts
   // for the arm it was assigned to). No ORDER BY: sorting 10M rows costs more than the scan;
@@ -410,6 +412,7 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
     block.clear();
   };
   const absl::Status scanned = ScanExposures(store_uri, experiment, [&](const ExposureFields& f) {
+    if (f.ts < since_us) return;
     int arm = 0;
     while (arm < static_cast<int>(input.arms.size()) && input.arms[arm].name != f.arm) ++arm;
     if (arm == static_cast<int>(input.arms.size())) {
@@ -537,8 +540,10 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
 
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
                                                        const config::ExperimentConfig& experiment,
-                                                       const std::string& unit, std::vector<MetricSpec> metrics) {
-  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics), experiment.attribution_window_us);
+                                                       const std::string& unit, std::vector<MetricSpec> metrics,
+                                                       int64_t since_us) {
+  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics), experiment.attribution_window_us,
+                             since_us);
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
   std::vector<ArmInfo> arms;

@@ -22,5 +22,9 @@ Command AddImport(CLI::App& app);
 Command AddRegistry(CLI::App& app);
 Command AddModelServer(CLI::App& app);
 Command AddTrain(CLI::App& app);
+Command AddPromote(CLI::App& app);
+Command AddController(CLI::App& app);
+Command AddSimulate(CLI::App& app);
+Command AddDemo(CLI::App& app);
 
 }  // namespace abgate::cli

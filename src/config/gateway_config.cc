@@ -468,6 +468,88 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const json::value& root) {
     c.experiments.push_back(std::move(e));
   }
   if (defaults > 1) return absl::InvalidArgumentError("experiments: at most one may be `default: true`");
+  if (const json::value& ctl = r.Child("controller").value(); !ctl.is_null()) {
+    ABGATE_ASSIGN_OR_RETURN(c.controller, ParseControllerConfig(ctl));
+  }
+  ABGATE_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
+  return c;
+}
+
+absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
+  JsonReader r(v, "controller");
+  if (!r.is_object()) return r.Error("", "must be a mapping");
+  ControllerConfig c;
+  ABGATE_ASSIGN_OR_RETURN(c.gateway_admin, r.String("gateway_admin", c.gateway_admin));
+  ABGATE_ASSIGN_OR_RETURN(c.poll_interval_us, r.DurationUs("poll_interval", c.poll_interval_us));
+  ABGATE_ASSIGN_OR_RETURN(c.state, r.String("state", c.state));
+  ABGATE_ASSIGN_OR_RETURN(c.tracking_experiment, r.String("tracking_experiment", c.tracking_experiment));
+  ABGATE_ASSIGN_OR_RETURN(c.alpha, r.Number("alpha", c.alpha));
+  if (c.alpha <= 0 || c.alpha >= 0.5) return r.Error("alpha", "must be in (0, 0.5)");
+  if (c.poll_interval_us <= 0) return r.Error("poll_interval", "must be positive");
+  if (c.state.rfind("sqlite:", 0) != 0) return r.Error("state", "must be sqlite:FILE");
+  JsonReader models = r.Child("models");
+  if (!models.value().is_array() || models.value().as_array().empty()) {
+    return r.Error("models", "must be a non-empty list of {name, plan, ...}");
+  }
+  const auto& list = models.value().as_array();
+  for (size_t i = 0; i < list.size(); ++i) {
+    JsonReader m(list[i], StrCat(models.path(), "[", i, "]"));
+    if (!m.is_object()) return m.Error("", "must be a mapping");
+    ControlledModelConfig mc;
+    ABGATE_ASSIGN_OR_RETURN(mc.name, m.String("name"));
+    if (mc.name.empty()) return m.Error("name", "is required");
+    ABGATE_ASSIGN_OR_RETURN(mc.candidate_tag, m.String("candidate_tag", mc.candidate_tag));
+    ABGATE_ASSIGN_OR_RETURN(mc.max_duration_us, m.DurationUs("max_duration", mc.max_duration_us));
+    JsonReader exp = m.Child("experiment");
+    if (!exp.value().is_null()) {
+      if (!exp.is_object()) return m.Error("experiment", "must be a mapping of experiment fields");
+      mc.experiment = exp.value().as_object();
+    }
+    for (const char* reserved : {"name", "model", "arms", "control", "ramp", "default"}) {
+      if (mc.experiment.contains(reserved)) {
+        return m.Error(StrCat("experiment.", reserved), "is set by the controller");
+      }
+    }
+    // Validate the template with the real experiment parser.
+    json::object probe = mc.experiment;
+    probe["name"] = "probe";
+    probe["model"] = mc.name;
+    probe["arms"] = json::array{json::object{{"name", "A"}, {"version", "1"}, {"weight", 1}},
+                                json::object{{"name", "B"}, {"version", "2"}, {"weight", 1}}};
+    ABGATE_ASSIGN_OR_RETURN(mc.parsed, ParseExperimentConfig(probe, exp.path()));
+    JsonReader plan = m.Child("plan");
+    if (!plan.value().is_array() || plan.value().as_array().empty()) {
+      return m.Error("plan", "must be a non-empty list of {name, percent, min_duration, min_units}");
+    }
+    double last = -1;
+    for (size_t j = 0; j < plan.value().as_array().size(); ++j) {
+      JsonReader st(plan.value().as_array()[j], StrCat(plan.path(), "[", j, "]"));
+      if (!st.is_object()) return st.Error("", "must be a mapping");
+      RolloutStepConfig step;
+      ABGATE_ASSIGN_OR_RETURN(step.name, st.String("name", StrCat("step", j + 1)));
+      ABGATE_ASSIGN_OR_RETURN(step.percent, st.Number("percent", -1));
+      ABGATE_ASSIGN_OR_RETURN(step.min_duration_us, st.DurationUs("min_duration", 0));
+      ABGATE_ASSIGN_OR_RETURN(step.min_units, st.Int("min_units", 0));
+      ABGATE_RETURN_IF_ERROR(st.CheckNoUnknownKeys());
+      if (step.percent <= 0 || step.percent >= 100) {
+        return st.Error("percent", "must be in (0, 100): 100% is the promotion itself");
+      }
+      if (step.percent < last) return st.Error("percent", "must not decrease along the plan");
+      last = step.percent;
+      mc.plan.push_back(std::move(step));
+    }
+    JsonReader ups = m.Child("upstreams");
+    if (!ups.value().is_null()) {
+      if (!ups.is_object()) return m.Error("upstreams", "must map versions to http:// URLs");
+      for (const auto& [version, url] : ups.value().as_object()) {
+        if (!url.is_string()) return ups.Error(std::string_view(version.data(), version.size()), "must be a URL");
+        ABGATE_RETURN_IF_ERROR(ParseUpstreamUrl(url.as_string()).status());
+        mc.upstreams[std::string(version)] = std::string(url.as_string());
+      }
+    }
+    ABGATE_RETURN_IF_ERROR(m.CheckNoUnknownKeys());
+    c.models.push_back(std::move(mc));
+  }
   ABGATE_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
   return c;
 }

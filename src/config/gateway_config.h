@@ -4,7 +4,10 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
+
+#include <boost/json/object.hpp>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -124,12 +127,45 @@ struct RegistryConfig {
   std::string cache_dir = "abgate-model-cache";  // where in-process arms' models are downloaded
 };
 
+// One step of a progressive rollout: the candidate's share of traffic, held at least
+// `min_duration_us` and until `min_units` units have been seen in the experiment.
+struct RolloutStepConfig {
+  std::string name;
+  double percent = 0;
+  int64_t min_duration_us = 0;
+  int64_t min_units = 0;
+};
+
+// A registry model the controller watches for candidates.
+struct ControlledModelConfig {
+  std::string name;
+  std::string candidate_tag = "ab_test_candidate";  // a version tagged <tag>=true is a candidate
+  // Experiment fields for every experiment started for this model (routing_mode, unit, metrics,
+  // guardrails, fallback_to_control, attribution_window, ...); name, model, arms and control
+  // are filled in by the controller.
+  boost::json::object experiment;
+  ExperimentConfig parsed;  // `experiment` parsed and validated (guardrails, metrics)
+  std::vector<RolloutStepConfig> plan;
+  int64_t max_duration_us = 3'600'000'000;  // then: inconclusive, the champion stays
+  std::map<std::string, std::string> upstreams;  // version → upstream URL; other versions in-process
+};
+
+struct ControllerConfig {
+  std::string gateway_admin = "http://127.0.0.1:8081";  // the gateway's admin API
+  int64_t poll_interval_us = 5'000'000;
+  std::string state = "sqlite:abgate-controller.db";
+  std::string tracking_experiment = "abgate-ab-tests";  // MLflow experiment: one run per arm
+  double alpha = 0.05;
+  std::vector<ControlledModelConfig> models;
+};
+
 struct GatewayConfig {
   ServerConfig server;
   RegistryConfig registry;
   EventsConfig events;
   UpstreamConfig upstream;
   std::vector<ExperimentConfig> experiments;
+  std::optional<ControllerConfig> controller;
 
   // The experiment served at POST /predict and /invocations, or null when none is default.
   const ExperimentConfig* DefaultExperiment() const;
@@ -138,6 +174,7 @@ struct GatewayConfig {
 // Reads and validates a YAML config file. Errors name the file and the key path.
 absl::StatusOr<GatewayConfig> LoadGatewayConfig(const std::string& path);
 absl::StatusOr<GatewayConfig> ParseGatewayConfig(std::string_view yaml_text);
+absl::StatusOr<ControllerConfig> ParseControllerConfig(const boost::json::value& v);
 absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const boost::json::value& root);
 
 // One experiment from JSON (admin API) or a config subtree; validated on its own.

@@ -9,6 +9,8 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "gateway/gateway.h"
+
+#include <charconv>
 #include "analysis/analysis.h"
 #include "assign/hash.h"
 #include "http/status_to_http.h"
@@ -190,6 +192,11 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     json::object reply;
     if (const CompiledExperiment* now = installed->Find(name)) {
       audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
+      // A decision's evidence (test, p-value, lift, units) is kept with the change it caused.
+      if (const auto* evidence = body.is_object() ? body.as_object().if_contains("evidence") : nullptr) {
+        audit.after_json = config::ToJson(
+            json::object{{"experiment", config::ExperimentToJson(now->config)}, {"evidence", *evidence}});
+      }
       reply = View(*now, installed->version, clock_.NowUs());
     } else {
       reply["deleted"] = name;
@@ -338,6 +345,32 @@ void Gateway::RegisterAdminRoutes() {
       return Patched(current, json::object{{"ramp", *ramp}});
     });
   });
+  // Decisions: all traffic to one arm, which becomes the control, and the experiment stops (a
+  // stopped experiment serves its control). `promote` names the winner; `rollback` keeps the
+  // control. Either may carry {"evidence": {...}} for the audit log.
+  for (const char* verb : {"promote", "rollback"}) {
+    const bool promote = std::string_view(verb) == "promote";
+    r.Add("POST", StrCat("/api/v1/experiments/{name}/", verb), [this, verb = std::string(verb), promote](
+                                                                 http::Request& req, http::Respond respond) {
+      Mutate(req, std::move(respond), verb, [promote](const CompiledExperiment* current, const json::value& body)
+                 -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+        if (!current) return absl::NotFoundError("no such experiment");
+        std::string winner = current->config.control;
+        if (promote) {
+          const auto* w = body.as_object().if_contains("winner");
+          if (!w || !w->is_string()) return absl::InvalidArgumentError("body needs {\"winner\": \"ARM\"}");
+          winner = std::string(w->as_string());
+          if (current->ArmIndex(winner) < 0) return absl::InvalidArgumentError(StrCat("no arm named '", winner, "'"));
+        }
+        config::ExperimentConfig c = current->config;
+        c.control = winner;
+        for (auto& arm : c.arms) arm.weight = arm.name == winner ? 100 : 0;
+        c.ramp.clear();
+        c.state = config::ExperimentState::kStopped;
+        return std::optional<config::ExperimentConfig>(std::move(c));
+      });
+    });
+  }
   const std::pair<const char*, config::ExperimentState> states[] = {
       {"pause", config::ExperimentState::kPaused},
       {"resume", config::ExperimentState::kRunning},
@@ -446,15 +479,59 @@ void Gateway::RegisterAdminRoutes() {
   });
   // The analysis of an experiment from this gateway's event store (the `abgate analyze --format
   // json` report), computed on the admin thread.
+  // Serving health per arm since this gateway started (cumulative counters; a controller takes
+  // differences between looks): attempts, failures, fallbacks and the latency histogram.
+  r.Add("GET", "/api/v1/experiments/{name}/health", [this](http::Request& req, http::Respond respond) {
+    auto snapshot = snapshot_.Load();
+    const CompiledExperiment* exp = snapshot->Find(req.PathParam("name"));
+    if (!exp) return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", "no such experiment"));
+    json::array arms;
+    for (const auto& a : exp->arms) {
+      uint64_t ok = 0, client_errors = 0, server_errors = 0;
+      for (size_t status = 0; status < a.metrics->requests_by_status.size(); ++status) {
+        const uint64_t n = a.metrics->requests_by_status[status].load(std::memory_order_relaxed);
+        if (status >= 500) server_errors += n;
+        else if (status >= 400) client_errors += n;
+        else ok += n;
+      }
+      json::array buckets;
+      uint64_t cumulative = 0;
+      for (size_t i = 0; i < a.metrics->upstream_latency.buckets.size(); ++i) {
+        cumulative += a.metrics->upstream_latency.buckets[i].load(std::memory_order_relaxed);
+        buckets.push_back(json::object{
+            {"le", i < kLatencyBucketsSeconds.size() ? json::value(kLatencyBucketsSeconds[i] * 1000) : json::value("+Inf")},
+            {"count", cumulative}});
+      }
+      arms.push_back(json::object{{"arm", a.name},
+                                  {"version", a.version},
+                                  {"attempts", a.metrics->upstream_latency.count.load(std::memory_order_relaxed)},
+                                  {"failures", a.metrics->upstream_errors.load(std::memory_order_relaxed)},
+                                  {"fallbacks", a.metrics->fallbacks.load(std::memory_order_relaxed)},
+                                  {"responses", json::object{{"ok", ok}, {"4xx", client_errors}, {"5xx", server_errors}}},
+                                  {"latency_ms_buckets", std::move(buckets)}});
+    }
+    std::move(respond)(http::Response::Json(
+        200, config::ToJson(json::object{{"experiment", exp->config.name}, {"arms", std::move(arms)}})));
+  });
   r.Add("GET", "/api/v1/experiments/{name}/results", [this](http::Request& req, http::Respond respond) {
+    // ?since_us=T analyses only what happened from T on (one rollout step).
+    int64_t since_us = 0;
+    if (const size_t at = req.query.find("since_us="); at != std::string_view::npos) {
+      const std::string_view v = req.query.substr(at + 9, req.query.find('&', at) - at - 9);
+      const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), since_us);
+      if (ec != std::errc() || ptr != v.data() + v.size() || since_us < 0) {
+        return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "since_us must be a non-negative integer"));
+      }
+    }
     auto shared = std::make_shared<http::Respond>(std::move(respond));
-    admin_thread_.Post([this, name = std::string(req.PathParam("name")), shared] {
+    admin_thread_.Post([this, name = std::string(req.PathParam("name")), shared, since_us] {
       auto snapshot = snapshot_.Load();
       const CompiledExperiment* e = snapshot->Find(name);
       if (!e) return std::move(*shared)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", name, "'")));
       writer_->Flush();  // include what this gateway has served so far
       const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
-      auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit, analysis::MetricsOf(e->config));
+      auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit,
+                                                      analysis::MetricsOf(e->config), since_us);
       if (!input.ok()) return std::move(*shared)(http::StatusResponse(input.status()));
       auto report = analysis::Analyze(*input);
       if (!report.ok()) return std::move(*shared)(http::StatusResponse(report.status()));

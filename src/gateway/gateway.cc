@@ -186,6 +186,8 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       config::AppendJsonString(ok.body, a.version);
       ok.body += ",\"request_id\":";
       config::AppendJsonString(ok.body, exposure.request_id);
+      ok.body += ",\"experiment\":";
+      config::AppendJsonString(ok.body, exp->config.name);
       ok.body += ",\"predictions\":";
       ok.body += list;
       ok.body += "}";
@@ -257,6 +259,8 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       config::AppendJsonString(ok.body, a.version);
       ok.body += ",\"request_id\":";
       config::AppendJsonString(ok.body, exposure.request_id);
+      ok.body += ",\"experiment\":";
+      config::AppendJsonString(ok.body, exp->config.name);
       ok.body += ",\"predictions\":";
       config::AppendJson(ok.body, *predictions);
       ok.body += "}";

@@ -1,0 +1,391 @@
+#include "control/controller.h"
+
+#include <sqlite3.h>
+
+#include <thread>
+
+#include <boost/json.hpp>
+
+#include "common/logging.h"
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "config/json_format.h"
+#include "control/promotion.h"
+#include "control/rollout.h"
+
+namespace abgate::control {
+namespace json = boost::json;
+
+namespace {
+
+constexpr const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS schema_version (version INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS rollouts (
+  experiment        TEXT PRIMARY KEY,
+  model             TEXT    NOT NULL,
+  champion_version  TEXT    NOT NULL,
+  candidate_version TEXT    NOT NULL,
+  status            TEXT    NOT NULL,
+  step              INTEGER NOT NULL,
+  step_started_ms   INTEGER NOT NULL,
+  started_ms        INTEGER NOT NULL,
+  looks             INTEGER NOT NULL,
+  reason            TEXT    NOT NULL,
+  baseline          TEXT    NOT NULL,
+  runs              TEXT    NOT NULL,
+  report            TEXT    NOT NULL,
+  updated_ms        INTEGER NOT NULL
+);
+)sql";
+
+std::string Col(sqlite3_stmt* st, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+  return p ? std::string(p) : std::string();
+}
+
+json::object ParseObject(const std::string& text) {
+  boost::system::error_code ec;
+  json::value v = json::parse(text, ec);
+  return !ec && v.is_object() ? v.as_object() : json::object();
+}
+
+}  // namespace
+
+json::object ExperimentFor(const config::ControlledModelConfig& model, const std::string& experiment,
+                           const std::string& champion, const std::string& candidate, double percent) {
+  json::object e = model.experiment;
+  e["name"] = experiment;
+  e["model"] = model.name;
+  e["default"] = true;
+  e["control"] = "A";
+  auto arm = [&](const char* name, const std::string& version, double weight) {
+    json::object a{{"name", name}, {"version", version}, {"weight", weight}};
+    if (auto it = model.upstreams.find(version); it != model.upstreams.end()) a["upstream"] = it->second;
+    return a;
+  };
+  e["arms"] = json::array{arm("A", champion, 100 - percent), arm("B", candidate, percent)};
+  return e;
+}
+
+Controller::Controller(config::ControllerConfig config, std::unique_ptr<registry::MlflowClient> registry,
+                       std::unique_ptr<GatewayAdmin> gateway, sqlite3* db, const common::Clock& clock)
+    : config_(std::move(config)), registry_(std::move(registry)), gateway_(std::move(gateway)), db_(db), clock_(clock) {}
+
+Controller::~Controller() { sqlite3_close(db_); }
+
+absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(const config::GatewayConfig& config,
+                                                               const std::string& admin_token,
+                                                               const common::Clock& clock) {
+  if (!config.controller) return absl::InvalidArgumentError("the config has no `controller:` section");
+  if (config.registry.uri.empty()) return absl::InvalidArgumentError("the controller needs registry.uri");
+  ABGATE_ASSIGN_OR_RETURN(auto registry, registry::MlflowClient::Create({.tracking_uri = config.registry.uri}));
+  ABGATE_ASSIGN_OR_RETURN(auto gateway, GatewayAdmin::Create(config.controller->gateway_admin, admin_token));
+  const std::string path = config.controller->state.substr(7);
+  sqlite3* db = nullptr;
+  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
+    absl::Status s = absl::UnavailableError(StrCat("cannot open controller state ", path, ": ", sqlite3_errmsg(db)));
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_busy_timeout(db, 5000);
+  char* err = nullptr;
+  if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
+    absl::Status s = absl::UnavailableError(StrCat("controller state ", path, ": ", err ? err : "?"));
+    sqlite3_free(err);
+    sqlite3_close(db);
+    return s;
+  }
+  sqlite3_exec(db, "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version)", nullptr,
+               nullptr, nullptr);
+  return std::unique_ptr<Controller>(
+      new Controller(*config.controller, std::move(registry), std::move(gateway), db, clock));
+}
+
+void Controller::Emit(const std::string& line) {
+  ABGATE_LOG(kInfo, "controller: %s", line);
+  if (on_event_) on_event_(line);
+}
+
+std::vector<Rollout> Controller::Rollouts() const {
+  std::vector<Rollout> out;
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db_,
+                     "SELECT experiment, model, champion_version, candidate_version, status, step, step_started_ms, "
+                     "started_ms, looks, reason, baseline, runs, report FROM rollouts ORDER BY started_ms",
+                     -1, &st, nullptr);
+  while (st && sqlite3_step(st) == SQLITE_ROW) {
+    Rollout r;
+    r.experiment = Col(st, 0);
+    r.model = Col(st, 1);
+    r.champion_version = Col(st, 2);
+    r.candidate_version = Col(st, 3);
+    r.status = Col(st, 4);
+    r.step = sqlite3_column_int(st, 5);
+    r.step_started_ms = sqlite3_column_int64(st, 6);
+    r.started_ms = sqlite3_column_int64(st, 7);
+    r.looks = sqlite3_column_int64(st, 8);
+    r.reason = Col(st, 9);
+    r.baseline_json = Col(st, 10);
+    r.runs_json = Col(st, 11);
+    r.report_json = Col(st, 12);
+    out.push_back(std::move(r));
+  }
+  sqlite3_finalize(st);
+  return out;
+}
+
+absl::Status Controller::Save(const Rollout& r) {
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, nullptr) !=
+      SQLITE_OK) {
+    return absl::InternalError(StrCat("controller state: ", sqlite3_errmsg(db_)));
+  }
+  int i = 0;
+  for (const std::string* s : {&r.experiment, &r.model, &r.champion_version, &r.candidate_version, &r.status}) {
+    sqlite3_bind_text(st, ++i, s->c_str(), -1, SQLITE_TRANSIENT);
+  }
+  sqlite3_bind_int(st, ++i, r.step);
+  sqlite3_bind_int64(st, ++i, r.step_started_ms);
+  sqlite3_bind_int64(st, ++i, r.started_ms);
+  sqlite3_bind_int64(st, ++i, r.looks);
+  for (const std::string* s : {&r.reason, &r.baseline_json, &r.runs_json, &r.report_json}) {
+    sqlite3_bind_text(st, ++i, s->c_str(), -1, SQLITE_TRANSIENT);
+  }
+  sqlite3_bind_int64(st, ++i, NowMs());
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return absl::InternalError(StrCat("controller state: ", sqlite3_errmsg(db_)));
+  return absl::OkStatus();
+}
+
+absl::Status Controller::Tick() {
+  absl::Status first_error;
+  for (const auto& model : config_.models) {
+    for (Rollout& r : Rollouts()) {
+      if (r.status != "running" || r.model != model.name) continue;
+      absl::Status s = Evaluate(r, model);
+      if (!s.ok()) {
+        Emit(StrCat(r.experiment, ": ", s.message()));
+        if (first_error.ok()) first_error = s;
+      }
+    }
+    absl::Status s = StartCandidates(model);
+    if (!s.ok()) {
+      Emit(StrCat(model.name, ": ", s.message()));
+      if (first_error.ok()) first_error = s;
+    }
+  }
+  return first_error;
+}
+
+void Controller::Run(const std::atomic<bool>& stop) {
+  while (!stop.load()) {
+    (void)Tick();
+    const int64_t until = clock_.NowUs() + config_.poll_interval_us;
+    while (!stop.load() && clock_.NowUs() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+absl::Status Controller::EnsureExperiment(const Rollout& r, const config::ControlledModelConfig& model) {
+  auto existing = gateway_->GetExperiment(r.experiment);
+  if (existing.ok()) return absl::OkStatus();
+  if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
+  // Earlier experiments of this model stop being the default (they keep serving their winner at
+  // /predict/{name}); the new one takes /predict.
+  for (const Rollout& other : Rollouts()) {
+    if (other.model != model.name || other.experiment == r.experiment) continue;
+    const json::object patch{{"default", false}};
+    auto s = gateway_->Call("PATCH", StrCat("/api/v1/experiments/", other.experiment), &patch);
+    if (!s.ok() && s.status().code() != absl::StatusCode::kNotFound) return s.status();
+  }
+  const double percent = model.plan[r.step].percent;
+  auto created = gateway_->CreateExperiment(ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version,
+                                                          percent));
+  return created.status();
+}
+
+absl::Status Controller::StartCandidates(const config::ControlledModelConfig& model) {
+  const auto rollouts = Rollouts();
+  for (const Rollout& r : rollouts) {
+    if (r.model == model.name && r.status == "running") return absl::OkStatus();  // one at a time
+  }
+  ABGATE_ASSIGN_OR_RETURN(auto candidates,
+                          registry_->SearchModelVersions(StrCat("name = '", model.name, "' AND tags.`",
+                                                                model.candidate_tag, "` = 'true'")));
+  if (candidates.empty()) return absl::OkStatus();
+  std::sort(candidates.begin(), candidates.end(), [](const auto& a, const auto& b) { return a.version > b.version; });
+  // The champion: alias `champion`, else the latest Production version.
+  std::string champion;
+  auto by_alias = registry_->GetModelVersionByAlias(model.name, "champion");
+  if (by_alias.ok()) {
+    champion = std::to_string(by_alias->version);
+  } else {
+    ABGATE_ASSIGN_OR_RETURN(auto prod, registry_->GetLatestVersions(model.name, {"Production"}));
+    if (!prod.empty()) champion = std::to_string(prod.back().version);
+  }
+  for (const auto& cand : candidates) {
+    const std::string version = std::to_string(cand.version);
+    const std::string experiment = StrCat(model.name, "-v", version, "-vs-v", champion);
+    bool seen = false;
+    for (const Rollout& r : rollouts) seen |= r.experiment == experiment;
+    if (seen) continue;
+    if (champion.empty() || champion == version) {
+      // Nothing to compare against: the first version simply becomes the champion.
+      ABGATE_RETURN_IF_ERROR(registry_->SetAlias(model.name, "champion", version));
+      ABGATE_RETURN_IF_ERROR(registry_->TransitionStage(model.name, version, "Production", true).status());
+      ABGATE_RETURN_IF_ERROR(registry_->DeleteModelVersionTag(model.name, version, model.candidate_tag));
+      Emit(StrCat(model.name, ": v", version, " has no champion to beat; it becomes the champion"));
+      return absl::OkStatus();
+    }
+    Rollout r;
+    r.experiment = experiment;
+    r.model = model.name;
+    r.champion_version = champion;
+    r.candidate_version = version;
+    r.status = "running";
+    r.started_ms = r.step_started_ms = NowMs();
+    // Tracking runs first (idempotent to redo), then the state row, then the experiment.
+    ABGATE_ASSIGN_OR_RETURN(std::string exp_id, registry_->GetOrCreateExperiment(config_.tracking_experiment));
+    json::object runs;
+    for (const auto& [arm, v, role] : {std::tuple{"A", champion, "control"}, std::tuple{"B", version, "candidate"}}) {
+      ABGATE_ASSIGN_OR_RETURN(auto run, registry_->CreateRun(exp_id, StrCat(experiment, "-", arm),
+                                                             {{"ab_test", experiment}, {"arm", arm}}));
+      ABGATE_RETURN_IF_ERROR(registry_->LogBatch(
+          run.run_id, {},
+          {{"arm", arm}, {"role", role}, {"model_name", model.name}, {"model_version", v},
+           {"routing_mode", std::string(config::RoutingModeName(model.parsed.routing_mode))},
+           {"plan", [&] {
+              std::string p;
+              for (const auto& s : model.plan) StrAppend(&p, p.empty() ? "" : ",", s.name, ":", s.percent, "%");
+              return p;
+            }()}},
+          {}));
+      runs[arm] = run.run_id;
+    }
+    r.runs_json = config::ToJson(runs);
+    ABGATE_RETURN_IF_ERROR(Save(r));
+    ABGATE_RETURN_IF_ERROR(EnsureExperiment(r, model));
+    ABGATE_ASSIGN_OR_RETURN(json::object health, gateway_->Health(experiment));
+    r.baseline_json = config::ToJson(health);
+    ABGATE_RETURN_IF_ERROR(Save(r));
+    ABGATE_RETURN_IF_ERROR(registry_->SetAlias(model.name, "challenger", version));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.experiment", experiment));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.status", "running"));
+    Emit(StrCat(model.name, ": candidate v", version, " vs champion v", champion, " — started ", experiment, " at ",
+                model.plan[0].name, " (", model.plan[0].percent, "%)"));
+    return absl::OkStatus();
+  }
+  return absl::OkStatus();
+}
+
+absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfig& model) {
+  ABGATE_RETURN_IF_ERROR(EnsureExperiment(r, model));  // a restarted gateway gets it back
+  // Each step is analysed on its own data: with user_hash, units move between arms when the
+  // weights change, so only one step's split can be checked for SRM.
+  auto results = gateway_->Results(r.experiment, r.step_started_ms * 1000);
+  if (!results.ok() && results.status().code() == absl::StatusCode::kNotFound) {
+    return Save(r);  // no exposures in this step yet
+  }
+  if (!results.ok()) return results.status();
+  json::object report = *std::move(results);
+  ABGATE_ASSIGN_OR_RETURN(json::object health, gateway_->Health(r.experiment));
+  const json::object baseline = ParseObject(r.baseline_json);
+  auto arm_health = [](const json::object& h, std::string_view arm) {
+    if (auto* arms = h.if_contains("arms"); arms && arms->is_array()) {
+      for (const auto& a : arms->as_array()) {
+        if (a.as_object().at("arm") == json::value(arm)) return ArmHealthFromJson(a.as_object());
+      }
+    }
+    return ArmHealth{};
+  };
+  Look look;
+  look.report = &report;
+  look.control = Since(arm_health(health, "A"), arm_health(baseline, "A"));
+  look.candidate = Since(arm_health(health, "B"), arm_health(baseline, "B"));
+  look.step = static_cast<size_t>(std::min<int>(r.step, static_cast<int>(model.plan.size()) - 1));
+  look.step_elapsed_us = (NowMs() - r.step_started_ms) * 1000;
+  look.total_elapsed_us = (NowMs() - r.started_ms) * 1000;
+  Verdict v = control::Evaluate(look, model, config_.alpha);
+  ++r.looks;
+  r.report_json = config::ToJson(report);
+
+  // Tracking: the look's numbers on each arm's run.
+  const json::object runs = ParseObject(r.runs_json);
+  const int64_t now = NowMs();
+  for (const auto& a : report.at("arms").as_array()) {
+    const auto& arm = a.as_object();
+    const std::string name(arm.at("arm").as_string());
+    auto run = runs.if_contains(name);
+    if (!run || !run->is_string()) continue;
+    std::vector<registry::Metric> metrics = {{"units", arm.at("units").to_number<double>(), now, r.looks},
+                                             {"exposures", arm.at("exposures").to_number<double>(), now, r.looks},
+                                             {"traffic_percent", name == "A" ? 100 - model.plan[look.step].percent
+                                                                             : model.plan[look.step].percent, now, r.looks}};
+    if (auto* ms = arm.if_contains("metrics"); ms && ms->is_object()) {
+      for (const auto& [k, m] : ms->as_object()) {
+        if (!m.is_object()) continue;
+        const std::string key(k.data(), k.size());
+        if (auto* mean = m.as_object().if_contains("mean"); mean && mean->is_number()) {
+          metrics.push_back({key, mean->to_number<double>(), now, r.looks});
+        } else if (auto* value = m.as_object().if_contains("value"); value && value->is_number()) {
+          metrics.push_back({key, value->to_number<double>(), now, r.looks});
+        }
+      }
+    }
+    if (name == "B") {
+      for (const char* key : {"p_value", "sequential_p_value", "lift"}) {
+        if (auto* x = v.evidence.if_contains(key); x && x->is_number()) {
+          metrics.push_back({key, x->to_number<double>(), now, r.looks});
+        }
+      }
+    }
+    (void)registry_->LogBatch(std::string(run->as_string()), metrics, {}, {});  // tracking is best effort
+  }
+
+  auto finish_runs = [&](const std::string& outcome) {
+    for (const auto& [arm, run] : runs) {
+      if (!run.is_string()) continue;
+      (void)registry_->LogBatch(std::string(run.as_string()), {}, {}, {{"ab_test.outcome", outcome}});
+      (void)registry_->SetTerminated(std::string(run.as_string()), "FINISHED");
+    }
+  };
+  switch (v.action) {
+    case Action::kWait:
+      return Save(r);
+    case Action::kAdvance: {
+      r.step += 1;
+      r.step_started_ms = NowMs();
+      ABGATE_RETURN_IF_ERROR(Save(r));  // the state first: a restart re-applies the weights
+      const double p = model.plan[r.step].percent;
+      ABGATE_RETURN_IF_ERROR(gateway_->SetWeights(r.experiment, {100 - p, p}).status());
+      Emit(StrCat(r.experiment, ": ", v.reason, "; advancing to ", model.plan[r.step].name, " (", p, "%)"));
+      return absl::OkStatus();
+    }
+    case Action::kPromote: {
+      Decision d{r.experiment, model.name, {"B", r.candidate_version}, {{"A", r.champion_version}}, v.evidence,
+                 model.candidate_tag};
+      d.evidence["reason"] = v.reason;
+      ABGATE_RETURN_IF_ERROR(ApplyPromotion(*registry_, *gateway_, d));
+      r.status = "promoted";
+      r.reason = v.reason;
+      finish_runs("promoted");
+      Emit(StrCat(r.experiment, ": PROMOTED v", r.candidate_version, " — ", v.reason));
+      return Save(r);
+    }
+    case Action::kRollback:
+    case Action::kInconclusive: {
+      const std::string outcome = v.action == Action::kRollback ? "rolled_back" : "inconclusive";
+      ABGATE_RETURN_IF_ERROR(ApplyRollback(*registry_, *gateway_, r.experiment, model.name, {"B", r.candidate_version},
+                                           outcome, v.reason, v.evidence, model.candidate_tag));
+      r.status = outcome;
+      r.reason = v.reason;
+      finish_runs(outcome);
+      Emit(StrCat(r.experiment, ": ", v.action == Action::kRollback ? "ROLLED BACK" : "INCONCLUSIVE", " v",
+                  r.candidate_version, " — ", v.reason));
+      return Save(r);
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace abgate::control

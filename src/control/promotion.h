@@ -1,0 +1,51 @@
+// Promotion and rollback, applied to both sides: the registry (stage Production with
+// archive_existing_versions, alias `champion` moved to the winner, `challenger` removed, losers
+// archived, evidence tags on the versions) and the gateway (all traffic to the winner, the
+// experiment stopped, the evidence in the audit log). Works against the embedded registry and
+// a real MLflow 2.x server alike (only the REST calls of MLFLOW.md §4). Blocking.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+
+#include "absl/status/statusor.h"
+#include "control/gateway_admin.h"
+#include "registry/mlflow_client.h"
+
+namespace abgate::control {
+
+struct ArmVersion {
+  std::string arm;
+  std::string version;
+};
+
+struct Decision {
+  std::string experiment;
+  std::string model;
+  ArmVersion winner;
+  std::vector<ArmVersion> losers;
+  boost::json::object evidence;
+  std::string candidate_tag = "ab_test_candidate";  // removed from every version involved
+};
+
+absl::Status ApplyPromotion(registry::MlflowClient& registry, GatewayAdmin& gateway, const Decision& d);
+
+// All traffic back to the control; the candidate keeps its stage and is tagged with the reason.
+absl::Status ApplyRollback(registry::MlflowClient& registry, GatewayAdmin& gateway, const std::string& experiment,
+                           const std::string& model, const ArmVersion& candidate, const std::string& outcome,
+                           const std::string& reason, const boost::json::object& evidence,
+                           const std::string& candidate_tag = "ab_test_candidate");
+
+// `abgate promote`: reads the experiment and its results from the gateway and promotes
+// `winner` ("auto": the analysis must call a winner under the sequential test, with no SRM and
+// the guardrails passed; otherwise FailedPrecondition says why). Returns the decision applied.
+absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& registry, GatewayAdmin& gateway,
+                                           const std::string& experiment, const std::string& winner);
+
+// Evidence as registry tags (ab_test.*), string values.
+std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string& experiment,
+                                                              const boost::json::object& evidence);
+
+}  // namespace abgate::control

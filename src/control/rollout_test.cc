@@ -1,0 +1,103 @@
+#include "control/rollout.h"
+
+#include <gtest/gtest.h>
+
+#include <boost/json.hpp>
+
+namespace abgate::control {
+namespace {
+
+namespace json = boost::json;
+
+config::ControlledModelConfig Model() {
+  config::ControlledModelConfig m;
+  m.name = "hyatt_booking_model";
+  m.parsed.guardrails = {0.02, 250};
+  m.plan = {{"canary", 10, 10'000'000, 100}, {"half", 50, 20'000'000, 1000}};
+  m.max_duration_us = 600'000'000;
+  return m;
+}
+
+json::object Report(double diff, double seq_p, bool srm = false, int64_t units_b = 600) {
+  return json::object{
+      {"arms", json::array{json::object{{"arm", "A"}, {"units", 600}}, json::object{{"arm", "B"}, {"units", units_b}}}},
+      {"comparisons", json::array{json::object{{"metric", "booked"}, {"treatment", "B"}, {"test", "two_proportion_z"},
+                                               {"diff", diff}, {"lift", diff * 10}, {"p_value", seq_p / 2},
+                                               {"sequential_p_value", seq_p}}}},
+      {"srm", json::object{{"mismatch", srm}}},
+      {"decision", json::object{{"metric", "booked"}}}};
+}
+
+ArmHealth Healthy(int64_t attempts, int64_t failures, double latency_ms) {
+  ArmHealth h{attempts, failures, {}};
+  for (double le : {1.0, 10.0, 100.0, 500.0}) h.latency_buckets.emplace_back(le, latency_ms <= le ? attempts : 0);
+  h.latency_buckets.emplace_back(HUGE_VAL, attempts);
+  return h;
+}
+
+Look At(const json::object& report, size_t step, int64_t step_s, int64_t total_s, ArmHealth b = Healthy(1000, 0, 5)) {
+  Look l;
+  l.report = &report;
+  l.control = Healthy(1000, 0, 5);
+  l.candidate = std::move(b);
+  l.step = step;
+  l.step_elapsed_us = step_s * 1'000'000;
+  l.total_elapsed_us = total_s * 1'000'000;
+  return l;
+}
+
+TEST(Rollout, WaitsThenAdvancesThenPromotesOnlyWhenSignificant) {
+  const auto m = Model();
+  const json::object better = Report(0.03, 0.001);
+  EXPECT_EQ(Evaluate(At(better, 0, 5, 5), m, 0.05).action, Action::kWait);      // step too young
+  EXPECT_EQ(Evaluate(At(better, 0, 11, 11), m, 0.05).action, Action::kAdvance);
+  EXPECT_EQ(Evaluate(At(better, 1, 5, 16), m, 0.05).action, Action::kWait);     // final step too young
+  const Verdict promote = Evaluate(At(better, 1, 21, 32), m, 0.05);
+  EXPECT_EQ(promote.action, Action::kPromote);
+  EXPECT_EQ(promote.evidence.at("sequential_p_value").as_double(), 0.001);
+  EXPECT_EQ(promote.evidence.at("test"), "two_proportion_z");
+  const json::object flat = Report(0.001, 0.6);
+  EXPECT_EQ(Evaluate(At(flat, 1, 100, 200), m, 0.05).action, Action::kWait);
+  EXPECT_EQ(Evaluate(At(flat, 1, 500, 600), m, 0.05).action, Action::kInconclusive);
+  const json::object srm = Report(0.03, 0.001, true);
+  EXPECT_EQ(Evaluate(At(srm, 1, 21, 32), m, 0.05).action, Action::kWait);
+}
+
+TEST(Rollout, GuardrailsRollBack) {
+  const auto m = Model();
+  const json::object fine = Report(0, 1);
+  // 15% failures against none on control: significant and above 2%.
+  Verdict errors = Evaluate(At(fine, 0, 1, 1, Healthy(200, 30, 5)), m, 0.05);
+  EXPECT_EQ(errors.action, Action::kRollback);
+  EXPECT_EQ(errors.evidence.at("guardrail"), "error_rate");
+  // 1% failures is under the limit.
+  EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, Healthy(1000, 10, 5)), m, 0.05).action, Action::kWait);
+  // Too few attempts to judge.
+  EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, Healthy(10, 5, 5)), m, 0.05).action, Action::kWait);
+  Verdict slow = Evaluate(At(fine, 0, 1, 1, Healthy(1000, 0, 400)), m, 0.05);
+  EXPECT_EQ(slow.action, Action::kRollback);
+  EXPECT_EQ(slow.evidence.at("guardrail"), "p99_latency");
+  Verdict worse = Evaluate(At(Report(-0.03, 0.001), 0, 1, 1), m, 0.05);
+  EXPECT_EQ(worse.action, Action::kRollback);
+  EXPECT_EQ(worse.evidence.at("guardrail"), "booked");
+  // Worse but not significantly: keep going.
+  EXPECT_EQ(Evaluate(At(Report(-0.03, 0.2), 0, 11, 11), m, 0.05).action, Action::kAdvance);
+}
+
+TEST(Rollout, HealthDifferencesAndPercentiles) {
+  const ArmHealth base = Healthy(100, 1, 5);
+  const ArmHealth now = Healthy(300, 4, 5);
+  const ArmHealth d = Since(now, base);
+  EXPECT_EQ(d.attempts, 200);
+  EXPECT_EQ(d.failures, 3);
+  EXPECT_EQ(Since(base, now).attempts, 100);  // counters went backwards: a restarted gateway
+  EXPECT_EQ(P99Ms(Healthy(100, 0, 50)), 100);
+  EXPECT_EQ(P99Ms(ArmHealth{}), 0);
+  const ArmHealth round = ArmHealthFromJson(ToJson(Healthy(7, 1, 5)));
+  EXPECT_EQ(round.attempts, 7);
+  EXPECT_EQ(round.latency_buckets.size(), 5u);
+  EXPECT_TRUE(std::isinf(round.latency_buckets.back().first));
+}
+
+}  // namespace
+}  // namespace abgate::control
