@@ -369,8 +369,9 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
       r.status = "promoted";
       r.reason = v.reason;
       finish_runs("promoted");
+      ABGATE_RETURN_IF_ERROR(Save(r));
       Emit(StrCat(r.experiment, ": PROMOTED v", r.candidate_version, " — ", v.reason));
-      return Save(r);
+      return absl::OkStatus();
     }
     case Action::kRollback:
     case Action::kInconclusive: {
@@ -380,9 +381,10 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
       r.status = outcome;
       r.reason = v.reason;
       finish_runs(outcome);
+      ABGATE_RETURN_IF_ERROR(Save(r));
       Emit(StrCat(r.experiment, ": ", v.action == Action::kRollback ? "ROLLED BACK" : "INCONCLUSIVE", " v",
                   r.candidate_version, " — ", v.reason));
-      return Save(r);
+      return absl::OkStatus();
     }
   }
   return absl::OkStatus();

@@ -1,0 +1,311 @@
+// The automation end to end, all real processes on loopback: `abgate registry`, `abgate train`,
+// `abgate serve`, `abgate controller`, `abgate simulate`, `abgate promote`, `abgate demo`.
+// A better candidate is promoted (registry stages, aliases and tags, gateway weights, audit,
+// tracking runs checked); a failing candidate is rolled back by the error-rate guardrail; an
+// equal candidate ends inconclusive at the maximum duration; a controller killed mid-experiment
+// resumes from its stored state.
+#include <signal.h>
+#include <sqlite3.h>
+
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "registry_fixture.h"
+
+namespace abgate::testing {
+namespace {
+
+namespace json = boost::json;
+namespace fs = std::filesystem;
+
+std::string S(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : json::serialize(v); }
+
+uint16_t PortAfter(const std::string& line, const std::string& marker) {
+  const size_t at = line.find(marker);
+  return at == std::string::npos ? 0 : static_cast<uint16_t>(std::stoi(line.substr(at + marker.size())));
+}
+
+// Reads stdout lines until one contains `needle`; returns it (empty on timeout or exit).
+std::string WaitForLine(Subprocess& p, const std::string& needle, int timeout_ms, std::string* seen = nullptr) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                          deadline - std::chrono::steady_clock::now())
+                                          .count());
+    std::string line = p.ReadStdoutLine(std::max(1, left));
+    if (line.empty()) continue;
+    if (seen) *seen += line + "\n";
+    if (line.find(needle) != std::string::npos) return line;
+  }
+  return "";
+}
+
+class ControlTest : public RegistryFixture {
+ protected:
+  void Train(const std::vector<std::string>& extra) {
+    std::vector<std::string> argv = {ABGATE_BINARY, "train", "--rows", "6000", "--registry-uri", uri(),
+                                     "--model-name", "hyatt_booking_model"};
+    argv.insert(argv.end(), extra.begin(), extra.end());
+    Subprocess p(argv);
+    ASSERT_EQ(p.Wait(60000), 0) << p.stderr_text();
+  }
+
+  void StartGateway() {
+    const fs::path config = dir_ / "gateway.yaml";
+    std::ofstream(config) << "server: {listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, threads: 2}\n"
+                          << "registry: {uri: \"" << uri() << "\", cache_dir: \"" << (dir_ / "cache").string() << "\"}\n"
+                          << "events: {store: \"sqlite:" << (dir_ / "events.db").string() << "\", flush_ms: 20}\n"
+                          << "experiments: []\n";
+    gateway_ = std::make_unique<Subprocess>(std::vector<std::string>{ABGATE_BINARY, "serve", "--config", config.string()},
+                                            std::vector<std::string>{"ABGATE_ADMIN_TOKEN=t"});
+    const std::string line = gateway_->ReadStdoutLine(30000);
+    data_port_ = PortAfter(line, "data=127.0.0.1:");
+    admin_port_ = PortAfter(line, "admin=127.0.0.1:");
+    ASSERT_NE(admin_port_, 0) << line << gateway_->stderr_text();
+  }
+
+  // The controller's config: the gateway's admin address is known only once it runs.
+  std::string ControllerConfig(const std::string& max_duration, const std::string& upstreams = "") {
+    const fs::path config = dir_ / "controller.yaml";
+    std::ofstream(config) << "registry: {uri: \"" << uri() << "\"}\n"
+                          << "experiments: []\n"
+                          << "controller:\n"
+                          << "  gateway_admin: http://127.0.0.1:" << admin_port_ << "\n"
+                          << "  poll_interval: 500ms\n"
+                          << "  state: \"sqlite:" << (dir_ / "controller.db").string() << "\"\n"
+                          << "  models:\n"
+                          << "    - name: hyatt_booking_model\n"
+                          << "      max_duration: " << max_duration << "\n"
+                          << upstreams
+                          << "      experiment:\n"
+                          << "        routing_mode: user_hash\n"
+                          << "        metrics: [{name: booked, type: binary, primary: true}]\n"
+                          << "        guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 1000}\n"
+                          << "      plan:\n"
+                          << "        - {name: canary, percent: 10, min_duration: 2s, min_units: 300}\n"
+                          << "        - {name: half, percent: 50, min_duration: 3s, min_units: 3000}\n";
+    return config.string();
+  }
+
+  std::unique_ptr<Subprocess> StartController(const std::string& config) {
+    auto p = std::make_unique<Subprocess>(std::vector<std::string>{ABGATE_BINARY, "controller", "--config", config},
+                                          std::vector<std::string>{"ABGATE_ADMIN_TOKEN=t"});
+    return p;
+  }
+
+  std::unique_ptr<Subprocess> StartTraffic(int seconds) {
+    return std::make_unique<Subprocess>(std::vector<std::string>{
+        ABGATE_BINARY, "simulate", "--gateway", "http://127.0.0.1:" + std::to_string(data_port_), "--users", "200000",
+        "--rate", "1000", "--duration", std::to_string(seconds), "--seed", "3"});
+  }
+
+  ApiReply Admin(std::string_view method, const std::string& path) {
+    RawResponse r = RawRequest(admin_port_, method, path, "", "application/json", "Authorization: Bearer t\r\n");
+    ApiReply out;
+    out.status = r.status;
+    out.body = r.body;
+    boost::system::error_code ec;
+    out.json = json::parse(r.body, ec);
+    return out;
+  }
+
+  json::object Version(const std::string& v) {
+    return Api("GET", "model-versions/get?name=hyatt_booking_model&version=" + v)["model_version"].as_object();
+  }
+  std::string Tag(const json::object& mv, const std::string& key) {
+    if (!mv.contains("tags")) return "";
+    for (const auto& t : mv.at("tags").as_array()) {
+      if (t.as_object().at("key") == json::value(key)) return S(t.as_object().at("value"));
+    }
+    return "";
+  }
+
+  void TearDown() override {
+    if (gateway_) {
+      gateway_->Signal(SIGTERM);
+      gateway_->Wait(20000);
+    }
+    RegistryFixture::TearDown();
+  }
+
+  std::unique_ptr<Subprocess> gateway_;
+  uint16_t data_port_ = 0;
+  uint16_t admin_port_ = 0;
+};
+
+TEST_F(ControlTest, BetterCandidateIsPromotedWithEvidenceEverywhere) {
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  StartGateway();
+  auto controller = StartController(ControllerConfig("90s"));
+  std::string log;
+  const std::string started = WaitForLine(*controller, "started", 20000, &log);
+  ASSERT_FALSE(started.empty()) << log << controller->stderr_text();
+  auto traffic = StartTraffic(60);
+  const std::string promoted = WaitForLine(*controller, "PROMOTED", 80000, &log);
+  ASSERT_FALSE(promoted.empty()) << log << controller->stderr_text();
+  EXPECT_NE(log.find("advancing to half (50%)"), std::string::npos) << log;
+  const std::string experiment = "hyatt_booking_model-v2-vs-v1";
+
+  // Registry: stage, aliases, evidence tags, candidate tag cleared, loser archived.
+  const json::object v2 = Version("2");
+  EXPECT_EQ(S(v2.at("current_stage")), "Production");
+  EXPECT_EQ(S(Version("1").at("current_stage")), "Archived");
+  EXPECT_EQ(Tag(Version("1"), "ab_test.decision"), "lost");
+  EXPECT_EQ(S(Api("GET", "registered-models/alias?name=hyatt_booking_model&alias=champion")["model_version"]
+                  .as_object()
+                  .at("version")),
+            "2");
+  EXPECT_EQ(Api("GET", "registered-models/alias?name=hyatt_booking_model&alias=challenger").status, 400);
+  EXPECT_EQ(Tag(v2, "ab_test.decision"), "promoted");
+  EXPECT_EQ(Tag(v2, "ab_test.experiment"), experiment);
+  EXPECT_EQ(Tag(v2, "ab_test_candidate"), "");
+  for (const char* key : {"ab_test.test", "ab_test.sequential_p_value", "ab_test.lift", "ab_test.lift_ci",
+                          "ab_test.units", "ab_test.decided_at"}) {
+    EXPECT_FALSE(Tag(v2, key).empty()) << key;
+  }
+  EXPECT_LT(std::stod(Tag(v2, "ab_test.sequential_p_value")), 0.05);
+
+  // Gateway: all traffic to the winner, the experiment stopped, the decision audited.
+  ApiReply exp = Admin("GET", "/api/v1/experiments/" + experiment);
+  ASSERT_EQ(exp.status, 200) << exp.body;
+  EXPECT_EQ(S(exp["state"]), "stopped");
+  EXPECT_EQ(S(exp["control"]), "B");
+  EXPECT_EQ(exp["arms"].as_array()[1].as_object().at("weight").to_number<double>(), 100);
+  RawResponse served = RawRequest(data_port_, "POST", "/predict",
+                                  R"({"user_id":"after","dataframe_records":[{"lead_time_days":3,"nightly_price":200,)"
+                                  R"("length_of_stay":2,"is_weekend":0,"loyalty_tier":1,"prior_bookings":0,"mobile":1,"search_rank":2}]})");
+  EXPECT_EQ(json::parse(served.body).at("model_version"), "2");
+  ApiReply audit = Admin("GET", "/api/v1/audit?experiment=" + experiment);
+  EXPECT_NE(audit.body.find("promote"), std::string::npos);
+  EXPECT_NE(audit.body.find("sequential_p_value"), std::string::npos) << audit.body.substr(0, 500);
+
+  // Tracking: one run per arm, found by tags.ab_test, with params and metrics over the looks.
+  ApiReply tracking = Api("GET", "experiments/get-by-name?experiment_name=abgate-ab-tests");
+  ASSERT_EQ(tracking.status, 200);
+  const std::string exp_id = S(tracking["experiment"].as_object().at("experiment_id"));
+  ApiReply runs = Api("POST", "runs/search",
+                      R"({"experiment_ids":[")" + exp_id + R"("],"filter":"tags.ab_test = ')" + experiment + R"('"})");
+  ASSERT_EQ(runs["runs"].as_array().size(), 2u) << runs.body;
+  for (const auto& run : runs["runs"].as_array()) {
+    const auto& data = run.as_object().at("data").as_object();
+    EXPECT_NE(json::serialize(data.at("params")).find("model_version"), std::string::npos);
+    EXPECT_NE(json::serialize(data.at("metrics")).find("units"), std::string::npos);
+    EXPECT_EQ(S(run.as_object().at("info").as_object().at("status")), "FINISHED");
+    const std::string run_id = S(run.as_object().at("info").as_object().at("run_id"));
+    ApiReply history = Api("GET", "metrics/get-history?run_id=" + run_id + "&metric_key=units");
+    EXPECT_GT(history["metrics"].as_array().size(), 1u);  // one point per look, never one run per request
+  }
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  controller->Signal(SIGTERM);
+  EXPECT_EQ(controller->Wait(10000), 0);
+}
+
+TEST_F(ControlTest, FailingCandidateIsRolledBackByTheErrorRateGuardrail) {
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  StartGateway();
+  // Version 2 is "deployed" behind an upstream that refuses every connection.
+  auto controller = StartController(
+      ControllerConfig("90s", "      upstreams: {\"2\": \"http://127.0.0.1:1/invocations\"}\n"));
+  std::string log;
+  ASSERT_FALSE(WaitForLine(*controller, "started", 20000, &log).empty()) << log << controller->stderr_text();
+  auto traffic = StartTraffic(40);
+  const std::string rolled = WaitForLine(*controller, "ROLLED BACK", 60000, &log);
+  ASSERT_FALSE(rolled.empty()) << log;
+  EXPECT_NE(rolled.find("error_rate"), std::string::npos) << rolled;
+  const json::object v2 = Version("2");
+  EXPECT_EQ(Tag(v2, "ab_test.decision"), "rolled_back");
+  EXPECT_NE(Tag(v2, "ab_test.reason").find("error_rate"), std::string::npos);
+  EXPECT_EQ(Tag(v2, "ab_test_candidate"), "");
+  EXPECT_EQ(S(v2.at("current_stage")), "None");
+  EXPECT_EQ(S(Version("1").at("current_stage")), "Production");
+  ApiReply exp = Admin("GET", "/api/v1/experiments/hyatt_booking_model-v2-vs-v1");
+  EXPECT_EQ(S(exp["state"]), "stopped");
+  EXPECT_EQ(S(exp["control"]), "A");
+  EXPECT_EQ(exp["arms"].as_array()[0].as_object().at("weight").to_number<double>(), 100);
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  controller->Signal(SIGTERM);
+  controller->Wait(10000);
+}
+
+TEST_F(ControlTest, EqualCandidateEndsInconclusiveAndAutoPromotionRefuses) {
+  // The same training twice: identical models, so no difference can be found.
+  Train({"--quality", "strong", "--seed", "6", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  StartGateway();
+  const std::string config = ControllerConfig("12s");
+  auto controller = StartController(config);
+  std::string log;
+  ASSERT_FALSE(WaitForLine(*controller, "started", 20000, &log).empty()) << log << controller->stderr_text();
+  auto traffic = StartTraffic(25);
+  std::this_thread::sleep_for(std::chrono::seconds(4));
+  Subprocess promote({ABGATE_BINARY, "promote", "--experiment", "hyatt_booking_model-v2-vs-v1", "--winner", "auto",
+                      "--admin-url", "http://127.0.0.1:" + std::to_string(admin_port_), "--registry-uri", uri()},
+                     {"ABGATE_ADMIN_TOKEN=t"});
+  EXPECT_EQ(promote.Wait(30000), 1);
+  EXPECT_NE(promote.stderr_text().find("not promoting"), std::string::npos) << promote.stderr_text();
+  const std::string end = WaitForLine(*controller, "INCONCLUSIVE", 40000, &log);
+  ASSERT_FALSE(end.empty()) << log;
+  EXPECT_NE(end.find("maximum duration"), std::string::npos);
+  EXPECT_EQ(Tag(Version("2"), "ab_test.decision"), "inconclusive");
+  EXPECT_EQ(S(Version("1").at("current_stage")), "Production");
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  controller->Signal(SIGTERM);
+  controller->Wait(10000);
+}
+
+TEST_F(ControlTest, KilledControllerResumesFromItsState) {
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  StartGateway();
+  const std::string config = ControllerConfig("90s");
+  auto first = StartController(config);
+  std::string log;
+  ASSERT_FALSE(WaitForLine(*first, "started", 20000, &log).empty()) << log << first->stderr_text();
+  auto traffic = StartTraffic(60);
+  ASSERT_FALSE(WaitForLine(*first, "advancing to half", 30000, &log).empty()) << log;
+  first->Signal(SIGKILL);
+  first->Wait(5000);
+  auto second = StartController(config);
+  const std::string promoted = WaitForLine(*second, "PROMOTED", 80000, &log);
+  ASSERT_FALSE(promoted.empty()) << log << second->stderr_text();
+  EXPECT_EQ(log.find("started hyatt_booking_model-v2-vs-v1", log.find("advancing")), std::string::npos)
+      << "the second controller started the experiment again:\n" << log;
+  // One rollout, one experiment: the second controller carried on from the stored step.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "controller.db").c_str(), &db), SQLITE_OK);
+  sqlite3_stmt* st = nullptr;
+  sqlite3_prepare_v2(db, "SELECT count(*), max(status), max(step) FROM rollouts", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 1);
+  EXPECT_STREQ(reinterpret_cast<const char*>(sqlite3_column_text(st, 1)), "promoted");
+  EXPECT_EQ(sqlite3_column_int(st, 2), 1);
+  sqlite3_finalize(st);
+  sqlite3_close(db);
+  ApiReply list = Admin("GET", "/api/v1/experiments");
+  int named = 0;
+  for (const auto& e : list["experiments"].as_array()) named += e.as_object().at("name") == json::value("hyatt_booking_model-v2-vs-v1");
+  EXPECT_EQ(named, 1) << list.body.substr(0, 300);
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  second->Signal(SIGTERM);
+  second->Wait(10000);
+}
+
+TEST_F(ControlTest, DemoPromotesAndRollsBack) {
+  Subprocess good({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-good").string(), "--seed", "7"});
+  ASSERT_EQ(good.Wait(120000), 0) << good.stdout_text() << good.stderr_text();
+  EXPECT_NE(good.stdout_text().find(": promoted"), std::string::npos) << good.stdout_text();
+  EXPECT_TRUE(fs::exists(dir_ / "demo-good" / "report.html"));
+  Subprocess bad({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-bad").string(), "--seed", "7", "--candidate-worse"});
+  ASSERT_EQ(bad.Wait(120000), 0) << bad.stdout_text() << bad.stderr_text();
+  EXPECT_NE(bad.stdout_text().find(": rolled_back"), std::string::npos) << bad.stdout_text();
+}
+
+}  // namespace
+}  // namespace abgate::testing
