@@ -149,3 +149,29 @@ TEST(GatewayConfigTest, ParsesDurations) {
 
 }  // namespace
 }  // namespace abgate::config
+
+namespace abgate::config {
+namespace {
+
+TEST(ControllerConfig, ExampleParsesAndMistakesAreNamed) {
+  auto c = LoadGatewayConfig(std::string(ABGATE_SOURCE_DIR) + "/examples/controller.yaml");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->controller.has_value());
+  ASSERT_EQ(c->controller->models.size(), 1u);
+  const auto& m = c->controller->models[0];
+  EXPECT_EQ(m.plan.size(), 2u);
+  EXPECT_EQ(m.plan[1].percent, 50);
+  EXPECT_EQ(m.parsed.guardrails.max_error_rate, 0.02);
+  EXPECT_EQ(m.max_duration_us, int64_t{14} * 86400 * 1000000);
+  const std::string base = "experiments: []\ncontroller:\n  models:\n    - name: m\n";
+  auto bad = [&](const std::string& rest) { return ParseGatewayConfig(base + rest).status().message(); };
+  EXPECT_NE(bad("      plan: [{percent: 100}]\n").find("100% is the promotion itself"), std::string::npos);
+  EXPECT_NE(bad("      plan: [{percent: 50}, {percent: 10}]\n").find("must not decrease"), std::string::npos);
+  EXPECT_NE(bad("      experiment: {arms: []}\n      plan: [{percent: 10}]\n").find("set by the controller"),
+            std::string::npos);
+  EXPECT_NE(bad("      plan: [{percent: 10, min_units: x}]\n").find("min_units"), std::string::npos);
+  EXPECT_NE(bad("      plan: [{percent: 10}]\n      upstreams: {\"2\": \"ftp://x\"}\n").find("http"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace abgate::config
