@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include <boost/json/object.hpp>
 #include <boost/json/value.hpp>
 
 #include "absl/container/inlined_vector.h"
@@ -107,5 +108,12 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
                                                        const config::ExperimentConfig& experiment,
                                                        const std::string& unit, std::vector<MetricSpec> metrics,
                                                        int64_t since_us = 0);
+
+// Shadow traffic of `experiment` (table `shadows`), from `since_us` on: requests mirrored,
+// shadow failures, prediction disagreement (scores on different sides of 0.5), score
+// correlation, and latency of the served arm vs the shadow on the same requests. nullopt when
+// there was none.
+absl::StatusOr<std::optional<boost::json::object>> ReadShadowSummary(const std::string& store_uri,
+                                                                    const std::string& experiment, int64_t since_us = 0);
 
 }  // namespace abgate::analysis

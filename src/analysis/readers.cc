@@ -11,6 +11,8 @@
 #include <map>
 #include <unordered_map>
 
+#include <boost/json.hpp>
+
 #include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "absl/hash/hash.h"
@@ -536,6 +538,99 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
   }
   if (metrics.empty()) metrics.push_back({"booked", MetricKind::kBinary});
   return metrics;
+}
+
+namespace json = boost::json;
+
+absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string& store_uri,
+                                                              const std::string& experiment, int64_t since_us) {
+  struct Row {
+    std::optional<double> score, shadow_score;
+    int64_t latency_us = 0, shadow_latency_us = 0;
+    int status = 0;
+    std::string arm, shadow_arm;
+  };
+  std::vector<Row> rows;
+  constexpr const char* kSql =
+      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts FROM shadows "
+      "WHERE experiment = %s";
+  absl::Status s;
+  if (IsPostgres(store_uri)) {
+    s = ScanPostgres(store_uri, kSql, experiment, [&](PGresult* r) {
+      if (std::atoll(PQgetvalue(r, 0, 7)) < since_us) return;
+      Row row;
+      if (!PQgetisnull(r, 0, 0)) row.score = std::strtod(PQgetvalue(r, 0, 0), nullptr);
+      if (!PQgetisnull(r, 0, 1)) row.shadow_score = std::strtod(PQgetvalue(r, 0, 1), nullptr);
+      row.latency_us = std::atoll(PQgetvalue(r, 0, 2));
+      row.shadow_latency_us = std::atoll(PQgetvalue(r, 0, 3));
+      row.status = std::atoi(PQgetvalue(r, 0, 4));
+      row.arm = PQgetvalue(r, 0, 5);
+      row.shadow_arm = PQgetvalue(r, 0, 6);
+      rows.push_back(std::move(row));
+    });
+  } else {
+    s = ScanSqlite(store_uri.substr(7), kSql, experiment, "shadows", true, [&](sqlite3_stmt* st) {
+      if (sqlite3_column_int64(st, 7) < since_us) return;
+      Row row;
+      if (sqlite3_column_type(st, 0) != SQLITE_NULL) row.score = sqlite3_column_double(st, 0);
+      if (sqlite3_column_type(st, 1) != SQLITE_NULL) row.shadow_score = sqlite3_column_double(st, 1);
+      row.latency_us = sqlite3_column_int64(st, 2);
+      row.shadow_latency_us = sqlite3_column_int64(st, 3);
+      row.status = sqlite3_column_int(st, 4);
+      row.arm = std::string(ColumnView(st, 5));
+      row.shadow_arm = std::string(ColumnView(st, 6));
+      rows.push_back(std::move(row));
+    });
+  }
+  if (!s.ok()) return s;
+  if (rows.empty()) return std::optional<json::object>();
+  // Disagreement: the two scores on different sides of 0.5; correlation: Pearson's r.
+  int64_t failed = 0, pairs = 0, disagree = 0;
+  double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, abs_diff = 0;
+  std::vector<double> primary_ms, shadow_ms;
+  for (const Row& r : rows) {
+    primary_ms.push_back(r.latency_us / 1000.0);
+    shadow_ms.push_back(r.shadow_latency_us / 1000.0);
+    if (r.status >= 300 || !r.shadow_score) {
+      ++failed;
+      continue;
+    }
+    if (!r.score) continue;
+    const double x = *r.score, y = *r.shadow_score;
+    ++pairs;
+    disagree += (x >= 0.5) != (y >= 0.5);
+    sx += x;
+    sy += y;
+    sxx += x * x;
+    syy += y * y;
+    sxy += x * y;
+    abs_diff += std::abs(x - y);
+  }
+  auto quantile = [](std::vector<double> v, double q) {
+    std::sort(v.begin(), v.end());
+    return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+  };
+  auto mean = [](const std::vector<double>& v) {
+    double t = 0;
+    for (double x : v) t += x;
+    return t / static_cast<double>(v.size());
+  };
+  json::object out{{"arm", rows[0].arm},
+                   {"shadow_arm", rows[0].shadow_arm},
+                   {"requests", static_cast<int64_t>(rows.size())},
+                   {"shadow_failures", failed},
+                   {"compared", pairs}};
+  if (pairs > 0) {
+    const double n = static_cast<double>(pairs);
+    out["disagreement"] = static_cast<double>(disagree) / n;
+    out["mean_abs_score_diff"] = abs_diff / n;
+    const double vx = sxx / n - (sx / n) * (sx / n), vy = syy / n - (sy / n) * (sy / n);
+    if (pairs >= 3 && vx > 0 && vy > 0) out["score_correlation"] = (sxy / n - (sx / n) * (sy / n)) / std::sqrt(vx * vy);
+  }
+  out["latency_ms"] = json::object{
+      {"primary", json::object{{"mean", mean(primary_ms)}, {"p50", quantile(primary_ms, 0.5)}, {"p99", quantile(primary_ms, 0.99)}}},
+      {"shadow", json::object{{"mean", mean(shadow_ms)}, {"p50", quantile(shadow_ms, 0.5)}, {"p99", quantile(shadow_ms, 0.99)}}}};
+  return std::optional<json::object>(std::move(out));
 }
 
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,

@@ -156,6 +156,16 @@ std::string RenderText(const json::value& v) {
   out += StrCat("decision: ", Str(d.at("action")),
                 d.at("winner").is_string() ? StrCat(" ", Str(d.at("winner"))) : std::string(), " -- ",
                 Str(d.at("reason")), "\n");
+  if (const auto* sh = r.if_contains("shadow"); sh && sh->is_object()) {
+    const auto& o = sh->as_object();
+    auto num = [&](std::string_view k) { return o.contains(k) ? o.at(k).to_number<double>() : 0.0; };
+    const auto& lat = o.at("latency_ms").as_object();
+    out += StrCat("shadow: ", Str(o.at("shadow_arm")), " mirrored ", o.at("requests").to_number<int64_t>(),
+                  " requests of ", Str(o.at("arm")), " (", o.at("shadow_failures").to_number<int64_t>(),
+                  " failed); disagreement ", num("disagreement") * 100, "%, score correlation ",
+                  num("score_correlation"), "; p99 latency ", lat.at("primary").as_object().at("p99").to_number<double>(),
+                  " ms vs ", lat.at("shadow").as_object().at("p99").to_number<double>(), " ms\n");
+  }
   return out;
 }
 

@@ -154,6 +154,7 @@ controller:
           - {name: revenue, type: continuous}
         guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 250}
       plan:
+        - {name: shadow, percent: 0, shadow: 100, min_duration: 3s, min_units: 1000}
         - {name: canary, percent: 10, min_duration: 4s, min_units: 500}
         - {name: half, percent: 50, min_duration: 6s, min_units: 4000}
 )");
@@ -231,6 +232,22 @@ controller:
   if (!jec && report.is_object()) {
     std::printf("%s", analysis::RenderText(report).c_str());
     std::ofstream(dir / "report.html") << analysis::RenderHtml(report);
+  }
+  // Shadow step: the candidate scored every request next to the champion, its replies discarded.
+  if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {
+    if (auto all = (*admin)->Results(experiment); all.ok() && all->contains("shadow")) {
+      const auto& sh = all->at("shadow").as_object();
+      const auto& lat = sh.at("latency_ms").as_object();
+      std::printf("\n== shadow step ==\n  %lld requests served by %s were also scored by %s: predictions disagree on %.1f%% "
+                  "(score correlation %.3f); p99 latency %.2f ms served vs %.2f ms shadow; %lld shadow failures\n",
+                  static_cast<long long>(sh.at("requests").to_number<int64_t>()), std::string(sh.at("arm").as_string()).c_str(),
+                  std::string(sh.at("shadow_arm").as_string()).c_str(),
+                  sh.contains("disagreement") ? 100 * sh.at("disagreement").to_number<double>() : 0.0,
+                  sh.contains("score_correlation") ? sh.at("score_correlation").to_number<double>() : 0.0,
+                  lat.at("primary").as_object().at("p99").to_number<double>(),
+                  lat.at("shadow").as_object().at("p99").to_number<double>(),
+                  static_cast<long long>(sh.at("shadow_failures").to_number<int64_t>()));
+    }
   }
   std::printf("\n== registry after the decision ==\n");
   for (const std::string& v : versions) {

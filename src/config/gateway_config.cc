@@ -308,6 +308,16 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
   }
   ABGATE_ASSIGN_OR_RETURN(e.bucket_version, r.Int("bucket_version", 0));
   ABGATE_ASSIGN_OR_RETURN(e.attribution_window_us, r.DurationUs("attribution_window", 0));
+  {
+    JsonReader shadow = r.Child("shadow");
+    if (!shadow.value().is_null()) {
+      if (!shadow.is_object()) return r.Error("shadow", "must be {arm, percent}");
+      ABGATE_ASSIGN_OR_RETURN(e.shadow_arm, shadow.String("arm"));
+      ABGATE_ASSIGN_OR_RETURN(e.shadow_percent, shadow.Number("percent", 100));
+      ABGATE_RETURN_IF_ERROR(shadow.CheckNoUnknownKeys());
+      if (e.shadow_percent < 0 || e.shadow_percent > 100) return shadow.Error("percent", "must be in [0, 100]");
+    }
+  }
   ABGATE_ASSIGN_OR_RETURN(e.payload_sample_rate, r.Number("payload_sample_rate", 0));
   if (e.payload_sample_rate < 0 || e.payload_sample_rate > 1) return r.Error("payload_sample_rate", "must be in [0, 1]");
   ABGATE_ASSIGN_OR_RETURN(e.payload_max_bytes, r.Int("payload_max_bytes", e.payload_max_bytes));
@@ -350,6 +360,9 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
   }
   if (!names.contains(e.control)) {
     return absl::InvalidArgumentError(StrCat("control '", e.control, "' is not one of the arms"));
+  }
+  if (!e.shadow_arm.empty() && !names.contains(e.shadow_arm)) {
+    return absl::InvalidArgumentError(StrCat("shadow.arm '", e.shadow_arm, "' is not one of the arms"));
   }
   if (e.unit_field.empty() && e.unit_header.empty()) {
     return absl::InvalidArgumentError("unit: give a body field, a header, or both");
@@ -430,6 +443,7 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
   o["state"] = ExperimentStateName(e.state);
   if (e.bucket_version != 0) o["bucket_version"] = e.bucket_version;
   if (e.attribution_window_us != 0) o["attribution_window"] = StrCat(e.attribution_window_us / 1000, "ms");
+  if (!e.shadow_arm.empty()) o["shadow"] = json::object{{"arm", e.shadow_arm}, {"percent", e.shadow_percent}};
   if (e.payload_sample_rate != 0) {
     o["payload_sample_rate"] = e.payload_sample_rate;
     o["payload_max_bytes"] = e.payload_max_bytes;
@@ -528,11 +542,13 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
       RolloutStepConfig step;
       ABGATE_ASSIGN_OR_RETURN(step.name, st.String("name", StrCat("step", j + 1)));
       ABGATE_ASSIGN_OR_RETURN(step.percent, st.Number("percent", -1));
+      ABGATE_ASSIGN_OR_RETURN(step.shadow_percent, st.Number("shadow", 0));
+      if (step.shadow_percent < 0 || step.shadow_percent > 100) return st.Error("shadow", "must be in [0, 100]");
       ABGATE_ASSIGN_OR_RETURN(step.min_duration_us, st.DurationUs("min_duration", 0));
       ABGATE_ASSIGN_OR_RETURN(step.min_units, st.Int("min_units", 0));
       ABGATE_RETURN_IF_ERROR(st.CheckNoUnknownKeys());
-      if (step.percent <= 0 || step.percent >= 100) {
-        return st.Error("percent", "must be in (0, 100): 100% is the promotion itself");
+      if (step.percent < 0 || step.percent >= 100 || (step.percent == 0 && step.shadow_percent == 0)) {
+        return st.Error("percent", "must be in (0, 100) (0 only with shadow > 0): 100% is the promotion itself");
       }
       if (step.percent < last) return st.Error("percent", "must not decrease along the plan");
       last = step.percent;

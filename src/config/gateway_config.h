@@ -88,6 +88,10 @@ struct ExperimentConfig {
                                       // are kept but unattributed; 0 = no limit
   double payload_sample_rate = 0;     // share of units whose payloads are stored (hash-keyed)
   int64_t payload_max_bytes = 16384;  // per stored payload
+  // Shadow traffic: this share of requests served by another arm is also sent to `shadow_arm`
+  // asynchronously; its reply is discarded and compared (table `shadows`).
+  std::string shadow_arm;
+  double shadow_percent = 0;
 
   int ControlIndex() const;
   // Where an arm without `upstream` loads its model from: the arm's `model`, else
@@ -131,7 +135,8 @@ struct RegistryConfig {
 // `min_duration_us` and until `min_units` units have been seen in the experiment.
 struct RolloutStepConfig {
   std::string name;
-  double percent = 0;
+  double percent = 0;          // 0 only for a shadow step
+  double shadow_percent = 0;   // share of control's requests mirrored to the candidate
   int64_t min_duration_us = 0;
   int64_t min_units = 0;
 };

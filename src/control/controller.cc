@@ -52,7 +52,9 @@ json::object ParseObject(const std::string& text) {
 }  // namespace
 
 json::object ExperimentFor(const config::ControlledModelConfig& model, const std::string& experiment,
-                           const std::string& champion, const std::string& candidate, double percent) {
+                           const std::string& champion, const std::string& candidate,
+                           const config::RolloutStepConfig& step) {
+  const double percent = step.percent;
   json::object e = model.experiment;
   e["name"] = experiment;
   e["model"] = model.name;
@@ -64,6 +66,7 @@ json::object ExperimentFor(const config::ControlledModelConfig& model, const std
     return a;
   };
   e["arms"] = json::array{arm("A", champion, 100 - percent), arm("B", candidate, percent)};
+  if (step.shadow_percent > 0) e["shadow"] = json::object{{"arm", "B"}, {"percent", step.shadow_percent}};
   return e;
 }
 
@@ -198,9 +201,8 @@ absl::Status Controller::EnsureExperiment(const Rollout& r, const config::Contro
     auto s = gateway_->Call("PATCH", StrCat("/api/v1/experiments/", other.experiment), &patch);
     if (!s.ok() && s.status().code() != absl::StatusCode::kNotFound) return s.status();
   }
-  const double percent = model.plan[r.step].percent;
-  auto created = gateway_->CreateExperiment(ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version,
-                                                          percent));
+  auto created = gateway_->CreateExperiment(
+      ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, model.plan[r.step]));
   return created.status();
 }
 
@@ -272,7 +274,9 @@ absl::Status Controller::StartCandidates(const config::ControlledModelConfig& mo
     ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.experiment", experiment));
     ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.status", "running"));
     Emit(StrCat(model.name, ": candidate v", version, " vs champion v", champion, " — started ", experiment, " at ",
-                model.plan[0].name, " (", model.plan[0].percent, "%)"));
+                model.plan[0].name, " (", model.plan[0].percent, "%",
+                model.plan[0].shadow_percent > 0 ? StrCat(", shadow ", model.plan[0].shadow_percent, "%") : std::string(),
+                ")"));
     return absl::OkStatus();
   }
   return absl::OkStatus();
@@ -356,9 +360,15 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
       r.step += 1;
       r.step_started_ms = NowMs();
       ABGATE_RETURN_IF_ERROR(Save(r));  // the state first: a restart re-applies the weights
-      const double p = model.plan[r.step].percent;
-      ABGATE_RETURN_IF_ERROR(gateway_->SetWeights(r.experiment, {100 - p, p}).status());
-      Emit(StrCat(r.experiment, ": ", v.reason, "; advancing to ", model.plan[r.step].name, " (", p, "%)"));
+      const auto& next = model.plan[r.step];
+      const double p = next.percent;
+      // Weights and shadow share of the new step in one change.
+      const json::object patch{
+          {"arms", ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, next).at("arms")},
+          {"shadow", json::object{{"arm", "B"}, {"percent", next.shadow_percent}}}};
+      ABGATE_RETURN_IF_ERROR(gateway_->Call("PATCH", StrCat("/api/v1/experiments/", r.experiment), &patch).status());
+      Emit(StrCat(r.experiment, ": ", v.reason, "; advancing to ", next.name, " (", p, "%",
+                  next.shadow_percent > 0 ? StrCat(", shadow ", next.shadow_percent, "%") : std::string(), ")"));
       return absl::OkStatus();
     }
     case Action::kPromote: {

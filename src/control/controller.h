@@ -80,6 +80,7 @@ class Controller {
 
 // The experiment a controller creates for `candidate` vs `champion` (exposed for tests).
 boost::json::object ExperimentFor(const config::ControlledModelConfig& model, const std::string& experiment,
-                                  const std::string& champion, const std::string& candidate, double percent);
+                                  const std::string& champion, const std::string& candidate,
+                                  const config::RolloutStepConfig& step);
 
 }  // namespace abgate::control

@@ -29,6 +29,15 @@ struct Exposure {
   std::optional<std::string> request_payload;
   std::optional<std::string> response_payload;
   bool payload_truncated = false;
+  // Shadow traffic: the same request also scored by another arm, its reply discarded; stored
+  // with the exposure (table `shadows`) once both have answered.
+  struct Shadow {
+    std::string arm;
+    std::optional<double> score;  // the shadow arm's first prediction
+    int64_t latency_us = 0;
+    int status = 0;  // 200, or the failure's HTTP status (502/504/400...)
+  };
+  std::optional<Shadow> shadow;
 };
 
 // One ground-truth observation posted to /outcomes (the DESIGN.md `outcomes` row).

@@ -31,6 +31,10 @@ CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, eve
 CREATE TABLE IF NOT EXISTS assignments (
   experiment TEXT NOT NULL, unit_id TEXT NOT NULL, arm TEXT NOT NULL, assigned_at BIGINT NOT NULL,
   source TEXT NOT NULL, bucket_version BIGINT NOT NULL, PRIMARY KEY (experiment, unit_id));
+CREATE TABLE IF NOT EXISTS shadows (
+  request_id TEXT NOT NULL, ts BIGINT NOT NULL, experiment TEXT NOT NULL, arm TEXT NOT NULL, score DOUBLE PRECISION,
+  latency_us BIGINT NOT NULL, shadow_arm TEXT NOT NULL, shadow_score DOUBLE PRECISION, shadow_latency_us BIGINT NOT NULL,
+  shadow_status INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS audit_log (
   id BIGSERIAL PRIMARY KEY, ts BIGINT NOT NULL, actor TEXT NOT NULL, remote_addr TEXT NOT NULL,
   action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
@@ -49,6 +53,10 @@ constexpr Statement kStatements[] = {
      "model_version, routing_mode, status, latency_us, score, fallback, in_experiment) "
      "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
      15},
+    {"insert_shadow",
+     "INSERT INTO shadows (request_id, ts, experiment, arm, score, latency_us, shadow_arm, shadow_score, "
+     "shadow_latency_us, shadow_status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+     10},
     {"insert_payload",
      "INSERT INTO payloads (request_id, ts, experiment, unit_id, arm, request, response, truncated) "
      "VALUES ($1,$2,$3,$4,$5,$6,$7,$8)",
@@ -200,6 +208,23 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
       q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.unit_id).Text(e.arm).Text(*e.request_payload)
           .Text(e.response_payload ? *e.response_payload : std::string()).Bool(e.payload_truncated);
       queued = send("insert_payload", q, Kind::kOther);
+    }
+    if (queued && e.shadow) {
+      Params q;
+      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.arm);
+      if (e.score) {
+        q.Double(*e.score);
+      } else {
+        q.Null();
+      }
+      q.Int(e.latency_us).Text(e.shadow->arm);
+      if (e.shadow->score) {
+        q.Double(*e.shadow->score);
+      } else {
+        q.Null();
+      }
+      q.Int(e.shadow->latency_us).Int(e.shadow->status);
+      queued = send("insert_shadow", q, Kind::kOther);
     }
   }
   for (const AuditRecord& a : audit) {

@@ -38,6 +38,18 @@ CREATE TABLE IF NOT EXISTS payloads (
   response   TEXT    NOT NULL,
   truncated  INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS shadows (
+  request_id        TEXT    NOT NULL,
+  ts                INTEGER NOT NULL,
+  experiment        TEXT    NOT NULL,
+  arm               TEXT    NOT NULL,
+  score             REAL,
+  latency_us        INTEGER NOT NULL,
+  shadow_arm        TEXT    NOT NULL,
+  shadow_score      REAL,
+  shadow_latency_us INTEGER NOT NULL,
+  shadow_status     INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS audit_log (
   id          INTEGER PRIMARY KEY AUTOINCREMENT,
   ts          INTEGER NOT NULL,
@@ -189,7 +201,11 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       sqlite3_prepare_v3(sink->write_db_,
                          "INSERT INTO payloads (request_id, ts, experiment, unit_id, arm, request, response, truncated) "
                          "VALUES (?,?,?,?,?,?,?,?)",
-                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_payload_, nullptr) != SQLITE_OK) {
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_payload_, nullptr) != SQLITE_OK ||
+      sqlite3_prepare_v3(sink->write_db_,
+                         "INSERT INTO shadows (request_id, ts, experiment, arm, score, latency_us, shadow_arm, "
+                         "shadow_score, shadow_latency_us, shadow_status) VALUES (?,?,?,?,?,?,?,?,?,?)",
+                         -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_shadow_, nullptr) != SQLITE_OK) {
     return SqliteError(sink->write_db_, "prepare");
   }
   ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
@@ -203,6 +219,7 @@ SqliteEventSink::~SqliteEventSink() {
   sqlite3_finalize(upsert_assignment_);
   sqlite3_finalize(delete_assignment_);
   sqlite3_finalize(insert_payload_);
+  sqlite3_finalize(insert_shadow_);
   sqlite3_close(write_db_);
   sqlite3_close(read_db_);
 }
@@ -232,6 +249,30 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
       const int prc = sqlite3_step(p);
       sqlite3_reset(p);
       if (prc != SQLITE_DONE) return fail("insert payload");
+    }
+    if (e.shadow) {
+      sqlite3_stmt* p = insert_shadow_;
+      BindText(p, 1, e.request_id);
+      sqlite3_bind_int64(p, 2, e.ts_us);
+      BindText(p, 3, e.experiment);
+      BindText(p, 4, e.arm);
+      if (e.score) {
+        sqlite3_bind_double(p, 5, *e.score);
+      } else {
+        sqlite3_bind_null(p, 5);
+      }
+      sqlite3_bind_int64(p, 6, e.latency_us);
+      BindText(p, 7, e.shadow->arm);
+      if (e.shadow->score) {
+        sqlite3_bind_double(p, 8, *e.shadow->score);
+      } else {
+        sqlite3_bind_null(p, 8);
+      }
+      sqlite3_bind_int64(p, 9, e.shadow->latency_us);
+      sqlite3_bind_int(p, 10, e.shadow->status);
+      const int src = sqlite3_step(p);
+      sqlite3_reset(p);
+      if (src != SQLITE_DONE) return fail("insert shadow");
     }
     BindText(st, 1, e.request_id);
     sqlite3_bind_int64(st, 2, e.ts_us);

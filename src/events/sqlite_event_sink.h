@@ -39,6 +39,7 @@ class SqliteEventSink final : public EventSink {
   sqlite3_stmt* upsert_assignment_ = nullptr;
   sqlite3_stmt* delete_assignment_ = nullptr;
   sqlite3_stmt* insert_payload_ = nullptr;
+  sqlite3_stmt* insert_shadow_ = nullptr;
   std::mutex read_mu_;
   sqlite3* read_db_ = nullptr;  // guarded by read_mu_
 };

@@ -535,6 +535,8 @@ void Gateway::RegisterAdminRoutes() {
       if (!input.ok()) return std::move(*shared)(http::StatusResponse(input.status()));
       auto report = analysis::Analyze(*input);
       if (!report.ok()) return std::move(*shared)(http::StatusResponse(report.status()));
+      auto shadow = analysis::ReadShadowSummary(config_.events.store, name, since_us);
+      if (shadow.ok() && *shadow && report->is_object()) report->as_object()["shadow"] = std::move(**shadow);
       std::move(*shared)(http::Response::Json(200, config::ToJson(*report)));
     });
   });

@@ -116,6 +116,10 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   int serving = 0;
   int64_t upstream_started_us = 0;
   int64_t upstream_total_us = 0;
+  // Shadow traffic: the exposure is written once both the served arm and the shadow answered.
+  bool shadow_pending = false;
+  bool primary_done = false;
+  int64_t shadow_started_us = 0;
   unsigned char reply_buffer[2048];  // first block for parsing the model's reply
   json::monotonic_resource reply_memory{reply_buffer, sizeof(reply_buffer)};
 
@@ -140,6 +144,69 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     gw->client_->Send(worker, std::move(req), [self = shared_from_this()](absl::StatusOr<http::ClientResponse> r) {
       self->OnUpstream(std::move(r));
     });
+  }
+
+  // Sends a copy of the request to arm `shadow` without waiting for it; the reply is only
+  // measured and compared. Counted in that arm's model latency and failure metrics.
+  void StartShadow(int shadow) {
+    const CompiledArm& s = exp->arms[shadow];
+    shadow_pending = true;
+    exposure.shadow.emplace();
+    exposure.shadow->arm = s.name;
+    shadow_started_us = SteadyUs();
+    auto self = shared_from_this();
+    if (s.model) {
+      serving::Score(*s.model, content_type, forward_body, [self, shadow](serving::ScoringReply reply) {
+        self->gw->pool_->Post(self->worker, [self, shadow, reply = std::move(reply)] {
+          std::optional<double> score;
+          if (!reply.predictions.empty()) score = reply.predictions[0];
+          const int status = reply.error ? reply.error->http_status : (reply.status.ok() ? 200 : 502);
+          self->OnShadow(shadow, score, status);
+        });
+      });
+      return;
+    }
+    http::ClientRequest req;
+    req.host = s.upstream.host;
+    req.port = s.upstream.port;
+    req.target = s.upstream.target;
+    req.content_type = content_type;
+    req.body = forward_body;
+    req.headers.push_back({"X-Request-Id", exposure.request_id});
+    req.headers.push_back({"X-Abgate-Shadow", "true"});
+    req.connect_timeout_us = gw->config_.upstream.connect_timeout_us;
+    req.request_timeout_us = gw->config_.upstream.request_timeout_us;
+    gw->client_->Send(worker, std::move(req), [self, shadow](absl::StatusOr<http::ClientResponse> r) {
+      std::optional<double> score;
+      int status = 502;
+      if (!r.ok()) {
+        status = r.status().code() == absl::StatusCode::kDeadlineExceeded ? 504 : 502;
+      } else {
+        status = r->status;
+        boost::system::error_code ec;
+        json::value v = json::parse(r->body, ec);
+        if (!ec && r->status < 300) {
+          const json::value* p = &v;
+          if (v.is_object()) {
+            if (const auto* q = v.as_object().if_contains("predictions")) p = q;
+          }
+          score = FirstScore(*p);
+        }
+      }
+      self->OnShadow(shadow, score, status);
+    });
+  }
+
+  void OnShadow(int shadow, std::optional<double> score, int status) {
+    const CompiledArm& s = exp->arms[shadow];
+    const int64_t took = SteadyUs() - shadow_started_us;
+    s.metrics->upstream_latency.Observe(took);
+    if (status >= 500) s.metrics->upstream_errors.fetch_add(1, std::memory_order_relaxed);
+    exposure.shadow->score = score;
+    exposure.shadow->latency_us = took;
+    exposure.shadow->status = status;
+    shadow_pending = false;
+    if (primary_done) gw->writer_->Enqueue(std::move(exposure));
   }
 
   // An in-process arm: the body is parsed here and scored on the model's own threads; the
@@ -283,7 +350,11 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     exposure.model_version = a.version;
     exposure.status = status;
     exposure.latency_us = upstream_total_us;
-    gw->writer_->Enqueue(std::move(exposure));
+    if (shadow_pending) {
+      primary_done = true;  // OnShadow writes the exposure
+    } else {
+      gw->writer_->Enqueue(std::move(exposure));
+    }
     std::move(respond)(std::move(response));
   }
 };
@@ -592,6 +663,12 @@ void Gateway::Route(std::shared_ptr<PredictCall> call, int arm) {
     arm = exp->control;
   }
   call->exposure.assigned_arm = exp->arms[arm].name;
+  const auto& cfg = exp->config;
+  if (cfg.shadow_percent > 0 && !cfg.shadow_arm.empty() && cfg.state == config::ExperimentState::kRunning) {
+    thread_local common::Xoshiro256 rng = common::Xoshiro256::FromEntropy();
+    const int shadow = exp->ArmIndex(cfg.shadow_arm);
+    if (shadow >= 0 && shadow != arm && rng.NextDouble() * 100 < cfg.shadow_percent) call->StartShadow(shadow);
+  }
   call->Send(arm);
 }
 
