@@ -1,4 +1,7 @@
 // Data-plane integration tests: a real gateway (port 0) in front of real HTTP upstreams.
+#include <chrono>
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include "assign/allocation.h"
@@ -270,6 +273,47 @@ TEST_F(GatewayTest, PayloadsAreStoredForAHashKeyedSampleOfUnits) {
   EXPECT_EQ(QueryInt("SELECT count(*) FROM payloads WHERE truncated = 0 AND request = '{\"inputs\":[[1,2,3]]}' AND response LIKE '{\"predictions\": [%'"),
             2 * sampled_units);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM payloads p JOIN exposures e ON e.request_id = p.request_id"), 2 * sampled_units);
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(GatewayTest, ShadowTrafficScoresTheCandidateAndDiscardsItsReply) {
+  // All traffic to A; every request also mirrored to B.
+  StartGateway(ConfigYaml("    shadow: {arm: B, percent: 100}\n", "100, 0"));
+  for (int i = 0; i < 50; ++i) {
+    auto r = Predict(Body("shadow-" + std::to_string(i)));
+    ASSERT_EQ(r.status, 200);
+    EXPECT_EQ(json::parse(r.body).at("model_group"), "A");  // the shadow's reply never reaches the client
+  }
+  for (int i = 0; i < 100 && model_b_->hits() < 50; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_EQ(model_b_->hits(), 50);
+  EXPECT_EQ(model_b_->last_content_type(), "application/json");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE arm = 'A'"), 50);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM shadows WHERE arm = 'A' AND shadow_arm = 'B' AND score = 0.25 AND "
+                     "shadow_score = 0.75 AND shadow_status = 200"),
+            50);
+  // The results carry the comparison: both scores on different sides of 0.5 for every request.
+  auto results = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results");
+  ASSERT_EQ(results.status, 200) << results.body;
+  const auto shadow = json::parse(results.body).at("shadow").as_object();
+  EXPECT_EQ(shadow.at("requests").to_number<int64_t>(), 50);
+  EXPECT_EQ(shadow.at("disagreement").to_number<double>(), 1.0);
+  EXPECT_EQ(shadow.at("shadow_failures").to_number<int64_t>(), 0);
+  // A failing shadow never fails the request; it is counted in the candidate's health.
+  model_b_->set_mode(UpstreamMode::kServerError);
+  EXPECT_EQ(Predict(Body("shadow-x")).status, 200);
+  for (int i = 0; i < 100; ++i) {
+    auto health = json::parse(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/health").body);
+    if (health.at("arms").as_array()[1].as_object().at("failures").to_number<int64_t>() == 1) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  auto health = json::parse(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/health").body);
+  EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("attempts").to_number<int64_t>(), 51);
+  EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("failures").to_number<int64_t>(), 1);
 }
 
 }  // namespace
