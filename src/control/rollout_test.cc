@@ -13,7 +13,8 @@ config::ControlledModelConfig Model() {
   config::ControlledModelConfig m;
   m.name = "hyatt_booking_model";
   m.parsed.guardrails = {0.02, 250};
-  m.plan = {{"canary", 10, 10'000'000, 100}, {"half", 50, 20'000'000, 1000}};
+  m.plan = {{.name = "canary", .percent = 10, .min_duration_us = 10'000'000, .min_units = 100},
+            {.name = "half", .percent = 50, .min_duration_us = 20'000'000, .min_units = 1000}};
   m.max_duration_us = 600'000'000;
   return m;
 }

@@ -178,6 +178,21 @@ TEST_F(RegistryClientTest, ErrorsCarryMlflowCodes) {
   EXPECT_EQ(MlflowClient::Create({.tracking_uri = "https://x"}).status().code(), absl::StatusCode::kUnimplemented);
 }
 
+TEST_F(RegistryClientTest, ServerErrorsAreRetriedThenReported) {
+  // MLflow answers this request with 500 INTERNAL_ERROR (MLFLOW.md §4); the client retries 5xx
+  // like MLflow's Python client, then reports the last error with its code.
+  auto c = Client(/*max_retries=*/2);
+  ASSERT_TRUE(c->EnsureRegisteredModel("m").ok());
+  ASSERT_TRUE(c->CreateModelVersion("m", "runs:/x/model", "", {}).ok());
+  const auto start = std::chrono::steady_clock::now();
+  auto r = c->TransitionStage("m", "1", "Archived", true);
+  const auto took = std::chrono::steady_clock::now() - start;
+  EXPECT_EQ(r.status().code(), absl::StatusCode::kUnavailable);
+  EXPECT_NE(r.status().message().find("INTERNAL_ERROR"), std::string::npos) << r.status();
+  EXPECT_NE(r.status().message().find("after 2 retries"), std::string::npos) << r.status();
+  EXPECT_GE(took, std::chrono::milliseconds(20 + 40));  // two backoffs: 20 ms, then 40 ms
+}
+
 TEST_F(RegistryClientTest, CredentialsFromOptions) {
   Stop();
   Start({}, {"ABGATE_REGISTRY_TOKEN=tok"});
