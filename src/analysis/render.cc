@@ -21,7 +21,7 @@ std::string Str(const json::value& v) { return v.is_string() ? std::string(v.as_
 const json::value* Get(const json::object& o, std::string_view k) { return o.if_contains(k); }
 
 std::string FormatMetric(const json::object& m, bool percent) {
-  if (const auto* why = Get(m, "insufficient_data")) return "insufficient data";
+  if (Get(m, "insufficient_data")) return "insufficient data";
   const auto* mean = Get(m, "mean");
   const auto* value = Get(m, "value");
   const double x = mean ? Num(*mean) : value ? Num(*value) : 0;

@@ -64,7 +64,7 @@ Command AddPromote(CLI::App& app) {
     if (f->admin_url.empty() || f->registry_uri.empty()) {
       return Fail("promote", "need the gateway admin URL and the registry URI (--config, or --admin-url and --registry-uri)");
     }
-    auto registry = registry::MlflowClient::Create({.tracking_uri = f->registry_uri});
+    auto registry = registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(f->registry_uri));
     if (!registry.ok()) return Fail("promote", ToStd(registry.status().message()));
     auto gateway = control::GatewayAdmin::Create(f->admin_url, Env(f->token_env));
     if (!gateway.ok()) return Fail("promote", ToStd(gateway.status().message()));

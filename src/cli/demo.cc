@@ -90,7 +90,7 @@ int RunDemo(const DemoFlags& f) {
   (*reg_server)->Start();
   const std::string registry_uri = StrCat("http://127.0.0.1:", static_cast<int>((*reg_server)->port()));
   Say("[%s] registry       MLflow-compatible registry at %s (MLFLOW_TRACKING_URI)", Elapsed(t0).c_str(), registry_uri.c_str());
-  auto client = registry::MlflowClient::Create({.tracking_uri = registry_uri});
+  auto client = registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(registry_uri));
   if (!client.ok()) return Fail(ToStd(client.status().message()));
 
   // 2. Two versions of different quality; the weaker one is the champion.

@@ -65,7 +65,7 @@ Command AddTrain(CLI::App& app) {
     std::unique_ptr<registry::MlflowClient> client;
     if (!f->model_name.empty()) {
       if (f->registry_uri.empty()) return Fail("--model-name needs --registry-uri (or MLFLOW_TRACKING_URI)");
-      auto c = registry::MlflowClient::Create({.tracking_uri = f->registry_uri});
+      auto c = registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(f->registry_uri));
       if (!c.ok()) return Fail(ToStd(c.status().message()));
       client = *std::move(c);
     }

@@ -81,7 +81,7 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(const config::Gat
                                                                const common::Clock& clock) {
   if (!config.controller) return absl::InvalidArgumentError("the config has no `controller:` section");
   if (config.registry.uri.empty()) return absl::InvalidArgumentError("the controller needs registry.uri");
-  ABGATE_ASSIGN_OR_RETURN(auto registry, registry::MlflowClient::Create({.tracking_uri = config.registry.uri}));
+  ABGATE_ASSIGN_OR_RETURN(auto registry, registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(config.registry.uri)));
   ABGATE_ASSIGN_OR_RETURN(auto gateway, GatewayAdmin::Create(config.controller->gateway_admin, admin_token));
   const std::string path = config.controller->state.substr(7);
   sqlite3* db = nullptr;

@@ -514,7 +514,7 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
                                             "no experiment is marked `default: true`; use POST /predict/{experiment}")
                       : http::ErrorResponse(404, "EXPERIMENT_NOT_FOUND", StrCat("no experiment named '", name, "'")));
   }
-  BodyKind kind;
+  BodyKind kind = BodyKind::kJson;
   if (auto bad = CheckContentType(req.FindHeader("Content-Type"), mlflow_shape, &kind)) return reject(std::move(*bad));
 
   const auto& cfg = exp->config;

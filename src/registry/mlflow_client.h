@@ -38,6 +38,12 @@ struct MlflowClientOptions {
   int max_retries = 5;
   int64_t initial_backoff_ms = 100;  // doubled per retry, capped at 5 s
   int64_t request_timeout_ms = 30'000;
+
+  static MlflowClientOptions ForUri(std::string uri) {
+    MlflowClientOptions o;
+    o.tracking_uri = std::move(uri);
+    return o;
+  }
 };
 
 // A parsed `models:/` URI. Exactly one of version, alias, stage is set ("latest" is a stage).

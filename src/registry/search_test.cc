@@ -37,7 +37,7 @@ TEST(ParseFilter, RefusesWhatMlflowRefuses) {
                           "start_time = 'x'", "status IN ('a')", "run_id IN 'a'"}) {
     auto r = ParseFilter(bad, kRunRules);
     EXPECT_FALSE(r.ok()) << bad;
-    if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad;
+    if (!r.ok()) { EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument) << bad; }
   }
   EXPECT_EQ(ParseFilter("params.a = 'x' OR params.b = 'y'", kRunRules).status().message(),
             "Invalid clause(s) in filter string: 'OR'");

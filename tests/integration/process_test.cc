@@ -221,7 +221,7 @@ TEST_F(ProcessTest, ImportOutcomesFromJsonLinesAndCsvIsIdempotent) {
     ASSERT_EQ(j.Wait(20000), 0) << j.stderr_text();
     Subprocess c({ABGATE_BINARY, "import", "outcomes", csv, "--store", store});
     ASSERT_EQ(c.Wait(20000), 0) << c.stderr_text();
-    if (round == 1) EXPECT_NE(c.stdout_text().find("2 outcomes (0 stored, 2 duplicates)"), std::string::npos) << c.stdout_text();
+    if (round == 1) { EXPECT_NE(c.stdout_text().find("2 outcomes (0 stored, 2 duplicates)"), std::string::npos) << c.stdout_text(); }
   }
   sqlite3* db = nullptr;
   sqlite3_open((dir_ / "events.db").string().c_str(), &db);

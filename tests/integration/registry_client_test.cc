@@ -174,8 +174,8 @@ TEST_F(RegistryClientTest, ErrorsCarryMlflowCodes) {
   EXPECT_EQ(c->Call("POST", "experiments/create", {{"name", "x"}}).status().code(), absl::StatusCode::kAlreadyExists);
   EXPECT_EQ(c->Call("GET", "model-versions/search", {{"filter", "name = 'x' OR 1=1"}}).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_FALSE(MlflowClient::Create({.tracking_uri = "ftp://x"}).ok());
-  EXPECT_EQ(MlflowClient::Create({.tracking_uri = "https://x"}).status().code(), absl::StatusCode::kUnimplemented);
+  EXPECT_FALSE(MlflowClient::Create(registry::MlflowClientOptions::ForUri("ftp://x")).ok());
+  EXPECT_EQ(MlflowClient::Create(registry::MlflowClientOptions::ForUri("https://x")).status().code(), absl::StatusCode::kUnimplemented);
 }
 
 TEST_F(RegistryClientTest, ServerErrorsAreRetriedThenReported) {

@@ -217,7 +217,7 @@ TEST_F(RegistryConformance, ParamsMetricsTagsAndHistory) {
   EXPECT_EQ(S(data.at("params").as_array()[0].as_object().at("value")), "7");
   for (const auto& t : data.at("tags").as_array()) {
     EXPECT_NE(S(t.as_object().at("key")), "ab_group");
-    if (S(t.as_object().at("key")) == "t") EXPECT_EQ(S(t.as_object().at("value")), "2");
+    if (S(t.as_object().at("key")) == "t") { EXPECT_EQ(S(t.as_object().at("value")), "2"); }
   }
 }
 
