@@ -1,5 +1,8 @@
 #include "cli/cli.h"
 
+#include <pthread.h>
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -9,6 +12,29 @@
 #include "cli/commands.h"
 
 namespace abgate::cli {
+
+namespace {
+sigset_t StopSignals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  return signals;
+}
+}  // namespace
+
+void BlockStopSignals() {
+  const sigset_t signals = StopSignals();
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+}
+
+int WaitForStopSignal() {
+  const sigset_t signals = StopSignals();
+  int sig = 0;
+  sigwait(&signals, &sig);
+  return sig;
+}
 
 int Main(int argc, char** argv) {
   CLI::App app{"abgate: an A/B testing gateway for machine-learning model versions"};

@@ -15,6 +15,12 @@ struct Command {
   std::function<int()> run;
 };
 
+// For long-running commands: blocks SIGINT and SIGTERM in this thread and every thread it
+// starts afterwards (and ignores SIGPIPE), so WaitForStopSignal can take them synchronously.
+void BlockStopSignals();
+// Waits for SIGINT or SIGTERM (after BlockStopSignals) and returns which one came.
+int WaitForStopSignal();
+
 Command AddServe(CLI::App& app);
 Command AddAssign(CLI::App& app);
 Command AddAnalyze(CLI::App& app);

@@ -97,19 +97,13 @@ Command AddController(CLI::App& app) {
       absl::Status s = (*controller)->Tick();
       return s.ok() ? 0 : Fail("controller", ToStd(s.message()));
     }
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
     std::atomic<bool> stop{false};
     std::thread loop([&] { (*controller)->Run(stop); });
     std::printf("abgate controller: watching %zu model(s), gateway %s\n", c->controller->models.size(),
                 c->controller->gateway_admin.c_str());
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&signals, &sig);
+    WaitForStopSignal();
     stop = true;
     loop.join();
     return 0;

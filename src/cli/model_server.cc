@@ -46,12 +46,7 @@ Command AddModelServer(CLI::App& app) {
   cmd->add_option("--workers,-w", f->workers, "scoring threads (one booster each)")->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("--threads", f->threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
   return {cmd, [f]() -> int {
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
     std::string version;
     auto folder = serving::ResolveModelFolder(f->model, f->registry_uri, f->cache_dir, &version);
     if (!folder.ok()) return Fail(ToStd(folder.status().message()));
@@ -68,8 +63,7 @@ Command AddModelServer(CLI::App& app) {
                 (*server)->port(), f->model.c_str(), version.empty() ? "" : ", version ", version.c_str(),
                 folder->string().c_str());
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = WaitForStopSignal();
     ABGATE_LOG(kInfo, "%s: stopping the model server", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     (*server)->Shutdown();
     return 0;

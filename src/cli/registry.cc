@@ -56,12 +56,7 @@ Command AddRegistry(CLI::App& app) {
       "from MLFLOW_TRACKING_USERNAME/PASSWORD or MLFLOW_TRACKING_TOKEN.");
   return {cmd, [flags]() -> int {
     if (flags->store.rfind("sqlite:", 0) != 0) return Fail("--store must be sqlite:FILE");
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
 
     auto store = registry::RegistryStore::Open(flags->store.substr(7), common::SystemClock::Get());
     if (!store.ok()) return Fail(ToStd(store.status().message()));
@@ -80,8 +75,7 @@ Command AddRegistry(CLI::App& app) {
     (*server)->Start();
     std::printf("abgate registry: listening http://%s:%u\n", flags->host.c_str(), (*server)->port());
     std::fflush(stdout);
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = WaitForStopSignal();
     ABGATE_LOG(kInfo, "%s: stopping the registry", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     (*server)->Shutdown();
     return 0;

@@ -39,13 +39,7 @@ Command AddServe(CLI::App& app) {
       }
       *target = *hp;
     }
-    // Block the signals in every thread; this thread waits for them with sigwait.
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGINT);
-    sigaddset(&signals, SIGTERM);
-    pthread_sigmask(SIG_BLOCK, &signals, nullptr);
-    signal(SIGPIPE, SIG_IGN);
+    BlockStopSignals();
 
     auto gw = gateway::Gateway::Create(*std::move(config), common::SystemClock::Get());
     if (!gw.ok()) {
@@ -57,8 +51,7 @@ Command AddServe(CLI::App& app) {
     std::printf("abgate serve: listening data=127.0.0.1:%u admin=127.0.0.1:%u\n", (*gw)->port(), (*gw)->admin_port());
     std::fflush(stdout);
     ABGATE_LOG(kInfo, "serving on port %d (admin %d)", (*gw)->port(), (*gw)->admin_port());
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = WaitForStopSignal();
     ABGATE_LOG(kInfo, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     (*gw)->Shutdown();
     return 0;

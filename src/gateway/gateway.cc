@@ -123,23 +123,46 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   unsigned char reply_buffer[2048];  // first block for parsing the model's reply
   json::monotonic_resource reply_memory{reply_buffer, sizeof(reply_buffer)};
 
-  void Send(int arm) {
-    serving = arm;
-    const CompiledArm& a = exp->arms[arm];
-    if (a.model) return SendInProcess(a);
+  // {"model_group", "model_version", "request_id", "experiment", "predictions"} (DESIGN.md).
+  std::string GatewayReply(const CompiledArm& a, std::string_view predictions_json) const {
+    std::string body;
+    body.reserve(predictions_json.size() + 160);
+    body += "{\"model_group\":";
+    config::AppendJsonString(body, a.name);
+    body += ",\"model_version\":";
+    config::AppendJsonString(body, a.version);
+    body += ",\"request_id\":";
+    config::AppendJsonString(body, exposure.request_id);
+    body += ",\"experiment\":";
+    config::AppendJsonString(body, exp->config.name);
+    body += ",\"predictions\":";
+    body += predictions_json;
+    body += "}";
+    return body;
+  }
+
+  http::ClientRequest UpstreamRequest(const CompiledArm& a, std::string body) const {
     http::ClientRequest req;
     req.host = a.upstream.host;
     req.port = a.upstream.port;
     req.target = a.upstream.target;
     req.content_type = content_type;
-    // Copied only while a fallback may still need to send it again.
-    const bool may_fall_back = arm != exp->control && exp->config.fallback_to_control && !exposure.fallback;
-    req.body = may_fall_back ? forward_body : std::move(forward_body);
+    req.body = std::move(body);
     req.headers.reserve(2);
     req.headers.push_back({"X-Request-Id", exposure.request_id});
-    req.headers.push_back({"X-Abgate-Arm", a.name});
     req.connect_timeout_us = gw->config_.upstream.connect_timeout_us;
     req.request_timeout_us = gw->config_.upstream.request_timeout_us;
+    return req;
+  }
+
+  void Send(int arm) {
+    serving = arm;
+    const CompiledArm& a = exp->arms[arm];
+    if (a.model) return SendInProcess(a);
+    // Copied only while a fallback may still need to send it again.
+    const bool may_fall_back = arm != exp->control && exp->config.fallback_to_control && !exposure.fallback;
+    http::ClientRequest req = UpstreamRequest(a, may_fall_back ? forward_body : std::move(forward_body));
+    req.headers.push_back({"X-Abgate-Arm", a.name});
     upstream_started_us = SteadyUs();
     gw->client_->Send(worker, std::move(req), [self = shared_from_this()](absl::StatusOr<http::ClientResponse> r) {
       self->OnUpstream(std::move(r));
@@ -166,16 +189,8 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
       });
       return;
     }
-    http::ClientRequest req;
-    req.host = s.upstream.host;
-    req.port = s.upstream.port;
-    req.target = s.upstream.target;
-    req.content_type = content_type;
-    req.body = forward_body;
-    req.headers.push_back({"X-Request-Id", exposure.request_id});
+    http::ClientRequest req = UpstreamRequest(s, forward_body);
     req.headers.push_back({"X-Abgate-Shadow", "true"});
-    req.connect_timeout_us = gw->config_.upstream.connect_timeout_us;
-    req.request_timeout_us = gw->config_.upstream.request_timeout_us;
     gw->client_->Send(worker, std::move(req), [self, shadow](absl::StatusOr<http::ClientResponse> r) {
       std::optional<double> score;
       int status = 502;
@@ -246,18 +261,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     if (mlflow_shape) {
       ok.body = StrCat("{\"predictions\": ", list, "}");  // what `mlflow models serve` answers
     } else {
-      ok.body.reserve(list.size() + 128);
-      ok.body += "{\"model_group\":";
-      config::AppendJsonString(ok.body, a.name);
-      ok.body += ",\"model_version\":";
-      config::AppendJsonString(ok.body, a.version);
-      ok.body += ",\"request_id\":";
-      config::AppendJsonString(ok.body, exposure.request_id);
-      ok.body += ",\"experiment\":";
-      config::AppendJsonString(ok.body, exp->config.name);
-      ok.body += ",\"predictions\":";
-      ok.body += list;
-      ok.body += "}";
+      ok.body = GatewayReply(a, list);
     }
     Finish(std::move(ok));
   }
@@ -319,18 +323,10 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     if (mlflow_shape) {
       ok.body = std::move(r->body);  // MLflow's own reply, byte for byte
     } else {
-      ok.body.reserve(r->body.size() + 128);
-      ok.body += "{\"model_group\":";
-      config::AppendJsonString(ok.body, a.name);
-      ok.body += ",\"model_version\":";
-      config::AppendJsonString(ok.body, a.version);
-      ok.body += ",\"request_id\":";
-      config::AppendJsonString(ok.body, exposure.request_id);
-      ok.body += ",\"experiment\":";
-      config::AppendJsonString(ok.body, exp->config.name);
-      ok.body += ",\"predictions\":";
-      config::AppendJson(ok.body, *predictions);
-      ok.body += "}";
+      std::string list;
+      list.reserve(r->body.size());
+      config::AppendJson(list, *predictions);
+      ok.body = GatewayReply(a, list);
     }
     Finish(std::move(ok));
   }

@@ -17,6 +17,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "config/json_format.h"
+#include "http/blocking_client.h"
 #include "http/client.h"
 #include "http/io_pool.h"
 #include "registry/artifact_store.h"
@@ -308,31 +309,16 @@ MlflowClient::~MlflowClient() = default;
 
 absl::StatusOr<std::unique_ptr<MlflowClient>> MlflowClient::Create(MlflowClientOptions options) {
   auto impl = std::make_unique<Impl>();
-  std::string_view uri = options.tracking_uri;
-  if (uri.rfind("https://", 0) == 0) {
-    return absl::UnimplementedError(StrCat("tracking URI ", uri, ": https is not supported; put a TLS-terminating "
-                                           "proxy on loopback or use http://"));
+  auto url = http::ParseHttpUrl(options.tracking_uri);
+  if (!url.ok()) {
+    return absl::Status(url.status().code(), StrCat("tracking URI: ", ToStd(url.status().message()),
+                                                    url.status().code() == absl::StatusCode::kUnimplemented
+                                                        ? " (put a TLS-terminating proxy on loopback or use http://)"
+                                                        : ""));
   }
-  if (uri.rfind("http://", 0) != 0) {
-    return absl::InvalidArgumentError(StrCat("tracking URI must start with http://, got '", uri, "'"));
-  }
-  uri.remove_prefix(7);
-  const size_t slash = uri.find('/');
-  const std::string_view authority = uri.substr(0, slash);
-  impl->prefix = slash == std::string_view::npos ? "" : std::string(uri.substr(slash));
-  while (!impl->prefix.empty() && impl->prefix.back() == '/') impl->prefix.pop_back();
-  const size_t colon = authority.rfind(':');
-  impl->host = std::string(authority.substr(0, colon));
-  if (colon != std::string_view::npos) {
-    int port = 0;
-    const std::string_view p = authority.substr(colon + 1);
-    const auto [ptr, ec] = std::from_chars(p.data(), p.data() + p.size(), port);
-    if (ec != std::errc() || ptr != p.data() + p.size() || port <= 0 || port > 65535) {
-      return absl::InvalidArgumentError(StrCat("bad port in tracking URI '", options.tracking_uri, "'"));
-    }
-    impl->port = static_cast<uint16_t>(port);
-  }
-  if (impl->host.empty()) return absl::InvalidArgumentError(StrCat("no host in tracking URI '", options.tracking_uri, "'"));
+  impl->host = url->host;
+  impl->port = url->port;
+  impl->prefix = url->prefix;
   if (options.username.empty()) options.username = Env("MLFLOW_TRACKING_USERNAME");
   if (options.password.empty()) options.password = Env("MLFLOW_TRACKING_PASSWORD");
   if (options.token.empty()) options.token = Env("MLFLOW_TRACKING_TOKEN");
