@@ -1,9 +1,13 @@
 // Simulation checks with fixed seeds: the fixed-horizon test's A/A false-positive rate, the
 // sequential test's false-positive rate under continuous monitoring, and the z-test's power
 // against the planned power.
+#include <algorithm>
+#include <numeric>
 #include <random>
 
 #include "gtest/gtest.h"
+#include "common/random.h"
+#include "stats/model_quality.h"
 #include "stats/power.h"
 #include "stats/sequential.h"
 #include "stats/tests.h"
@@ -79,6 +83,50 @@ TEST(SimulationTest, ZTestPowerMatchesThePlan) {
   }
   // Planned 80%; binomial sd over 2000 runs is 0.9 points; allow 3 points.
   EXPECT_NEAR(static_cast<double>(detected) / kExperiments, 0.80, 0.03);
+}
+
+}  // namespace
+}  // namespace abgate::stats
+
+namespace abgate::stats {
+namespace {
+
+// The radix-sorted path (large inputs) against the rank-sum formula computed independently:
+// AUC = (sum of positive midranks - n1 (n1 + 1) / 2) / (n1 n0), with ties, negative scores and
+// -0.0 / 0.0 (equal, so tied).
+TEST(AucLargeInputs, RadixPathMatchesTheRankSumFormula) {
+  common::Xoshiro256 rng(2026);
+  const size_t n = 200000;
+  std::vector<double> scores(n);
+  std::vector<int> labels(n);
+  for (size_t i = 0; i < n; ++i) {
+    const int bucket = static_cast<int>(rng() % 2001) - 1000;  // many ties
+    scores[i] = bucket == 0 ? ((rng() & 1) ? -0.0 : 0.0) : bucket / 1000.0;
+    labels[i] = rng.NextDouble() < 0.2 + 0.3 * (scores[i] + 1) / 2 ? 1 : 0;
+  }
+  std::vector<size_t> order(n);
+  std::iota(order.begin(), order.end(), 0);
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return scores[a] < scores[b]; });
+  double rank_sum = 0;
+  int64_t n1 = 0;
+  for (size_t i = 0; i < n;) {
+    size_t j = i;
+    while (j < n && scores[order[j]] == scores[order[i]]) ++j;
+    const double midrank = (static_cast<double>(i + 1) + static_cast<double>(j)) / 2;
+    for (size_t k = i; k < j; ++k) {
+      if (labels[order[k]]) {
+        rank_sum += midrank;
+        ++n1;
+      }
+    }
+    i = j;
+  }
+  const double n0 = static_cast<double>(n) - static_cast<double>(n1);
+  const double expected = (rank_sum - static_cast<double>(n1) * (n1 + 1) / 2) / (static_cast<double>(n1) * n0);
+  auto auc = ComputeAuc(scores, labels);
+  ASSERT_TRUE(auc.ok()) << auc.status();
+  EXPECT_NEAR(auc->value, expected, 1e-12);
+  EXPECT_GT(auc->value, 0.55);
 }
 
 }  // namespace
