@@ -156,11 +156,6 @@ class Db {
   sqlite3* db_ = nullptr;
 };
 
-std::string Text(sqlite3_stmt* st, int i) {
-  const auto* p = sqlite3_column_text(st, i);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
-}
-
 }  // namespace
 
 namespace {
