@@ -35,6 +35,17 @@ class EventSink {
   // Newest first; `experiment` empty = all. Blocking.
   virtual absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) = 0;
   virtual absl::StatusOr<int64_t> CountExposures(const std::string& experiment) = 0;
+
+  // Experiment configs changed through the admin API, so a restarted gateway serves what was
+  // in force (the YAML is the starting point). `config_json` empty records a deletion. Blocking.
+  struct StoredConfig {
+    std::string name;
+    std::string config_json;  // empty: deleted
+    int64_t updated_us = 0;
+  };
+  virtual absl::Status SaveExperimentConfig(const std::string& name, const std::string& config_json,
+                                            int64_t now_us) = 0;
+  virtual absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() = 0;
 };
 
 // Opens the store named by `uri`: "sqlite:PATH" or "postgresql://user@host:port/db" (also

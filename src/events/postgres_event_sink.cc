@@ -39,6 +39,7 @@ CREATE TABLE IF NOT EXISTS audit_log (
   id BIGSERIAL PRIMARY KEY, ts BIGINT NOT NULL, actor TEXT NOT NULL, remote_addr TEXT NOT NULL,
   action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_state (name TEXT PRIMARY KEY, started_at BIGINT NOT NULL);
+CREATE TABLE IF NOT EXISTS experiment_configs (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at BIGINT NOT NULL);
 )sql";
 
 struct Statement {
@@ -303,6 +304,32 @@ absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::stri
   const int64_t start = PQntuples(r) == 1 ? std::atoll(PQgetvalue(r, 0, 0)) : now_us;
   PQclear(r);
   return start;
+}
+
+absl::Status PostgresEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
+                                                     int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(name).Text(config_json).Int(now_us);
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
+                          Query(read_, "INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
+                                       "ON CONFLICT (name) DO UPDATE SET config = excluded.config, "
+                                       "updated_at = excluded.updated_at", p));
+  PQclear(r);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
+                          Query(read_, "SELECT name, config, updated_at FROM experiment_configs ORDER BY name", p));
+  std::vector<StoredConfig> out;
+  for (int i = 0; i < PQntuples(r); ++i) {
+    out.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), std::atoll(PQgetvalue(r, i, 2))});
+  }
+  PQclear(r);
+  return out;
 }
 
 absl::StatusOr<std::vector<AuditRecord>> PostgresEventSink::ReadAudit(const std::string& experiment, int limit) {

@@ -78,6 +78,11 @@ CREATE TABLE IF NOT EXISTS assignments (
   bucket_version INTEGER NOT NULL,
   PRIMARY KEY (experiment, unit_id)
 );
+CREATE TABLE IF NOT EXISTS experiment_configs (
+  name       TEXT PRIMARY KEY,
+  config     TEXT    NOT NULL,
+  updated_at INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
   started_at INTEGER NOT NULL
@@ -391,6 +396,40 @@ absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string
   if (sqlite3_step(st) == SQLITE_ROW) start = sqlite3_column_int64(st, 0);
   sqlite3_finalize(st);
   return start;
+}
+
+absl::Status SqliteEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
+                                                   int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_, "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
+                         -1, &st, nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  BindText(st, 1, name);
+  BindText(st, 2, config_json);
+  sqlite3_bind_int64(st, 3, now_us);
+  const int rc = sqlite3_step(st);
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "save experiment config");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {
+  std::lock_guard lock(read_mu_);
+  sqlite3_stmt* st = nullptr;
+  if (sqlite3_prepare_v2(read_db_, "SELECT name, config, updated_at FROM experiment_configs ORDER BY name", -1, &st,
+                         nullptr) != SQLITE_OK) {
+    return SqliteError(read_db_, "prepare");
+  }
+  std::vector<StoredConfig> out;
+  int rc;
+  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
+    out.push_back({ColumnText(st, 0), ColumnText(st, 1), sqlite3_column_int64(st, 2)});
+  }
+  sqlite3_finalize(st);
+  if (rc != SQLITE_DONE) return SqliteError(read_db_, "load experiment configs");
+  return out;
 }
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::string& experiment, int limit) {

@@ -189,6 +189,16 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     auto version = Install(name, before, std::move(*after));
     if (!version.ok()) return std::move(*shared_respond)(http::StatusResponse(version.status()));
     auto installed = snapshot_.Load();
+    {
+      // Persist what is now in force, so a restart serves it (admin thread: may block).
+      const CompiledExperiment* now = installed->Find(name);
+      absl::Status saved = sink_->SaveExperimentConfig(
+          name, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
+      if (!saved.ok()) {
+        return std::move(*shared_respond)(http::ErrorResponse(
+            500, "PERSIST_FAILED", StrCat("the change is live but could not be stored: ", saved.message())));
+      }
+    }
     json::object reply;
     if (const CompiledExperiment* now = installed->Find(name)) {
       audit.after_json = config::ToJson(config::ExperimentToJson(now->config));

@@ -386,9 +386,39 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     return predictor;
   };
 
+  // The YAML is the starting point; changes made through the admin API were stored and win.
+  std::vector<config::ExperimentConfig> experiments = c.experiments;
+  ABGATE_ASSIGN_OR_RETURN(auto stored, gw->sink_->LoadExperimentConfigs());
+  std::sort(stored.begin(), stored.end(), [](const auto& a, const auto& b) { return a.updated_us < b.updated_us; });
+  for (const auto& sc : stored) {
+    auto it = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) { return e.name == sc.name; });
+    if (sc.config_json.empty()) {
+      if (it != experiments.end()) experiments.erase(it);
+      ABGATE_LOG(kInfo, "experiment %s: deleted through the admin API; not loaded", sc.name);
+      continue;
+    }
+    boost::system::error_code ec;
+    const json::value v = json::parse(sc.config_json, ec);
+    auto parsed = ec ? absl::InvalidArgumentError(ec.message())
+                     : config::ParseExperimentConfig(v, StrCat("stored experiment ", sc.name));
+    if (!parsed.ok()) {
+      ABGATE_LOG(kWarning, "experiment %s: ignoring its stored admin change (%s)", sc.name, parsed.status().message());
+      continue;
+    }
+    if (parsed->is_default) {
+      for (auto& e : experiments) e.is_default = false;  // the latest stored default wins
+    }
+    if (it != experiments.end()) {
+      *it = *std::move(parsed);
+    } else {
+      experiments.push_back(*std::move(parsed));
+    }
+    ABGATE_LOG(kInfo, "experiment %s: using the configuration last changed through the admin API", sc.name);
+  }
+
   auto set = std::make_shared<ExperimentSet>();
   set->version = 1;
-  for (const auto& e : c.experiments) {
+  for (const auto& e : experiments) {
     int64_t start_us;
     if (e.start_us) {
       start_us = *e.start_us;

@@ -214,3 +214,38 @@ TEST_F(AdminTest, HundredChangesUnderLoadNeverFailAndStayConsistent) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(AdminTest, AdminChangesSurviveARestart) {
+  const std::string yaml = ConfigYaml();
+  StartGateway(yaml);
+  ASSERT_EQ(Admin("POST", std::string(kExp) + "/weights", R"({"weights": [50, 50]})").status, 200);
+  const std::string upstream = "http://127.0.0.1:" + std::to_string(model_a_->port()) + "/invocations";
+  const std::string create = R"({"name": "created", "arms": [{"name": "X", "weight": 1, "upstream": ")" + upstream +
+                             R"("}, {"name": "Y", "weight": 1, "upstream": ")" + upstream + R"("}]})";
+  ASSERT_EQ(Admin("POST", "/api/v1/experiments", create).status, 201);
+  ASSERT_EQ(Admin("POST", "/api/v1/experiments", R"({"name": "gone", "arms": [{"name": "X", "weight": 1, "upstream": ")" +
+                                                      upstream + R"("}]})").status,
+            201);
+  ASSERT_EQ(Admin("DELETE", "/api/v1/experiments/gone").status, 200);
+  gateway_->Shutdown();
+  gateway_.reset();
+  // The same YAML again: what the admin API changed is what is served.
+  StartGateway(yaml);
+  auto e = json::parse(Admin("GET", kExp).body);
+  EXPECT_DOUBLE_EQ(e.at("arms").as_array()[1].at("weight").as_double(), 50);
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/created").status, 200);
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/gone").status, 404);
+  EXPECT_EQ(Predict(R"({"user_id":"u","inputs":[1]})", "/predict/created").status, 200);
+  // Deleting a YAML experiment through the API keeps it deleted across restarts too.
+  ASSERT_EQ(Admin("DELETE", kExp).status, 200);
+  gateway_->Shutdown();
+  gateway_.reset();
+  StartGateway(yaml);
+  EXPECT_EQ(Admin("GET", kExp).status, 404);
+}
+
+}  // namespace
+}  // namespace abgate::testing
