@@ -1,5 +1,6 @@
 #include "control/rollout.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
@@ -127,7 +128,7 @@ Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, d
   if (guard.max_error_rate > 0 && b.attempts >= 20 && rate_b > guard.max_error_rate) {
     // Binomial variance with a floor of one event, so an arm without failures still has one.
     const double pa = std::max(rate_a, 1.0 / std::max<int64_t>(a.attempts, 1));
-    const double pb = std::max(rate_b, 1.0 / b.attempts);
+    const double pb = std::clamp(rate_b, 1.0 / b.attempts, 1.0 - 1.0 / b.attempts);
     const double var = pb * (1 - pb) / b.attempts + (a.attempts ? pa * (1 - pa) / a.attempts : pb * (1 - pb) / b.attempts);
     auto seq = stats::MixtureSequentialTest(rate_b - rate_a, var, a.attempts + b.attempts, alpha);
     if (seq.ok() && seq->p_value < alpha) {
@@ -140,15 +141,33 @@ Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, d
       return v;
     }
   }
-  // Guardrail 2: p99 latency.
+  // Guardrail 2: p99 latency. "p99 above the limit" means more than 1% of the candidate's
+  // requests took longer than it; the share certainly slower (past the first histogram bound at
+  // or above the limit) is tested against 1% with the same sequential test.
   const double p99_b = P99Ms(b);
   v.evidence["p99_latency_ms"] = json::object{{look.control_arm, P99Ms(a)}, {look.candidate_arm, p99_b}};
-  if (guard.max_p99_latency_ms > 0 && b.attempts >= 100 && p99_b > guard.max_p99_latency_ms) {
-    v.action = Action::kRollback;
-    v.reason = StrCat("guardrail p99 latency: ", look.candidate_arm, " p99 is over ", P99Ms(b) == HUGE_VAL ? 1e9 : p99_b,
-                      " ms (max ", guard.max_p99_latency_ms, " ms) over ", b.attempts, " requests");
-    v.evidence["guardrail"] = "p99_latency";
-    return v;
+  if (guard.max_p99_latency_ms > 0 && b.attempts >= 100 && !b.latency_buckets.empty()) {
+    int64_t within = b.latency_buckets.back().second;
+    for (const auto& [le, cumulative] : b.latency_buckets) {
+      if (le >= guard.max_p99_latency_ms) {
+        within = cumulative;
+        break;
+      }
+    }
+    const double n = static_cast<double>(b.latency_buckets.back().second);
+    const double slow = n > 0 ? static_cast<double>(n - within) / n : 0;
+    const double share = std::clamp(slow, 1.0 / n, 1.0 - 1.0 / n);  // keeps the variance positive
+    auto seq = stats::MixtureSequentialTest(slow - 0.01, share * (1 - share) / n, static_cast<int64_t>(n), alpha);
+    v.evidence["slow_share"] = slow;
+    if (slow > 0.01 && seq.ok() && seq->p_value < alpha) {
+      v.action = Action::kRollback;
+      v.reason = StrCat("guardrail p99 latency: ", slow * 100, "% of ", look.candidate_arm, "'s ", b.attempts,
+                        " requests took longer than ", guard.max_p99_latency_ms, " ms (at most 1% may; sequential p = ",
+                        seq->p_value, ")");
+      v.evidence["guardrail"] = "p99_latency";
+      v.evidence["sequential_p_value"] = seq->p_value;
+      return v;
+    }
   }
   // Guardrail 3 and the decision: the primary metric under the sequential test.
   std::string primary;

@@ -4,8 +4,10 @@
 //
 // Guardrails, checked at every look and valid however often one looks (mixture sequential
 // tests, stats/sequential.h): the candidate's error rate above `max_error_rate` and
-// significantly above the control's; its p99 latency above `max_p99_latency_ms` (from the
-// latency histogram, once it has 100 attempts); and the primary metric significantly worse
+// significantly above the control's; its p99 latency above `max_p99_latency_ms`, i.e. more than
+// 1% of its requests significantly often slower than that (from the latency histogram, whose
+// bounds — 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, ... — make the natural limits; a limit
+// between bounds is checked at the next bound up); and the primary metric significantly worse
 // than the control's. Promotion needs the final step's minimum duration and units, no sample
 // ratio mismatch, and the primary metric significantly better under the sequential test.
 // Thread-compatible values.

@@ -75,9 +75,18 @@ TEST(Rollout, GuardrailsRollBack) {
   EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, Healthy(1000, 10, 5)), m, 0.05).action, Action::kWait);
   // Too few attempts to judge.
   EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, Healthy(10, 5, 5)), m, 0.05).action, Action::kWait);
-  Verdict slow = Evaluate(At(fine, 0, 1, 1, Healthy(1000, 0, 400)), m, 0.05);
+  Verdict slow = Evaluate(At(fine, 0, 1, 1, Healthy(1000, 0, 600)), m, 0.05);  // all past the 500 ms bound
   EXPECT_EQ(slow.action, Action::kRollback);
   EXPECT_EQ(slow.evidence.at("guardrail"), "p99_latency");
+  // 5% of 2000 requests past 500 ms (limit 250 → checked at the 500 bound): significantly > 1%.
+  ArmHealth tail = Healthy(2000, 0, 5);
+  for (int i : {1, 2, 3}) tail.latency_buckets[i].second = 1900;  // le 10, 100, 500; 100 beyond
+  Verdict some = Evaluate(At(fine, 0, 1, 1, tail), m, 0.05);
+  EXPECT_EQ(some.action, Action::kRollback);
+  // 1.2% slow over 1000 requests: above 1% but not significantly; no rollback yet.
+  ArmHealth edge = Healthy(1000, 0, 5);
+  for (int i : {1, 2, 3}) edge.latency_buckets[i].second = 988;
+  EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, edge), m, 0.05).action, Action::kWait);
   Verdict worse = Evaluate(At(Report(-0.03, 0.001), 0, 1, 1), m, 0.05);
   EXPECT_EQ(worse.action, Action::kRollback);
   EXPECT_EQ(worse.evidence.at("guardrail"), "booked");
