@@ -5,6 +5,7 @@
 
 #include <string>
 
+#include "common/random.h"
 #include "registry_fixture.h"
 
 namespace abgate::testing {
@@ -583,6 +584,70 @@ TEST_F(RegistryConformance, OversizedBodiesAre413AndTheServerStaysUp) {
   ApiReply big = Raw("PUT", "/api/2.0/mlflow-artifacts/artifacts/a/b", std::string(2 << 20, 'x'), "application/octet-stream");
   EXPECT_EQ(big.status, 413);
   EXPECT_EQ(Api("GET", "experiments/get?experiment_id=0").status, 200);
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// Malformed input on every route: random bytes, wrong JSON types, absurd numbers, odd query
+// strings. Each must get an HTTP answer (never a dropped connection), never a 5xx except
+// MLflow's own 500 for archiving into a non-active stage, and the server must keep serving.
+TEST_F(RegistryConformance, GarbageOnEveryRouteGetsAnAnswer) {
+  const std::vector<std::pair<std::string, std::string>> routes = {
+      {"POST", "experiments/create"}, {"GET", "experiments/get"}, {"GET", "experiments/get-by-name"},
+      {"POST", "experiments/search"}, {"POST", "experiments/delete"}, {"POST", "experiments/update"},
+      {"POST", "experiments/set-experiment-tag"}, {"POST", "runs/create"}, {"GET", "runs/get"},
+      {"POST", "runs/update"}, {"POST", "runs/log-metric"}, {"POST", "runs/log-parameter"},
+      {"POST", "runs/set-tag"}, {"POST", "runs/delete-tag"}, {"POST", "runs/log-batch"},
+      {"POST", "runs/log-model"}, {"POST", "runs/search"}, {"GET", "metrics/get-history"},
+      {"GET", "artifacts/list"}, {"POST", "registered-models/create"}, {"GET", "registered-models/get"},
+      {"POST", "registered-models/rename"}, {"PATCH", "registered-models/update"},
+      {"DELETE", "registered-models/delete"}, {"GET", "registered-models/search"},
+      {"POST", "registered-models/set-tag"}, {"DELETE", "registered-models/delete-tag"},
+      {"POST", "registered-models/get-latest-versions"}, {"POST", "registered-models/alias"},
+      {"DELETE", "registered-models/alias"}, {"GET", "registered-models/alias"}, {"POST", "model-versions/create"},
+      {"GET", "model-versions/get"}, {"PATCH", "model-versions/update"}, {"POST", "model-versions/transition-stage"},
+      {"DELETE", "model-versions/delete"}, {"GET", "model-versions/search"}, {"GET", "model-versions/get-download-uri"},
+      {"POST", "model-versions/set-tag"}, {"DELETE", "model-versions/delete-tag"}};
+  CreateModelWithVersions("m", 1);
+  const std::vector<std::string> bodies = {
+      "", "null", "[]", "\"x\"", "{", "{\"name\": 1e999}", "{\"name\": {\"a\": [1,2]}, \"version\": -1}",
+      "{\"name\": \"m\", \"version\": \"99999999999999999999999\"}", "{\"name\": \"m\", \"version\": \"1\", \"stage\": []}",
+      "{\"name\": \"m\", \"alias\": \"\\u0000\", \"version\": \"1\"}", "{\"experiment_id\": -5, \"run_id\": 7}",
+      "{\"run_id\": \"\", \"metrics\": [null, 1, \"x\"], \"params\": {}, \"tags\": [[]]}",
+      "{\"max_results\": -1, \"page_token\": \"%%%\", \"order_by\": [1], \"filter\": \"((\"}",
+      std::string(3000, '{'), "{\"name\": \"" + std::string(100000, 'a') + "\"}"};
+  const std::vector<std::string> queries = {"", "?name", "?name=&version=", "?name=m&version=1%", "?%zz=1",
+                                            "?max_results=abc&filter=%27", "?name=m&alias=%00"};
+  common::Xoshiro256 rng(7);
+  int answered = 0;
+  for (const auto& [method, path] : routes) {
+    for (const auto& body : bodies) {
+      const std::string target = method == "GET" ? path + queries[rng() % queries.size()] : path;
+      ApiReply r = Api(method, target, body);
+      ASSERT_NE(r.status, 0) << method << " " << path << " with " << body.substr(0, 60) << ": no answer";
+      const bool known_500 = path == "model-versions/transition-stage" && r.status == 500;
+      EXPECT_TRUE(r.status < 500 || known_500) << method << " " << target << " " << body.substr(0, 60) << " -> "
+                                               << r.status << " " << r.body.substr(0, 200);
+      ++answered;
+    }
+  }
+  // Random bytes with a JSON content type.
+  for (int i = 0; i < 200; ++i) {
+    std::string junk(rng() % 300, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng() & 0xFF);
+    const auto& [method, path] = routes[rng() % routes.size()];
+    ApiReply r = Api(method, path, junk);
+    ASSERT_NE(r.status, 0);
+    EXPECT_LT(r.status, 500) << path;
+  }
+  EXPECT_GT(answered, 500);
+  // Still serving (some bodies above were valid deletions, so "m" may be gone legitimately).
+  EXPECT_EQ(Api("GET", "experiments/get?experiment_id=0").status, 200);
+  EXPECT_EQ(Api("POST", "registered-models/create", R"({"name":"after-garbage"})").status, 200);
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <sstream>
 #include <thread>
 
+#include "common/random.h"
 #include "registry_fixture.h"
 #include "serving/predictor.h"
 
@@ -272,6 +273,40 @@ TEST_F(ServingTest, GatewayServesArmsInProcessAndSwapsVersionsUnderLoad) {
   }
   gw.Signal(SIGTERM);
   EXPECT_EQ(gw.Wait(20000), 0) << gw.stderr_text();
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+TEST_F(ServingTest, GarbageScoringRequestsGetMlflowErrorsNeverA5xx) {
+  auto server = StartModelServer((kFixtures / "model_json").string());
+  const std::vector<std::string> bodies = {
+      "", "null", "1", "[]", "{}", "{\"inputs\": null}", "{\"inputs\": {}}", "{\"inputs\": [[]]}",
+      "{\"dataframe_split\": {\"columns\": \"x\"}}", "{\"dataframe_split\": {\"data\": [[1e999]]}}",
+      "{\"dataframe_records\": [1, 2]}", "{\"instances\": [{\"lead_time_days\": [1, 2]}]}",
+      "{\"inputs\": {\"lead_time_days\": [1], \"nightly_price\": [1, 2]}}", std::string(2000, '['),
+      "{\"dataframe_split\": {\"columns\": [], \"data\": []}}", "lead_time_days\n1,2,3\n", "\xff\xfe\x00"};
+  common::Xoshiro256 rng(11);
+  std::vector<std::string> all = bodies;
+  for (int i = 0; i < 150; ++i) {
+    std::string junk(rng() % 200, '\0');
+    for (auto& c : junk) c = static_cast<char>(rng() & 0xFF);
+    all.push_back(std::move(junk));
+  }
+  for (const std::string& body : all) {
+    for (const char* ct : {"application/json", "text/csv"}) {
+      ApiReply r = Score(model_port_, "/invocations", body, ct);
+      ASSERT_NE(r.status, 0) << "no answer for " << body.substr(0, 40);
+      EXPECT_TRUE(r.status == 200 || r.status == 400) << ct << " " << body.substr(0, 40) << " -> " << r.status << " "
+                                                      << r.body.substr(0, 200);
+    }
+  }
+  EXPECT_EQ(RawRequest(model_port_, "GET", "/ping").status, 200);
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(10000), 0);
 }
 
 }  // namespace
