@@ -18,7 +18,6 @@ namespace bhttp = boost::beast::http;
 
 namespace {
 
-constexpr uint64_t kMaxResponseBytes = 64ull << 20;
 
 struct Connection {
   explicit Connection(asio::io_context& ctx) : stream(ctx.get_executor()) {}
@@ -111,7 +110,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Read() {
     parser_.emplace();
-    parser_->body_limit(kMaxResponseBytes);
+    parser_->body_limit(req_.max_response_bytes);
     bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
                       [self = shared_from_this()](beast::error_code ec, size_t) {
                         if (ec) return self->OnTransportError(ec, "read");

@@ -30,6 +30,7 @@ struct ClientRequest {
   std::string body;
   int64_t connect_timeout_us = 1'000'000;
   int64_t request_timeout_us = 5'000'000;  // from the first byte written to the last read
+  uint64_t max_response_bytes = 64ull << 20;  // larger replies fail as Unavailable
 };
 
 struct ClientResponse {

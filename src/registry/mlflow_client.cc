@@ -198,6 +198,7 @@ struct MlflowClient::Impl {
       req.content_type = content_type;
       req.body = body;
       req.request_timeout_us = options.request_timeout_ms * 1000;
+      req.max_response_bytes = 4ull << 30;  // model files and artifacts, not just JSON
       req.connect_timeout_us = 5'000'000;
       if (!authorization.empty()) req.headers.push_back({"Authorization", authorization});
       auto promise = std::make_shared<std::promise<absl::StatusOr<http::ClientResponse>>>();

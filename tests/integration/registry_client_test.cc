@@ -118,6 +118,15 @@ TEST_F(RegistryClientTest, DownloadsRunsAndProxySourcesIntoTheCache) {
   EXPECT_EQ(c->DownloadModelVersion("m", "9", cache).status().code(), absl::StatusCode::kNotFound);
 }
 
+TEST_F(RegistryClientTest, DownloadsModelFilesLargerThanTheGatewaysReplyCap) {
+  auto c = Client();
+  const std::string big(70u << 20, 'x');  // past the 64 MB cap the gateway keeps for model replies
+  RegisterModel(*c, "big", big, false);
+  auto folder = c->DownloadModelVersion("big", "1", dir_ / "cache");
+  ASSERT_TRUE(folder.ok()) << folder.status();
+  EXPECT_EQ(std::filesystem::file_size(*folder / "sub dir" / "model.xgb"), big.size());
+}
+
 TEST_F(RegistryClientTest, ConcurrentDownloadsShareOneCompleteFolder) {
   auto c = Client();
   RegisterModel(*c, "m", std::string(200000, 'z'), false);
