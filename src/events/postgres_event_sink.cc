@@ -109,6 +109,7 @@ class Params {
     values_.emplace_back(std::nullopt);
     return *this;
   }
+  Params& OptionalDouble(const std::optional<double>& d) { return d ? Double(*d) : Null(); }
   std::vector<const char*> Pointers() const {
     std::vector<const char*> p;
     for (const auto& v : values_) p.push_back(v ? v->c_str() : nullptr);
@@ -196,13 +197,7 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
     Params p;
     p.Text(e.request_id).Int(e.ts_us).Text(e.experiment).OptionalText(e.unit_id).Bool(e.unit_random).Text(e.arm)
         .Text(e.assigned_arm).OptionalText(e.model_name).OptionalText(e.model_version).Text(e.routing_mode)
-        .Int(e.status).Int(e.latency_us);
-    if (e.score) {
-      p.Double(*e.score);
-    } else {
-      p.Null();
-    }
-    p.Bool(e.fallback).Bool(e.in_experiment);
+        .Int(e.status).Int(e.latency_us).OptionalDouble(e.score).Bool(e.fallback).Bool(e.in_experiment);
     queued = send("insert_exposure", p, Kind::kOther);
     if (queued && e.request_payload) {
       Params q;
@@ -212,19 +207,8 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
     }
     if (queued && e.shadow) {
       Params q;
-      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.arm);
-      if (e.score) {
-        q.Double(*e.score);
-      } else {
-        q.Null();
-      }
-      q.Int(e.latency_us).Text(e.shadow->arm);
-      if (e.shadow->score) {
-        q.Double(*e.shadow->score);
-      } else {
-        q.Null();
-      }
-      q.Int(e.shadow->latency_us).Int(e.shadow->status);
+      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.arm).OptionalDouble(e.score).Int(e.latency_us)
+          .Text(e.shadow->arm).OptionalDouble(e.shadow->score).Int(e.shadow->latency_us).Int(e.shadow->status);
       queued = send("insert_shadow", q, Kind::kOther);
     }
   }

@@ -146,6 +146,14 @@ void BindOptionalText(sqlite3_stmt* st, int i, const std::string& s) {
 }
 void BindOptionalText(sqlite3_stmt* st, int i, std::string&& s) = delete;
 
+void BindOptionalDouble(sqlite3_stmt* st, int i, const std::optional<double>& d) {
+  if (d) {
+    sqlite3_bind_double(st, i, *d);
+  } else {
+    sqlite3_bind_null(st, i);
+  }
+}
+
 std::string ColumnText(sqlite3_stmt* st, int i) {
   const auto* p = sqlite3_column_text(st, i);
   return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
@@ -261,18 +269,10 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
       sqlite3_bind_int64(p, 2, e.ts_us);
       BindText(p, 3, e.experiment);
       BindText(p, 4, e.arm);
-      if (e.score) {
-        sqlite3_bind_double(p, 5, *e.score);
-      } else {
-        sqlite3_bind_null(p, 5);
-      }
+      BindOptionalDouble(p, 5, e.score);
       sqlite3_bind_int64(p, 6, e.latency_us);
       BindText(p, 7, e.shadow->arm);
-      if (e.shadow->score) {
-        sqlite3_bind_double(p, 8, *e.shadow->score);
-      } else {
-        sqlite3_bind_null(p, 8);
-      }
+      BindOptionalDouble(p, 8, e.shadow->score);
       sqlite3_bind_int64(p, 9, e.shadow->latency_us);
       sqlite3_bind_int(p, 10, e.shadow->status);
       const int src = sqlite3_step(p);
@@ -291,11 +291,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     BindText(st, 10, e.routing_mode);
     sqlite3_bind_int(st, 11, e.status);
     sqlite3_bind_int64(st, 12, e.latency_us);
-    if (e.score) {
-      sqlite3_bind_double(st, 13, *e.score);
-    } else {
-      sqlite3_bind_null(st, 13);
-    }
+    BindOptionalDouble(st, 13, e.score);
     sqlite3_bind_int(st, 14, e.fallback);
     sqlite3_bind_int(st, 15, e.in_experiment);
     const int rc = sqlite3_step(st);
