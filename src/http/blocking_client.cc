@@ -43,7 +43,8 @@ BlockingClient::~BlockingClient() {
 
 absl::StatusOr<ClientResponse> BlockingClient::Send(const Url& base, std::string method, std::string_view target,
                                                     std::string_view content_type, std::string body,
-                                                    std::vector<Header> headers, int64_t timeout_us) {
+                                                    std::vector<Header> headers, int64_t timeout_us,
+                                                    uint64_t max_response_bytes) {
   ClientRequest req;
   req.method = std::move(method);
   req.host = base.host;
@@ -53,6 +54,7 @@ absl::StatusOr<ClientResponse> BlockingClient::Send(const Url& base, std::string
   req.body = std::move(body);
   req.headers = std::move(headers);
   req.request_timeout_us = timeout_us;
+  req.max_response_bytes = max_response_bytes;
   req.connect_timeout_us = 5'000'000;
   auto promise = std::make_shared<std::promise<absl::StatusOr<ClientResponse>>>();
   auto future = promise->get_future();

@@ -26,10 +26,12 @@ class BlockingClient {
  public:
   explicit BlockingClient(int max_idle_per_host = 8);
   ~BlockingClient();
-  // `content_type` must be a literal (see ClientRequest). Transport errors as in Client.
+  // `target` goes after base.prefix; `content_type` must be a literal (see ClientRequest).
+  // Transport errors as in Client.
   absl::StatusOr<ClientResponse> Send(const Url& base, std::string method, std::string_view target,
                                       std::string_view content_type = "application/json", std::string body = "",
-                                      std::vector<Header> headers = {}, int64_t timeout_us = 30'000'000);
+                                      std::vector<Header> headers = {}, int64_t timeout_us = 30'000'000,
+                                      uint64_t max_response_bytes = 64ull << 20);
 
  private:
   std::unique_ptr<IoPool> pool_;

@@ -6,7 +6,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <fstream>
-#include <future>
 #include <sstream>
 #include <thread>
 
@@ -18,8 +17,6 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "http/blocking_client.h"
-#include "http/client.h"
-#include "http/io_pool.h"
 #include "registry/artifact_store.h"
 
 namespace abgate::registry {
@@ -167,17 +164,9 @@ absl::StatusOr<ModelUri> ParseModelUri(std::string_view uri) {
 
 struct MlflowClient::Impl {
   MlflowClientOptions options;
-  std::string host;
-  uint16_t port = 80;
-  std::string prefix;  // path prefix of the tracking URI, without a trailing '/'
+  http::Url url;  // the tracking URI: host, port and path prefix
   std::string authorization;
-  http::IoPool pool{1};
-  std::unique_ptr<http::Client> client;
-
-  ~Impl() {
-    pool.Stop();
-    client.reset();
-  }
+  http::BlockingClient client{4};
 
   struct Reply {
     int status = 0;
@@ -190,25 +179,11 @@ struct MlflowClient::Impl {
     int64_t backoff_ms = options.initial_backoff_ms;
     absl::Status last;
     for (int attempt = 0;; ++attempt) {
-      http::ClientRequest req;
-      req.method = std::string(method);
-      req.host = host;
-      req.port = port;
-      req.target = target;
-      req.content_type = content_type;
-      req.body = body;
-      req.request_timeout_us = options.request_timeout_ms * 1000;
-      req.max_response_bytes = 4ull << 30;  // model files and artifacts, not just JSON
-      req.connect_timeout_us = 5'000'000;
-      if (!authorization.empty()) req.headers.push_back({"Authorization", authorization});
-      auto promise = std::make_shared<std::promise<absl::StatusOr<http::ClientResponse>>>();
-      auto future = promise->get_future();
-      pool.Post(0, [this, req = std::move(req), promise]() mutable {
-        client->Send(0, std::move(req), [promise](absl::StatusOr<http::ClientResponse> r) mutable {
-          promise->set_value(std::move(r));
-        });
-      });
-      absl::StatusOr<http::ClientResponse> r = future.get();
+      std::vector<http::Header> headers;
+      if (!authorization.empty()) headers.push_back({"Authorization", authorization});
+      absl::StatusOr<http::ClientResponse> r =
+          client.Send(url, std::string(method), target, content_type, body, std::move(headers),
+                      options.request_timeout_ms * 1000, /*max_response_bytes=*/4ull << 30);  // model files too
       if (r.ok() && !Retryable(r->status)) return Reply{r->status, std::move(r->body)};
       last = r.ok() ? StatusFromMlflow(r->status, r->body) : r.status();
       if (!r.ok() && r.status().code() != absl::StatusCode::kUnavailable &&
@@ -223,7 +198,7 @@ struct MlflowClient::Impl {
   }
 
   absl::StatusOr<json::object> Call(std::string_view method, std::string_view path, const json::object& body) {
-    std::string target = StrCat(prefix, "/api/2.0/mlflow/", path);
+    std::string target = StrCat("/api/2.0/mlflow/", path);
     std::string payload;
     std::string_view content_type = "application/json";
     if (method == "GET") {
@@ -253,7 +228,7 @@ struct MlflowClient::Impl {
   }
 
   std::string ArtifactTarget(std::string_view relative) const {
-    return StrCat(prefix, "/api/2.0/mlflow-artifacts/artifacts/", PathEscape(relative));
+    return StrCat("/api/2.0/mlflow-artifacts/artifacts/", PathEscape(relative));
   }
 
   // Lists files under `relative` (recursively), returning paths relative to it.
@@ -261,7 +236,7 @@ struct MlflowClient::Impl {
                              int depth) {
     if (depth > 32) return absl::InvalidArgumentError("artifact tree deeper than 32 levels");
     const std::string dir = sub.empty() ? relative : StrCat(relative, "/", sub);
-    ABGATE_ASSIGN_OR_RETURN(Reply reply, Send("GET", StrCat(prefix, "/api/2.0/mlflow-artifacts/artifacts?path=",
+    ABGATE_ASSIGN_OR_RETURN(Reply reply, Send("GET", StrCat("/api/2.0/mlflow-artifacts/artifacts?path=",
                                                             QueryEscape(dir)),
                                               "application/json", ""));
     if (reply.status != 200) return StatusFromMlflow(reply.status, reply.body);
@@ -317,9 +292,7 @@ absl::StatusOr<std::unique_ptr<MlflowClient>> MlflowClient::Create(MlflowClientO
                                                         ? " (put a TLS-terminating proxy on loopback or use http://)"
                                                         : ""));
   }
-  impl->host = url->host;
-  impl->port = url->port;
-  impl->prefix = url->prefix;
+  impl->url = *std::move(url);
   if (options.username.empty()) options.username = Env("MLFLOW_TRACKING_USERNAME");
   if (options.password.empty()) options.password = Env("MLFLOW_TRACKING_PASSWORD");
   if (options.token.empty()) options.token = Env("MLFLOW_TRACKING_TOKEN");
@@ -329,8 +302,6 @@ absl::StatusOr<std::unique_ptr<MlflowClient>> MlflowClient::Create(MlflowClientO
     impl->authorization = StrCat("Bearer ", options.token);
   }
   impl->options = std::move(options);
-  impl->client = std::make_unique<http::Client>(impl->pool, 4);
-  impl->pool.Start();
   return std::unique_ptr<MlflowClient>(new MlflowClient(std::move(impl)));
 }
 
