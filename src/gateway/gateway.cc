@@ -123,10 +123,11 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   unsigned char reply_buffer[2048];  // first block for parsing the model's reply
   json::monotonic_resource reply_memory{reply_buffer, sizeof(reply_buffer)};
 
-  // {"model_group", "model_version", "request_id", "experiment", "predictions"} (DESIGN.md).
-  std::string GatewayReply(const CompiledArm& a, std::string_view predictions_json) const {
+  // The gateway's reply (DESIGN.md) up to the value of "predictions": the caller appends the
+  // predictions and the closing '}' straight into it.
+  std::string ReplyHead(const CompiledArm& a, size_t predictions_size) const {
     std::string body;
-    body.reserve(predictions_json.size() + 160);
+    body.reserve(predictions_size + 160);
     body += "{\"model_group\":";
     config::AppendJsonString(body, a.name);
     body += ",\"model_version\":";
@@ -136,8 +137,6 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     body += ",\"experiment\":";
     config::AppendJsonString(body, exp->config.name);
     body += ",\"predictions\":";
-    body += predictions_json;
-    body += "}";
     return body;
   }
 
@@ -248,20 +247,21 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     if (!reply.status.ok()) return OnFailure(StrCat("model ", a.name, ": ", reply.status.message()), 502);
     const bool labels = a.model->model().predicts_labels();
     if (!reply.predictions.empty()) exposure.score = reply.predictions[0];
-    std::string list;
-    list.reserve(reply.predictions.size() * 20 + 2);
-    serving::AppendPredictionList(list, reply.predictions, labels);
+    // What `mlflow models serve` answers: the /invocations reply and the stored payload.
+    std::string mlflow_reply;
+    if (mlflow_shape || exposure.request_payload) mlflow_reply = serving::PredictionsJson(reply.predictions, labels);
     if (exposure.request_payload) {
       const size_t cap = static_cast<size_t>(exp->config.payload_max_bytes);
-      std::string stored = StrCat("{\"predictions\": ", list, "}");
-      exposure.payload_truncated |= stored.size() > cap;
-      exposure.response_payload = stored.substr(0, cap);
+      exposure.payload_truncated |= mlflow_reply.size() > cap;
+      exposure.response_payload = mlflow_reply.substr(0, cap);
     }
     http::Response ok;
     if (mlflow_shape) {
-      ok.body = StrCat("{\"predictions\": ", list, "}");  // what `mlflow models serve` answers
+      ok.body = std::move(mlflow_reply);
     } else {
-      ok.body = GatewayReply(a, list);
+      ok.body = ReplyHead(a, reply.predictions.size() * 20);
+      serving::AppendPredictionList(ok.body, reply.predictions, labels);
+      ok.body += '}';
     }
     Finish(std::move(ok));
   }
@@ -323,10 +323,9 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     if (mlflow_shape) {
       ok.body = std::move(r->body);  // MLflow's own reply, byte for byte
     } else {
-      std::string list;
-      list.reserve(r->body.size());
-      config::AppendJson(list, *predictions);
-      ok.body = GatewayReply(a, list);
+      ok.body = ReplyHead(a, r->body.size());
+      config::AppendJson(ok.body, *predictions);
+      ok.body += '}';
     }
     Finish(std::move(ok));
   }
