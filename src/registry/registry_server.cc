@@ -81,7 +81,7 @@ std::string PercentDecode(std::string_view s) {
   for (size_t i = 0; i < s.size(); ++i) {
     if (s[i] == '+') {
       out += ' ';
-    } else if (s[i] == '%' && i + 2 < s.size() + 0 && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
+    } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
       i += 2;
     } else {
@@ -183,7 +183,7 @@ class Fields {
     const json::value* v = Find(name);
     if (!v) return std::optional<bool>();
     if (v->is_bool()) return std::optional<bool>(v->as_bool());
-    if (v->is_string() && (from_query_ || true)) {
+    if (v->is_string()) {  // "true" arrives as a string from a query and from some clients
       const std::string_view s = v->as_string();
       if (s == "true" || s == "True") return std::optional<bool>(true);
       if (s == "false" || s == "False") return std::optional<bool>(false);

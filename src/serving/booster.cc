@@ -108,7 +108,7 @@ absl::StatusOr<std::vector<float>> Booster::Predict(const float* rows, int64_t n
   return std::vector<float>(out, out + total);  // copied before anything else touches the booster
 }
 
-absl::StatusOr<std::string> Booster::Save(std::string_view format) {
+absl::StatusOr<std::string> Booster::Save(std::string_view format) const {
   // XGBoost's legacy binary ("binf", MLflow's default model.xgb) is the "deprecated" raw format.
   if (format == "xgb") format = "deprecated";
   if (format != "deprecated" && format != "json" && format != "ubj") {

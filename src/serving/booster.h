@@ -39,7 +39,7 @@ class Booster {
   int64_t num_features() const { return num_features_; }
   // Serialises in XGBoost's legacy binary format ("xgb", what MLflow writes by default),
   // "json" or "ubj".
-  absl::StatusOr<std::string> Save(std::string_view format);
+  absl::StatusOr<std::string> Save(std::string_view format) const;
   absl::Status SetFeatureNames(const std::vector<std::string>& names);
 
  private:

@@ -111,7 +111,7 @@ std::string UtcNow() {
 
 }  // namespace
 
-absl::Status WriteMlflowModel(Booster& booster, const fs::path& folder, const std::string& format,
+absl::Status WriteMlflowModel(const Booster& booster, const fs::path& folder, const std::string& format,
                               const std::string& run_id) {
   const std::string file = format == "xgb" ? "model.xgb" : (format == "json" ? "model.json" : "model.ubj");
   ABGATE_ASSIGN_OR_RETURN(std::string bytes, booster.Save(format));
@@ -205,8 +205,7 @@ absl::StatusOr<Registration> LogAndRegister(registry::MlflowClient& client, cons
                                          params, {}));
   // Write the folder locally, then upload each file as the MLflow client does (one PUT each).
   const fs::path tmp = fs::temp_directory_path() / StrCat("abgate-train-", run.run_id);
-  Booster& booster = const_cast<Booster&>(trained.booster);
-  ABGATE_RETURN_IF_ERROR(WriteMlflowModel(booster, tmp, format, run.run_id));
+  ABGATE_RETURN_IF_ERROR(WriteMlflowModel(trained.booster, tmp, format, run.run_id));
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(tmp, ec)) {
     std::ifstream in(entry.path(), std::ios::binary);

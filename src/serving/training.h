@@ -52,7 +52,7 @@ absl::StatusOr<TrainedModel> TrainBookingModel(ModelQuality quality, uint64_t se
 // the xgboost and python_function flavors and the column signature, the booster in `format`
 // (xgb / json / ubj), conda.yaml, python_env.yaml, requirements.txt, input_example.json and
 // serving_input_example.json. `run_id` empty for a plain save.
-absl::Status WriteMlflowModel(Booster& booster, const std::filesystem::path& folder, const std::string& format,
+absl::Status WriteMlflowModel(const Booster& booster, const std::filesystem::path& folder, const std::string& format,
                               const std::string& run_id);
 
 struct Registration {
