@@ -283,7 +283,15 @@ absl::Status Controller::StartCandidates(const config::ControlledModelConfig& mo
 }
 
 absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfig& model) {
-  ABGATE_RETURN_IF_ERROR(EnsureExperiment(r, model));  // a restarted gateway gets it back
+  // Health answers 404 only when the gateway has no such experiment (it restarted without it):
+  // then it gets the experiment back at the current step.
+  auto health_or = gateway_->Health(r.experiment);
+  if (!health_or.ok() && health_or.status().code() == absl::StatusCode::kNotFound) {
+    ABGATE_RETURN_IF_ERROR(EnsureExperiment(r, model));
+    health_or = gateway_->Health(r.experiment);
+  }
+  if (!health_or.ok()) return health_or.status();
+  const json::object health = *std::move(health_or);
   // Each step is analysed on its own data: with user_hash, units move between arms when the
   // weights change, so only one step's split can be checked for SRM.
   auto results = gateway_->Results(r.experiment, r.step_started_ms * 1000);
@@ -292,7 +300,6 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
   }
   if (!results.ok()) return results.status();
   json::object report = *std::move(results);
-  ABGATE_ASSIGN_OR_RETURN(json::object health, gateway_->Health(r.experiment));
   const json::object baseline = ParseObject(r.baseline_json);
   auto arm_health = [](const json::object& h, std::string_view arm) {
     if (auto* arms = h.if_contains("arms"); arms && arms->is_array()) {
