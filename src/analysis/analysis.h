@@ -88,13 +88,23 @@ std::string RenderHtml(const boost::json::value& report);
 // per user: any y_true = 1); model quality per row from y_pred against y_true.
 absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std::string& control_version);
 
-// Reads one experiment from the event store (sqlite:PATH): exposures (in-experiment only),
-// and outcomes when the store has any, attributed by request_id, else by unit_id. Binary
-// metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
-// `unit` is "user" (first exposure decides the arm) or "request".
+// How ReadEventStore divides its work. The defaults suit any store; tests shrink them to run
+// the parallel paths on small data.
+struct ReadTuning {
+  int workers = 0;             // threads; 0: one per core (at most 8)
+  int64_t rows_per_chunk = 0;  // rowids per SQLite scan task; 0: from the tables' sizes
+};
+
+// Reads one experiment from the event store (sqlite:PATH or postgresql://…): exposures
+// (in-experiment only), and outcomes when the store has any, attributed by request_id, else
+// by unit_id, when they fall in [first exposure, first exposure + window] (no window: 0).
+// Binary metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
+// `unit` is "user" (first exposure decides the arm) or "request". Arms in name order; units
+// and predictions in no particular order. Parallel inside; see event_store_reader.cc.
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
-                                             int64_t attribution_window_us = 0, int64_t since_us = 0);
+                                             int64_t attribution_window_us = 0, int64_t since_us = 0,
+                                             ReadTuning tuning = {});
 
 // The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);

@@ -194,10 +194,10 @@ TEST_F(AnalysisTest, EventStoreExposuresAndOutcomesByUnitAndRequest) {
   EXPECT_NEAR(arms[1].at("metrics").at("revenue").at("mean").as_double(), 10.5, 1e-9);
 
   auto by_request = ReadEventStore("sqlite:" + db_path, "exp", "request", {{"booked", MetricKind::kBinary}});
-  ASSERT_TRUE(by_request.ok());
+  ASSERT_TRUE(by_request.ok()) << by_request.status();
   EXPECT_EQ(by_request->units.size(), 4001u);
-  EXPECT_EQ(ReadEventStore("sqlite:" + db_path, "nope", "user", {{"booked", MetricKind::kBinary}}).status().code(),
-            absl::StatusCode::kNotFound);
+  const auto nope = ReadEventStore("sqlite:" + db_path, "nope", "user", {{"booked", MetricKind::kBinary}});
+  EXPECT_EQ(nope.status().code(), absl::StatusCode::kNotFound) << nope.status();
 }
 
 }  // namespace

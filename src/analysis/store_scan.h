@@ -1,0 +1,60 @@
+// Internal to the analysis library: reading rows out of the event store (SQLite or
+// PostgreSQL), shared by the readers in readers.cc and event_store_reader.cc.
+#pragma once
+
+#include <libpq-fe.h>
+#include <sqlite3.h>
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+
+namespace abgate::analysis::internal {
+
+bool IsPostgres(const std::string& uri);
+
+// A read-only SQLite connection for one thread.
+class SqliteReader {
+ public:
+  SqliteReader() = default;
+  ~SqliteReader();
+  SqliteReader(const SqliteReader&) = delete;
+  SqliteReader& operator=(const SqliteReader&) = delete;
+
+  absl::Status Open(const std::string& path);
+  bool HasTable(const char* name);
+  // (min(rowid), max(rowid)) of `table`; (1, 0) when it is empty.
+  std::pair<int64_t, int64_t> RowidRange(const char* table);
+  absl::Status Error() const;
+  sqlite3* get() { return db_; }
+
+ private:
+  sqlite3* db_ = nullptr;
+};
+
+// The text of column `i` of the current row; empty for NULL. Valid until the next step.
+inline std::string_view ColumnView(sqlite3_stmt* st, int i) {
+  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+  return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
+}
+
+// The text of column `i` of a single-row-mode result; empty for NULL.
+inline std::string_view PgView(PGresult* r, int i) {
+  return PQgetisnull(r, 0, i) ? std::string_view()
+                              : std::string_view(PQgetvalue(r, 0, i), static_cast<size_t>(PQgetlength(r, 0, i)));
+}
+
+// Streams the rows of `sql_template` (with the experiment as its one parameter, written %s)
+// from a SQLite file to `row`. A missing `table` is no rows when `missing_ok`, else an error.
+absl::Status ScanSqlite(const std::string& path, const char* sql_template, const std::string& experiment,
+                        const char* table, bool missing_ok, absl::FunctionRef<void(sqlite3_stmt*)> row);
+
+// The same from PostgreSQL, in libpq's single-row mode, so millions of rows stream without
+// being held in one result set.
+absl::Status ScanPostgres(const std::string& uri, const char* sql_template, const std::string& experiment,
+                          absl::FunctionRef<void(PGresult*)> row);
+
+}  // namespace abgate::analysis::internal
