@@ -93,6 +93,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 struct ReadTuning {
   int workers = 0;             // threads; 0: one per core (at most 8)
   int64_t rows_per_chunk = 0;  // rowids per SQLite scan task; 0: from the tables' sizes
+  bool use_blocks = true;      // SQLite: read the event blocks when the store has them, else rows
 };
 
 // Reads one experiment from the event store (sqlite:PATH or postgresql://…): exposures

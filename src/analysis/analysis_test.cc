@@ -1,13 +1,19 @@
 #include "analysis/analysis.h"
 
+#include <sqlite3.h>
 #include <unistd.h>
 
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <random>
+#include <set>
+#include <span>
+#include <tuple>
 
 #include <boost/json.hpp>
 
+#include "common/strings.h"
 #include "events/sqlite_event_sink.h"
 #include "gtest/gtest.h"
 #include "stats/tests.h"
@@ -245,6 +251,253 @@ TEST_F(AnalysisTest, OutcomesOutsideTheAttributionWindowAreCountedNotDropped) {
   auto report = Analyze(*in);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->at("outcomes").at("unattributed").at("after_window"), 1);
+}
+
+}  // namespace
+}  // namespace abgate::analysis
+
+namespace abgate::analysis {
+namespace {
+
+// What ReadEventStore must produce, recomputed from the generated events with plain maps of
+// strings, independently of the reader's hashing, partitions, chunks and event blocks.
+struct Expected {
+  std::map<std::string, int64_t> exposures;  // per arm
+  std::vector<std::tuple<std::string, int64_t, double, double>> units;  // arm, first ts, booked, revenue
+  std::vector<std::tuple<std::string, double, int>> predictions;        // arm, score, label
+  AnalysisInput::OutcomeCounts counts;
+  int64_t multiple = 0;
+};
+
+Expected Recompute(const std::vector<events::Exposure>& exposures, const std::vector<events::Outcome>& outcomes,
+                   const std::string& experiment, bool request_units, int64_t window, int64_t since) {
+  struct Unit {
+    std::string arm;
+    int64_t first_ts;
+    bool multiple = false;
+    double booked = 0, revenue = 0;
+  };
+  Expected x;
+  std::map<std::string, Unit> units;
+  std::map<std::string, std::string> unit_of_request;
+  std::vector<const events::Exposure*> kept;
+  for (const auto& e : exposures) {
+    if (e.experiment != experiment || !e.in_experiment || e.ts_us < since) continue;
+    kept.push_back(&e);
+    ++x.exposures[e.assigned_arm];
+    const std::string unit = request_units || e.unit_id.empty() ? "request:" + e.request_id : "user:" + e.unit_id;
+    unit_of_request.try_emplace(e.request_id, unit);
+    auto [it, inserted] = units.try_emplace(unit, Unit{e.assigned_arm, e.ts_us});
+    if (!inserted) {
+      it->second.multiple |= it->second.arm != e.assigned_arm;
+      it->second.first_ts = std::min(it->second.first_ts, e.ts_us);
+    }
+  }
+  std::map<std::string, double> request_label;
+  std::set<std::string> seen_event_ids;
+  for (const auto& o : outcomes) {
+    if (!o.event_id.empty() && !seen_event_ids.insert(o.experiment + "/" + o.event_id).second) continue;  // stored once
+    if (o.experiment != experiment || o.ts_us < since || (o.metric != "booked" && o.metric != "revenue")) continue;
+    std::string unit;
+    if (!o.request_id.empty()) {
+      auto it = unit_of_request.find(o.request_id);
+      if (it == unit_of_request.end()) {
+        ++x.counts.unknown_unit;
+        continue;
+      }
+      unit = it->second;
+    } else if (!o.unit_id.empty()) {
+      unit = "user:" + o.unit_id;
+      if (!units.contains(unit)) {
+        ++x.counts.unknown_unit;
+        continue;
+      }
+    } else {
+      continue;
+    }
+    Unit& u = units.at(unit);
+    if (o.ts_us < u.first_ts) {
+      ++x.counts.before_exposure;
+    } else if (window > 0 && o.ts_us > u.first_ts + window) {
+      ++x.counts.after_window;
+    } else {
+      ++x.counts.attributed;
+      if (o.metric == "booked") {
+        u.booked = std::max(u.booked, o.value > 0 ? 1.0 : 0.0);
+        if (!o.request_id.empty()) request_label[o.request_id] = std::max(request_label[o.request_id], o.value > 0 ? 1.0 : 0.0);
+      } else {
+        u.revenue += o.value;
+      }
+    }
+  }
+  for (const auto& [key, u] : units) {
+    if (u.multiple) {
+      ++x.multiple;
+    } else {
+      x.units.emplace_back(u.arm, u.first_ts, u.booked, u.revenue);
+    }
+  }
+  for (const auto* e : kept) {
+    const Unit& u = units.at(unit_of_request.at(e->request_id));
+    if (!e->score || u.multiple) continue;
+    auto label = request_label.find(e->request_id);
+    x.predictions.emplace_back(e->assigned_arm, *e->score, (label != request_label.end() ? label->second : u.booked) > 0);
+  }
+  std::sort(x.units.begin(), x.units.end());
+  std::sort(x.predictions.begin(), x.predictions.end());
+  return x;
+}
+
+void ExpectMatches(const AnalysisInput& in, const Expected& x, const std::string& what) {
+  SCOPED_TRACE(what);
+  std::map<std::string, int64_t> exposures;
+  for (const auto& a : in.arms) exposures[a.name] = a.exposures;
+  EXPECT_EQ(exposures, x.exposures);
+  std::vector<std::tuple<std::string, int64_t, double, double>> units;
+  for (const auto& u : in.units) units.emplace_back(in.arms[u.arm].name, u.first_ts_us, u.values[0], u.values[1]);
+  std::sort(units.begin(), units.end());
+  ASSERT_EQ(units.size(), x.units.size());
+  for (size_t i = 0; i < units.size(); ++i) {
+    EXPECT_EQ(std::get<0>(units[i]), std::get<0>(x.units[i]));
+    EXPECT_EQ(std::get<1>(units[i]), std::get<1>(x.units[i]));
+    EXPECT_EQ(std::get<2>(units[i]), std::get<2>(x.units[i]));
+    EXPECT_NEAR(std::get<3>(units[i]), std::get<3>(x.units[i]), 1e-9);  // sums in another order
+  }
+  std::vector<std::tuple<std::string, double, int>> predictions;
+  for (const auto& p : in.predictions) predictions.emplace_back(in.arms[p.arm].name, p.score, p.label);
+  std::sort(predictions.begin(), predictions.end());
+  EXPECT_EQ(predictions, x.predictions);
+  ASSERT_TRUE(in.outcomes.has_value());
+  EXPECT_EQ(in.outcomes->attributed, x.counts.attributed);
+  EXPECT_EQ(in.outcomes->before_exposure, x.counts.before_exposure);
+  EXPECT_EQ(in.outcomes->after_window, x.counts.after_window);
+  EXPECT_EQ(in.outcomes->unknown_unit, x.counts.unknown_unit);
+  EXPECT_EQ(in.multiple_exposure_units, x.multiple);
+}
+
+TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
+  const std::string db_path = (dir_ / "events.db").string();
+  std::mt19937_64 rng(7);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const std::vector<std::string> arms = {"A", "B", "C"}, versions = {"7", "8", "9"};
+  std::vector<events::Exposure> exposures;
+  for (int i = 0; i < 3000; ++i) {
+    events::Exposure e;
+    e.request_id = "r" + std::to_string(i);
+    e.ts_us = uniform(1'000'000, 2'000'000);
+    e.experiment = uniform(0, 19) == 0 ? "other" : "exp";
+    const int user = static_cast<int>(uniform(0, 399));
+    e.unit_id = uniform(0, 19) == 0 ? "" : "u" + std::to_string(user);
+    const int arm = uniform(0, 49) == 0 ? static_cast<int>(uniform(0, 2)) : user % 3;  // a few units in two arms
+    e.assigned_arm = arms[arm];
+    e.arm = uniform(0, 9) == 0 ? "A" : e.assigned_arm;  // fallbacks: the assigned arm counts
+    e.model_version = versions[arm];
+    e.routing_mode = "user_hash";
+    if (uniform(0, 9) != 0) e.score = static_cast<double>(uniform(0, 999)) / 1000;
+    e.in_experiment = uniform(0, 19) != 0;
+    exposures.push_back(e);
+  }
+  std::vector<events::Outcome> outcomes;
+  for (int i = 0; i < 2500; ++i) {
+    events::Outcome o;
+    o.ts_us = uniform(900'000, 2'500'000);
+    o.experiment = uniform(0, 19) == 0 ? "other" : "exp";
+    const int64_t kind = uniform(0, 9);
+    if (kind < 5) {
+      o.unit_id = "u" + std::to_string(uniform(0, 449));  // some never exposed
+    } else if (kind < 8) {
+      o.request_id = "r" + std::to_string(uniform(0, 3199));  // some never served
+      if (uniform(0, 1)) o.unit_id = "u1";  // a request id wins over a unit id
+    }
+    const int64_t metric = uniform(0, 4);
+    o.metric = metric < 3 ? "booked" : metric == 3 ? "revenue" : "clicks";
+    o.value = o.metric == "booked" ? static_cast<double>(uniform(0, 1)) : static_cast<double>(uniform(1, 500)) / 4;
+    if (uniform(0, 9) == 0) o.event_id = "e" + std::to_string(uniform(0, 40));  // repeats are stored once
+    outcomes.push_back(o);
+  }
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    for (size_t i = 0; i < exposures.size(); i += 100) {  // gateway-sized batches: many blocks
+      const size_t n = std::min<size_t>(100, exposures.size() - i);
+      const size_t m = std::min<size_t>(outcomes.size(), i + 100) - std::min(outcomes.size(), i);
+      ASSERT_TRUE((*sink)
+                      ->WriteBatch(std::span(exposures).subspan(i, n), {},
+                                   std::span(outcomes).subspan(std::min(outcomes.size(), i), m))
+                      .ok());
+    }
+  }
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  auto check_all = [&](const std::string& stage) {
+    for (const std::string unit : {"user", "request"}) {
+      for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
+        const Expected x = Recompute(exposures, outcomes, "exp", unit == "request", 300'000, since);
+        const std::string what = StrCat(stage, " unit=", unit, " since=", since);
+        const std::vector<std::pair<std::string, ReadTuning>> tunings = {
+            {"blocks", {}},
+            {"blocks, 3 workers, 1 block per chunk", {3, 1, true}},
+            {"rows, 3 workers, 64 rows per chunk", {3, 64, false}},
+            {"rows, 1 worker", {1, 0, false}}};
+        for (const auto& [name, tuning] : tunings) {
+          auto in = ReadEventStore("sqlite:" + db_path, "exp", unit, metrics, 300'000, since, tuning);
+          ASSERT_TRUE(in.ok()) << in.status();
+          ExpectMatches(*in, x, what + " " + name);
+          for (const auto& a : in->arms) EXPECT_EQ(a.model_version, versions[a.name[0] - 'A']) << what << " " << name;
+        }
+      }
+    }
+  };
+  check_all("written with blocks");
+
+  // A store from before the blocks (schema version 2): the reader falls back to rows, and the
+  // next sink to open it fills the blocks in.
+  {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "DROP TABLE exposure_blocks; DROP TABLE outcome_blocks; DELETE FROM schema_version; "
+                           "INSERT INTO schema_version VALUES (2)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  }
+  check_all("version 2 store");
+  ASSERT_TRUE(events::SqliteEventSink::Open(db_path).ok());
+  {
+    sqlite3* db = nullptr;
+    sqlite3_stmt* st = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+    sqlite3_prepare_v2(db, "SELECT (SELECT sum(rows) FROM exposure_blocks), (SELECT max(version) FROM schema_version)", -1,
+                       &st, nullptr);
+    ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+    EXPECT_GT(sqlite3_column_int64(st, 0), 2000);
+    EXPECT_EQ(sqlite3_column_int(st, 1), 3);
+    sqlite3_finalize(st);
+    sqlite3_close(db);
+  }
+  check_all("migrated to blocks");
+}
+
+TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {
+  const std::string db_path = (dir_ / "damaged.db").string();
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok());
+    events::Exposure e;
+    e.request_id = "r1";
+    e.experiment = "exp";
+    e.unit_id = "u1";
+    e.arm = e.assigned_arm = "A";
+    e.routing_mode = "user_hash";
+    ASSERT_TRUE((*sink)->WriteBatch(std::vector<events::Exposure>{e}, {}).ok());
+  }
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+  ASSERT_EQ(sqlite3_exec(db, "UPDATE exposure_blocks SET data = x'01ffffff'", nullptr, nullptr, nullptr), SQLITE_OK);
+  sqlite3_close(db);
+  auto in = ReadEventStore("sqlite:" + db_path, "exp", "user", {{"booked", MetricKind::kBinary}});
+  EXPECT_EQ(in.status().code(), absl::StatusCode::kInvalidArgument) << in.status();
+  EXPECT_NE(in.status().message().find("corrupt exposure block"), std::string::npos) << in.status();
 }
 
 }  // namespace

@@ -23,9 +23,10 @@
 #include <mutex>
 
 #include "absl/container/flat_hash_map.h"
-#include "absl/hash/hash.h"
 #include "analysis/analysis.h"
 #include "analysis/store_scan.h"
+#include "events/event_blocks.h"
+#include "common/hash64.h"
 #include "common/parallel.h"
 #include "common/strings.h"
 
@@ -40,7 +41,8 @@ constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 
 size_t PartitionOf(uint64_t key) { return static_cast<size_t>(key >> (64 - kPartitionBits)); }
 
-uint64_t KeyOf(std::string_view id) { return absl::Hash<absl::string_view>{}(absl::string_view(id.data(), id.size())); }
+// The same stable hash the event blocks were written with.
+uint64_t KeyOf(std::string_view id) { return common::Hash64(id); }
 
 // Units that are requests (request-level analysis, or an exposure without a unit id) get keys
 // apart from user keys: a bijection of the request key, so distinct requests stay distinct.
@@ -141,6 +143,7 @@ class StoreReader {
         since_us_(since_us),
         workers_(tuning.workers > 0 ? tuning.workers : common::DefaultParallelism()),
         rows_per_chunk_(tuning.rows_per_chunk),
+        use_blocks_(tuning.use_blocks),
         scans_(static_cast<size_t>(std::max(workers_, 2))) {
     input_.experiment = experiment;
     input_.unit = unit;
@@ -170,51 +173,103 @@ class StoreReader {
  private:
   // ---- 1. Scan ----------------------------------------------------------------------------
 
-  void AddExposure(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view arm_name,
-                   std::string_view model_version, int64_t rowid, int64_t ts, bool scored, double score) {
-    uint32_t arm = kNone;
-    for (const auto& [name, index] : out.arm_cache) {
-      if (name == arm_name) {
-        arm = index;
-        break;
-      }
+  // The arm's index in arms_, through the worker's cache. `position` orders first sightings
+  // (a rowid): the arm keeps the model version given with its earliest one.
+  uint32_t ResolveArm(ScanOutput& out, std::string_view name, std::string_view model_version, int64_t position) {
+    for (const auto& [cached, index] : out.arm_cache) {
+      if (cached == name) return index;
     }
-    if (arm == kNone) {
-      arm = arms_.Find(arm_name, model_version, rowid);
-      out.arm_cache.emplace_back(std::string(arm_name), arm);
-      if (out.arm_exposures.size() <= arm) out.arm_exposures.resize(arm + 1);
-    }
+    const uint32_t arm = arms_.Find(name, model_version, position);
+    out.arm_cache.emplace_back(std::string(name), arm);
+    if (out.arm_exposures.size() <= arm) out.arm_exposures.resize(arm + 1);
+    return arm;
+  }
+
+  void AddExposure(ScanOutput& out, uint32_t arm, uint64_t request_key, bool has_unit, uint64_t unit_key, int64_t ts,
+                   bool scored, double score) {
     ++out.arm_exposures[arm];
-    const uint64_t request_key = KeyOf(request_id);
     // Request-level analysis, and units without an id, use the request as the unit.
-    const uint64_t unit_key = request_units_ || unit_id.empty() ? RequestUnitKey(request_key) : KeyOf(unit_id);
+    if (request_units_ || !has_unit) unit_key = RequestUnitKey(request_key);
     out.exposures[PartitionOf(unit_key)].push_back(
         {unit_key, request_key, ts, scored ? score : std::numeric_limits<double>::quiet_NaN(), arm});
   }
 
-  void AddOutcome(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view metric,
-                  double value, int64_t ts) {
+  // Attributed by request id when the outcome has one, else by unit id.
+  void AddOutcome(ScanOutput& out, uint32_t metric, bool by_request, uint64_t key, double value, int64_t ts) {
+    (by_request ? out.request_outcomes : out.outcomes)[PartitionOf(key)].push_back({key, ts, value, metric, kNone});
+  }
+
+  // One stored row (the row path: PostgreSQL, or a SQLite store without event blocks).
+  void AddExposureRow(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view arm,
+                      std::string_view model_version, int64_t rowid, int64_t ts, bool scored, double score) {
+    AddExposure(out, ResolveArm(out, arm, model_version, rowid), KeyOf(request_id), !unit_id.empty(),
+                unit_id.empty() ? 0 : KeyOf(unit_id), ts, scored, score);
+  }
+
+  void AddOutcomeRow(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view metric,
+                     double value, int64_t ts) {
     uint32_t j = 0;
     while (j < metrics_.size() && metrics_[j].name != metric) ++j;
-    if (j == metrics_.size()) return;
-    // Attributed by request id when the outcome has one, else by unit id.
-    if (!request_id.empty()) {
-      const uint64_t key = KeyOf(request_id);
-      out.request_outcomes[PartitionOf(key)].push_back({key, ts, value, j, kNone});
-    } else if (!unit_id.empty()) {
-      const uint64_t key = KeyOf(unit_id);
-      out.outcomes[PartitionOf(key)].push_back({key, ts, value, j, kNone});
+    if (j == metrics_.size() || (request_id.empty() && unit_id.empty())) return;
+    const bool by_request = !request_id.empty();
+    AddOutcome(out, j, by_request, KeyOf(by_request ? request_id : unit_id), value, ts);
+  }
+
+  // One event block (events/event_blocks.h): ids are already keys.
+  void AddExposureBlock(ScanOutput& out, std::string_view blob, int64_t rowid) {
+    auto block = events::ExposureBlock::Parse(blob);
+    if (!block.ok()) {
+      out.status = block.status();
+      return;
+    }
+    uint32_t arms[events::kMaxBlockNames];
+    std::fill(std::begin(arms), std::end(arms), kNone);
+    for (size_t i = 0; i < block->size(); ++i) {
+      const int64_t ts = block->ts(i);
+      if (ts < since_us_) continue;
+      uint32_t& arm = arms[block->arm(i)];
+      if (arm == kNone) {
+        const auto& a = block->arms()[block->arm(i)];
+        arm = ResolveArm(out, a.name, a.model_version, rowid);
+      }
+      AddExposure(out, arm, block->request_key(i), block->has_unit(i), block->unit_key(i), ts, block->scored(i),
+                  block->score(i));
     }
   }
 
-  // SQLite hands each row to an aggregate function (`abgate_exposure`, `abgate_outcome`)
-  // registered on the worker's connection, so a chunk is one sqlite3_step: stepping out of the
-  // VM and fetching columns through sqlite3_column_* cost more than the scan itself (5.6 s vs
-  // 2.6 s for 10M exposures here). Exposures: the assigned arm (intent to treat: a fallback
-  // served by control still counts for the arm it was assigned to). No ORDER BY: the earliest
-  // exposure is tracked per unit.
-  // The ts condition only when it filters (each condition costs ~10% of the scan).
+  void AddOutcomeBlock(ScanOutput& out, std::string_view blob) {
+    auto block = events::OutcomeBlock::Parse(blob);
+    if (!block.ok()) {
+      out.status = block.status();
+      return;
+    }
+    uint32_t metric[events::kMaxBlockNames];
+    for (size_t b = 0; b < block->metrics().size(); ++b) {
+      uint32_t j = 0;
+      while (j < metrics_.size() && metrics_[j].name != block->metrics()[b]) ++j;
+      metric[b] = j == metrics_.size() ? kNone : j;
+    }
+    for (size_t i = 0; i < block->size(); ++i) {
+      const uint32_t j = metric[block->metric(i)];
+      const int64_t ts = block->ts(i);
+      if (j == kNone || ts < since_us_) continue;
+      AddOutcome(out, j, block->by_request(i), block->key(i), block->value(i), ts);
+    }
+  }
+
+  // SQLite hands each row to an aggregate function registered on the worker's connection, so
+  // a chunk is one sqlite3_step: stepping out of the VM and fetching columns through
+  // sqlite3_column_* cost more than the scan itself (5.6 s vs 2.6 s for 10M exposure rows
+  // here). With event blocks a row is a block of thousands of events, and decoding them is
+  // most of the work. Exposures: the assigned arm (intent to treat: a fallback served by
+  // control still counts for the arm it was assigned to). No ORDER BY: the earliest exposure
+  // is tracked per unit. The ts condition only when it filters (each costs ~10% of a row scan).
   std::string SqliteQuery(bool outcomes) const {
+    if (blocks_) {
+      return StrCat(outcomes ? "SELECT abgate_outcome_block(data) FROM outcome_blocks "
+                             : "SELECT abgate_exposure_block(data, rowid) FROM exposure_blocks ",
+                    "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", since_us_ > 0 ? " AND max_ts >= ?4" : "");
+    }
     return StrCat(outcomes ? "SELECT abgate_outcome(request_id, unit_id, metric, value, ts) FROM outcomes "
                            : "SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score) FROM exposures ",
                   "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", outcomes ? "" : " AND in_experiment = 1",
@@ -231,18 +286,33 @@ class StoreReader {
     return p ? std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(v))) : std::string_view();
   }
 
+  static std::string_view BlobView(sqlite3_value* v) {
+    const auto* p = static_cast<const char*>(sqlite3_value_blob(v));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(v))) : std::string_view();
+  }
+
   static void ExposureStep(sqlite3_context* context, int, sqlite3_value** v) {
     auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
     const bool scored = sqlite3_value_type(v[5]) != SQLITE_NULL;
-    sink->reader->AddExposure(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), {},
-                              sqlite3_value_int64(v[3]), sqlite3_value_int64(v[4]), scored,
-                              scored ? sqlite3_value_double(v[5]) : 0.0);
+    sink->reader->AddExposureRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), {},
+                                 sqlite3_value_int64(v[3]), sqlite3_value_int64(v[4]), scored,
+                                 scored ? sqlite3_value_double(v[5]) : 0.0);
   }
 
   static void OutcomeStep(sqlite3_context* context, int, sqlite3_value** v) {
     auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
-    sink->reader->AddOutcome(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), sqlite3_value_double(v[3]),
-                             sqlite3_value_int64(v[4]));
+    sink->reader->AddOutcomeRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]),
+                                sqlite3_value_double(v[3]), sqlite3_value_int64(v[4]));
+  }
+
+  static void ExposureBlockStep(sqlite3_context* context, int, sqlite3_value** v) {
+    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
+    sink->reader->AddExposureBlock(*sink->out, BlobView(v[0]), sqlite3_value_int64(v[1]));
+  }
+
+  static void OutcomeBlockStep(sqlite3_context* context, int, sqlite3_value** v) {
+    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
+    sink->reader->AddOutcomeBlock(*sink->out, BlobView(v[0]));
   }
 
   static void NoResult(sqlite3_context* context) { sqlite3_result_null(context); }
@@ -254,10 +324,11 @@ class StoreReader {
 
   // Both tables cut into rowid ranges, exposures and outcomes alternating so the workers
   // share both.
-  std::vector<Chunk> PlanChunks(std::pair<int64_t, int64_t> exposures, std::pair<int64_t, int64_t> outcomes) const {
+  std::vector<Chunk> PlanChunks(std::pair<int64_t, int64_t> exposures, std::pair<int64_t, int64_t> outcomes,
+                                int64_t min_size) const {
     const auto span = [](std::pair<int64_t, int64_t> r) { return std::max<int64_t>(0, r.second - r.first + 1); };
     int64_t size = rows_per_chunk_;
-    if (size <= 0) size = std::max<int64_t>(1 << 16, (span(exposures) + span(outcomes)) / (8 * workers_) + 1);
+    if (size <= 0) size = std::max<int64_t>(min_size, (span(exposures) + span(outcomes)) / (8 * workers_) + 1);
     auto cut = [&](std::pair<int64_t, int64_t> r, bool outcome_table) {
       std::vector<Chunk> chunks;
       for (int64_t first = r.first; first <= r.second; first += size) {
@@ -282,11 +353,21 @@ class StoreReader {
       internal::SqliteReader db;
       if (auto s = db.Open(path); !s.ok()) return s;
       if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path, " has no exposures table"));
-      exposure_rows = db.RowidRange("exposures");
-      if (db.HasTable("outcomes")) outcome_rows = db.RowidRange("outcomes");
+      // Blocks exist from schema version 3 on; an older store (not yet opened by a gateway of
+      // this version) is read row by row.
+      blocks_ = use_blocks_ && db.HasTable("exposure_blocks");
+      const char* exposures = blocks_ ? "exposure_blocks" : "exposures";
+      const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
+      exposure_rows = db.RowidRange(exposures);
+      if (db.HasTable(outcomes)) outcome_rows = db.RowidRange(outcomes);
+      if (blocks_) {
+        Reserve(db.SumOf("exposure_blocks", "rows", experiment_), db.SumOf("outcome_blocks", "rows", experiment_));
+      } else {
+        Reserve(exposure_rows.second - exposure_rows.first + 1, outcome_rows.second - outcome_rows.first + 1);
+      }
     }
-    const std::vector<Chunk> chunks = PlanChunks(exposure_rows, outcome_rows);
-    Reserve(exposure_rows.second - exposure_rows.first + 1, outcome_rows.second - outcome_rows.first + 1);
+    // Blocks hold ~thousands of events each: chunks of a few blocks.
+    const std::vector<Chunk> chunks = PlanChunks(exposure_rows, outcome_rows, blocks_ ? 4 : 1 << 16);
 
     struct Connection {
       internal::SqliteReader db;
@@ -301,11 +382,18 @@ class StoreReader {
         // library's SQLITE_MAX_MMAP_SIZE; the rest is read as usual).
         sqlite3_exec(db.get(), "PRAGMA mmap_size = 1099511627776", nullptr, nullptr, nullptr);
         constexpr int kFlags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-        if (sqlite3_create_function(db.get(), "abgate_exposure", 6, kFlags, &sink, nullptr, ExposureStep, NoResult) !=
-                SQLITE_OK ||
-            sqlite3_create_function(db.get(), "abgate_outcome", 5, kFlags, &sink, nullptr, OutcomeStep, NoResult) !=
-                SQLITE_OK) {
-          return db.Error();
+        const struct {
+          const char* name;
+          int args;
+          void (*step)(sqlite3_context*, int, sqlite3_value**);
+        } functions[] = {{"abgate_exposure", 6, ExposureStep},
+                         {"abgate_outcome", 5, OutcomeStep},
+                         {"abgate_exposure_block", 2, ExposureBlockStep},
+                         {"abgate_outcome_block", 1, OutcomeBlockStep}};
+        for (const auto& f : functions) {
+          if (sqlite3_create_function(db.get(), f.name, f.args, kFlags, &sink, nullptr, f.step, NoResult) != SQLITE_OK) {
+            return db.Error();
+          }
         }
         return absl::OkStatus();
       }
@@ -338,6 +426,7 @@ class StoreReader {
       if (rc != SQLITE_DONE) out.status = c.db.Error();
     });
 
+    if (blocks_) return absl::OkStatus();  // blocks name each arm's model version
     // Each arm's model version, from its first row.
     internal::SqliteReader db;
     if (auto s = db.Open(path); !s.ok()) return s;
@@ -369,13 +458,13 @@ class StoreReader {
       if (task == 0) {
         out.status.Update(internal::ScanPostgres(uri_, exposures_sql.c_str(), experiment_, [&](PGresult* r) {
           const bool scored = !PQgetisnull(r, 0, 4);
-          AddExposure(out, PgView(r, 0), PgView(r, 2), PgView(r, 3), PgView(r, 5), 0, std::atoll(PQgetvalue(r, 0, 1)),
-                      scored, scored ? std::strtod(PQgetvalue(r, 0, 4), nullptr) : 0.0);
+          AddExposureRow(out, PgView(r, 0), PgView(r, 2), PgView(r, 3), PgView(r, 5), 0, std::atoll(PQgetvalue(r, 0, 1)),
+                         scored, scored ? std::strtod(PQgetvalue(r, 0, 4), nullptr) : 0.0);
         }));
       } else {
         out.status.Update(internal::ScanPostgres(uri_, outcomes_sql.c_str(), experiment_, [&](PGresult* r) {
-          AddOutcome(out, PgView(r, 0), PgView(r, 1), PgView(r, 2), std::strtod(PQgetvalue(r, 0, 3), nullptr),
-                     std::atoll(PQgetvalue(r, 0, 4)));
+          AddOutcomeRow(out, PgView(r, 0), PgView(r, 1), PgView(r, 2), std::strtod(PQgetvalue(r, 0, 3), nullptr),
+                        std::atoll(PQgetvalue(r, 0, 4)));
         }));
       }
     });
@@ -609,6 +698,8 @@ class StoreReader {
   const int64_t since_us_;
   const int workers_;
   const int64_t rows_per_chunk_;
+  const bool use_blocks_;
+  bool blocks_ = false;  // reading event blocks (SQLite, schema version 3 on)
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms

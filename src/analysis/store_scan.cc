@@ -43,6 +43,18 @@ std::pair<int64_t, int64_t> SqliteReader::RowidRange(const char* table) {
   return range;
 }
 
+int64_t SqliteReader::SumOf(const char* table, const char* column, const std::string& experiment) {
+  const std::string sql = StrCat("SELECT coalesce(sum(", column, "), 0) FROM ", table, " WHERE experiment = ?");
+  sqlite3_stmt* st = nullptr;
+  int64_t sum = 0;
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
+    sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_STATIC);
+    if (sqlite3_step(st) == SQLITE_ROW) sum = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  return sum;
+}
+
 absl::Status SqliteReader::Error() const { return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db_))); }
 
 absl::Status ScanSqlite(const std::string& path, const char* sql_template, const std::string& experiment,

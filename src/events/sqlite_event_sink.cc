@@ -2,8 +2,13 @@
 
 #include <sqlite3.h>
 
+#include <optional>
+#include <string>
+#include <vector>
+
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event_blocks.h"
 
 namespace abgate::events {
 namespace {
@@ -83,14 +88,29 @@ CREATE TABLE IF NOT EXISTS experiment_configs (
   config     TEXT    NOT NULL,
   updated_at INTEGER NOT NULL
 );
+CREATE TABLE IF NOT EXISTS exposure_blocks (
+  experiment TEXT    NOT NULL,
+  min_ts     INTEGER NOT NULL,
+  max_ts     INTEGER NOT NULL,
+  rows       INTEGER NOT NULL,
+  data       BLOB    NOT NULL
+);
+CREATE TABLE IF NOT EXISTS outcome_blocks (
+  experiment TEXT    NOT NULL,
+  min_ts     INTEGER NOT NULL,
+  max_ts     INTEGER NOT NULL,
+  rows       INTEGER NOT NULL,
+  data       BLOB    NOT NULL
+);
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
   started_at INTEGER NOT NULL
 );
 )sql";
 
-// Version 2 added outcomes.event_id and its unique index (idempotent intake).
-constexpr int kSchemaVersion = 2;
+// Version 2 added outcomes.event_id and its unique index (idempotent intake); version 3 the
+// event blocks (events/event_blocks.h), filled from the rows when an older store is opened.
+constexpr int kSchemaVersion = 3;
 
 bool HasColumn(sqlite3* db, const char* table, const char* column) {
   sqlite3_stmt* st = nullptr;
@@ -159,6 +179,120 @@ std::string ColumnText(sqlite3_stmt* st, int i) {
   return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
 }
 
+// Collects the in-experiment exposures and the stored outcomes of one transaction into event
+// blocks, one per experiment (more when a block runs out of names), and writes them.
+class BlockWriter {
+ public:
+  explicit BlockWriter(sqlite3* db) : db_(db) {}
+
+  absl::Status AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                           std::string_view arm, std::string_view model_version, int64_t ts_us,
+                           std::optional<double> score) {
+    auto& b = For(exposures_, experiment);
+    if (b.Add(request_id, unit_id, arm, model_version, ts_us, score)) return absl::OkStatus();
+    ABGATE_RETURN_IF_ERROR(Write("exposure_blocks", experiment, b));
+    b.Add(request_id, unit_id, arm, model_version, ts_us, score);
+    return absl::OkStatus();
+  }
+
+  absl::Status AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                          std::string_view metric, double value, int64_t ts_us) {
+    if (request_id.empty() && unit_id.empty()) return absl::OkStatus();  // attributable to nothing
+    auto& b = For(outcomes_, experiment);
+    if (b.Add(request_id, unit_id, metric, value, ts_us)) return absl::OkStatus();
+    ABGATE_RETURN_IF_ERROR(Write("outcome_blocks", experiment, b));
+    b.Add(request_id, unit_id, metric, value, ts_us);
+    return absl::OkStatus();
+  }
+
+  // Writes what is left; the writer is empty afterwards.
+  absl::Status Flush() {
+    for (auto& [experiment, b] : exposures_) ABGATE_RETURN_IF_ERROR(Write("exposure_blocks", experiment, b));
+    for (auto& [experiment, b] : outcomes_) ABGATE_RETURN_IF_ERROR(Write("outcome_blocks", experiment, b));
+    exposures_.clear();
+    outcomes_.clear();
+    return absl::OkStatus();
+  }
+
+ private:
+  // A batch holds a handful of experiments: a list beats a map.
+  template <typename Builder>
+  static Builder& For(std::vector<std::pair<std::string, Builder>>& list, std::string_view experiment) {
+    for (auto& [name, b] : list) {
+      if (name == experiment) return b;
+    }
+    return list.emplace_back(std::string(experiment), Builder()).second;
+  }
+
+  template <typename Builder>
+  absl::Status Write(const char* table, std::string_view experiment, Builder& b) {
+    if (b.size() == 0) return absl::OkStatus();
+    const int64_t rows = static_cast<int64_t>(b.size()), min_ts = b.min_ts(), max_ts = b.max_ts();
+    const std::string data = b.Finish();
+    const std::string sql = StrCat("INSERT INTO ", table, " (experiment, min_ts, max_ts, rows, data) VALUES (?,?,?,?,?)");
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
+      return SqliteError(db_, "prepare block insert");
+    }
+    sqlite3_bind_text(st, 1, experiment.data(), static_cast<int>(experiment.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, min_ts);
+    sqlite3_bind_int64(st, 3, max_ts);
+    sqlite3_bind_int64(st, 4, rows);
+    sqlite3_bind_blob(st, 5, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
+    const int rc = sqlite3_step(st);
+    sqlite3_finalize(st);
+    return rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db_, "insert block");
+  }
+
+  sqlite3* db_;
+  std::vector<std::pair<std::string, ExposureBlockBuilder>> exposures_;
+  std::vector<std::pair<std::string, OutcomeBlockBuilder>> outcomes_;
+};
+
+// Version 3: blocks for the events an older abgate stored as rows only, in rowid order (the
+// order later batches append in), 4096 events per block.
+absl::Status BackfillBlocks(sqlite3* db) {
+  constexpr size_t kPerBlock = 4096;
+  auto scan = [&](const char* sql, auto&& add) -> absl::Status {
+    sqlite3_stmt* st = nullptr;
+    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return SqliteError(db, "prepare backfill");
+    BlockWriter writer(db);
+    size_t pending = 0;
+    int rc;
+    absl::Status status;
+    while (status.ok() && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+      status = add(writer, st);
+      if (status.ok() && ++pending == kPerBlock) {
+        status = writer.Flush();
+        pending = 0;
+      }
+    }
+    sqlite3_finalize(st);
+    ABGATE_RETURN_IF_ERROR(status);
+    if (rc != SQLITE_DONE) return SqliteError(db, "backfill");
+    return writer.Flush();
+  };
+  auto text = [](sqlite3_stmt* st, int i) {
+    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
+    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
+  };
+  ABGATE_RETURN_IF_ERROR(Exec(db, "DELETE FROM exposure_blocks; DELETE FROM outcome_blocks;"));
+  ABGATE_RETURN_IF_ERROR(scan(
+      "SELECT experiment, request_id, unit_id, assigned_arm, model_version, ts, score FROM exposures "
+      "WHERE in_experiment = 1 ORDER BY rowid",
+      [&](BlockWriter& w, sqlite3_stmt* st) {
+        const bool scored = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        return w.AddExposure(text(st, 0), text(st, 1), text(st, 2), text(st, 3), text(st, 4),
+                             sqlite3_column_int64(st, 5),
+                             scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt);
+      }));
+  return scan("SELECT experiment, request_id, unit_id, metric, value, ts FROM outcomes ORDER BY rowid",
+              [&](BlockWriter& w, sqlite3_stmt* st) {
+                return w.AddOutcome(text(st, 0), text(st, 1), text(st, 2), text(st, 3), sqlite3_column_double(st, 4),
+                                    sqlite3_column_int64(st, 5));
+              });
+}
+
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std::string& path) {
@@ -182,6 +316,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       if (!HasColumn(sink->write_db_, "outcomes", "event_id")) {  // a version-1 store
         ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
       }
+      ABGATE_RETURN_IF_ERROR(BackfillBlocks(sink->write_db_));
       ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
                                   StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
     }
@@ -246,6 +381,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     Exec(write_db_, "ROLLBACK").IgnoreError();
     return s;
   };
+  BlockWriter blocks(write_db_);
   sqlite3_stmt* st = insert_exposure_;
   for (const Exposure& e : exposures) {
     if (e.request_payload) {
@@ -297,6 +433,14 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     const int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert exposure");
+    if (e.in_experiment) {
+      if (auto b = blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us,
+                                      e.score);
+          !b.ok()) {
+        Exec(write_db_, "ROLLBACK").IgnoreError();
+        return b;
+      }
+    }
   }
   st = insert_audit_;
   for (const AuditRecord& a : audit) {
@@ -325,7 +469,17 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     const int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert outcome");
-    if (outcome_stored) (*outcome_stored)[i] = sqlite3_changes(write_db_) > 0;
+    const bool stored = sqlite3_changes(write_db_) > 0;  // not a repeated event_id
+    if (outcome_stored) (*outcome_stored)[i] = stored;
+    if (!stored) continue;
+    if (auto b = blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us); !b.ok()) {
+      Exec(write_db_, "ROLLBACK").IgnoreError();
+      return b;
+    }
+  }
+  if (auto b = blocks.Flush(); !b.ok()) {
+    Exec(write_db_, "ROLLBACK").IgnoreError();
+    return b;
   }
   for (const Assignment& a : assignments) {
     st = a.remove ? delete_assignment_ : upsert_assignment_;
