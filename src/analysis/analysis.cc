@@ -359,11 +359,21 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
   if (in.units.size() >= 40) {
     // One pass over the units in time order, snapshotting the running per-arm states at 20
     // checkpoints (O(n), not 20 re-aggregations).
-    std::vector<uint32_t> order(in.units.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = static_cast<uint32_t>(i);
-    std::stable_sort(order.begin(), order.end(),
-                     [&](uint32_t a, uint32_t b) { return in.units[a].first_ts_us < in.units[b].first_ts_us; });
+    // The units in time order (ties in input order), each with what the pass needs, so the
+    // sort moves small contiguous records instead of chasing indices into the units.
     const size_t j = static_cast<size_t>(in.primary);
+    struct Point {
+      int64_t ts;
+      uint32_t index;
+      int arm;
+      double value;
+    };
+    std::vector<Point> order(in.units.size());
+    for (size_t i = 0; i < order.size(); ++i) {
+      order[i] = {in.units[i].first_ts_us, static_cast<uint32_t>(i), in.units[i].arm, in.units[i].values[j]};
+    }
+    std::sort(order.begin(), order.end(),
+              [](const Point& a, const Point& b) { return a.ts != b.ts ? a.ts < b.ts : a.index < b.index; });
     const bool binary = in.metrics[j].kind == MetricKind::kBinary;
     std::vector<ArmState> running(in.arms.size());
     for (auto& a : running) {
@@ -374,13 +384,13 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
     std::vector<json::array> points(k);
     int next = 1;
     for (size_t i = 0; i < order.size(); ++i) {
-      const auto& unit = in.units[order[i]];
+      const Point& unit = order[i];
       auto& a = running[unit.arm];
       ++a.units;
       if (binary) {
-        a.props[j].Add(unit.values[j] > 0);
+        a.props[j].Add(unit.value > 0);
       } else {
-        a.moments[j].Add(unit.values[j]);
+        a.moments[j].Add(unit.value);
       }
       if (i + 1 != order.size() * next / kPoints) continue;
       ++next;
@@ -392,7 +402,7 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
                                                 in.alpha, in.sequential_tuning_n);
         if (!seq.ok()) continue;
         points[t].push_back(json::object{{"units", static_cast<int64_t>(i + 1)},
-                                         {"ts_us", unit.first_ts_us},
+                                         {"ts_us", unit.ts},
                                          {"lift", *r->lift},
                                          {"ci", Pair(seq->ci.low, seq->ci.high)}});
       }

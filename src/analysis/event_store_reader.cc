@@ -15,6 +15,7 @@
 //     units and scored predictions are written out.
 // Ids are hashed rather than kept: two of 2M ids collide with probability ~1e-7.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -399,8 +400,10 @@ class StoreReader {
       }
     };
     std::vector<Connection> connections(static_cast<size_t>(workers_));
+    marks_.resize(chunks.size());
     common::ParallelFor(workers_, chunks.size(), [&](int worker, size_t task) {
       ScanOutput& out = scans_[static_cast<size_t>(worker)];
+      MarkTask(task, static_cast<size_t>(worker));
       if (!out.status.ok()) return;
       Connection& c = connections[static_cast<size_t>(worker)];
       const Chunk& chunk = chunks[task];
@@ -452,8 +455,10 @@ class StoreReader {
                since);
     const std::string outcomes_sql =
         StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE experiment = %s", since);
+    marks_.resize(2);
     common::ParallelFor(2, 2, [&](int worker, size_t task) {
-      ScanOutput& out = scans_[static_cast<size_t>(worker) % scans_.size()];
+      ScanOutput& out = scans_[static_cast<size_t>(worker)];
+      MarkTask(task, static_cast<size_t>(worker));
       using internal::PgView;
       if (task == 0) {
         out.status.Update(internal::ScanPostgres(uri_, exposures_sql.c_str(), experiment_, [&](PGresult* r) {
@@ -502,6 +507,43 @@ class StoreReader {
     }
   }
 
+  // Where each scan task's rows begin in its worker's partitions. Reading every partition in
+  // task order (= rowid order) instead of worker order makes the result independent of which
+  // worker happened to take which task: sums come out the same to the last bit on every run.
+  struct TaskMark {
+    size_t worker = 0;
+    std::array<uint32_t, kPartitions> exposures{}, outcomes{}, request_outcomes{};
+  };
+
+  void MarkTask(size_t task, size_t worker) {
+    TaskMark& m = marks_[task];
+    m.worker = worker;
+    const ScanOutput& out = scans_[worker];
+    for (size_t p = 0; p < kPartitions; ++p) {
+      m.exposures[p] = static_cast<uint32_t>(out.exposures[p].size());
+      m.outcomes[p] = static_cast<uint32_t>(out.outcomes[p].size());
+      m.request_outcomes[p] = static_cast<uint32_t>(out.request_outcomes[p].size());
+    }
+  }
+
+  // Calls fn(row) for the rows of one kind in partition p, in task order.
+  template <typename Row, typename Fn>
+  void ForEachInOrder(std::vector<std::vector<Row>> ScanOutput::*kind, std::array<uint32_t, kPartitions> TaskMark::*start,
+                      size_t p, Fn&& fn) const {
+    for (size_t t = 0; t < marks_.size(); ++t) {
+      const TaskMark& m = marks_[t];
+      const std::vector<Row>& rows = (scans_[m.worker].*kind)[p];
+      size_t end = rows.size();
+      for (size_t next = t + 1; next < marks_.size(); ++next) {
+        if (marks_[next].worker == m.worker) {
+          end = (marks_[next].*start)[p];
+          break;
+        }
+      }
+      for (size_t i = (m.*start)[p]; i < end; ++i) fn(rows[i]);
+    }
+  }
+
   // ---- 2. Request join ----------------------------------------------------------------------
 
   // Moves every outcome that names a request to its unit's partition (`joined_`), with the
@@ -511,7 +553,6 @@ class StoreReader {
     for (const auto& scan : scans_) {
       for (const auto& v : scan.request_outcomes) by_request += v.size();
     }
-    joined_.assign(static_cast<size_t>(workers_), std::vector<std::vector<OutcomeRow>>(kPartitions));
     request_unknown_.assign(static_cast<size_t>(workers_), 0);
     if (by_request == 0) return 0;
 
@@ -527,31 +568,36 @@ class StoreReader {
     common::ParallelFor(workers_, kPartitions, [&](int worker, size_t p) {
       auto& mine = refs[static_cast<size_t>(worker)];
       uint32_t index = 0;
-      for (const auto& scan : scans_) {
-        for (const ExposureRow& e : scan.exposures[p]) {
-          mine[PartitionOf(e.request_key)].push_back({e.request_key, e.unit_key, static_cast<uint32_t>(p), index++});
-        }
-      }
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
+        mine[PartitionOf(e.request_key)].push_back({e.request_key, e.unit_key, static_cast<uint32_t>(p), index++});
+      });
     });
+    // joined_[q][p]: the outcomes of request partition q that belong to unit partition p, so
+    // partition p can take them in a fixed order.
+    joined_.assign(kPartitions, std::vector<std::vector<OutcomeRow>>(kPartitions));
     common::ParallelFor(workers_, kPartitions, [&](int worker, size_t q) {
       absl::flat_hash_map<uint64_t, const RequestRef*> requests;
       size_t n = 0;
       for (const auto& w : refs) n += w[q].size();
       requests.reserve(n);
       for (const auto& w : refs) {
-        for (const RequestRef& r : w[q]) requests.try_emplace(r.request_key, &r);
-      }
-      auto& out = joined_[static_cast<size_t>(worker)];
-      for (const auto& scan : scans_) {
-        for (const OutcomeRow& o : scan.request_outcomes[q]) {
-          auto it = requests.find(o.key);
-          if (it == requests.end()) {
-            ++request_unknown_[static_cast<size_t>(worker)];
-            continue;
+        for (const RequestRef& r : w[q]) {
+          // A request id served twice (not something the gateway does): its first exposure.
+          auto [it, inserted] = requests.try_emplace(r.request_key, &r);
+          if (!inserted && std::pair(r.partition, r.index) < std::pair(it->second->partition, it->second->index)) {
+            it->second = &r;
           }
-          out[it->second->partition].push_back({it->second->unit_key, o.ts, o.value, o.metric, it->second->index});
         }
       }
+      auto& out = joined_[q];
+      ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, q, [&](const OutcomeRow& o) {
+        auto it = requests.find(o.key);
+        if (it == requests.end()) {
+          ++request_unknown_[static_cast<size_t>(worker)];
+          return;
+        }
+        out[it->second->partition].push_back({it->second->unit_key, o.ts, o.value, o.metric, it->second->index});
+      });
     });
     return by_request;
   }
@@ -582,22 +628,20 @@ class StoreReader {
     s.units.clear();
     s.row_unit.resize(n);
     size_t i = 0;
-    for (const auto& scan : scans_) {
-      for (const ExposureRow& e : scan.exposures[p]) {
-        auto [it, inserted] = s.index.try_emplace(e.unit_key, static_cast<uint32_t>(s.units.size()));
-        if (inserted) {
-          s.units.push_back({e.ts, e.arm, false});
-        } else {
-          UnitState& u = s.units[it->second];
-          u.multiple_arms |= u.arm != e.arm;
-          u.first_ts = std::min(u.first_ts, e.ts);
-        }
-        s.row_unit[i++] = it->second;
+    ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
+      auto [it, inserted] = s.index.try_emplace(e.unit_key, static_cast<uint32_t>(s.units.size()));
+      if (inserted) {
+        s.units.push_back({e.ts, e.arm, false});
+      } else {
+        UnitState& u = s.units[it->second];
+        u.multiple_arms |= u.arm != e.arm;
+        u.first_ts = std::min(u.first_ts, e.ts);
       }
-    }
+      s.row_unit[i++] = it->second;
+    });
     s.values.assign(s.units.size() * m, 0.0);
     bool any_request_labels = false;
-    for (const auto& w : joined_) any_request_labels |= !w[p].empty();
+    for (const auto& q : joined_) any_request_labels |= !q[p].empty();
     if (any_request_labels) s.request_label.assign(n, -1);
 
     // An outcome counts for its unit when it falls in [first exposure, first exposure +
@@ -619,18 +663,16 @@ class StoreReader {
         s.request_label[o.exposure] = std::max(s.request_label[o.exposure], o.value > 0 ? 1.0 : 0.0);
       }
     };
-    for (const auto& scan : scans_) {
-      for (const OutcomeRow& o : scan.outcomes[p]) {
-        auto it = s.index.find(o.key);
-        if (it == s.index.end()) {
-          ++r.counts.unknown_unit;
-        } else {
-          attribute(o, it->second);
-        }
+    ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o) {
+      auto it = s.index.find(o.key);
+      if (it == s.index.end()) {
+        ++r.counts.unknown_unit;
+      } else {
+        attribute(o, it->second);
       }
-    }
-    for (const auto& w : joined_) {
-      for (const OutcomeRow& o : w[p]) attribute(o, s.row_unit[o.exposure]);
+    });
+    for (const auto& q : joined_) {
+      for (const OutcomeRow& o : q[p]) attribute(o, s.row_unit[o.exposure]);
     }
 
     // Units seen in more than one arm are counted and left out.
@@ -648,16 +690,14 @@ class StoreReader {
     if (input_.metrics[0].kind == MetricKind::kBinary) {
       r.predictions.reserve(n);
       i = 0;
-      for (const auto& scan : scans_) {
-        for (const ExposureRow& e : scan.exposures[p]) {
-          const uint32_t u = s.row_unit[i];
-          const double request_label = any_request_labels ? s.request_label[i] : -1;
-          ++i;
-          if (std::isnan(e.score) || s.units[u].multiple_arms) continue;
-          const double label = request_label >= 0 ? request_label : s.values[u * m];
-          r.predictions.push_back({arm_index_[e.arm], e.score, label > 0 ? 1 : 0});
-        }
-      }
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
+        const uint32_t u = s.row_unit[i];
+        const double request_label = any_request_labels ? s.request_label[i] : -1;
+        ++i;
+        if (std::isnan(e.score) || s.units[u].multiple_arms) return;
+        const double label = request_label >= 0 ? request_label : s.values[u * m];
+        r.predictions.push_back({arm_index_[e.arm], e.score, label > 0 ? 1 : 0});
+      });
     }
   }
 
@@ -703,7 +743,8 @@ class StoreReader {
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms
-  std::vector<std::vector<std::vector<OutcomeRow>>> joined_;  // [worker][unit partition]
+  std::vector<TaskMark> marks_;  // one per scan task
+  std::vector<std::vector<std::vector<OutcomeRow>>> joined_;  // [request partition][unit partition]
   std::vector<int64_t> request_unknown_;                      // [worker] outcomes naming no exposed request
   AnalysisInput input_;
 };
