@@ -110,27 +110,39 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
   report["alpha"] = in.alpha;
 
   // Model quality per arm: scores split by arm in one pass, then each arm's AUC (a sort of its
-  // predictions), log loss and calibration computed on its own thread.
+  // predictions) on one thread and its log loss and calibration on another, so the largest
+  // arm's sort is the only long task.
   struct Quality {
     absl::StatusOr<stats::Auc> auc = absl::FailedPreconditionError("no scored predictions");
     absl::StatusOr<double> log_loss = absl::FailedPreconditionError("no scored predictions");
     absl::StatusOr<double> ece = absl::FailedPreconditionError("no scored predictions");
     size_t n = 0;
   };
-  std::vector<std::vector<double>> scores(k);
-  std::vector<std::vector<int>> labels(k);
+  std::vector<size_t> per_arm(k);
   for (const auto& p : in.predictions) {
     if (p.arm < 0 || p.arm >= k) return absl::InvalidArgumentError("a prediction refers to an unknown arm");
+    ++per_arm[p.arm];
+  }
+  std::vector<std::vector<double>> scores(k);
+  std::vector<std::vector<int>> labels(k);
+  for (int a = 0; a < k; ++a) {
+    scores[a].reserve(per_arm[a]);
+    labels[a].reserve(per_arm[a]);
+  }
+  for (const auto& p : in.predictions) {
     scores[p.arm].push_back(p.score);
     labels[p.arm].push_back(p.label);
   }
+  std::vector<std::future<absl::StatusOr<stats::Auc>>> auc_futures;
   std::vector<std::future<Quality>> quality_futures;
   for (int a = 0; a < k; ++a) {
-    quality_futures.push_back(std::async(std::launch::async, [&, a] {
+    const bool any = !scores[a].empty();
+    auc_futures.push_back(std::async(any ? std::launch::async : std::launch::deferred,
+                                     [&, a] { return stats::ComputeAuc(scores[a], labels[a], in.alpha); }));
+    quality_futures.push_back(std::async(std::launch::async, [&, a, any] {
       Quality q;
       q.n = scores[a].size();
-      if (q.n == 0) return q;
-      q.auc = stats::ComputeAuc(scores[a], labels[a], in.alpha);
+      if (!any) return q;
       q.log_loss = stats::LogLoss(scores[a], labels[a]);
       q.ece = stats::ExpectedCalibrationError(scores[a], labels[a]);
       return q;
@@ -146,8 +158,9 @@ absl::StatusOr<json::value> Analyze(const AnalysisInput& in) {
     o["exposures"] = in.arms[a].exposures;
     json::object metrics;
     for (size_t j = 0; j < in.metrics.size(); ++j) metrics[in.metrics[j].name] = MetricSummary(in, arms[a], j);
-    const Quality q = quality_futures[a].get();
+    Quality q = quality_futures[a].get();
     if (q.n > 0) {
+      q.auc = auc_futures[a].get();
       json::object auc;
       if (q.auc.ok()) {
         aucs[a] = *q.auc;
