@@ -354,9 +354,11 @@ class StoreReader {
       internal::SqliteReader db;
       if (auto s = db.Open(path); !s.ok()) return s;
       if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path, " has no exposures table"));
-      // Blocks exist from schema version 3 on; an older store (not yet opened by a gateway of
-      // this version) is read row by row.
-      blocks_ = use_blocks_ && db.HasTable("exposure_blocks");
+      // Blocks exist from schema version 3 on and hold every row while block_coverage says so
+      // (see sqlite_event_sink.cc); otherwise (an older store, or rows added by hand) the rows
+      // are read.
+      blocks_ = use_blocks_ && db.HasTable("exposure_blocks") && db.HasTable("outcome_blocks") &&
+                db.HasTable("block_coverage") && db.BlocksCoverRows();
       const char* exposures = blocks_ ? "exposure_blocks" : "exposures";
       const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
       exposure_rows = db.RowidRange(exposures);

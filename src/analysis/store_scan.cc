@@ -43,6 +43,21 @@ std::pair<int64_t, int64_t> SqliteReader::RowidRange(const char* table) {
   return range;
 }
 
+bool SqliteReader::BlocksCoverRows() {
+  sqlite3_stmt* st = nullptr;
+  bool covered = false;
+  if (sqlite3_prepare_v2(db_,
+                         "SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = "
+                         "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
+                         "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END",
+                         -1, &st, nullptr) == SQLITE_OK &&
+      sqlite3_step(st) == SQLITE_ROW) {
+    covered = sqlite3_column_int(st, 0) == 1;
+  }
+  sqlite3_finalize(st);
+  return covered;
+}
+
 int64_t SqliteReader::SumOf(const char* table, const char* column, const std::string& experiment) {
   const std::string sql = StrCat("SELECT coalesce(sum(", column, "), 0) FROM ", table, " WHERE experiment = ?");
   sqlite3_stmt* st = nullptr;

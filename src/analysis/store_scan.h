@@ -28,6 +28,9 @@ class SqliteReader {
   bool HasTable(const char* name);
   // (min(rowid), max(rowid)) of `table`; (1, 0) when it is empty.
   std::pair<int64_t, int64_t> RowidRange(const char* table);
+  // Whether the event blocks hold every exposure and outcome row (table block_coverage of
+  // the SQLite sink: intact, and no row past the last one the sink wrote).
+  bool BlocksCoverRows();
   // sum(`column`) over the rows of `experiment` in `table`; 0 when none or on error.
   int64_t SumOf(const char* table, const char* column, const std::string& experiment);
   absl::Status Error() const;

@@ -102,6 +102,11 @@ CREATE TABLE IF NOT EXISTS outcome_blocks (
   rows       INTEGER NOT NULL,
   data       BLOB    NOT NULL
 );
+CREATE TABLE IF NOT EXISTS block_coverage (
+  source     TEXT    PRIMARY KEY,
+  last_rowid INTEGER NOT NULL,
+  intact     INTEGER NOT NULL
+);
 CREATE TABLE IF NOT EXISTS experiment_state (
   name       TEXT PRIMARY KEY,
   started_at INTEGER NOT NULL
@@ -110,6 +115,10 @@ CREATE TABLE IF NOT EXISTS experiment_state (
 
 // Version 2 added outcomes.event_id and its unique index (idempotent intake); version 3 the
 // event blocks (events/event_blocks.h), filled from the rows when an older store is opened.
+// block_coverage says, per source table, up to which rowid the blocks hold its rows and
+// whether they still do ("intact"): rows written by anything but this sink (a hand-made
+// INSERT) break it, readers then use the rows, and the next sink to open the store rebuilds
+// the blocks.
 constexpr int kSchemaVersion = 3;
 
 bool HasColumn(sqlite3* db, const char* table, const char* column) {
@@ -249,6 +258,27 @@ class BlockWriter {
   std::vector<std::pair<std::string, OutcomeBlockBuilder>> outcomes_;
 };
 
+int64_t QueryInt(sqlite3* db, const char* sql, int64_t otherwise) {
+  sqlite3_stmt* st = nullptr;
+  int64_t v = otherwise;
+  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+      sqlite3_column_type(st, 0) != SQLITE_NULL) {
+    v = sqlite3_column_int64(st, 0);
+  }
+  sqlite3_finalize(st);
+  return v;
+}
+
+// False when rows reached exposures or outcomes other than through this sink (see
+// block_coverage above), or a store has no coverage yet.
+bool BlocksIntact(sqlite3* db) {
+  return QueryInt(db,
+                  "SELECT count(*) = 2 FROM block_coverage c WHERE intact = 1 AND last_rowid = "
+                  "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
+                  "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END",
+                  0) == 1;
+}
+
 // Version 3: blocks for the events an older abgate stored as rows only, in rowid order (the
 // order later batches append in), 4096 events per block.
 absl::Status BackfillBlocks(sqlite3* db) {
@@ -276,7 +306,10 @@ absl::Status BackfillBlocks(sqlite3* db) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
     return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
   };
-  ABGATE_RETURN_IF_ERROR(Exec(db, "DELETE FROM exposure_blocks; DELETE FROM outcome_blocks;"));
+  ABGATE_RETURN_IF_ERROR(Exec(db, "DELETE FROM exposure_blocks; DELETE FROM outcome_blocks; DELETE FROM block_coverage;"));
+  ABGATE_RETURN_IF_ERROR(Exec(db,
+                              "INSERT INTO block_coverage SELECT 'exposures', coalesce(max(rowid), 0), 1 FROM exposures; "
+                              "INSERT INTO block_coverage SELECT 'outcomes', coalesce(max(rowid), 0), 1 FROM outcomes;"));
   ABGATE_RETURN_IF_ERROR(scan(
       "SELECT experiment, request_id, unit_id, assigned_arm, model_version, ts, score FROM exposures "
       "WHERE in_experiment = 1 ORDER BY rowid",
@@ -312,11 +345,13 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       return absl::FailedPreconditionError(StrCat(path, " has event-store schema version ", version,
                                                   ", newer than this abgate (", kSchemaVersion, ")"));
     }
-    if (version < kSchemaVersion) {
+    if (version < kSchemaVersion || !BlocksIntact(sink->write_db_)) {
       if (!HasColumn(sink->write_db_, "outcomes", "event_id")) {  // a version-1 store
         ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
       }
       ABGATE_RETURN_IF_ERROR(BackfillBlocks(sink->write_db_));
+    }
+    if (version < kSchemaVersion) {
       ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
                                   StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
     }
@@ -381,6 +416,18 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     Exec(write_db_, "ROLLBACK").IgnoreError();
     return s;
   };
+  // Rows someone else added since this sink's last batch are in no block: mark the blocks
+  // broken for readers (and for the next Open, which rebuilds them).
+  if (!exposures.empty() || !outcomes.empty()) {
+    if (auto s = Exec(write_db_,
+                      "UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> "
+                      "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
+                      "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END");
+        !s.ok()) {
+      Exec(write_db_, "ROLLBACK").IgnoreError();
+      return s;
+    }
+  }
   BlockWriter blocks(write_db_);
   sqlite3_stmt* st = insert_exposure_;
   for (const Exposure& e : exposures) {
@@ -480,6 +527,16 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
   if (auto b = blocks.Flush(); !b.ok()) {
     Exec(write_db_, "ROLLBACK").IgnoreError();
     return b;
+  }
+  if (!exposures.empty() || !outcomes.empty()) {
+    if (auto s = Exec(write_db_,
+                      "UPDATE block_coverage SET last_rowid = CASE source "
+                      "WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
+                      "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END");
+        !s.ok()) {
+      Exec(write_db_, "ROLLBACK").IgnoreError();
+      return s;
+    }
   }
   for (const Assignment& a : assignments) {
     st = a.remove ? delete_assignment_ : upsert_assignment_;
