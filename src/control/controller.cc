@@ -193,16 +193,11 @@ absl::Status Controller::EnsureExperiment(const Rollout& r, const config::Contro
   auto existing = gateway_->GetExperiment(r.experiment);
   if (existing.ok()) return absl::OkStatus();
   if (existing.status().code() != absl::StatusCode::kNotFound) return existing.status();
-  // Earlier experiments of this model stop being the default (they keep serving their winner at
-  // /predict/{name}); the new one takes /predict.
-  for (const Rollout& other : Rollouts()) {
-    if (other.model != model.name || other.experiment == r.experiment) continue;
-    const json::object patch{{"default", false}};
-    auto s = gateway_->Call("PATCH", StrCat("/api/v1/experiments/", other.experiment), &patch);
-    if (!s.ok() && s.status().code() != absl::StatusCode::kNotFound) return s.status();
-  }
-  auto created = gateway_->CreateExperiment(
-      ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, model.plan[r.step]));
+  // The new experiment takes /predict from the current default in one admin change (the
+  // earlier one keeps serving its winner at /predict/{name}), so /predict is never without one.
+  json::object config = ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, model.plan[r.step]);
+  config["replace_default"] = true;
+  auto created = gateway_->CreateExperiment(config);
   return created.status();
 }
 

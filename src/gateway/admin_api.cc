@@ -120,11 +120,12 @@ bool Gateway::Authorized(const http::Request& req) const {
   return SecureEquals(auth.substr(kBearer.size()), admin_token_);
 }
 
-absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const CompiledExperiment* before,
-                                          std::optional<config::ExperimentConfig> after) {
+absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, const CompiledExperiment* before,
+                                                    std::optional<config::ExperimentConfig> after, bool take_default) {
   auto current = snapshot_.Load();
   auto next = std::make_shared<ExperimentSet>(*current);
   next->version = current->version + 1;
+  Installed installed;
   next->experiments.erase(name);
   if (next->default_experiment && next->default_experiment->config.name == name) next->default_experiment.reset();
   if (after) {
@@ -142,17 +143,29 @@ absl::StatusOr<uint64_t> Gateway::Install(const std::string& name, const Compile
       start_us = *stored;
     }
     if (after->is_default && next->default_experiment) {
-      return absl::FailedPreconditionError(StrCat("experiment ", next->default_experiment->config.name,
-                                                  " is already the default; unset it first"));
+      if (!take_default) {
+        return absl::FailedPreconditionError(StrCat("experiment ", next->default_experiment->config.name,
+                                                    " is already the default; unset it first, or send "
+                                                    "\"replace_default\": true to move the default in one step"));
+      }
+      const CompiledExperiment& old_default = *next->default_experiment;
+      config::ExperimentConfig unset = old_default.config;
+      unset.is_default = false;
+      auto recompiled = CompiledExperiment::Create(std::move(unset), old_default.start_us, metrics_, model_loader_);
+      if (!recompiled.ok()) return recompiled.status();
+      installed.displaced = old_default.config.name;
+      installed.displaced_before = config::ToJson(config::ExperimentToJson(old_default.config));
+      next->experiments[installed.displaced] = std::move(*recompiled);
+      next->default_experiment.reset();
     }
     auto compiled = CompiledExperiment::Create(std::move(*after), start_us, metrics_, model_loader_);
     if (!compiled.ok()) return compiled.status();
     if ((*compiled)->config.is_default) next->default_experiment = *compiled;
     next->experiments.emplace(name, std::move(*compiled));
   }
-  const uint64_t version = next->version;
+  installed.version = next->version;
   snapshot_.Store(std::move(next));
-  return version;
+  return installed;
 }
 
 void Gateway::Mutate(http::Request& req, http::Respond respond, std::string action, Change change) {
@@ -174,6 +187,18 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (name.empty() && body.is_object()) {  // create: the name is in the body
       if (const auto* n = body.as_object().if_contains("name"); n && n->is_string()) name = std::string(n->as_string());
     }
+    // "replace_default": true moves the default to this experiment in the same swap (not a
+    // config field: taken out before the body is read as one).
+    bool take_default = false;
+    if (body.is_object()) {
+      if (const auto* replace = body.as_object().if_contains("replace_default")) {
+        if (!replace->is_bool()) {
+          return std::move(*shared_respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "replace_default must be true or false"));
+        }
+        take_default = replace->as_bool();
+        body.as_object().erase("replace_default");
+      }
+    }
     const CompiledExperiment* before = name.empty() ? nullptr : snapshot->Find(name);
     auto after = change(before, body);
     if (!after.ok()) {
@@ -186,18 +211,27 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (*after) name = (*after)->name;
     events::AuditRecord audit = NewAudit(actor, remote, action, name);
     if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
-    auto version = Install(name, before, std::move(*after));
+    auto version = Install(name, before, std::move(*after), take_default);
     if (!version.ok()) return std::move(*shared_respond)(http::StatusResponse(version.status()));
     auto installed = snapshot_.Load();
-    {
-      // Persist what is now in force, so a restart serves it (admin thread: may block).
-      const CompiledExperiment* now = installed->Find(name);
+    // Persist what is now in force, so a restart serves it (admin thread: may block).
+    for (const std::string& changed : {name, version->displaced}) {
+      if (changed.empty()) continue;
+      const CompiledExperiment* now = installed->Find(changed);
       absl::Status saved = sink_->SaveExperimentConfig(
-          name, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
+          changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
       if (!saved.ok()) {
         return std::move(*shared_respond)(http::ErrorResponse(
             500, "PERSIST_FAILED", StrCat("the change is live but could not be stored: ", saved.message())));
       }
+    }
+    if (!version->displaced.empty()) {
+      events::AuditRecord moved = NewAudit(actor, remote, "unset_default", version->displaced);
+      moved.before_json = version->displaced_before;
+      moved.after_json = config::ToJson(config::ExperimentToJson(installed->Find(version->displaced)->config));
+      writer_->EnqueueAudit(std::move(moved), [](absl::Status s) {
+        if (!s.ok()) ABGATE_LOG(kError, "audit of a moved default failed: %s", s.message());
+      });
     }
     json::object reply;
     if (const CompiledExperiment* now = installed->Find(name)) {
@@ -212,7 +246,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
       reply["deleted"] = name;
       reply["config_version"] = installed->version;
     }
-    ABGATE_LOG(kInfo, "admin %s on %s by %s: config version %d", action, name, actor, *version);
+    ABGATE_LOG(kInfo, "admin %s on %s by %s: config version %d", action, name, actor, version->version);
     const int status = action == "create" ? 201 : 200;
     writer_->EnqueueAudit(std::move(audit), [shared_respond, reply = std::move(reply), status](absl::Status s) mutable {
       if (!s.ok()) {

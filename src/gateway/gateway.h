@@ -81,9 +81,16 @@ class Gateway {
   using Change = std::function<absl::StatusOr<std::optional<config::ExperimentConfig>>(
       const CompiledExperiment* current, const boost::json::value& body)>;
   void Mutate(http::Request& req, http::Respond respond, std::string action, Change change);
-  // Compiles `after` and swaps in a new snapshot with it (or without `name`). Admin thread.
-  absl::StatusOr<uint64_t> Install(const std::string& name, const CompiledExperiment* before,
-                                   std::optional<config::ExperimentConfig> after);
+  // Compiles `after` and swaps in a new snapshot with it (or without `name`). An `after` that
+  // is the default while another experiment is refuses, unless `take_default`: then the other
+  // stops being the default in the same swap, so /predict never lacks an experiment. Admin thread.
+  struct Installed {
+    uint64_t version = 0;
+    std::string displaced;         // the experiment that stopped being the default, if any
+    std::string displaced_before;  // its config before, as JSON
+  };
+  absl::StatusOr<Installed> Install(const std::string& name, const CompiledExperiment* before,
+                                    std::optional<config::ExperimentConfig> after, bool take_default = false);
   // Loads the stored assignments of `experiment` into sticky_. Blocking (startup, admin thread).
   absl::Status LoadAssignments(const std::string& experiment);
   // Assignment overrides (admin_api.cc): applies `changes` to sticky_ and the store, audits, and

@@ -1,6 +1,8 @@
 // Admin API integration tests, including 100 live changes under load.
 #include <map>
+#include <mutex>
 #include <random>
+#include <set>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -245,6 +247,77 @@ TEST_F(AdminTest, AdminChangesSurviveARestart) {
   gateway_.reset();
   StartGateway(yaml);
   EXPECT_EQ(Admin("GET", kExp).status, 404);
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// Starting an experiment that takes over /predict (what the controller does for each new
+// candidate) is one admin change: a request never finds /predict without an experiment.
+TEST_F(AdminTest, TheDefaultMovesInOneChangeWithoutAGapUnderLoad) {
+  const std::string yaml = ConfigYaml();
+  StartGateway(yaml);
+  const std::string upstream = "http://127.0.0.1:" + std::to_string(model_a_->port()) + "/invocations";
+  const std::string next = R"({"name": "next", "default": true, "arms": [{"name": "X", "weight": 1, "upstream": ")" +
+                           upstream + R"("}, {"name": "Y", "weight": 1, "upstream": ")" + upstream + R"("}]})";
+  auto refused = Admin("POST", "/api/v1/experiments", next);
+  EXPECT_EQ(refused.status, 409) << refused.body;  // the default is taken, and moving it must be asked for
+  EXPECT_NE(refused.body.find("replace_default"), std::string::npos) << refused.body;
+  EXPECT_EQ(Admin("POST", "/api/v1/experiments", R"({"name": "n2", "replace_default": "yes", "arms": []})").status, 400);
+
+  std::atomic<bool> stop{false};
+  std::atomic<int> requests{0}, failures{0};
+  std::set<std::string> experiments_seen;
+  std::mutex seen_mu;
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 2; ++t) {
+    clients.emplace_back([&, t] {
+      RawConnection c(gateway_->port());
+      const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+      for (int i = 0; !stop && i < 200'000 && std::chrono::steady_clock::now() < deadline; ++i) {
+        const std::string body = R"({"user_id":"u)" + std::to_string(t * 1000 + i % 1000) + R"(","inputs":[[1]]})";
+        if (!c.Send("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                    std::to_string(body.size()) + "\r\n\r\n" + body)) {
+          failures++;
+          return;
+        }
+        const auto r = c.Read();
+        requests++;
+        if (r.status != 200) {
+          failures++;
+          continue;
+        }
+        std::lock_guard lock(seen_mu);
+        experiments_seen.insert(r.headers.at("x-abgate-experiment"));
+      }
+    });
+  }
+  while (requests < 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::string with_replace = next;
+  with_replace.insert(1, R"("replace_default": true, )");
+  auto moved = Admin("POST", "/api/v1/experiments", with_replace);
+  ASSERT_EQ(moved.status, 201) << moved.body;
+  const int at_move = requests;
+  while (requests < at_move + 200) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  stop = true;
+  for (auto& c : clients) c.join();
+  EXPECT_EQ(failures.load(), 0);
+  EXPECT_EQ(experiments_seen, (std::set<std::string>{"hyatt_booking_ab", "next"}));
+  EXPECT_FALSE(json::parse(Admin("GET", kExp).body).at("default").as_bool());
+  EXPECT_TRUE(json::parse(Admin("GET", "/api/v1/experiments/next").body).at("default").as_bool());
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM audit_log WHERE action = 'unset_default'"), 1);
+
+  // Both sides of the move survive a restart with the same YAML.
+  gateway_->Shutdown();
+  gateway_.reset();
+  StartGateway(yaml);
+  EXPECT_FALSE(json::parse(Admin("GET", kExp).body).at("default").as_bool());
+  auto r = Predict(R"({"user_id":"u","inputs":[1]})", "/predict");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("experiment"), "next");
 }
 
 }  // namespace
