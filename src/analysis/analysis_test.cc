@@ -14,9 +14,11 @@
 #include <boost/json.hpp>
 
 #include "common/strings.h"
+#include "events/event_sink.h"
 #include "events/sqlite_event_sink.h"
 #include "gtest/gtest.h"
 #include "stats/tests.h"
+#include "testing/test_store.h"
 
 namespace abgate::analysis {
 namespace {
@@ -375,12 +377,19 @@ void ExpectMatches(const AnalysisInput& in, const Expected& x, const std::string
   EXPECT_EQ(in.multiple_exposure_units, x.multiple);
 }
 
-TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
-  const std::string db_path = (dir_ / "events.db").string();
-  std::mt19937_64 rng(7);
+// Events with everything the reader must get right: units in two arms, exposures without a
+// unit, other experiments, rows outside the experiment, fallbacks, outcomes by unit, by request,
+// by both, for nobody, around a window, repeated event ids, a metric nobody asked for.
+struct GeneratedEvents {
+  std::vector<events::Exposure> exposures;
+  std::vector<events::Outcome> outcomes;
+};
+
+GeneratedEvents Generate(uint64_t seed) {
+  std::mt19937_64 rng(seed);
   auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
   const std::vector<std::string> arms = {"A", "B", "C"}, versions = {"7", "8", "9"};
-  std::vector<events::Exposure> exposures;
+  GeneratedEvents g;
   for (int i = 0; i < 3000; ++i) {
     events::Exposure e;
     e.request_id = "r" + std::to_string(i);
@@ -395,9 +404,8 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
     e.routing_mode = "user_hash";
     if (uniform(0, 9) != 0) e.score = static_cast<double>(uniform(0, 999)) / 1000;
     e.in_experiment = uniform(0, 19) != 0;
-    exposures.push_back(e);
+    g.exposures.push_back(e);
   }
-  std::vector<events::Outcome> outcomes;
   for (int i = 0; i < 2500; ++i) {
     events::Outcome o;
     o.ts_us = uniform(900'000, 2'500'000);
@@ -413,47 +421,60 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
     o.metric = metric < 3 ? "booked" : metric == 3 ? "revenue" : "clicks";
     o.value = o.metric == "booked" ? static_cast<double>(uniform(0, 1)) : static_cast<double>(uniform(1, 500)) / 4;
     if (uniform(0, 9) == 0) o.event_id = "e" + std::to_string(uniform(0, 40));  // repeats are stored once
-    outcomes.push_back(o);
+    g.outcomes.push_back(o);
   }
+  return g;
+}
+
+// Gateway-sized batches: many blocks.
+void WriteInBatches(events::EventSink& sink, const GeneratedEvents& g) {
+  const std::span exposures(g.exposures);
+  const std::span outcomes(g.outcomes);
+  for (size_t i = 0; i < exposures.size(); i += 100) {
+    const size_t n = std::min<size_t>(100, exposures.size() - i);
+    const size_t from = std::min(outcomes.size(), i), to = std::min(outcomes.size(), i + 100);
+    ASSERT_TRUE(sink.WriteBatch(exposures.subspan(i, n), {}, outcomes.subspan(from, to - from)).ok());
+  }
+}
+
+// ReadEventStore under every tuning must match the plain recomputation, and give one report to
+// the last bit (rows are taken in store order whatever the workers and chunks).
+void CheckAgainstRecomputation(const std::string& uri, const GeneratedEvents& g, const std::string& stage) {
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  const std::vector<std::pair<std::string, ReadTuning>> tunings = {
+      {"blocks", {}},
+      {"blocks, 3 workers, 1 block (page) per chunk", {3, 1, true}},
+      {"rows, 3 workers, 64 rows per chunk", {3, 64, false}},
+      {"rows, 1 worker", {1, 0, false}}};
+  for (const std::string unit : {"user", "request"}) {
+    for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
+      const Expected x = Recompute(g.exposures, g.outcomes, "exp", unit == "request", 300'000, since);
+      const std::string what = StrCat(stage, " unit=", unit, " since=", since);
+      std::string first_report;
+      for (const auto& [name, tuning] : tunings) {
+        auto in = ReadEventStore(uri, "exp", unit, metrics, 300'000, since, tuning);
+        ASSERT_TRUE(in.ok()) << in.status();
+        ExpectMatches(*in, x, what + " " + name);
+        for (const auto& a : in->arms) EXPECT_EQ(a.model_version, std::string(1, a.name[0] - 'A' + '7')) << what << " " << name;
+        auto report = Analyze(*in);
+        ASSERT_TRUE(report.ok()) << report.status();
+        if (first_report.empty()) first_report = json::serialize(*report);
+        EXPECT_EQ(json::serialize(*report), first_report) << what << " " << name;
+      }
+    }
+  }
+}
+
+TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
+  const std::string db_path = (dir_ / "events.db").string();
+  GeneratedEvents g = Generate(7);
+  auto& exposures = g.exposures;
   {
     auto sink = events::SqliteEventSink::Open(db_path);
     ASSERT_TRUE(sink.ok()) << sink.status();
-    for (size_t i = 0; i < exposures.size(); i += 100) {  // gateway-sized batches: many blocks
-      const size_t n = std::min<size_t>(100, exposures.size() - i);
-      const size_t m = std::min<size_t>(outcomes.size(), i + 100) - std::min(outcomes.size(), i);
-      ASSERT_TRUE((*sink)
-                      ->WriteBatch(std::span(exposures).subspan(i, n), {},
-                                   std::span(outcomes).subspan(std::min(outcomes.size(), i), m))
-                      .ok());
-    }
+    WriteInBatches(**sink, g);
   }
-  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
-  auto check_all = [&](const std::string& stage) {
-    for (const std::string unit : {"user", "request"}) {
-      for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
-        const Expected x = Recompute(exposures, outcomes, "exp", unit == "request", 300'000, since);
-        const std::string what = StrCat(stage, " unit=", unit, " since=", since);
-        const std::vector<std::pair<std::string, ReadTuning>> tunings = {
-            {"blocks", {}},
-            {"blocks, 3 workers, 1 block per chunk", {3, 1, true}},
-            {"rows, 3 workers, 64 rows per chunk", {3, 64, false}},
-            {"rows, 1 worker", {1, 0, false}}};
-        std::string first_report;
-        for (const auto& [name, tuning] : tunings) {
-          auto in = ReadEventStore("sqlite:" + db_path, "exp", unit, metrics, 300'000, since, tuning);
-          ASSERT_TRUE(in.ok()) << in.status();
-          ExpectMatches(*in, x, what + " " + name);
-          for (const auto& a : in->arms) EXPECT_EQ(a.model_version, versions[a.name[0] - 'A']) << what << " " << name;
-          // Rows are taken in rowid order whatever the workers and chunks: the same report to
-          // the last bit.
-          auto report = Analyze(*in);
-          ASSERT_TRUE(report.ok()) << report.status();
-          if (first_report.empty()) first_report = json::serialize(*report);
-          EXPECT_EQ(json::serialize(*report), first_report) << what << " " << name;
-        }
-      }
-    }
-  };
+  auto check_all = [&](const std::string& stage) { CheckAgainstRecomputation("sqlite:" + db_path, g, stage); };
   check_all("written with blocks");
 
   // A store from before the blocks (schema version 2): the reader falls back to rows, and the
@@ -546,6 +567,26 @@ TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {
   auto in = ReadEventStore("sqlite:" + db_path, "exp", "user", {{"booked", MetricKind::kBinary}});
   EXPECT_EQ(in.status().code(), absl::StatusCode::kInvalidArgument) << in.status();
   EXPECT_NE(in.status().message().find("corrupt exposure block"), std::string::npos) << in.status();
+}
+
+}  // namespace
+}  // namespace abgate::analysis
+
+namespace abgate::analysis {
+namespace {
+
+// The same on PostgreSQL (when scripts/test.sh provides one): rows read in page ranges by
+// several connections in one snapshot.
+TEST_F(AnalysisTest, PostgresReadsAgreeWithAPlainRecomputation) {
+  testing::TestStore store("postgres", dir_.string());
+  if (!store.ok()) GTEST_SKIP() << store.reason();
+  const GeneratedEvents g = Generate(11);
+  {
+    auto sink = events::OpenEventSink(store.uri());
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    WriteInBatches(**sink, g);
+  }
+  CheckAgainstRecomputation(store.uri(), g, "postgres");
 }
 
 }  // namespace

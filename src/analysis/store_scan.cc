@@ -1,6 +1,7 @@
 #include "analysis/store_scan.h"
 
 #include <cstdio>
+#include <cstring>
 
 #include "common/strings.h"
 
@@ -118,6 +119,68 @@ absl::Status ScanPostgres(const std::string& uri, const char* sql_template, cons
   }
   PQfinish(c);
   return status;
+}
+
+namespace {
+uint64_t LoadBigEndian64(const char* p) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | static_cast<unsigned char>(p[i]);
+  return v;
+}
+}  // namespace
+
+int64_t PgInt64(PGresult* r, int row, int i) {
+  return PQgetlength(r, row, i) == 8 ? static_cast<int64_t>(LoadBigEndian64(PQgetvalue(r, row, i))) : 0;
+}
+
+double PgDouble(PGresult* r, int row, int i) {
+  if (PQgetlength(r, row, i) != 8) return 0;
+  const uint64_t bits = LoadBigEndian64(PQgetvalue(r, row, i));
+  double d;
+  std::memcpy(&d, &bits, sizeof d);
+  return d;
+}
+
+PgConnection::~PgConnection() { PQfinish(c_); }
+
+absl::Status PgConnection::Error(std::string_view what) const {
+  std::string msg = c_ ? PQerrorMessage(c_) : "out of memory";
+  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
+  return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
+}
+
+absl::Status PgConnection::Connect(const std::string& uri) {
+  c_ = PQconnectdb(uri.c_str());
+  if (PQstatus(c_) != CONNECTION_OK) return Error("connect");
+  return absl::OkStatus();
+}
+
+absl::Status PgConnection::Exec(const std::string& sql) {
+  PGresult* r = PQexec(c_, sql.c_str());
+  const auto status = PQresultStatus(r);
+  PQclear(r);
+  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return Error("query");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<PgConnection::Result> PgConnection::Query(const std::string& sql) {
+  Result r(PQexec(c_, sql.c_str()), PQclear);
+  if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return Error("query");
+  return r;
+}
+
+absl::Status PgConnection::ForEachRow(const std::string& select, const std::function<void(PGresult*, int)>& fn,
+                                      int batch) {
+  if (auto s = Exec(StrCat("DECLARE abgate_rows NO SCROLL CURSOR FOR ", select)); !s.ok()) return s;
+  const std::string fetch = StrCat("FETCH FORWARD ", batch, " FROM abgate_rows");
+  for (;;) {
+    Result r(PQexecParams(c_, fetch.c_str(), 0, nullptr, nullptr, nullptr, nullptr, /*resultFormat=*/1), PQclear);
+    if (PQresultStatus(r.get()) != PGRES_TUPLES_OK) return Error("fetch");
+    const int n = PQntuples(r.get());
+    for (int i = 0; i < n; ++i) fn(r.get(), i);
+    if (n < batch) break;
+  }
+  return Exec("CLOSE abgate_rows");
 }
 
 }  // namespace abgate::analysis::internal

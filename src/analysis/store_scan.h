@@ -6,11 +6,15 @@
 #include <sqlite3.h>
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
+#include <utility>
 
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 
 namespace abgate::analysis::internal {
 
@@ -46,11 +50,41 @@ inline std::string_view ColumnView(sqlite3_stmt* st, int i) {
   return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
 }
 
-// The text of column `i` of a single-row-mode result; empty for NULL.
+// The text (or raw binary) value of column `i` of a single-row-mode result; empty for NULL.
 inline std::string_view PgView(PGresult* r, int i) {
   return PQgetisnull(r, 0, i) ? std::string_view()
                               : std::string_view(PQgetvalue(r, 0, i), static_cast<size_t>(PQgetlength(r, 0, i)));
 }
+inline std::string_view PgView(PGresult* r, int row, int i) {
+  return PQgetisnull(r, row, i) ? std::string_view()
+                                : std::string_view(PQgetvalue(r, row, i), static_cast<size_t>(PQgetlength(r, row, i)));
+}
+// A binary-format bigint / double precision value (network byte order).
+int64_t PgInt64(PGresult* r, int row, int i);
+double PgDouble(PGresult* r, int row, int i);
+
+// One PostgreSQL connection for one thread.
+class PgConnection {
+ public:
+  PgConnection() = default;
+  ~PgConnection();
+  PgConnection(PgConnection&& other) noexcept : c_(std::exchange(other.c_, nullptr)) {}
+  PgConnection(const PgConnection&) = delete;
+  PgConnection& operator=(const PgConnection&) = delete;
+
+  absl::Status Connect(const std::string& uri);
+  absl::Status Exec(const std::string& sql);
+  using Result = std::unique_ptr<PGresult, void (*)(PGresult*)>;
+  absl::StatusOr<Result> Query(const std::string& sql);
+  // Runs `select` through a cursor inside the current transaction and calls fn(result, row)
+  // for every row, fetched in binary, `batch` rows at a time.
+  absl::Status ForEachRow(const std::string& select, const std::function<void(PGresult*, int)>& fn, int batch = 20000);
+  absl::Status Error(std::string_view what) const;
+  PGconn* get() { return c_; }
+
+ private:
+  PGconn* c_ = nullptr;
+};
 
 // Streams the rows of `sql_template` (with the experiment as its one parameter, written %s)
 // from a SQLite file to `row`. A missing `table` is no rows when `missing_ok`, else an error.
