@@ -4,6 +4,7 @@
 #include <cstring>
 
 #include "common/strings.h"
+#include "events/event_blocks.h"
 
 namespace abgate::analysis::internal {
 
@@ -47,11 +48,9 @@ std::pair<int64_t, int64_t> SqliteReader::RowidRange(const char* table) {
 bool SqliteReader::BlocksCoverRows() {
   sqlite3_stmt* st = nullptr;
   bool covered = false;
-  if (sqlite3_prepare_v2(db_,
-                         "SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = "
-                         "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
-                         "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END",
-                         -1, &st, nullptr) == SQLITE_OK &&
+  const std::string sql = StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ",
+                                 events::kCoverageCurrentRowid);
+  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
       sqlite3_step(st) == SQLITE_ROW) {
     covered = sqlite3_column_int(st, 0) == 1;
   }

@@ -29,6 +29,13 @@
 namespace abgate::events {
 
 inline constexpr uint8_t kBlockVersion = 1;
+
+// SQLite stores: in a query over block_coverage, the current last rowid of the row's source
+// table. The blocks hold every row while `intact` and last_rowid equals it (see
+// sqlite_event_sink.cc).
+inline constexpr const char* kCoverageCurrentRowid =
+    "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
+    "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END";
 inline constexpr size_t kMaxBlockNames = 255;  // arms or metrics per block
 
 class ExposureBlockBuilder {

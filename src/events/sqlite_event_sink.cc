@@ -272,11 +272,9 @@ int64_t QueryInt(sqlite3* db, const char* sql, int64_t otherwise) {
 // False when rows reached exposures or outcomes other than through this sink (see
 // block_coverage above), or a store has no coverage yet.
 bool BlocksIntact(sqlite3* db) {
-  return QueryInt(db,
-                  "SELECT count(*) = 2 FROM block_coverage c WHERE intact = 1 AND last_rowid = "
-                  "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
-                  "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END",
-                  0) == 1;
+  const std::string sql =
+      StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ", kCoverageCurrentRowid);
+  return QueryInt(db, sql.c_str(), 0) == 1;
 }
 
 // Version 3: blocks for the events an older abgate stored as rows only, in rowid order (the
@@ -411,22 +409,18 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
                                          std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
                                          std::span<const Assignment> assignments) {
   ABGATE_RETURN_IF_ERROR(Exec(write_db_, "BEGIN IMMEDIATE"));
-  auto fail = [this](std::string_view what) {
-    absl::Status s = SqliteError(write_db_, what);
+  auto abort = [this](absl::Status s) {
     Exec(write_db_, "ROLLBACK").IgnoreError();
     return s;
   };
+  auto fail = [&](std::string_view what) { return abort(SqliteError(write_db_, what)); };
   // Rows someone else added since this sink's last batch are in no block: mark the blocks
   // broken for readers (and for the next Open, which rebuilds them).
-  if (!exposures.empty() || !outcomes.empty()) {
-    if (auto s = Exec(write_db_,
-                      "UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> "
-                      "CASE source WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
-                      "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END");
-        !s.ok()) {
-      Exec(write_db_, "ROLLBACK").IgnoreError();
-      return s;
-    }
+  const bool blocks_change = !exposures.empty() || !outcomes.empty();
+  if (blocks_change) {
+    const std::string sql =
+        StrCat("UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> ", kCoverageCurrentRowid);
+    if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
   }
   BlockWriter blocks(write_db_);
   sqlite3_stmt* st = insert_exposure_;
@@ -484,8 +478,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
       if (auto b = blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us,
                                       e.score);
           !b.ok()) {
-        Exec(write_db_, "ROLLBACK").IgnoreError();
-        return b;
+        return abort(b);
       }
     }
   }
@@ -520,23 +513,13 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     if (outcome_stored) (*outcome_stored)[i] = stored;
     if (!stored) continue;
     if (auto b = blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us); !b.ok()) {
-      Exec(write_db_, "ROLLBACK").IgnoreError();
-      return b;
+      return abort(b);
     }
   }
-  if (auto b = blocks.Flush(); !b.ok()) {
-    Exec(write_db_, "ROLLBACK").IgnoreError();
-    return b;
-  }
-  if (!exposures.empty() || !outcomes.empty()) {
-    if (auto s = Exec(write_db_,
-                      "UPDATE block_coverage SET last_rowid = CASE source "
-                      "WHEN 'exposures' THEN (SELECT coalesce(max(rowid), 0) FROM exposures) "
-                      "ELSE (SELECT coalesce(max(rowid), 0) FROM outcomes) END");
-        !s.ok()) {
-      Exec(write_db_, "ROLLBACK").IgnoreError();
-      return s;
-    }
+  if (auto b = blocks.Flush(); !b.ok()) return abort(b);
+  if (blocks_change) {
+    const std::string sql = StrCat("UPDATE block_coverage SET last_rowid = ", kCoverageCurrentRowid);
+    if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
   }
   for (const Assignment& a : assignments) {
     st = a.remove ? delete_assignment_ : upsert_assignment_;
