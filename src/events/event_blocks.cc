@@ -1,6 +1,7 @@
 #include "events/event_blocks.h"
 
 #include <algorithm>
+#include <utility>
 
 #include "common/hash64.h"
 #include "common/strings.h"
@@ -137,6 +138,63 @@ std::string OutcomeBlockBuilder::Finish() {
   PutColumn(out, flags_);
   *this = OutcomeBlockBuilder();
   return out;
+}
+
+template <typename Builder>
+BlockSet::Open<Builder>& BlockSet::For(std::vector<Open<Builder>>& open, std::string_view experiment) {
+  // A batch holds a handful of experiments: a list beats a map.
+  for (auto& o : open) {
+    if (o.experiment == experiment) return o;
+  }
+  return open.emplace_back(Open<Builder>{std::string(experiment), Builder(), 0});
+}
+
+template <typename Builder>
+void BlockSet::Close(Open<Builder>& open, bool outcomes, bool keep_empty) {
+  if (open.builder.size() == 0 && (!keep_empty || open.source_rows == 0)) return;
+  EncodedBlock b;
+  b.outcomes = outcomes;
+  b.experiment = open.experiment;
+  b.min_ts = open.builder.min_ts();
+  b.max_ts = open.builder.max_ts();
+  b.rows = static_cast<int64_t>(open.builder.size());
+  b.source_rows = open.source_rows;
+  b.data = open.builder.Finish();
+  open.source_rows = 0;
+  done_.push_back(std::move(b));
+}
+
+void BlockSet::AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                           std::string_view arm, std::string_view model_version, int64_t ts_us,
+                           std::optional<double> score, bool in_experiment) {
+  auto& open = For(exposures_, experiment);
+  ++open.source_rows;
+  if (!in_experiment) return;
+  if (open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score)) return;
+  --open.source_rows;  // it goes with the next block
+  Close(open, false, true);
+  ++open.source_rows;
+  open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score);
+}
+
+void BlockSet::AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                          std::string_view metric, double value, int64_t ts_us) {
+  auto& open = For(outcomes_, experiment);
+  ++open.source_rows;
+  if (request_id.empty() && unit_id.empty()) return;  // attributable to nothing
+  if (open.builder.Add(request_id, unit_id, metric, value, ts_us)) return;
+  --open.source_rows;
+  Close(open, true, true);
+  ++open.source_rows;
+  open.builder.Add(request_id, unit_id, metric, value, ts_us);
+}
+
+std::vector<EncodedBlock> BlockSet::Finish(bool keep_empty) {
+  for (auto& open : exposures_) Close(open, false, keep_empty);
+  for (auto& open : outcomes_) Close(open, true, keep_empty);
+  exposures_.clear();
+  outcomes_.clear();
+  return std::exchange(done_, {});
 }
 
 absl::StatusOr<ExposureBlock> ExposureBlock::Parse(std::string_view blob) {

@@ -78,6 +78,48 @@ class OutcomeBlockBuilder {
   int64_t min_ts_ = 0, max_ts_ = 0;
 };
 
+// A finished block, ready to store in `exposure_blocks` or `outcome_blocks`.
+struct EncodedBlock {
+  bool outcomes = false;  // which table
+  std::string experiment;
+  int64_t min_ts = 0, max_ts = 0;
+  int64_t rows = 0;         // events in `data`
+  int64_t source_rows = 0;  // rows of the source table it accounts for (also out-of-experiment exposures)
+  std::string data;
+};
+
+// One written batch's events grouped into blocks by experiment (more than one when a block runs
+// out of names). Feed it the rows the batch stored, in order.
+class BlockSet {
+ public:
+  // `in_experiment` false: counted in source_rows only (the analysis never reads those).
+  void AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                   std::string_view arm, std::string_view model_version, int64_t ts_us, std::optional<double> score,
+                   bool in_experiment = true);
+  // An outcome naming neither a request nor a unit is counted in source_rows only.
+  void AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
+                  std::string_view metric, double value, int64_t ts_us);
+  // Every block, in the order they filled; the set is empty afterwards. Blocks without events
+  // (a batch of out-of-experiment rows) only when `keep_empty`.
+  std::vector<EncodedBlock> Finish(bool keep_empty = false);
+
+ private:
+  template <typename Builder>
+  struct Open {
+    std::string experiment;
+    Builder builder;
+    int64_t source_rows = 0;
+  };
+  template <typename Builder>
+  static Open<Builder>& For(std::vector<Open<Builder>>& open, std::string_view experiment);
+  template <typename Builder>
+  void Close(Open<Builder>& open, bool outcomes, bool keep_empty);
+
+  std::vector<Open<ExposureBlockBuilder>> exposures_;
+  std::vector<Open<OutcomeBlockBuilder>> outcomes_;
+  std::vector<EncodedBlock> done_;
+};
+
 namespace internal {
 template <typename T>
 T Load(const char* p) {

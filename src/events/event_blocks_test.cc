@@ -100,3 +100,47 @@ TEST(EventBlocksTest, DamagedBlobsAreRefusedNotRead) {
 
 }  // namespace
 }  // namespace abgate::events
+
+namespace abgate::events {
+namespace {
+
+TEST(BlockSetTest, GroupsByExperimentAndCountsTheRowsEachBlockStandsFor) {
+  BlockSet set;
+  set.AddExposure("e1", "r1", "u1", "A", "7", 10, 0.5);
+  set.AddExposure("e2", "r2", "u2", "A", "7", 20, 0.5);
+  set.AddExposure("e1", "r3", "u3", "B", "8", 30, std::nullopt, /*in_experiment=*/false);
+  set.AddExposure("e3", "r4", "u4", "A", "7", 40, 0.5, /*in_experiment=*/false);  // nothing to analyse
+  set.AddOutcome("e1", "r1", "", "booked", 1, 50);
+  set.AddOutcome("e1", "", "", "booked", 1, 60);  // names nobody: counted, not kept
+  auto blocks = set.Finish();
+  ASSERT_EQ(blocks.size(), 3u);  // e1 and e2 exposures, e1 outcomes; no empty e3 block
+  EXPECT_FALSE(blocks[0].outcomes);
+  EXPECT_EQ(blocks[0].experiment, "e1");
+  EXPECT_EQ(blocks[0].rows, 1);
+  EXPECT_EQ(blocks[0].source_rows, 2);
+  EXPECT_EQ(blocks[1].experiment, "e2");
+  EXPECT_TRUE(blocks[2].outcomes);
+  EXPECT_EQ(blocks[2].rows, 1);
+  EXPECT_EQ(blocks[2].source_rows, 2);
+  EXPECT_TRUE(set.Finish().empty());
+
+  set.AddExposure("e3", "r4", "u4", "A", "7", 40, 0.5, /*in_experiment=*/false);
+  blocks = set.Finish(/*keep_empty=*/true);
+  ASSERT_EQ(blocks.size(), 1u);
+  EXPECT_EQ(blocks[0].rows, 0);
+  EXPECT_EQ(blocks[0].source_rows, 1);
+  EXPECT_TRUE(ExposureBlock::Parse(blocks[0].data).ok());
+}
+
+TEST(BlockSetTest, AFullDictionaryStartsANewBlockAndNoRowIsCountedTwice) {
+  BlockSet set;
+  for (size_t i = 0; i <= kMaxBlockNames; ++i) set.AddExposure("e", "r", "u", "arm" + std::to_string(i), "", 1, 0.5);
+  const auto blocks = set.Finish();
+  ASSERT_EQ(blocks.size(), 2u);
+  EXPECT_EQ(blocks[0].rows + blocks[1].rows, static_cast<int64_t>(kMaxBlockNames + 1));
+  EXPECT_EQ(blocks[0].source_rows + blocks[1].source_rows, static_cast<int64_t>(kMaxBlockNames + 1));
+  EXPECT_EQ(blocks[1].rows, 1);
+}
+
+}  // namespace
+}  // namespace abgate::events

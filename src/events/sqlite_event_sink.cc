@@ -188,75 +188,24 @@ std::string ColumnText(sqlite3_stmt* st, int i) {
   return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
 }
 
-// Collects the in-experiment exposures and the stored outcomes of one transaction into event
-// blocks, one per experiment (more when a block runs out of names), and writes them.
-class BlockWriter {
- public:
-  explicit BlockWriter(sqlite3* db) : db_(db) {}
-
-  absl::Status AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
-                           std::string_view arm, std::string_view model_version, int64_t ts_us,
-                           std::optional<double> score) {
-    auto& b = For(exposures_, experiment);
-    if (b.Add(request_id, unit_id, arm, model_version, ts_us, score)) return absl::OkStatus();
-    ABGATE_RETURN_IF_ERROR(Write("exposure_blocks", experiment, b));
-    b.Add(request_id, unit_id, arm, model_version, ts_us, score);
-    return absl::OkStatus();
-  }
-
-  absl::Status AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
-                          std::string_view metric, double value, int64_t ts_us) {
-    if (request_id.empty() && unit_id.empty()) return absl::OkStatus();  // attributable to nothing
-    auto& b = For(outcomes_, experiment);
-    if (b.Add(request_id, unit_id, metric, value, ts_us)) return absl::OkStatus();
-    ABGATE_RETURN_IF_ERROR(Write("outcome_blocks", experiment, b));
-    b.Add(request_id, unit_id, metric, value, ts_us);
-    return absl::OkStatus();
-  }
-
-  // Writes what is left; the writer is empty afterwards.
-  absl::Status Flush() {
-    for (auto& [experiment, b] : exposures_) ABGATE_RETURN_IF_ERROR(Write("exposure_blocks", experiment, b));
-    for (auto& [experiment, b] : outcomes_) ABGATE_RETURN_IF_ERROR(Write("outcome_blocks", experiment, b));
-    exposures_.clear();
-    outcomes_.clear();
-    return absl::OkStatus();
-  }
-
- private:
-  // A batch holds a handful of experiments: a list beats a map.
-  template <typename Builder>
-  static Builder& For(std::vector<std::pair<std::string, Builder>>& list, std::string_view experiment) {
-    for (auto& [name, b] : list) {
-      if (name == experiment) return b;
-    }
-    return list.emplace_back(std::string(experiment), Builder()).second;
-  }
-
-  template <typename Builder>
-  absl::Status Write(const char* table, std::string_view experiment, Builder& b) {
-    if (b.size() == 0) return absl::OkStatus();
-    const int64_t rows = static_cast<int64_t>(b.size()), min_ts = b.min_ts(), max_ts = b.max_ts();
-    const std::string data = b.Finish();
-    const std::string sql = StrCat("INSERT INTO ", table, " (experiment, min_ts, max_ts, rows, data) VALUES (?,?,?,?,?)");
+// Stores `blocks` (BlockSet::Finish) in the open transaction.
+absl::Status WriteBlocks(sqlite3* db, const std::vector<EncodedBlock>& blocks) {
+  for (const EncodedBlock& b : blocks) {
+    const std::string sql = StrCat("INSERT INTO ", b.outcomes ? "outcome_blocks" : "exposure_blocks",
+                                   " (experiment, min_ts, max_ts, rows, data) VALUES (?,?,?,?,?)");
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-      return SqliteError(db_, "prepare block insert");
-    }
-    sqlite3_bind_text(st, 1, experiment.data(), static_cast<int>(experiment.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, min_ts);
-    sqlite3_bind_int64(st, 3, max_ts);
-    sqlite3_bind_int64(st, 4, rows);
-    sqlite3_bind_blob(st, 5, data.data(), static_cast<int>(data.size()), SQLITE_STATIC);
+    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return SqliteError(db, "prepare block insert");
+    sqlite3_bind_text(st, 1, b.experiment.data(), static_cast<int>(b.experiment.size()), SQLITE_STATIC);
+    sqlite3_bind_int64(st, 2, b.min_ts);
+    sqlite3_bind_int64(st, 3, b.max_ts);
+    sqlite3_bind_int64(st, 4, b.rows);
+    sqlite3_bind_blob(st, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
     const int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    return rc == SQLITE_DONE ? absl::OkStatus() : SqliteError(db_, "insert block");
+    if (rc != SQLITE_DONE) return SqliteError(db, "insert block");
   }
-
-  sqlite3* db_;
-  std::vector<std::pair<std::string, ExposureBlockBuilder>> exposures_;
-  std::vector<std::pair<std::string, OutcomeBlockBuilder>> outcomes_;
-};
+  return absl::OkStatus();
+}
 
 int64_t QueryInt(sqlite3* db, const char* sql, int64_t otherwise) {
   sqlite3_stmt* st = nullptr;
@@ -284,21 +233,21 @@ absl::Status BackfillBlocks(sqlite3* db) {
   auto scan = [&](const char* sql, auto&& add) -> absl::Status {
     sqlite3_stmt* st = nullptr;
     if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return SqliteError(db, "prepare backfill");
-    BlockWriter writer(db);
+    BlockSet blocks;
     size_t pending = 0;
     int rc;
     absl::Status status;
     while (status.ok() && (rc = sqlite3_step(st)) == SQLITE_ROW) {
-      status = add(writer, st);
-      if (status.ok() && ++pending == kPerBlock) {
-        status = writer.Flush();
+      add(blocks, st);
+      if (++pending == kPerBlock) {
+        status = WriteBlocks(db, blocks.Finish());
         pending = 0;
       }
     }
     sqlite3_finalize(st);
     ABGATE_RETURN_IF_ERROR(status);
     if (rc != SQLITE_DONE) return SqliteError(db, "backfill");
-    return writer.Flush();
+    return WriteBlocks(db, blocks.Finish());
   };
   auto text = [](sqlite3_stmt* st, int i) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
@@ -311,16 +260,15 @@ absl::Status BackfillBlocks(sqlite3* db) {
   ABGATE_RETURN_IF_ERROR(scan(
       "SELECT experiment, request_id, unit_id, assigned_arm, model_version, ts, score FROM exposures "
       "WHERE in_experiment = 1 ORDER BY rowid",
-      [&](BlockWriter& w, sqlite3_stmt* st) {
+      [&](BlockSet& b, sqlite3_stmt* st) {
         const bool scored = sqlite3_column_type(st, 6) != SQLITE_NULL;
-        return w.AddExposure(text(st, 0), text(st, 1), text(st, 2), text(st, 3), text(st, 4),
-                             sqlite3_column_int64(st, 5),
-                             scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt);
+        b.AddExposure(text(st, 0), text(st, 1), text(st, 2), text(st, 3), text(st, 4), sqlite3_column_int64(st, 5),
+                      scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt);
       }));
   return scan("SELECT experiment, request_id, unit_id, metric, value, ts FROM outcomes ORDER BY rowid",
-              [&](BlockWriter& w, sqlite3_stmt* st) {
-                return w.AddOutcome(text(st, 0), text(st, 1), text(st, 2), text(st, 3), sqlite3_column_double(st, 4),
-                                    sqlite3_column_int64(st, 5));
+              [&](BlockSet& b, sqlite3_stmt* st) {
+                b.AddOutcome(text(st, 0), text(st, 1), text(st, 2), text(st, 3), sqlite3_column_double(st, 4),
+                             sqlite3_column_int64(st, 5));
               });
 }
 
@@ -422,7 +370,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
         StrCat("UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> ", kCoverageCurrentRowid);
     if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
   }
-  BlockWriter blocks(write_db_);
+  BlockSet blocks;
   sqlite3_stmt* st = insert_exposure_;
   for (const Exposure& e : exposures) {
     if (e.request_payload) {
@@ -474,13 +422,8 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     const int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert exposure");
-    if (e.in_experiment) {
-      if (auto b = blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us,
-                                      e.score);
-          !b.ok()) {
-        return abort(b);
-      }
-    }
+    blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
+                       e.in_experiment);
   }
   st = insert_audit_;
   for (const AuditRecord& a : audit) {
@@ -511,12 +454,9 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     if (rc != SQLITE_DONE) return fail("insert outcome");
     const bool stored = sqlite3_changes(write_db_) > 0;  // not a repeated event_id
     if (outcome_stored) (*outcome_stored)[i] = stored;
-    if (!stored) continue;
-    if (auto b = blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us); !b.ok()) {
-      return abort(b);
-    }
+    if (stored) blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us);
   }
-  if (auto b = blocks.Flush(); !b.ok()) return abort(b);
+  if (auto b = WriteBlocks(write_db_, blocks.Finish()); !b.ok()) return abort(b);
   if (blocks_change) {
     const std::string sql = StrCat("UPDATE block_coverage SET last_rowid = ", kCoverageCurrentRowid);
     if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
