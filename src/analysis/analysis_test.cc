@@ -587,6 +587,34 @@ TEST_F(AnalysisTest, PostgresReadsAgreeWithAPlainRecomputation) {
     WriteInBatches(**sink, g);
   }
   CheckAgainstRecomputation(store.uri(), g, "postgres");
+  EXPECT_GT(store.QueryInt("SELECT count(*) FROM exposure_blocks"), 10);
+  // The blocks are what was read: a damaged one is reported (then put back).
+  EXPECT_EQ(store.QueryInt("CREATE TABLE saved AS SELECT id, data FROM exposure_blocks; "
+                           "UPDATE exposure_blocks SET data = '\\x01ffffff'::bytea "
+                           "WHERE id = (SELECT min(id) FROM exposure_blocks WHERE experiment = 'exp'); SELECT 1"),
+            1);
+  auto damaged = ReadEventStore(store.uri(), "exp", "user", {{"booked", MetricKind::kBinary}});
+  EXPECT_EQ(damaged.status().code(), absl::StatusCode::kInvalidArgument) << damaged.status();
+  EXPECT_EQ(store.QueryInt("UPDATE exposure_blocks b SET data = s.data FROM saved s WHERE b.id = s.id; SELECT 1"), 1);
+  EXPECT_TRUE(ReadEventStore(store.uri(), "exp", "user", {{"booked", MetricKind::kBinary}}).ok());
+
+  // A row written without blocks (an older gateway during a rolling upgrade, or by hand): the
+  // experiment's blocks no longer add up to its rows, so its rows are read.
+  GeneratedEvents more = g;
+  events::Exposure e = g.exposures[5];
+  e.experiment = "exp";
+  e.in_experiment = true;
+  e.request_id = "r-older-gateway";
+  e.unit_id = "u-older-gateway";
+  e.score = 0.25;
+  EXPECT_EQ(store.QueryInt(StrCat("INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, "
+                                  "assigned_arm, model_name, model_version, routing_mode, status, latency_us, score, "
+                                  "fallback, in_experiment) VALUES ('", e.request_id, "', ", e.ts_us, ", 'exp', '",
+                                  e.unit_id, "', 0, '", e.arm, "', '", e.assigned_arm, "', NULL, '", e.model_version,
+                                  "', 'user_hash', 200, 1000, 0.25, 0, 1) RETURNING 1")),
+            1);
+  more.exposures.push_back(e);
+  CheckAgainstRecomputation(store.uri(), more, "postgres, a row without blocks");
 }
 
 }  // namespace

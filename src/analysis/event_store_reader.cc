@@ -451,45 +451,68 @@ class StoreReader {
     return absl::OkStatus();
   }
 
-  // PostgreSQL: both tables cut into ranges of heap pages (TID range scans, PostgreSQL 14 on;
-  // one range per table before that) that the workers read on their own connections, all in
-  // one exported snapshot so they see the same rows. Rows arrive in binary, 20000 per FETCH
-  // (single-row mode cost a PGresult per row).
+  // PostgreSQL: every worker reads on its own connection, all in one exported snapshot so they
+  // see the same rows. Event blocks when the experiment's blocks account for all its rows
+  // (postgres_event_sink.cc), in ranges of block ids; else the rows, in ranges of heap pages
+  // (TID range scans, PostgreSQL 14 on; one range per table before). Values arrive in binary,
+  // 20000 rows per FETCH (single-row mode cost a PGresult per row).
   absl::Status ScanPostgres() {
     PgConnection lead;
     if (auto s = lead.Connect(uri_); !s.ok()) return s;
     if (auto s = lead.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) return s;
+    char* quoted = PQescapeLiteral(lead.get(), experiment_.c_str(), experiment_.size());
+    if (!quoted) return lead.Error("quote");
+    const std::string experiment = quoted;
+    PQfreemem(quoted);
     auto info = lead.Query(
         "SELECT pg_export_snapshot(), to_regclass('exposures') IS NOT NULL, to_regclass('outcomes') IS NOT NULL, "
         "pg_relation_size('exposures') / current_setting('block_size')::bigint, "
-        "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint");
+        "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint, "
+        "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL");
     if (!info.ok()) return info.status();
-    const std::string snapshot = PQgetvalue(info->get(), 0, 0);
-    const bool has_outcomes = PQgetvalue(info->get(), 0, 2)[0] == 't';
-    if (PQgetvalue(info->get(), 0, 1)[0] != 't') {
-      return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
-    }
-    const int64_t exposure_pages = std::atoll(PQgetvalue(info->get(), 0, 3));
-    const int64_t outcome_pages = std::atoll(PQgetvalue(info->get(), 0, 4));
-    const bool tid_ranges = PQserverVersion(lead.get()) >= 140000;
+    auto value = [&](int i) { return PQgetvalue(info->get(), 0, i); };
+    const std::string snapshot = value(0);
+    if (value(1)[0] != 't') return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
+    const bool has_outcomes = value(2)[0] == 't';
+    const int64_t exposure_pages = std::atoll(value(3)), outcome_pages = std::atoll(value(4));
     std::vector<Chunk> chunks;
-    if (tid_ranges) chunks = PlanChunks({0, exposure_pages - 1}, {0, has_outcomes ? outcome_pages - 1 : -1}, 64);
-    // Each table's last range is open-ended (and is the whole table without TID ranges).
-    for (const bool outcome_table : {false, true}) {
-      if (outcome_table && !has_outcomes) continue;
-      auto last = std::find_if(chunks.rbegin(), chunks.rend(), [&](const Chunk& c) { return c.outcomes == outcome_table; });
-      if (last == chunks.rend()) {
-        chunks.push_back({outcome_table, 0, -1});
-      } else {
-        last->last = -1;
+    if (use_blocks_ && has_outcomes && value(5)[0] == 't') {
+      auto blocks = lead.Query(StrCat(
+          "SELECT (SELECT coalesce(sum(source_rows), 0) FROM exposure_blocks WHERE experiment = ", experiment,
+          ") = (SELECT count(*) FROM exposures WHERE experiment = ", experiment, ") AND ",
+          "(SELECT coalesce(sum(source_rows), 0) FROM outcome_blocks WHERE experiment = ", experiment,
+          ") = (SELECT count(*) FROM outcomes WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(min(id), 1) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(max(id), 0) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(min(id), 1) FROM outcome_blocks WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(max(id), 0) FROM outcome_blocks WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(sum(rows), 0) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
+          "(SELECT coalesce(sum(rows), 0) FROM outcome_blocks WHERE experiment = ", experiment, ")"));
+      if (!blocks.ok()) return blocks.status();
+      auto number = [&](int i) { return std::atoll(PQgetvalue(blocks->get(), 0, i)); };
+      blocks_ = PQgetvalue(blocks->get(), 0, 0)[0] == 't';
+      if (blocks_) {
+        chunks = PlanChunks({number(1), number(2)}, {number(3), number(4)}, 4);
+        Reserve(number(5), number(6));
       }
     }
-    Reserve(exposure_pages * 40, outcome_pages * 60);  // rows per page, about
+    const bool tid_ranges = PQserverVersion(lead.get()) >= 140000;
+    if (!blocks_) {
+      if (tid_ranges) chunks = PlanChunks({0, exposure_pages - 1}, {0, has_outcomes ? outcome_pages - 1 : -1}, 64);
+      // Each table's last range is open-ended (and is the whole table without TID ranges).
+      for (const bool outcome_table : {false, true}) {
+        if (outcome_table && !has_outcomes) continue;
+        auto last =
+            std::find_if(chunks.rbegin(), chunks.rend(), [&](const Chunk& c) { return c.outcomes == outcome_table; });
+        if (last == chunks.rend()) {
+          chunks.push_back({outcome_table, 0, -1});
+        } else {
+          last->last = -1;
+        }
+      }
+      Reserve(exposure_pages * 40, outcome_pages * 60);  // rows per page, about
+    }
 
-    char* quoted = PQescapeLiteral(lead.get(), experiment_.c_str(), experiment_.size());
-    if (!quoted) return lead.Error("quote");
-    const std::string experiment_literal = quoted;
-    PQfreemem(quoted);
     std::vector<PgConnection> connections(static_cast<size_t>(workers_));
     marks_.resize(chunks.size());
     common::ParallelFor(workers_, chunks.size(), [&](int worker, size_t task) {
@@ -504,7 +527,23 @@ class StoreReader {
         if (!out.status.ok()) return;
       }
       const Chunk& chunk = chunks[task];
-      std::string where = StrCat(" WHERE experiment = ", experiment_literal);
+      using internal::PgView;
+      if (blocks_) {
+        const std::string query =
+            StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks",
+                   " WHERE experiment = ", experiment, " AND id BETWEEN ", chunk.first, " AND ", chunk.last,
+                   since_us_ > 0 ? StrCat(" AND max_ts >= ", since_us_) : "", " ORDER BY id");
+        // A damaged block's error (set by Add…Block) comes first.
+        out.status.Update(c.ForEachRow(query, [&](PGresult* r, int i) {
+          if (chunk.outcomes) {
+            AddOutcomeBlock(out, PgView(r, i, 0));
+          } else {
+            AddExposureBlock(out, PgView(r, i, 0), PgInt64(r, i, 1));
+          }
+        }, 64));
+        return;
+      }
+      std::string where = StrCat(" WHERE experiment = ", experiment);
       if (tid_ranges && chunk.first > 0) where += StrCat(" AND ctid >= '(", chunk.first, ",0)'::tid");
       if (tid_ranges && chunk.last >= 0) where += StrCat(" AND ctid < '(", chunk.last + 1, ",0)'::tid");
       if (since_us_ > 0) where += StrCat(" AND ts >= ", since_us_);
@@ -516,7 +555,6 @@ class StoreReader {
       const int64_t position = static_cast<int64_t>(task) << 40;  // scan order, for each arm's first version
       int64_t row = 0;
       out.status = c.ForEachRow(query, [&](PGresult* r, int i) {
-        using internal::PgView;
         if (chunk.outcomes) {
           AddOutcomeRow(out, PgView(r, i, 0), PgView(r, i, 1), PgView(r, i, 2), PgDouble(r, i, 3), PgInt64(r, i, 4));
         } else {
@@ -792,7 +830,7 @@ class StoreReader {
   const int workers_;
   const int64_t rows_per_chunk_;
   const bool use_blocks_;
-  bool blocks_ = false;  // reading event blocks (SQLite, schema version 3 on)
+  bool blocks_ = false;  // reading event blocks, not rows
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms

@@ -8,6 +8,7 @@
 
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event_blocks.h"
 
 namespace abgate::events {
 namespace {
@@ -40,7 +41,32 @@ CREATE TABLE IF NOT EXISTS audit_log (
   action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_state (name TEXT PRIMARY KEY, started_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_configs (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at BIGINT NOT NULL);
+DO $$ BEGIN
+  IF to_regclass('exposure_blocks') IS NULL THEN
+    CREATE TABLE exposure_blocks (
+      id BIGSERIAL PRIMARY KEY, experiment TEXT NOT NULL, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
+      rows BIGINT NOT NULL, source_rows BIGINT NOT NULL, data BYTEA NOT NULL);
+    ALTER TABLE exposure_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE INDEX exposure_blocks_experiment ON exposure_blocks (experiment, id);
+  END IF;
+  IF to_regclass('outcome_blocks') IS NULL THEN
+    CREATE TABLE outcome_blocks (
+      id BIGSERIAL PRIMARY KEY, experiment TEXT NOT NULL, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
+      rows BIGINT NOT NULL, source_rows BIGINT NOT NULL, data BYTEA NOT NULL);
+    ALTER TABLE outcome_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
+    CREATE INDEX outcome_blocks_experiment ON outcome_blocks (experiment, id);
+  END IF;
+  IF to_regclass('outcomes_experiment') IS NULL THEN
+    CREATE INDEX outcomes_experiment ON outcomes (experiment);
+  END IF;
+END $$;
 )sql";
+// Event blocks (events/event_blocks.h) are written with the rows, in the same transaction,
+// stored uncompressed (they are dense numbers; pglz would cost the writer for little). Each
+// block says how many rows of its table it stands for (`source_rows`, out-of-experiment
+// exposures included): readers use the blocks of an experiment only when those add up to its
+// rows — rows written by an abgate without blocks (a rolling upgrade) or by hand are otherwise
+// read as rows. outcomes_experiment makes that count cheap.
 
 struct Statement {
   const char* name;
@@ -75,6 +101,10 @@ constexpr Statement kStatements[] = {
      "WHERE assignments.source = 'hash' OR excluded.source <> 'hash'",
      6},
     {"delete_assignment", "DELETE FROM assignments WHERE experiment = $1 AND unit_id = $2", 2},
+    {"insert_exposure_block",
+     "INSERT INTO exposure_blocks (experiment, min_ts, max_ts, rows, source_rows, data) VALUES ($1,$2,$3,$4,$5,$6)", 6},
+    {"insert_outcome_block",
+     "INSERT INTO outcome_blocks (experiment, min_ts, max_ts, rows, source_rows, data) VALUES ($1,$2,$3,$4,$5,$6)", 6},
 };
 
 absl::Status PgError(pg_conn* c, std::string_view what) {
@@ -110,16 +140,42 @@ class Params {
     return *this;
   }
   Params& OptionalDouble(const std::optional<double>& d) { return d ? Double(*d) : Null(); }
+  // Sent in binary (a bytea), without a text round trip.
+  Params& Binary(std::string_view data) {
+    Text(data);
+    binary_.resize(values_.size(), 0);
+    binary_.back() = 1;
+    return *this;
+  }
   std::vector<const char*> Pointers() const {
     std::vector<const char*> p;
     for (const auto& v : values_) p.push_back(v ? v->c_str() : nullptr);
     return p;
   }
+  // Lengths and formats, for parameters sent in binary (nullptr when all are text).
+  std::vector<int> Lengths() const {
+    std::vector<int> n;
+    for (const auto& v : values_) n.push_back(v ? static_cast<int>(v->size()) : 0);
+    return n;
+  }
+  std::vector<int> Formats() const {
+    std::vector<int> f(binary_.begin(), binary_.end());
+    f.resize(values_.size(), 0);
+    return f;
+  }
+  bool any_binary() const { return !binary_.empty(); }
   int size() const { return static_cast<int>(values_.size()); }
 
  private:
   std::vector<std::optional<std::string>> values_;
+  std::vector<int> binary_;
 };
+
+Params BlockParams(const EncodedBlock& b) {
+  Params p;
+  p.Text(b.experiment).Int(b.min_ts).Int(b.max_ts).Int(b.rows).Int(b.source_rows).Binary(b.data);
+  return p;
+}
 
 absl::StatusOr<pg_conn*> Connect(const std::string& uri) {
   pg_conn* c = PQconnectdb(uri.c_str());
@@ -179,19 +235,61 @@ PostgresEventSink::~PostgresEventSink() {
 absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                                            std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
                                            std::span<const Assignment> assignments) {
-  // One transaction, sent as a pipeline: BEGIN, one prepared INSERT per row, COMMIT, then read
-  // every result. An error aborts the rest of the pipeline and the transaction.
+  // One transaction, sent as a pipeline: BEGIN, one prepared INSERT per row (and the event
+  // blocks of the exposures), COMMIT, then read every result. With outcomes the pipeline stops
+  // before COMMIT: which outcomes were stored (not repeated event ids) is only known from the
+  // results, and their blocks go in a second pipeline with the COMMIT. An error aborts the rest
+  // of the pipeline and the transaction.
   if (PQenterPipelineMode(write_) != 1) return PgError(write_, "pipeline");
   enum class Kind { kOther, kOutcome };
   std::vector<Kind> sent;
   auto send = [&](const char* statement, const Params& params, Kind kind) {
     const auto p = params.Pointers();
-    if (PQsendQueryPrepared(write_, statement, params.size(), p.data(), nullptr, nullptr, 0) != 1) return false;
+    const auto lengths = params.Lengths();
+    const auto formats = params.Formats();
+    if (PQsendQueryPrepared(write_, statement, params.size(), p.data(), params.any_binary() ? lengths.data() : nullptr,
+                            params.any_binary() ? formats.data() : nullptr, 0) != 1) {
+      return false;
+    }
     sent.push_back(kind);
     return true;
   };
-  bool queued = PQsendQueryParams(write_, "BEGIN", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1;
-  if (queued) sent.push_back(Kind::kOther);
+  auto send_sql = [&](const char* sql) {
+    if (PQsendQueryParams(write_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return false;
+    sent.push_back(Kind::kOther);
+    return true;
+  };
+  // Sends the sync and reads every result sent so far; outcome results go to `stored`.
+  absl::Status status;
+  std::vector<bool> stored;
+  auto finish_pipeline = [&](bool queued) {
+    if (!queued && status.ok()) status = PgError(write_, "send");
+    if (PQpipelineSync(write_) != 1 && status.ok()) status = PgError(write_, "sync");
+    // Read one result set per query sent (each followed by a NULL), then the sync marker.
+    for (Kind kind : sent) {
+      PGresult* r = PQgetResult(write_);
+      const auto s = PQresultStatus(r);
+      if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && status.ok()) {
+        status = s == PGRES_PIPELINE_ABORTED ? absl::AbortedError("postgresql batch aborted")
+                                             : PgError(write_, "write batch");
+      }
+      if (kind == Kind::kOutcome) {
+        const char* n = PQcmdTuples(r);
+        stored.push_back(n && n[0] == '1');
+      }
+      PQclear(r);
+      while ((r = PQgetResult(write_)) != nullptr) PQclear(r);
+    }
+    sent.clear();
+    for (PGresult* r; (r = PQgetResult(write_)) != nullptr;) {
+      const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
+      PQclear(r);
+      if (sync) break;
+    }
+  };
+
+  bool queued = send_sql("BEGIN");
+  BlockSet blocks;
   for (const Exposure& e : exposures) {
     if (!queued) break;
     Params p;
@@ -199,6 +297,8 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
         .Text(e.assigned_arm).OptionalText(e.model_name).OptionalText(e.model_version).Text(e.routing_mode)
         .Int(e.status).Int(e.latency_us).OptionalDouble(e.score).Bool(e.fallback).Bool(e.in_experiment);
     queued = send("insert_exposure", p, Kind::kOther);
+    blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
+                       e.in_experiment);
     if (queued && e.request_payload) {
       Params q;
       q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.unit_id).Text(e.arm).Text(*e.request_payload)
@@ -211,6 +311,9 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
           .Text(e.shadow->arm).OptionalDouble(e.shadow->score).Int(e.shadow->latency_us).Int(e.shadow->status);
       queued = send("insert_shadow", q, Kind::kOther);
     }
+  }
+  for (const EncodedBlock& b : blocks.Finish(/*keep_empty=*/true)) {
+    if (queued) queued = send("insert_exposure_block", BlockParams(b), Kind::kOther);
   }
   for (const AuditRecord& a : audit) {
     if (!queued) break;
@@ -236,35 +339,26 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
       queued = send("upsert_assignment", p, Kind::kOther);
     }
   }
-  if (queued && PQsendQueryParams(write_, "COMMIT", 0, nullptr, nullptr, nullptr, nullptr, 0) == 1) {
-    sent.push_back(Kind::kOther);
+  if (outcomes.empty()) {
+    if (queued) queued = send_sql("COMMIT");
+    finish_pipeline(queued);
   } else {
-    queued = false;
-  }
-  absl::Status status = queued ? absl::OkStatus() : PgError(write_, "send");
-  if (PQpipelineSync(write_) != 1 && status.ok()) status = PgError(write_, "sync");
-  if (outcome_stored) outcome_stored->clear();
-  // Read one result set per query sent (each followed by a NULL), then the sync marker.
-  for (Kind kind : sent) {
-    PGresult* r = PQgetResult(write_);
-    const auto s = PQresultStatus(r);
-    if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && status.ok()) {
-      status = s == PGRES_PIPELINE_ABORTED ? absl::AbortedError("postgresql batch aborted")
-                                           : PgError(write_, "write batch");
+    finish_pipeline(queued);
+    if (status.ok()) {
+      for (size_t i = 0; i < outcomes.size() && i < stored.size(); ++i) {
+        const Outcome& o = outcomes[i];
+        if (stored[i]) blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us);
+      }
+      queued = true;
+      for (const EncodedBlock& b : blocks.Finish(/*keep_empty=*/true)) {
+        if (queued) queued = send("insert_outcome_block", BlockParams(b), Kind::kOther);
+      }
+      if (queued) queued = send_sql("COMMIT");
+      finish_pipeline(queued);
     }
-    if (kind == Kind::kOutcome && outcome_stored) {
-      const char* n = PQcmdTuples(r);
-      outcome_stored->push_back(n && n[0] == '1');
-    }
-    PQclear(r);
-    while ((r = PQgetResult(write_)) != nullptr) PQclear(r);
-  }
-  for (PGresult* r; (r = PQgetResult(write_)) != nullptr;) {
-    const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-    PQclear(r);
-    if (sync) break;
   }
   PQexitPipelineMode(write_);
+  if (outcome_stored) *outcome_stored = stored;
   if (!status.ok()) {
     // An aborted transaction block ends with the sync; make sure nothing is left open.
     PGresult* r = PQexec(write_, "ROLLBACK");
