@@ -13,6 +13,7 @@
 #include "common/random.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "sqlite/database.h"
 
 namespace abgate::registry {
 namespace {
@@ -216,93 +217,8 @@ absl::StatusOr<int64_t> ParseVersion(const std::string& version) {
   return v;
 }
 
-// A thin SQLite wrapper: cached prepared statements, variadic binds (copied, so temporaries
-// are fine), and transactions. Used under the store's exclusive lock only.
-class RegistryStore::Db {
- public:
-  using Value = std::variant<std::nullptr_t, int64_t, double, std::string>;
-
-  explicit Db(sqlite3* db) : db_(db) {}
-  ~Db() {
-    for (auto& [sql, st] : statements_) sqlite3_finalize(st);
-    sqlite3_close(db_);
-  }
-
-  absl::Status ExecScript(const char* sql) {
-    char* err = nullptr;
-    if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-      std::string msg = err ? err : "unknown error";
-      sqlite3_free(err);
-      return absl::InternalError(StrCat("registry store: ", msg));
-    }
-    return absl::OkStatus();
-  }
-
-  absl::Status Exec(const std::string& sql, const std::vector<Value>& args) {
-    return Query(sql, args, [](sqlite3_stmt*) {});
-  }
-
-  absl::Status Query(const std::string& sql, const std::vector<Value>& args,
-                     const std::function<void(sqlite3_stmt*)>& row) {
-    sqlite3_stmt*& st = statements_[sql];
-    if (st == nullptr && sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) {
-      return Error("prepare");
-    }
-    sqlite3_reset(st);
-    sqlite3_clear_bindings(st);
-    for (size_t i = 0; i < args.size(); ++i) {
-      const int idx = static_cast<int>(i) + 1;
-      std::visit(
-          [&](const auto& v) {
-            using V = std::decay_t<decltype(v)>;
-            if constexpr (std::is_same_v<V, std::nullptr_t>) {
-              sqlite3_bind_null(st, idx);
-            } else if constexpr (std::is_same_v<V, int64_t>) {
-              sqlite3_bind_int64(st, idx, v);
-            } else if constexpr (std::is_same_v<V, double>) {
-              sqlite3_bind_double(st, idx, v);
-            } else {
-              sqlite3_bind_text(st, idx, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
-            }
-          },
-          args[i]);
-    }
-    while (true) {
-      const int rc = sqlite3_step(st);
-      if (rc == SQLITE_DONE) break;
-      if (rc != SQLITE_ROW) {
-        absl::Status s = Error("step");
-        sqlite3_reset(st);
-        return s;
-      }
-      row(st);
-    }
-    sqlite3_reset(st);
-    return absl::OkStatus();
-  }
-
-  // Runs `body` in a transaction; rolls back when it fails.
-  absl::Status Transaction(const std::function<absl::Status()>& body) {
-    ABGATE_RETURN_IF_ERROR(ExecScript("BEGIN IMMEDIATE"));
-    absl::Status s = body();
-    if (s.ok()) s = ExecScript("COMMIT");
-    if (!s.ok()) (void)ExecScript("ROLLBACK");
-    return s;
-  }
-
-  absl::Status Error(std::string_view what) {
-    return absl::InternalError(StrCat("registry store ", what, ": ", sqlite3_errmsg(db_)));
-  }
-
-  sqlite3* raw() { return db_; }
-
- private:
-  sqlite3* db_;
-  std::unordered_map<std::string, sqlite3_stmt*> statements_;
-};
-
 namespace {
-using Value = RegistryStore::Db::Value;
+using Value = sqlite::Database::Value;
 
 std::string Text(sqlite3_stmt* st, int col) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, col));
@@ -320,22 +236,14 @@ Value Opt(const std::optional<std::string>& s) { return s ? Value(*s) : Value(nu
 Value Double(double d) { return std::isnan(d) ? Value(0.0) : Value(d); }
 }  // namespace
 
-RegistryStore::RegistryStore(std::unique_ptr<Db> db, const common::Clock& clock) : db_(std::move(db)), clock_(clock) {}
+RegistryStore::RegistryStore(std::unique_ptr<sqlite::Database> db, const common::Clock& clock) : db_(std::move(db)), clock_(clock) {}
 RegistryStore::~RegistryStore() = default;
 
 int64_t RegistryStore::NowMs() const { return clock_.NowUs() / 1000; }
 
 absl::StatusOr<std::unique_ptr<RegistryStore>> RegistryStore::Open(const std::string& path, const common::Clock& clock) {
-  sqlite3* raw = nullptr;
-  if (sqlite3_open_v2(path.c_str(), &raw, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr) !=
-      SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(StrCat("cannot open registry store ", path, ": ",
-                                                   raw ? sqlite3_errmsg(raw) : "out of memory"));
-    sqlite3_close(raw);
-    return s;
-  }
-  sqlite3_busy_timeout(raw, 5000);
-  auto db = std::make_unique<Db>(raw);
+  ABGATE_ASSIGN_OR_RETURN(auto db,
+                          sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "registry store"));
   ABGATE_RETURN_IF_ERROR(db->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
   ABGATE_RETURN_IF_ERROR(db->ExecScript(kSchema));
   int64_t version = -1;
@@ -366,7 +274,7 @@ absl::StatusOr<std::unique_ptr<RegistryStore>> RegistryStore::Open(const std::st
 }
 
 absl::Status RegistryStore::Load() {
-  Db& db = *db_;
+  sqlite::Database& db = *db_;
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
                                   "last_update_time FROM experiments",
                                   {}, [&](sqlite3_stmt* st) {
@@ -895,7 +803,7 @@ absl::StatusOr<Page<Run>> RegistryStore::SearchRuns(const std::vector<int64_t>& 
 
 absl::StatusOr<std::vector<Metric>> RegistryStore::GetMetricHistory(const std::string& run_id,
                                                                     const std::string& key) const {
-  std::unique_lock lock(mu_);  // the Db's statement cache is not shareable
+  std::unique_lock lock(mu_);  // the Database's statement cache is not shareable
   ABGATE_RETURN_IF_ERROR(const_cast<RegistryStore*>(this)->FindRun(run_id).status());
   std::vector<Metric> out;
   ABGATE_RETURN_IF_ERROR(db_->Query("SELECT value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? "

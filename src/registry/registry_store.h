@@ -25,6 +25,10 @@
 
 struct sqlite3;
 
+namespace abgate::sqlite {
+class Database;
+}  // namespace abgate::sqlite
+
 namespace abgate::registry {
 
 enum class ViewType { kActiveOnly, kDeletedOnly, kAll };
@@ -111,10 +115,8 @@ class RegistryStore {
   // For the artifact checks of model-versions/create: a run's artifact URI.
   absl::StatusOr<std::string> RunArtifactUri(const std::string& run_id) const;
 
-  class Db;
-
  private:
-  RegistryStore(std::unique_ptr<Db> db, const common::Clock& clock);
+  RegistryStore(std::unique_ptr<sqlite::Database> db, const common::Clock& clock);
   absl::Status Load();
   int64_t NowMs() const;
   // Lookups under the lock; NotFound with MLflow's messages.
@@ -124,7 +126,7 @@ class RegistryStore {
   absl::StatusOr<ModelVersion*> FindVersion(const std::string& name, const std::string& version);
   absl::Status CheckRunActive(const Run& run) const;
 
-  std::unique_ptr<Db> db_;
+  std::unique_ptr<sqlite::Database> db_;
   const common::Clock& clock_;
   mutable std::shared_mutex mu_;
   std::map<int64_t, Experiment> experiments_;
