@@ -1,6 +1,5 @@
 #include "control/controller.h"
 
-#include <sqlite3.h>
 
 #include <thread>
 
@@ -12,6 +11,7 @@
 #include "config/json_format.h"
 #include "control/promotion.h"
 #include "control/rollout.h"
+#include "sqlite/database.h"
 
 namespace abgate::control {
 namespace json = boost::json;
@@ -37,11 +37,6 @@ CREATE TABLE IF NOT EXISTS rollouts (
   updated_ms        INTEGER NOT NULL
 );
 )sql";
-
-std::string Col(sqlite3_stmt* st, int i) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-  return p ? std::string(p) : std::string();
-}
 
 json::object ParseObject(const std::string& text) {
   boost::system::error_code ec;
@@ -71,10 +66,15 @@ json::object ExperimentFor(const config::ControlledModelConfig& model, const std
 }
 
 Controller::Controller(config::ControllerConfig config, std::unique_ptr<registry::MlflowClient> registry,
-                       std::unique_ptr<GatewayAdmin> gateway, sqlite3* db, const common::Clock& clock)
-    : config_(std::move(config)), registry_(std::move(registry)), gateway_(std::move(gateway)), db_(db), clock_(clock) {}
+                       std::unique_ptr<GatewayAdmin> gateway, std::unique_ptr<sqlite::Database> db,
+                       const common::Clock& clock)
+    : config_(std::move(config)),
+      registry_(std::move(registry)),
+      gateway_(std::move(gateway)),
+      db_(std::move(db)),
+      clock_(clock) {}
 
-Controller::~Controller() { sqlite3_close(db_); }
+Controller::~Controller() = default;
 
 absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(const config::GatewayConfig& config,
                                                                const std::string& admin_token,
@@ -84,24 +84,12 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(const config::Gat
   ABGATE_ASSIGN_OR_RETURN(auto registry, registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(config.registry.uri)));
   ABGATE_ASSIGN_OR_RETURN(auto gateway, GatewayAdmin::Create(config.controller->gateway_admin, admin_token));
   const std::string path = config.controller->state.substr(7);
-  sqlite3* db = nullptr;
-  if (sqlite3_open(path.c_str(), &db) != SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(StrCat("cannot open controller state ", path, ": ", sqlite3_errmsg(db)));
-    sqlite3_close(db);
-    return s;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  char* err = nullptr;
-  if (sqlite3_exec(db, kSchema, nullptr, nullptr, &err) != SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(StrCat("controller state ", path, ": ", err ? err : "?"));
-    sqlite3_free(err);
-    sqlite3_close(db);
-    return s;
-  }
-  sqlite3_exec(db, "INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version)", nullptr,
-               nullptr, nullptr);
+  ABGATE_ASSIGN_OR_RETURN(auto db, sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE,
+                                                          "controller state"));
+  ABGATE_RETURN_IF_ERROR(db->ExecScript(kSchema));
+  ABGATE_RETURN_IF_ERROR(db->Exec("INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version)"));
   return std::unique_ptr<Controller>(
-      new Controller(*config.controller, std::move(registry), std::move(gateway), db, clock));
+      new Controller(*config.controller, std::move(registry), std::move(gateway), std::move(db), clock));
 }
 
 void Controller::Emit(const std::string& line) {
@@ -111,54 +99,36 @@ void Controller::Emit(const std::string& line) {
 
 std::vector<Rollout> Controller::Rollouts() const {
   std::vector<Rollout> out;
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_,
-                     "SELECT experiment, model, champion_version, candidate_version, status, step, step_started_ms, "
-                     "started_ms, looks, reason, baseline, runs, report FROM rollouts ORDER BY started_ms",
-                     -1, &st, nullptr);
-  while (st && sqlite3_step(st) == SQLITE_ROW) {
-    Rollout r;
-    r.experiment = Col(st, 0);
-    r.model = Col(st, 1);
-    r.champion_version = Col(st, 2);
-    r.candidate_version = Col(st, 3);
-    r.status = Col(st, 4);
-    r.step = sqlite3_column_int(st, 5);
-    r.step_started_ms = sqlite3_column_int64(st, 6);
-    r.started_ms = sqlite3_column_int64(st, 7);
-    r.looks = sqlite3_column_int64(st, 8);
-    r.reason = Col(st, 9);
-    r.baseline_json = Col(st, 10);
-    r.runs_json = Col(st, 11);
-    r.report_json = Col(st, 12);
-    out.push_back(std::move(r));
-  }
-  sqlite3_finalize(st);
+  const absl::Status read = db_->Query(
+      "SELECT experiment, model, champion_version, candidate_version, status, step, step_started_ms, started_ms, "
+      "looks, reason, baseline, runs, report FROM rollouts ORDER BY started_ms",
+      {}, [&](sqlite3_stmt* st) {
+        using sqlite::Text;
+        Rollout r;
+        r.experiment = Text(st, 0);
+        r.model = Text(st, 1);
+        r.champion_version = Text(st, 2);
+        r.candidate_version = Text(st, 3);
+        r.status = Text(st, 4);
+        r.step = sqlite3_column_int(st, 5);
+        r.step_started_ms = sqlite3_column_int64(st, 6);
+        r.started_ms = sqlite3_column_int64(st, 7);
+        r.looks = sqlite3_column_int64(st, 8);
+        r.reason = Text(st, 9);
+        r.baseline_json = Text(st, 10);
+        r.runs_json = Text(st, 11);
+        r.report_json = Text(st, 12);
+        out.push_back(std::move(r));
+      });
+  if (!read.ok()) ABGATE_LOG(kError, "controller: %s", read.message());
   return out;
 }
 
 absl::Status Controller::Save(const Rollout& r) {
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db_, "INSERT OR REPLACE INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)", -1, &st, nullptr) !=
-      SQLITE_OK) {
-    return absl::InternalError(StrCat("controller state: ", sqlite3_errmsg(db_)));
-  }
-  int i = 0;
-  for (const std::string* s : {&r.experiment, &r.model, &r.champion_version, &r.candidate_version, &r.status}) {
-    sqlite3_bind_text(st, ++i, s->c_str(), -1, SQLITE_TRANSIENT);
-  }
-  sqlite3_bind_int(st, ++i, r.step);
-  sqlite3_bind_int64(st, ++i, r.step_started_ms);
-  sqlite3_bind_int64(st, ++i, r.started_ms);
-  sqlite3_bind_int64(st, ++i, r.looks);
-  for (const std::string* s : {&r.reason, &r.baseline_json, &r.runs_json, &r.report_json}) {
-    sqlite3_bind_text(st, ++i, s->c_str(), -1, SQLITE_TRANSIENT);
-  }
-  sqlite3_bind_int64(st, ++i, NowMs());
-  const int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return absl::InternalError(StrCat("controller state: ", sqlite3_errmsg(db_)));
-  return absl::OkStatus();
+  return db_->Exec("INSERT OR REPLACE INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                   {r.experiment, r.model, r.champion_version, r.candidate_version, r.status, int64_t{r.step},
+                    r.step_started_ms, r.started_ms, r.looks, r.reason, r.baseline_json, r.runs_json, r.report_json,
+                    NowMs()});
 }
 
 absl::Status Controller::Tick() {

@@ -24,7 +24,9 @@
 #include "control/gateway_admin.h"
 #include "registry/mlflow_client.h"
 
-struct sqlite3;
+namespace abgate::sqlite {
+class Database;
+}  // namespace abgate::sqlite
 
 namespace abgate::control {
 
@@ -62,7 +64,7 @@ class Controller {
 
  private:
   Controller(config::ControllerConfig config, std::unique_ptr<registry::MlflowClient> registry,
-             std::unique_ptr<GatewayAdmin> gateway, sqlite3* db, const common::Clock& clock);
+             std::unique_ptr<GatewayAdmin> gateway, std::unique_ptr<sqlite::Database> db, const common::Clock& clock);
   absl::Status Evaluate(Rollout& r, const config::ControlledModelConfig& model);
   absl::Status StartCandidates(const config::ControlledModelConfig& model);
   absl::Status EnsureExperiment(const Rollout& r, const config::ControlledModelConfig& model);
@@ -73,7 +75,7 @@ class Controller {
   config::ControllerConfig config_;
   std::unique_ptr<registry::MlflowClient> registry_;
   std::unique_ptr<GatewayAdmin> gateway_;
-  sqlite3* db_;
+  std::unique_ptr<sqlite::Database> db_;  // rollout state
   const common::Clock& clock_;
   std::function<void(const std::string&)> on_event_;
 };
