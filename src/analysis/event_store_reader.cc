@@ -29,6 +29,7 @@
 #include "events/event_blocks.h"
 #include "common/hash64.h"
 #include "common/parallel.h"
+#include "common/status_macros.h"
 #include "common/strings.h"
 
 namespace abgate::analysis {
@@ -354,20 +355,24 @@ class StoreReader {
     const std::string path = uri_.substr(7);
     std::pair<int64_t, int64_t> exposure_rows, outcome_rows{1, 0};
     {
-      internal::SqliteReader db;
-      if (auto s = db.Open(path); !s.ok()) return s;
-      if (!db.HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path, " has no exposures table"));
+      ABGATE_ASSIGN_OR_RETURN(auto db, internal::OpenForReading(path));
+      if (!db->HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path, " has no exposures table"));
       // Blocks exist from schema version 3 on and hold every row while block_coverage says so
       // (see sqlite_event_sink.cc); otherwise (an older store, or rows added by hand) the rows
       // are read.
-      blocks_ = use_blocks_ && db.HasTable("exposure_blocks") && db.HasTable("outcome_blocks") &&
-                db.HasTable("block_coverage") && db.BlocksCoverRows();
+      blocks_ = use_blocks_ && db->HasTable("exposure_blocks") && db->HasTable("outcome_blocks") &&
+                db->HasTable("block_coverage") && internal::BlocksCoverRows(*db);
       const char* exposures = blocks_ ? "exposure_blocks" : "exposures";
       const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
-      exposure_rows = db.RowidRange(exposures);
-      if (db.HasTable(outcomes)) outcome_rows = db.RowidRange(outcomes);
+      exposure_rows = internal::RowidRange(*db, exposures);
+      if (db->HasTable(outcomes)) outcome_rows = internal::RowidRange(*db, outcomes);
       if (blocks_) {
-        Reserve(db.SumOf("exposure_blocks", "rows", experiment_), db.SumOf("outcome_blocks", "rows", experiment_));
+        auto events = [&](const char* table) {
+          auto n = db->QueryInt(StrCat("SELECT coalesce(sum(rows), 0) FROM ", table, " WHERE experiment = ?"),
+                                {experiment_});
+          return n.ok() ? *n : 0;
+        };
+        Reserve(events("exposure_blocks"), events("outcome_blocks"));
       } else {
         Reserve(exposure_rows.second - exposure_rows.first + 1, outcome_rows.second - outcome_rows.first + 1);
       }
@@ -376,17 +381,17 @@ class StoreReader {
     const std::vector<Chunk> chunks = PlanChunks(exposure_rows, outcome_rows, blocks_ ? 4 : 1 << 16);
 
     struct Connection {
-      internal::SqliteReader db;
+      std::unique_ptr<sqlite::Database> db;
       SqliteSink sink;
       sqlite3_stmt* statements[2] = {nullptr, nullptr};
       ~Connection() {
         for (auto* st : statements) sqlite3_finalize(st);
       }
       absl::Status Open(const std::string& path) {
-        if (auto s = db.Open(path); !s.ok()) return s;
+        ABGATE_ASSIGN_OR_RETURN(db, internal::OpenForReading(path));
         // Pages straight from the page cache instead of a read() copy each (capped by the
         // library's SQLITE_MAX_MMAP_SIZE; the rest is read as usual).
-        sqlite3_exec(db.get(), "PRAGMA mmap_size = 1099511627776", nullptr, nullptr, nullptr);
+        (void)db->ExecScript("PRAGMA mmap_size = 1099511627776");
         constexpr int kFlags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
         const struct {
           const char* name;
@@ -397,8 +402,9 @@ class StoreReader {
                          {"abgate_exposure_block", 2, ExposureBlockStep},
                          {"abgate_outcome_block", 1, OutcomeBlockStep}};
         for (const auto& f : functions) {
-          if (sqlite3_create_function(db.get(), f.name, f.args, kFlags, &sink, nullptr, f.step, NoResult) != SQLITE_OK) {
-            return db.Error();
+          if (sqlite3_create_function(db->raw(), f.name, f.args, kFlags, &sink, nullptr, f.step, NoResult) !=
+              SQLITE_OK) {
+            return db->Error("register functions");
           }
         }
         return absl::OkStatus();
@@ -412,14 +418,14 @@ class StoreReader {
       if (!out.status.ok()) return;
       Connection& c = connections[static_cast<size_t>(worker)];
       const Chunk& chunk = chunks[task];
-      if (!c.db.get()) {
+      if (!c.db) {
         c.sink = {this, &out};
         if (out.status = c.Open(path); !out.status.ok()) return;
       }
       sqlite3_stmt*& st = c.statements[chunk.outcomes];
       if (st == nullptr) {
-        if (sqlite3_prepare_v2(c.db.get(), SqliteQuery(chunk.outcomes).c_str(), -1, &st, nullptr) != SQLITE_OK) {
-          out.status = c.db.Error();
+        if (sqlite3_prepare_v2(c.db->raw(), SqliteQuery(chunk.outcomes).c_str(), -1, &st, nullptr) != SQLITE_OK) {
+          out.status = c.db->Error("prepare");
           return;
         }
         sqlite3_bind_text(st, 3, experiment_.c_str(), -1, SQLITE_STATIC);
@@ -431,23 +437,16 @@ class StoreReader {
       int rc;
       while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
       }
-      if (rc != SQLITE_DONE) out.status = c.db.Error();
+      if (rc != SQLITE_DONE) out.status = c.db->Error("scan");
     });
 
     if (blocks_) return absl::OkStatus();  // blocks name each arm's model version
     // Each arm's model version, from its first row.
-    internal::SqliteReader db;
-    if (auto s = db.Open(path); !s.ok()) return s;
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db.get(), "SELECT model_version FROM exposures WHERE rowid = ?", -1, &st, nullptr) != SQLITE_OK) {
-      return db.Error();
-    }
+    ABGATE_ASSIGN_OR_RETURN(auto db, internal::OpenForReading(path));
     for (auto& arm : arms_.arms()) {
-      sqlite3_reset(st);
-      sqlite3_bind_int64(st, 1, arm.first_rowid);
-      if (sqlite3_step(st) == SQLITE_ROW) arm.model_version = std::string(internal::ColumnView(st, 0));
+      ABGATE_RETURN_IF_ERROR(db->Query("SELECT model_version FROM exposures WHERE rowid = ?", {arm.first_rowid},
+                                       [&](sqlite3_stmt* st) { arm.model_version = sqlite::Text(st, 0); }));
     }
-    sqlite3_finalize(st);
     return absl::OkStatus();
   }
 

@@ -125,7 +125,6 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   return input;
 }
 
-using internal::ColumnView;
 using internal::IsPostgres;
 using internal::ScanPostgres;
 using internal::ScanSqlite;
@@ -181,8 +180,8 @@ absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string&
       row.latency_us = sqlite3_column_int64(st, 2);
       row.shadow_latency_us = sqlite3_column_int64(st, 3);
       row.status = sqlite3_column_int(st, 4);
-      row.arm = std::string(ColumnView(st, 5));
-      row.shadow_arm = std::string(ColumnView(st, 6));
+      row.arm = sqlite::Text(st, 5);
+      row.shadow_arm = sqlite::Text(st, 6);
       rows.push_back(std::move(row));
     });
   }

@@ -10,85 +10,35 @@ namespace abgate::analysis::internal {
 
 bool IsPostgres(const std::string& uri) { return uri.starts_with("postgresql://") || uri.starts_with("postgres://"); }
 
-SqliteReader::~SqliteReader() { sqlite3_close(db_); }
-
-absl::Status SqliteReader::Open(const std::string& path) {
-  // One connection per thread, so SQLite's own per-call mutex is not needed.
-  if (sqlite3_open_v2(path.c_str(), &db_, SQLITE_OPEN_READONLY | SQLITE_OPEN_NOMUTEX, nullptr) != SQLITE_OK) {
-    return absl::NotFoundError(StrCat("cannot open event store ", path, ": ", db_ ? sqlite3_errmsg(db_) : "?"));
-  }
-  // Readers opening a WAL store at the same moment contend briefly for its index (and a
-  // writing gateway checkpoints now and then): wait instead of failing with "locked".
-  sqlite3_busy_timeout(db_, 10'000);
-  return absl::OkStatus();
+absl::StatusOr<std::unique_ptr<sqlite::Database>> OpenForReading(const std::string& path) {
+  return sqlite::Database::Open(path, SQLITE_OPEN_READONLY, "event store", 10'000);
 }
 
-bool SqliteReader::HasTable(const char* name) {
-  sqlite3_stmt* st = nullptr;
-  sqlite3_prepare_v2(db_, "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, name, -1, SQLITE_STATIC);
-  const bool found = sqlite3_step(st) == SQLITE_ROW;
-  sqlite3_finalize(st);
-  return found;
-}
-
-std::pair<int64_t, int64_t> SqliteReader::RowidRange(const char* table) {
+std::pair<int64_t, int64_t> RowidRange(sqlite::Database& db, const char* table) {
   // min() and max() of the rowid are one B-tree descent each.
-  const std::string sql = StrCat("SELECT min(rowid), max(rowid) FROM ", table);
-  sqlite3_stmt* st = nullptr;
   std::pair<int64_t, int64_t> range{1, 0};
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-      sqlite3_column_type(st, 0) != SQLITE_NULL) {
-    range = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
-  }
-  sqlite3_finalize(st);
+  (void)db.Query(StrCat("SELECT min(rowid), max(rowid) FROM ", table), {}, [&](sqlite3_stmt* st) {
+    if (sqlite3_column_type(st, 0) != SQLITE_NULL) range = {sqlite3_column_int64(st, 0), sqlite3_column_int64(st, 1)};
+  });
   return range;
 }
 
-bool SqliteReader::BlocksCoverRows() {
-  sqlite3_stmt* st = nullptr;
-  bool covered = false;
-  const std::string sql = StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ",
-                                 events::kCoverageCurrentRowid);
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK &&
-      sqlite3_step(st) == SQLITE_ROW) {
-    covered = sqlite3_column_int(st, 0) == 1;
-  }
-  sqlite3_finalize(st);
-  return covered;
+bool BlocksCoverRows(sqlite::Database& db) {
+  auto covered = db.QueryInt(StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ",
+                                    events::kCoverageCurrentRowid));
+  return covered.ok() && *covered == 1;
 }
-
-int64_t SqliteReader::SumOf(const char* table, const char* column, const std::string& experiment) {
-  const std::string sql = StrCat("SELECT coalesce(sum(", column, "), 0) FROM ", table, " WHERE experiment = ?");
-  sqlite3_stmt* st = nullptr;
-  int64_t sum = 0;
-  if (sqlite3_prepare_v2(db_, sql.c_str(), -1, &st, nullptr) == SQLITE_OK) {
-    sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_STATIC);
-    if (sqlite3_step(st) == SQLITE_ROW) sum = sqlite3_column_int64(st, 0);
-  }
-  sqlite3_finalize(st);
-  return sum;
-}
-
-absl::Status SqliteReader::Error() const { return absl::InternalError(StrCat("sqlite: ", sqlite3_errmsg(db_))); }
 
 absl::Status ScanSqlite(const std::string& path, const char* sql_template, const std::string& experiment,
                         const char* table, bool missing_ok, absl::FunctionRef<void(sqlite3_stmt*)> row) {
-  SqliteReader db;
-  if (auto s = db.Open(path); !s.ok()) return s;
-  if (!db.HasTable(table)) {
+  auto db = OpenForReading(path);
+  if (!db.ok()) return db.status();
+  if (!(*db)->HasTable(table)) {
     return missing_ok ? absl::OkStatus() : absl::FailedPreconditionError(StrCat(path, " has no ", table, " table"));
   }
   char sql[512];
   std::snprintf(sql, sizeof(sql), sql_template, "?");
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(db.get(), sql, -1, &st, nullptr) != SQLITE_OK) return db.Error();
-  sqlite3_bind_text(st, 1, experiment.c_str(), -1, SQLITE_TRANSIENT);
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) row(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return db.Error();
-  return absl::OkStatus();
+  return (*db)->Query(sql, {experiment}, [&](sqlite3_stmt* st) { row(st); });
 }
 
 absl::Status ScanPostgres(const std::string& uri, const char* sql_template, const std::string& experiment,

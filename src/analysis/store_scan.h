@@ -15,40 +15,21 @@
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "sqlite/database.h"
 
 namespace abgate::analysis::internal {
 
 bool IsPostgres(const std::string& uri);
 
-// A read-only SQLite connection for one thread.
-class SqliteReader {
- public:
-  SqliteReader() = default;
-  ~SqliteReader();
-  SqliteReader(const SqliteReader&) = delete;
-  SqliteReader& operator=(const SqliteReader&) = delete;
-
-  absl::Status Open(const std::string& path);
-  bool HasTable(const char* name);
-  // (min(rowid), max(rowid)) of `table`; (1, 0) when it is empty.
-  std::pair<int64_t, int64_t> RowidRange(const char* table);
-  // Whether the event blocks hold every exposure and outcome row (table block_coverage of
-  // the SQLite sink: intact, and no row past the last one the sink wrote).
-  bool BlocksCoverRows();
-  // sum(`column`) over the rows of `experiment` in `table`; 0 when none or on error.
-  int64_t SumOf(const char* table, const char* column, const std::string& experiment);
-  absl::Status Error() const;
-  sqlite3* get() { return db_; }
-
- private:
-  sqlite3* db_ = nullptr;
-};
-
-// The text of column `i` of the current row; empty for NULL. Valid until the next step.
-inline std::string_view ColumnView(sqlite3_stmt* st, int i) {
-  const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-  return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
-}
+// A read-only connection to an event store file, for one thread. It waits on locks: readers
+// opening a WAL store at the same moment contend briefly for its index, and a writing gateway
+// checkpoints now and then.
+absl::StatusOr<std::unique_ptr<sqlite::Database>> OpenForReading(const std::string& path);
+// (min(rowid), max(rowid)) of `table`; (1, 0) when it is empty.
+std::pair<int64_t, int64_t> RowidRange(sqlite::Database& db, const char* table);
+// Whether the event blocks hold every exposure and outcome row (table block_coverage of the
+// SQLite sink: intact, and no row past the last one the sink wrote).
+bool BlocksCoverRows(sqlite::Database& db);
 
 // The text (or raw binary) value of column `i` of a single-row-mode result; empty for NULL.
 inline std::string_view PgView(PGresult* r, int i) {

@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "events/event_blocks.h"
+#include "sqlite/database.h"
 
 namespace abgate::events {
 namespace {
@@ -121,43 +122,6 @@ CREATE TABLE IF NOT EXISTS experiment_state (
 // the blocks.
 constexpr int kSchemaVersion = 3;
 
-bool HasColumn(sqlite3* db, const char* table, const char* column) {
-  sqlite3_stmt* st = nullptr;
-  const std::string sql = StrCat("SELECT 1 FROM pragma_table_info('", table, "') WHERE name = ?");
-  sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr);
-  sqlite3_bind_text(st, 1, column, -1, SQLITE_STATIC);
-  const bool found = st && sqlite3_step(st) == SQLITE_ROW;
-  sqlite3_finalize(st);
-  return found;
-}
-
-absl::Status SqliteError(sqlite3* db, std::string_view what) {
-  return absl::InternalError(StrCat("sqlite ", what, ": ", db ? sqlite3_errmsg(db) : "out of memory"));
-}
-
-absl::Status Exec(sqlite3* db, const char* sql) {
-  char* err = nullptr;
-  if (sqlite3_exec(db, sql, nullptr, nullptr, &err) != SQLITE_OK) {
-    std::string msg = err ? err : "unknown error";
-    sqlite3_free(err);
-    return absl::InternalError(StrCat("sqlite: ", msg));
-  }
-  return absl::OkStatus();
-}
-
-absl::StatusOr<sqlite3*> OpenDb(const std::string& path) {
-  sqlite3* db = nullptr;
-  const int rc = sqlite3_open_v2(path.c_str(), &db,
-                                 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, nullptr);
-  if (rc != SQLITE_OK) {
-    absl::Status s = absl::UnavailableError(StrCat("cannot open event store ", path, ": ",
-                                                   db ? sqlite3_errmsg(db) : "out of memory"));
-    sqlite3_close(db);
-    return s;
-  }
-  sqlite3_busy_timeout(db, 5000);
-  return db;
-}
 
 void BindText(sqlite3_stmt* st, int i, const std::string& s) {
   sqlite3_bind_text(st, i, s.data(), static_cast<int>(s.size()), SQLITE_STATIC);
@@ -189,12 +153,12 @@ std::string ColumnText(sqlite3_stmt* st, int i) {
 }
 
 // Stores `blocks` (BlockSet::Finish) in the open transaction.
-absl::Status WriteBlocks(sqlite3* db, const std::vector<EncodedBlock>& blocks) {
+absl::Status WriteBlocks(sqlite::Database& db, const std::vector<EncodedBlock>& blocks) {
   for (const EncodedBlock& b : blocks) {
     const std::string sql = StrCat("INSERT INTO ", b.outcomes ? "outcome_blocks" : "exposure_blocks",
                                    " (experiment, min_ts, max_ts, rows, data) VALUES (?,?,?,?,?)");
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return SqliteError(db, "prepare block insert");
+    if (sqlite3_prepare_v2(db.raw(), sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return db.Error("prepare block insert");
     sqlite3_bind_text(st, 1, b.experiment.data(), static_cast<int>(b.experiment.size()), SQLITE_STATIC);
     sqlite3_bind_int64(st, 2, b.min_ts);
     sqlite3_bind_int64(st, 3, b.max_ts);
@@ -202,37 +166,26 @@ absl::Status WriteBlocks(sqlite3* db, const std::vector<EncodedBlock>& blocks) {
     sqlite3_bind_blob(st, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
     const int rc = sqlite3_step(st);
     sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return SqliteError(db, "insert block");
+    if (rc != SQLITE_DONE) return db.Error("insert block");
   }
   return absl::OkStatus();
 }
 
-int64_t QueryInt(sqlite3* db, const char* sql, int64_t otherwise) {
-  sqlite3_stmt* st = nullptr;
-  int64_t v = otherwise;
-  if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
-      sqlite3_column_type(st, 0) != SQLITE_NULL) {
-    v = sqlite3_column_int64(st, 0);
-  }
-  sqlite3_finalize(st);
-  return v;
-}
-
 // False when rows reached exposures or outcomes other than through this sink (see
 // block_coverage above), or a store has no coverage yet.
-bool BlocksIntact(sqlite3* db) {
-  const std::string sql =
-      StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ", kCoverageCurrentRowid);
-  return QueryInt(db, sql.c_str(), 0) == 1;
+bool BlocksIntact(sqlite::Database& db) {
+  auto intact =
+      db.QueryInt(StrCat("SELECT count(*) = 2 FROM block_coverage WHERE intact = 1 AND last_rowid = ", kCoverageCurrentRowid));
+  return intact.ok() && *intact == 1;
 }
 
 // Version 3: blocks for the events an older abgate stored as rows only, in rowid order (the
 // order later batches append in), 4096 events per block.
-absl::Status BackfillBlocks(sqlite3* db) {
+absl::Status BackfillBlocks(sqlite::Database& db) {
   constexpr size_t kPerBlock = 4096;
   auto scan = [&](const char* sql, auto&& add) -> absl::Status {
     sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db, sql, -1, &st, nullptr) != SQLITE_OK) return SqliteError(db, "prepare backfill");
+    if (sqlite3_prepare_v2(db.raw(), sql, -1, &st, nullptr) != SQLITE_OK) return db.Error("prepare backfill");
     BlockSet blocks;
     size_t pending = 0;
     int rc;
@@ -246,15 +199,15 @@ absl::Status BackfillBlocks(sqlite3* db) {
     }
     sqlite3_finalize(st);
     ABGATE_RETURN_IF_ERROR(status);
-    if (rc != SQLITE_DONE) return SqliteError(db, "backfill");
+    if (rc != SQLITE_DONE) return db.Error("backfill");
     return WriteBlocks(db, blocks.Finish());
   };
   auto text = [](sqlite3_stmt* st, int i) {
     const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
     return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
   };
-  ABGATE_RETURN_IF_ERROR(Exec(db, "DELETE FROM exposure_blocks; DELETE FROM outcome_blocks; DELETE FROM block_coverage;"));
-  ABGATE_RETURN_IF_ERROR(Exec(db,
+  ABGATE_RETURN_IF_ERROR(db.ExecScript("DELETE FROM exposure_blocks; DELETE FROM outcome_blocks; DELETE FROM block_coverage;"));
+  ABGATE_RETURN_IF_ERROR(db.ExecScript(
                               "INSERT INTO block_coverage SELECT 'exposures', coalesce(max(rowid), 0), 1 FROM exposures; "
                               "INSERT INTO block_coverage SELECT 'outcomes', coalesce(max(rowid), 0), 1 FROM outcomes;"));
   ABGATE_RETURN_IF_ERROR(scan(
@@ -276,36 +229,34 @@ absl::Status BackfillBlocks(sqlite3* db) {
 
 absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std::string& path) {
   std::unique_ptr<SqliteEventSink> sink(new SqliteEventSink());
-  ABGATE_ASSIGN_OR_RETURN(sink->write_db_, OpenDb(path));
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "BEGIN IMMEDIATE"));
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, kSchema));
+  ABGATE_ASSIGN_OR_RETURN(sink->write_,
+                          sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "event store"));
+  sink->write_db_ = sink->write_->raw();
+  ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"));
+  ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("BEGIN IMMEDIATE"));
+  ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript(kSchema));
   {
-    sqlite3_stmt* st = nullptr;
-    sqlite3_prepare_v2(sink->write_db_, "SELECT max(version) FROM schema_version", -1, &st, nullptr);
-    int version = 0;
-    if (st && sqlite3_step(st) == SQLITE_ROW) version = sqlite3_column_int(st, 0);
-    sqlite3_finalize(st);
+    ABGATE_ASSIGN_OR_RETURN(const int64_t version, sink->write_->QueryInt("SELECT max(version) FROM schema_version"));
     if (version > kSchemaVersion) {
-      Exec(sink->write_db_, "ROLLBACK").IgnoreError();
+      sink->write_->ExecScript("ROLLBACK").IgnoreError();
       return absl::FailedPreconditionError(StrCat(path, " has event-store schema version ", version,
                                                   ", newer than this abgate (", kSchemaVersion, ")"));
     }
-    if (version < kSchemaVersion || !BlocksIntact(sink->write_db_)) {
-      if (!HasColumn(sink->write_db_, "outcomes", "event_id")) {  // a version-1 store
-        ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
+    if (version < kSchemaVersion || !BlocksIntact(*sink->write_)) {
+      if (!sink->write_->HasColumn("outcomes", "event_id")) {  // a version-1 store
+        ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
       }
-      ABGATE_RETURN_IF_ERROR(BackfillBlocks(sink->write_db_));
+      ABGATE_RETURN_IF_ERROR(BackfillBlocks(*sink->write_));
     }
     if (version < kSchemaVersion) {
-      ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
-                                  StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
+      ABGATE_RETURN_IF_ERROR(
+          sink->write_->ExecScript(StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
     }
-    ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_,
-                                "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, event_id) "
-                                "WHERE event_id IS NOT NULL"));
+    ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript(
+        "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, event_id) "
+        "WHERE event_id IS NOT NULL"));
   }
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_db_, "COMMIT"));
+  ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("COMMIT"));
   if (sqlite3_prepare_v3(sink->write_db_,
                          "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, "
                          "assigned_arm, model_name, model_version, routing_mode, status, latency_us, score, "
@@ -335,9 +286,11 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
                          "INSERT INTO shadows (request_id, ts, experiment, arm, score, latency_us, shadow_arm, "
                          "shadow_score, shadow_latency_us, shadow_status) VALUES (?,?,?,?,?,?,?,?,?,?)",
                          -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_shadow_, nullptr) != SQLITE_OK) {
-    return SqliteError(sink->write_db_, "prepare");
+    return sink->write_->Error("prepare");
   }
-  ABGATE_ASSIGN_OR_RETURN(sink->read_db_, OpenDb(path));
+  ABGATE_ASSIGN_OR_RETURN(sink->read_,
+                          sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "event store"));
+  sink->read_db_ = sink->read_->raw();
   return sink;
 }
 
@@ -349,26 +302,24 @@ SqliteEventSink::~SqliteEventSink() {
   sqlite3_finalize(delete_assignment_);
   sqlite3_finalize(insert_payload_);
   sqlite3_finalize(insert_shadow_);
-  sqlite3_close(write_db_);
-  sqlite3_close(read_db_);
 }
 
 absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                                          std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
                                          std::span<const Assignment> assignments) {
-  ABGATE_RETURN_IF_ERROR(Exec(write_db_, "BEGIN IMMEDIATE"));
+  ABGATE_RETURN_IF_ERROR(write_->ExecScript("BEGIN IMMEDIATE"));
   auto abort = [this](absl::Status s) {
-    Exec(write_db_, "ROLLBACK").IgnoreError();
+    write_->ExecScript("ROLLBACK").IgnoreError();
     return s;
   };
-  auto fail = [&](std::string_view what) { return abort(SqliteError(write_db_, what)); };
+  auto fail = [&](std::string_view what) { return abort(write_->Error(what)); };
   // Rows someone else added since this sink's last batch are in no block: mark the blocks
   // broken for readers (and for the next Open, which rebuilds them).
   const bool blocks_change = !exposures.empty() || !outcomes.empty();
   if (blocks_change) {
     const std::string sql =
         StrCat("UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> ", kCoverageCurrentRowid);
-    if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
+    if (auto s = write_->ExecScript(sql.c_str()); !s.ok()) return abort(s);
   }
   BlockSet blocks;
   sqlite3_stmt* st = insert_exposure_;
@@ -456,10 +407,10 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     if (outcome_stored) (*outcome_stored)[i] = stored;
     if (stored) blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us);
   }
-  if (auto b = WriteBlocks(write_db_, blocks.Finish()); !b.ok()) return abort(b);
+  if (auto b = WriteBlocks(*write_, blocks.Finish()); !b.ok()) return abort(b);
   if (blocks_change) {
     const std::string sql = StrCat("UPDATE block_coverage SET last_rowid = ", kCoverageCurrentRowid);
-    if (auto s = Exec(write_db_, sql.c_str()); !s.ok()) return abort(s);
+    if (auto s = write_->ExecScript(sql.c_str()); !s.ok()) return abort(s);
   }
   for (const Assignment& a : assignments) {
     st = a.remove ? delete_assignment_ : upsert_assignment_;
@@ -485,7 +436,7 @@ absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const s
   if (sqlite3_prepare_v2(read_db_,
                          "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ?",
                          -1, &st, nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, experiment);
   std::vector<Assignment> out;
@@ -501,7 +452,7 @@ absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const s
     out.push_back(std::move(a));
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "read assignments");
+  if (rc != SQLITE_DONE) return read_->Error("read assignments");
   return out;
 }
 
@@ -510,16 +461,16 @@ absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(read_db_, "INSERT OR IGNORE INTO experiment_state (name, started_at) VALUES (?, ?)",
                          -1, &st, nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, experiment);
   sqlite3_bind_int64(st, 2, now_us);
   const int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "record experiment start");
+  if (rc != SQLITE_DONE) return read_->Error("record experiment start");
   if (sqlite3_prepare_v2(read_db_, "SELECT started_at FROM experiment_state WHERE name = ?", -1, &st, nullptr) !=
       SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, experiment);
   int64_t start = now_us;
@@ -534,14 +485,14 @@ absl::Status SqliteEventSink::SaveExperimentConfig(const std::string& name, cons
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(read_db_, "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
                          -1, &st, nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, name);
   BindText(st, 2, config_json);
   sqlite3_bind_int64(st, 3, now_us);
   const int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "save experiment config");
+  if (rc != SQLITE_DONE) return read_->Error("save experiment config");
   return absl::OkStatus();
 }
 
@@ -550,7 +501,7 @@ absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperi
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(read_db_, "SELECT name, config, updated_at FROM experiment_configs ORDER BY name", -1, &st,
                          nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   std::vector<StoredConfig> out;
   int rc;
@@ -558,7 +509,7 @@ absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperi
     out.push_back({ColumnText(st, 0), ColumnText(st, 1), sqlite3_column_int64(st, 2)});
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "load experiment configs");
+  if (rc != SQLITE_DONE) return read_->Error("load experiment configs");
   return out;
 }
 
@@ -570,7 +521,7 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::s
                           "ORDER BY id DESC LIMIT ?"
                         : "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
                           "WHERE experiment = ? ORDER BY id DESC LIMIT ?";
-  if (sqlite3_prepare_v2(read_db_, sql, -1, &st, nullptr) != SQLITE_OK) return SqliteError(read_db_, "prepare");
+  if (sqlite3_prepare_v2(read_db_, sql, -1, &st, nullptr) != SQLITE_OK) return read_->Error("prepare");
   int i = 1;
   if (!experiment.empty()) BindText(st, i++, experiment);
   sqlite3_bind_int(st, i, limit);
@@ -588,7 +539,7 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::s
     out.push_back(std::move(a));
   }
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "read audit");
+  if (rc != SQLITE_DONE) return read_->Error("read audit");
   return out;
 }
 
@@ -597,7 +548,7 @@ absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& exper
   sqlite3_stmt* st = nullptr;
   if (sqlite3_prepare_v2(read_db_, "SELECT count(*) FROM exposures WHERE experiment = ?", -1, &st, nullptr) !=
       SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, experiment);
   int64_t n = 0;
@@ -618,7 +569,7 @@ absl::StatusOr<Assignment> SqliteEventSink::ClaimAssignment(const Assignment& a)
                          "bucket_version = excluded.bucket_version "
                          "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
                          -1, &st, nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, a.experiment);
   BindText(st, 2, a.unit_id);
@@ -628,11 +579,11 @@ absl::StatusOr<Assignment> SqliteEventSink::ClaimAssignment(const Assignment& a)
   sqlite3_bind_int64(st, 6, a.bucket_version);
   const int rc = sqlite3_step(st);
   sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return SqliteError(read_db_, "claim assignment");
+  if (rc != SQLITE_DONE) return read_->Error("claim assignment");
   if (sqlite3_prepare_v2(read_db_,
                          "SELECT arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ? AND unit_id = ?",
                          -1, &st, nullptr) != SQLITE_OK) {
-    return SqliteError(read_db_, "prepare");
+    return read_->Error("prepare");
   }
   BindText(st, 1, a.experiment);
   BindText(st, 2, a.unit_id);

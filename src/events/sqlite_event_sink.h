@@ -12,6 +12,10 @@
 struct sqlite3;
 struct sqlite3_stmt;
 
+namespace abgate::sqlite {
+class Database;
+}  // namespace abgate::sqlite
+
 namespace abgate::events {
 
 class SqliteEventSink final : public EventSink {
@@ -34,7 +38,8 @@ class SqliteEventSink final : public EventSink {
 
  private:
   SqliteEventSink() = default;
-  sqlite3* write_db_ = nullptr;
+  std::unique_ptr<sqlite::Database> write_;
+  sqlite3* write_db_ = nullptr;  // write_->raw(), for the prepared inserts
   sqlite3_stmt* insert_exposure_ = nullptr;
   sqlite3_stmt* insert_audit_ = nullptr;
   sqlite3_stmt* insert_outcome_ = nullptr;
@@ -43,7 +48,8 @@ class SqliteEventSink final : public EventSink {
   sqlite3_stmt* insert_payload_ = nullptr;
   sqlite3_stmt* insert_shadow_ = nullptr;
   std::mutex read_mu_;
-  sqlite3* read_db_ = nullptr;  // guarded by read_mu_
+  std::unique_ptr<sqlite::Database> read_;  // guarded by read_mu_
+  sqlite3* read_db_ = nullptr;            // read_->raw()
 };
 
 
