@@ -13,8 +13,8 @@
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "config/json_format.h"
-#include "http/io_pool.h"
 #include "http/server.h"
+#include "http/service.h"
 
 namespace abgate::registry {
 namespace json = boost::json;
@@ -391,13 +391,12 @@ struct RegistryServer::Impl {
   RegistryStore& store;
   ArtifactStore artifacts;
   RegistryServerOptions options;
-  http::IoPool pool;
-  std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::Service> service;
   // path after the API prefix → method → route
   std::map<std::string, std::map<std::string, Route>, std::less<>> routes;
 
   Impl(RegistryStore& s, ArtifactStore a, RegistryServerOptions o)
-      : store(s), artifacts(std::move(a)), options(std::move(o)), pool(options.threads) {
+      : store(s), artifacts(std::move(a)), options(std::move(o)) {
     AddRoutes();
   }
 
@@ -991,25 +990,19 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Create(RegistryS
   server_options.max_body_bytes = options.max_body_bytes;
   server_options.read_timeout_us = 120'000'000;  // large artifact uploads
   Impl* raw = impl.get();
-  ABGATE_ASSIGN_OR_RETURN(impl->server, http::Server::Create(impl->pool, server_options,
-                                                             [raw](http::Request& req, http::Respond respond) {
-                                                               std::move(respond)(raw->Handle(req));
-                                                             }));
+  ABGATE_ASSIGN_OR_RETURN(impl->service, http::Service::Create(options.threads, server_options,
+                                                               [raw](http::Request& req, http::Respond respond) {
+                                                                 std::move(respond)(raw->Handle(req));
+                                                               }));
   return std::unique_ptr<RegistryServer>(new RegistryServer(std::move(impl)));
 }
 
-uint16_t RegistryServer::port() const { return impl_->server->port(); }
+uint16_t RegistryServer::port() const { return impl_->service->port(); }
 
-void RegistryServer::Start() {
-  impl_->pool.Start();
-  impl_->server->Start();
-}
+void RegistryServer::Start() { impl_->service->Start(); }
 
 void RegistryServer::Shutdown() {
-  if (!impl_ || !impl_->server) return;
-  impl_->server->Shutdown(5'000'000);
-  impl_->pool.Stop();
-  impl_->server.reset();
+  if (impl_ && impl_->service) impl_->service->Shutdown();
 }
 
 }  // namespace abgate::registry

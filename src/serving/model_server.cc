@@ -2,8 +2,8 @@
 
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "http/io_pool.h"
 #include "http/server.h"
+#include "http/service.h"
 
 namespace abgate::serving {
 namespace {
@@ -41,11 +41,10 @@ void Score(Predictor& predictor, std::string_view content_type, std::string_view
 struct ModelServer::Impl {
   std::shared_ptr<Predictor> predictor;
   ModelServerOptions options;
-  http::IoPool pool;
-  std::unique_ptr<http::Server> server;
+  std::unique_ptr<http::Service> service;
 
   Impl(std::shared_ptr<Predictor> p, ModelServerOptions o)
-      : predictor(std::move(p)), options(std::move(o)), pool(options.threads) {}
+      : predictor(std::move(p)), options(std::move(o)) {}
 
   void Handle(http::Request& req, http::Respond respond) {
     const std::string_view path = req.path;
@@ -94,25 +93,19 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Create(std::shared_ptr
   so.port = options.port;
   so.max_body_bytes = options.max_body_bytes;
   Impl* raw = impl.get();
-  ABGATE_ASSIGN_OR_RETURN(impl->server,
-                          http::Server::Create(impl->pool, so, [raw](http::Request& req, http::Respond respond) {
+  ABGATE_ASSIGN_OR_RETURN(impl->service,
+                          http::Service::Create(options.threads, so, [raw](http::Request& req, http::Respond respond) {
                             raw->Handle(req, std::move(respond));
                           }));
   return std::unique_ptr<ModelServer>(new ModelServer(std::move(impl)));
 }
 
-uint16_t ModelServer::port() const { return impl_->server->port(); }
+uint16_t ModelServer::port() const { return impl_->service->port(); }
 
-void ModelServer::Start() {
-  impl_->pool.Start();
-  impl_->server->Start();
-}
+void ModelServer::Start() { impl_->service->Start(); }
 
 void ModelServer::Shutdown() {
-  if (!impl_ || !impl_->server) return;
-  impl_->server->Shutdown(5'000'000);
-  impl_->pool.Stop();
-  impl_->server.reset();
+  if (impl_ && impl_->service) impl_->service->Shutdown();
 }
 
 }  // namespace abgate::serving
