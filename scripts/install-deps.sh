@@ -7,9 +7,9 @@ set -euo pipefail
 PACKAGES=(
   g++ cmake ninja-build pkg-config ccache
   libboost1.81-dev libboost-json1.81-dev libboost-url1.81-dev
-  libabsl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql libcli11-dev
+  libabsl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql libcli11-dev libssl-dev ca-certificates
   libxgboost-dev libgtest-dev libgmock-dev libbenchmark-dev
-  python3 curl nginx-light wrk sqlite3
+  python3 curl nginx-light wrk sqlite3 openssl
 )
 # Node.js runs one test: the npm package `mlflow` (a third-party MLflow client) against
 # `abgate registry`. Any node/npm on PATH will do; without one, Debian's packages are added.

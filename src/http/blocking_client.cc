@@ -8,10 +8,16 @@
 namespace abgate::http {
 
 absl::StatusOr<Url> ParseHttpUrl(std::string_view url) {
-  if (url.rfind("https://", 0) == 0) return absl::UnimplementedError(StrCat("'", url, "': https is not supported"));
-  if (url.rfind("http://", 0) != 0) return absl::InvalidArgumentError(StrCat("'", url, "' is not an http:// URL"));
-  url.remove_prefix(7);
   Url out;
+  if (url.rfind("https://", 0) == 0) {
+    out.tls = true;
+    out.port = 443;
+    url.remove_prefix(8);
+  } else if (url.rfind("http://", 0) == 0) {
+    url.remove_prefix(7);
+  } else {
+    return absl::InvalidArgumentError(StrCat("'", url, "' is not an http:// or https:// URL"));
+  }
   const size_t slash = url.find('/');
   const std::string_view authority = url.substr(0, slash);
   if (slash != std::string_view::npos) out.prefix = std::string(url.substr(slash));
@@ -31,8 +37,8 @@ absl::StatusOr<Url> ParseHttpUrl(std::string_view url) {
   return out;
 }
 
-BlockingClient::BlockingClient(int max_idle_per_host)
-    : pool_(std::make_unique<IoPool>(1)), client_(std::make_unique<Client>(*pool_, max_idle_per_host)) {
+BlockingClient::BlockingClient(int max_idle_per_host, TlsOptions tls)
+    : pool_(std::make_unique<IoPool>(1)), client_(std::make_unique<Client>(*pool_, max_idle_per_host, std::move(tls))) {
   pool_->Start();
 }
 
@@ -47,6 +53,7 @@ absl::StatusOr<ClientResponse> BlockingClient::Send(const Url& base, std::string
                                                     uint64_t max_response_bytes) {
   ClientRequest req;
   req.method = std::move(method);
+  req.tls = base.tls;
   req.host = base.host;
   req.port = base.port;
   req.target = StrCat(base.prefix, target);

@@ -15,16 +15,17 @@
 namespace abgate::http {
 
 struct Url {
+  bool tls = false;  // https
   std::string host;
   uint16_t port = 80;
   std::string prefix;  // path prefix without a trailing '/'
 };
-// Parses http://host[:port][/prefix]. https is refused (no TLS in abgate).
+// Parses http[s]://host[:port][/prefix] (default ports 80 and 443).
 absl::StatusOr<Url> ParseHttpUrl(std::string_view url);
 
 class BlockingClient {
  public:
-  explicit BlockingClient(int max_idle_per_host = 8);
+  explicit BlockingClient(int max_idle_per_host = 8, TlsOptions tls = {});
   ~BlockingClient();
   // `target` goes after base.prefix; `content_type` must be a literal (see ClientRequest).
   // Transport errors as in Client.

@@ -6,8 +6,10 @@
 #include <unordered_map>
 
 #include <boost/asio.hpp>
+#include <boost/asio/ssl.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
+#include <boost/beast/ssl.hpp>
 
 #include "common/strings.h"
 #include "http/internal/io_pool_impl.h"
@@ -19,9 +21,23 @@ namespace bhttp = boost::beast::http;
 namespace {
 
 
+namespace ssl = asio::ssl;
+
+// A TCP connection, wrapped in TLS once the handshake starts for an https request.
 struct Connection {
-  explicit Connection(asio::io_context& ctx) : stream(ctx.get_executor()) {}
-  Stream stream;
+  explicit Connection(asio::io_context& ctx) : plain(std::make_unique<Stream>(ctx.get_executor())) {}
+  Stream& tcp() { return tls ? beast::get_lowest_layer(*tls) : *plain; }
+  // Runs fn(stream) on the stream the request and response go through.
+  template <typename Fn>
+  void With(Fn&& fn) {
+    if (tls) {
+      fn(*tls);
+    } else {
+      fn(*plain);
+    }
+  }
+  std::unique_ptr<Stream> plain;                  // until TLS takes the TCP stream over
+  std::unique_ptr<beast::ssl_stream<Stream>> tls;
   beast::flat_buffer buffer;
 };
 
@@ -36,6 +52,8 @@ struct Client::Impl {
   IoPool* pool;
   int max_idle_per_host;
   std::vector<LoopPool> loops;
+  ssl::context tls{ssl::context::tls_client};
+  absl::Status tls_status;  // why https requests cannot be made (a CA file that does not load)
 };
 
 namespace {
@@ -44,9 +62,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
  public:
   Exchange(Client::Impl* client, int worker, ClientRequest req, ClientCallback done)
       : client_(client), worker_(worker), req_(std::move(req)), done_(std::move(done)),
-        key_(StrCat(req_.host, ":", req_.port)) {
+        authority_(StrCat(req_.host, ":", req_.port)), key_(StrCat(req_.tls ? "https://" : "", authority_)) {
     // Serialised by hand (see Session::Send in server.cc for why); values with CR/LF dropped.
-    StrAppend(&head_, req_.method, " ", req_.target, " HTTP/1.1\r\nHost: ", key_, "\r\n");
+    StrAppend(&head_, req_.method, " ", req_.target, " HTTP/1.1\r\nHost: ", authority_, "\r\n");
     if (!req_.content_type.empty()) StrAppend(&head_, "Content-Type: ", req_.content_type, "\r\n");
     for (const auto& h : req_.headers) {
       if (h.value.find_first_of("\r\n") != std::string::npos) continue;
@@ -56,6 +74,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Start() {
+    if (req_.tls && !client_->tls_status.ok()) return Fail(client_->tls_status);
     auto& idle = client_->loops[worker_].idle[key_];
     if (!idle.empty()) {
       conn_ = std::move(idle.back());
@@ -74,9 +93,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     conn_ = std::make_unique<Connection>(Context());
     beast::error_code ec;
     const auto address = asio::ip::make_address(req_.host, ec);
-    conn_->stream.expires_after(std::chrono::microseconds(req_.connect_timeout_us));
+    conn_->tcp().expires_after(std::chrono::microseconds(req_.connect_timeout_us));
     if (!ec) {
-      conn_->stream.async_connect(tcp::endpoint(address, req_.port),
+      conn_->tcp().async_connect(tcp::endpoint(address, req_.port),
                                   [self = shared_from_this()](beast::error_code ec) { self->OnConnect(ec); });
       return;
     }
@@ -85,7 +104,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
                              [self = shared_from_this()](beast::error_code ec, tcp::resolver::results_type results) {
                                if (ec) return self->Fail(absl::UnavailableError(
                                    StrCat("cannot resolve ", self->req_.host, ": ", ec.message())));
-                               self->conn_->stream.async_connect(
+                               self->conn_->tcp().async_connect(
                                    results, [self](beast::error_code ec, const tcp::endpoint&) { self->OnConnect(ec); });
                              });
   }
@@ -95,27 +114,44 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       return Fail(absl::DeadlineExceededError(StrCat("connect to ", key_, " timed out")));
     }
     if (ec) return Fail(absl::UnavailableError(StrCat("connect to ", key_, ": ", ec.message())));
-    conn_->stream.socket().set_option(tcp::no_delay(true), ec);
-    Write();
+    conn_->tcp().socket().set_option(tcp::no_delay(true), ec);
+    if (!req_.tls) return Write();
+    conn_->tls = std::make_unique<beast::ssl_stream<Stream>>(std::move(*conn_->plain), client_->tls);
+    conn_->plain.reset();
+    // SNI, and the certificate must name the host (an IP address is checked as one).
+    if (!SSL_set_tlsext_host_name(conn_->tls->native_handle(), req_.host.c_str())) {
+      return Fail(absl::UnavailableError(StrCat("TLS to ", key_, ": cannot set the server name")));
+    }
+    conn_->tls->set_verify_callback(ssl::host_name_verification(req_.host));
+    conn_->tls->async_handshake(ssl::stream_base::client, [self = shared_from_this()](beast::error_code ec) {
+      if (ec == beast::error::timeout) {
+        return self->Fail(absl::DeadlineExceededError(StrCat("TLS handshake with ", self->key_, " timed out")));
+      }
+      if (ec) return self->Fail(absl::UnavailableError(StrCat("TLS handshake with ", self->key_, ": ", ec.message())));
+      self->Write();
+    });
   }
 
   void Write() {
-    conn_->stream.expires_after(std::chrono::microseconds(req_.request_timeout_us));
+    conn_->tcp().expires_after(std::chrono::microseconds(req_.request_timeout_us));
     const std::array<asio::const_buffer, 2> buffers = {asio::buffer(head_), asio::buffer(req_.body)};
-    asio::async_write(conn_->stream, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
-      if (ec) return self->OnTransportError(ec, "write");
-      self->Read();
+    conn_->With([&](auto& stream) {
+      asio::async_write(stream, buffers, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->OnTransportError(ec, "write");
+        self->Read();
+      });
     });
   }
 
   void Read() {
     parser_.emplace();
     parser_->body_limit(req_.max_response_bytes);
-    bhttp::async_read(conn_->stream, conn_->buffer, *parser_,
-                      [self = shared_from_this()](beast::error_code ec, size_t) {
-                        if (ec) return self->OnTransportError(ec, "read");
-                        self->OnResponse();
-                      });
+    conn_->With([&](auto& stream) {
+      bhttp::async_read(stream, conn_->buffer, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
+        if (ec) return self->OnTransportError(ec, "read");
+        self->OnResponse();
+      });
+    });
   }
 
   void OnTransportError(beast::error_code ec, const char* what) {
@@ -126,7 +162,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     // A pooled connection the peer closed while idle: retry once on a fresh one.
     const bool nothing_received = !parser_ || !parser_->got_some();
     if (reused_ && !retried_ && nothing_received &&
-        (ec == bhttp::error::end_of_stream || ec == asio::error::eof ||
+        (ec == bhttp::error::end_of_stream || ec == asio::error::eof || ec == ssl::error::stream_truncated ||
          ec == asio::error::connection_reset || ec == asio::error::broken_pipe)) {
       retried_ = true;
       conn_.reset();
@@ -147,7 +183,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     if (res.keep_alive() && !parser_->need_eof()) {
       auto& idle = client_->loops[worker_].idle[key_];
       if (static_cast<int>(idle.size()) < client_->max_idle_per_host) {
-        conn_->stream.expires_never();
+        conn_->tcp().expires_never();
         idle.push_back(std::move(conn_));
       }
     }
@@ -164,7 +200,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   int worker_;
   ClientRequest req_;
   ClientCallback done_;
-  std::string key_;
+  std::string authority_;  // host:port
+  std::string key_;        // the idle pool's key: scheme and authority
   std::string head_;
   std::unique_ptr<Connection> conn_;
   std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
@@ -175,10 +212,19 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
 }  // namespace
 
-Client::Client(IoPool& pool, int max_idle_per_host) : impl_(std::make_unique<Impl>()) {
+Client::Client(IoPool& pool, int max_idle_per_host, TlsOptions tls) : impl_(std::make_unique<Impl>()) {
   impl_->pool = &pool;
   impl_->max_idle_per_host = max_idle_per_host;
   impl_->loops.resize(pool.size());
+  beast::error_code ec;
+  impl_->tls.set_default_verify_paths(ec);
+  if (!tls.ca_file.empty()) {
+    impl_->tls.load_verify_file(tls.ca_file, ec);
+    if (ec) {
+      impl_->tls_status = absl::FailedPreconditionError(StrCat("cannot load CA file ", tls.ca_file, ": ", ec.message()));
+    }
+  }
+  impl_->tls.set_verify_mode(tls.verify ? ssl::verify_peer : ssl::verify_none);
 }
 
 Client::~Client() = default;

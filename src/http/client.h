@@ -4,8 +4,9 @@
 // takes a lock; Send must be called on the loop `worker` it names (the connection's loop in a
 // handler) and completes there. A request that fails on a reused connection before any
 // response byte arrived is retried once on a fresh connection (the peer closed an idle
-// keep-alive connection). Errors: DeadlineExceeded for connect or request timeouts,
-// Unavailable for refused/reset connections and unparseable responses.
+// keep-alive connection). https with ClientRequest::tls (OpenSSL, through Asio). Errors:
+// DeadlineExceeded for connect or request timeouts, Unavailable for refused/reset connections,
+// failed TLS handshakes (an untrusted certificate) and unparseable responses.
 #pragma once
 
 #include <cstdint>
@@ -22,6 +23,7 @@ namespace abgate::http {
 
 struct ClientRequest {
   std::string method = "POST";
+  bool tls = false;  // https: TLS with SNI, the certificate checked against `host`
   std::string host;
   uint16_t port = 80;
   std::string target = "/";
@@ -41,10 +43,17 @@ struct ClientResponse {
 
 using ClientCallback = absl::AnyInvocable<void(absl::StatusOr<ClientResponse>) &&>;
 
+// How TLS (https) peers are checked: against the system's CAs (Debian: ca-certificates) plus
+// `ca_file` when set (PEM; a private CA), unless `verify` is false.
+struct TlsOptions {
+  std::string ca_file;
+  bool verify = true;
+};
+
 class Client {
  public:
-  // `max_idle_per_host`: idle connections kept per host:port on each loop.
-  Client(IoPool& pool, int max_idle_per_host);
+  // `max_idle_per_host`: idle connections kept per scheme, host and port on each loop.
+  Client(IoPool& pool, int max_idle_per_host, TlsOptions tls = {});
   ~Client();
 
   // Sends `request` on loop `worker`; `done` runs on that loop. Call from that loop's thread.

@@ -166,7 +166,7 @@ struct MlflowClient::Impl {
   MlflowClientOptions options;
   http::Url url;  // the tracking URI: host, port and path prefix
   std::string authorization;
-  http::BlockingClient client{4};
+  std::unique_ptr<http::BlockingClient> client;  // made once the TLS options are known
 
   struct Reply {
     int status = 0;
@@ -182,7 +182,7 @@ struct MlflowClient::Impl {
       std::vector<http::Header> headers;
       if (!authorization.empty()) headers.push_back({"Authorization", authorization});
       absl::StatusOr<http::ClientResponse> r =
-          client.Send(url, std::string(method), target, content_type, body, std::move(headers),
+          client->Send(url, std::string(method), target, content_type, body, std::move(headers),
                       options.request_timeout_ms * 1000, /*max_response_bytes=*/4ull << 30);  // model files too
       if (r.ok() && !Retryable(r->status)) return Reply{r->status, std::move(r->body)};
       last = r.ok() ? StatusFromMlflow(r->status, r->body) : r.status();
@@ -286,13 +286,14 @@ MlflowClient::~MlflowClient() = default;
 absl::StatusOr<std::unique_ptr<MlflowClient>> MlflowClient::Create(MlflowClientOptions options) {
   auto impl = std::make_unique<Impl>();
   auto url = http::ParseHttpUrl(options.tracking_uri);
-  if (!url.ok()) {
-    return absl::Status(url.status().code(), StrCat("tracking URI: ", ToStd(url.status().message()),
-                                                    url.status().code() == absl::StatusCode::kUnimplemented
-                                                        ? " (put a TLS-terminating proxy on loopback or use http://)"
-                                                        : ""));
-  }
+  if (!url.ok()) return absl::Status(url.status().code(), StrCat("tracking URI: ", ToStd(url.status().message())));
   impl->url = *std::move(url);
+  if (options.tls_ca_file.empty()) options.tls_ca_file = Env("MLFLOW_TRACKING_SERVER_CERT_PATH");
+  if (!options.tls_insecure) {
+    const std::string insecure = Env("MLFLOW_TRACKING_INSECURE_TLS");
+    options.tls_insecure = insecure == "true" || insecure == "True" || insecure == "1";
+  }
+  impl->client = std::make_unique<http::BlockingClient>(4, http::TlsOptions{options.tls_ca_file, !options.tls_insecure});
   if (options.username.empty()) options.username = Env("MLFLOW_TRACKING_USERNAME");
   if (options.password.empty()) options.password = Env("MLFLOW_TRACKING_PASSWORD");
   if (options.token.empty()) options.token = Env("MLFLOW_TRACKING_TOKEN");

@@ -30,11 +30,16 @@
 namespace abgate::registry {
 
 struct MlflowClientOptions {
-  std::string tracking_uri;  // http://host:port[/prefix]
+  std::string tracking_uri;  // http[s]://host[:port][/prefix]
   // Credentials; empty fields are read from MLFLOW_TRACKING_USERNAME / _PASSWORD / _TOKEN.
   std::string username;
   std::string password;
   std::string token;
+  // https: a PEM file of CAs to trust besides the system's, and whether to check the server's
+  // certificate at all; empty/true are read from MLflow's MLFLOW_TRACKING_SERVER_CERT_PATH and
+  // MLFLOW_TRACKING_INSECURE_TLS.
+  std::string tls_ca_file;
+  bool tls_insecure = false;
   int max_retries = 5;
   int64_t initial_backoff_ms = 100;  // doubled per retry, capped at 5 s
   int64_t request_timeout_ms = 30'000;
