@@ -120,6 +120,8 @@ absl::Status ReadUpstream(JsonReader r, UpstreamConfig& u) {
   ABGATE_ASSIGN_OR_RETURN(int64_t idle, r.Int("max_idle_per_host", u.max_idle_per_host));
   if (idle < 0 || idle > 100000) return r.Error("max_idle_per_host", "must be in [0, 100000]");
   u.max_idle_per_host = static_cast<int>(idle);
+  ABGATE_ASSIGN_OR_RETURN(u.tls_ca_file, r.String("tls_ca_file", u.tls_ca_file));
+  ABGATE_ASSIGN_OR_RETURN(u.tls_verify, r.Bool("tls_verify", u.tls_verify));
   if (u.connect_timeout_us <= 0 || u.request_timeout_us <= 0) {
     return r.Error("", "timeouts must be positive");
   }
@@ -169,11 +171,15 @@ absl::StatusOr<HostPort> ParseHostPort(std::string_view text) {
 absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view text) {
   auto url = boost::urls::parse_absolute_uri(text);
   if (!url) return absl::InvalidArgumentError(StrCat("bad URL '", text, "'"));
-  if (url->scheme() != "http") {
-    return absl::InvalidArgumentError(StrCat("upstream '", text, "' must be http://"));
+  if (url->scheme() != "http" && url->scheme() != "https") {
+    return absl::InvalidArgumentError(StrCat("upstream '", text, "' must be http:// or https://"));
   }
   if (url->host().empty()) return absl::InvalidArgumentError(StrCat("upstream '", text, "' has no host"));
   UpstreamUrl u;
+  if (url->scheme() == "https") {
+    u.tls = true;
+    u.port = 443;
+  }
   u.host = std::string(url->host_address());
   if (url->has_port()) {
     if (url->port_number() == 0) return absl::InvalidArgumentError(StrCat("bad port in '", text, "'"));
@@ -556,7 +562,7 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
     }
     JsonReader ups = m.Child("upstreams");
     if (!ups.value().is_null()) {
-      if (!ups.is_object()) return m.Error("upstreams", "must map versions to http:// URLs");
+      if (!ups.is_object()) return m.Error("upstreams", "must map versions to http(s):// URLs");
       for (const auto& [version, url] : ups.value().as_object()) {
         if (!url.is_string()) return ups.Error(std::string_view(version.data(), version.size()), "must be a URL");
         ABGATE_RETURN_IF_ERROR(ParseUpstreamUrl(url.as_string()).status());

@@ -34,11 +34,12 @@ struct HostPort {
 absl::StatusOr<HostPort> ParseHostPort(std::string_view text);
 
 struct UpstreamUrl {
+  bool tls = false;  // https
   std::string host;
   uint16_t port = 80;
   std::string target = "/invocations";  // path and query sent in the request line
 };
-// Only plain http:// (the gateway talks to model servers on a private network).
+// http:// or https:// (a model server behind a TLS ingress, as KServe and Seldon expose them).
 absl::StatusOr<UpstreamUrl> ParseUpstreamUrl(std::string_view url);
 
 struct ArmConfig {
@@ -117,6 +118,9 @@ struct UpstreamConfig {
   int64_t connect_timeout_us = 1'000'000;
   int64_t request_timeout_us = 5'000'000;
   int max_idle_per_host = 256;  // per I/O thread
+  // https upstreams: CAs to trust besides the system's (PEM), and whether to check at all.
+  std::string tls_ca_file;
+  bool tls_verify = true;
 };
 
 struct EventsConfig {

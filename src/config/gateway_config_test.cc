@@ -99,8 +99,8 @@ experiments:
   EXPECT_NE(ErrorOf(R"(
 experiments:
   - name: e
-    arms: [{name: A, weight: 1, upstream: https://h:1/x}]
-)").find("must be http://"), std::string::npos);
+    arms: [{name: A, weight: 1, upstream: ftp://h:1/x}]
+)").find("must be http:// or https://"), std::string::npos);
   EXPECT_NE(ErrorOf(R"(
 experiments:
   - name: e

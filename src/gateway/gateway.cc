@@ -142,6 +142,7 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
 
   http::ClientRequest UpstreamRequest(const CompiledArm& a, std::string body) const {
     http::ClientRequest req;
+    req.tls = a.upstream.tls;
     req.host = a.upstream.host;
     req.port = a.upstream.port;
     req.target = a.upstream.target;
@@ -433,7 +434,8 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
 
   gw->writer_ = std::make_unique<events::BatchingWriter>(*gw->sink_, c.events.flush_us, c.events.queue_capacity);
   gw->pool_ = std::make_unique<http::IoPool>(c.server.threads);
-  gw->client_ = std::make_unique<http::Client>(*gw->pool_, c.upstream.max_idle_per_host);
+  gw->client_ = std::make_unique<http::Client>(*gw->pool_, c.upstream.max_idle_per_host,
+                                               http::TlsOptions{c.upstream.tls_ca_file, c.upstream.tls_verify});
   for (int i = 0; i < c.server.threads; ++i) gw->rngs_.push_back(common::Xoshiro256::FromEntropy());
 
   Gateway* g = gw.get();

@@ -7,6 +7,7 @@
 #include "assign/allocation.h"
 #include "assign/hash.h"
 #include "gateway_fixture.h"
+#include "testing/tls_proxy.h"
 
 namespace abgate::testing {
 namespace {
@@ -314,6 +315,41 @@ TEST_F(GatewayTest, ShadowTrafficScoresTheCandidateAndDiscardsItsReply) {
   auto health = json::parse(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/health").body);
   EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("attempts").to_number<int64_t>(), 51);
   EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("failures").to_number<int64_t>(), 1);
+}
+
+}  // namespace
+}  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// An arm whose model server sits behind a TLS ingress (https://, as KServe and Seldon expose
+// them): the gateway checks the certificate against upstream.tls_ca_file and keeps the TLS
+// connections alive; an upstream it cannot trust fails the request as any upstream failure does.
+TEST_F(GatewayTest, HttpsUpstreamsWithAPrivateCa) {
+  TlsProxy proxy(dir_.string(), model_b_->port());
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  std::string yaml = ConfigYaml("", "0, 100");
+  const std::string plain_b = "http://127.0.0.1:" + std::to_string(model_b_->port()) + "/invocations";
+  yaml.replace(yaml.find(plain_b), plain_b.size(), "https://127.0.0.1:" + std::to_string(proxy.port()) + "/invocations");
+  std::string trusted = yaml;
+  trusted.insert(trusted.find("events:"), "  tls_ca_file: '" + proxy.ca_file() + "'\n");
+  StartGateway(trusted);
+  for (int i = 0; i < 5; ++i) {
+    const auto r = Predict(R"({"user_id":"u1","inputs":[[1]]})");
+    ASSERT_EQ(r.status, 200) << r.body;
+    EXPECT_EQ(r.headers.at("x-abgate-arm"), "B");
+    EXPECT_NE(r.body.find("0.75"), std::string::npos) << r.body;  // model B's score, through TLS
+  }
+  gateway_->Shutdown();
+  gateway_.reset();
+
+  // Without the CA the certificate is not trusted: B fails and control answers (fallback).
+  StartGateway(yaml + "    fallback_to_control: true\n");
+  const auto r = Predict(R"({"user_id":"u1","inputs":[[1]]})");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(r.headers.at("x-abgate-arm"), "A");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE fallback = 1 AND assigned_arm = 'B'"), 1);
 }
 
 }  // namespace

@@ -10,6 +10,7 @@
 
 #include "registry/mlflow_client.h"
 #include "registry_fixture.h"
+#include "testing/tls_proxy.h"
 
 namespace abgate::testing {
 namespace {
@@ -256,53 +257,18 @@ TEST_F(RegistryClientTest, RetriesUntilTheServerIsUp) {
 namespace abgate::testing {
 namespace {
 
-int FreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
 // https: the registry behind nginx terminating TLS with a certificate signed by a test CA, as
 // a real MLflow server behind a load balancer is. MLflow's own settings pick the CA or turn
 // checking off.
 TEST_F(RegistryClientTest, HttpsThroughATlsProxyWithMlflowsCertificateSettings) {
   const std::string d = dir_.string();
-  auto run = [&](std::vector<std::string> argv) {
-    Subprocess p(argv);
-    EXPECT_EQ(p.Wait(30000), 0) << argv[0] << " " << argv[1] << ": " << p.stderr_text();
-  };
-  std::ofstream(d + "/san.cnf") << "subjectAltName=IP:127.0.0.1,DNS:localhost\n";
-  run({"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out",
-       d + "/ca.pem", "-days", "2", "-subj", "/CN=abgate test CA"});
-  run({"/usr/bin/openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/server.key", "-out",
-       d + "/server.csr", "-subj", "/CN=localhost"});
-  run({"/usr/bin/openssl", "x509", "-req", "-in", d + "/server.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
-       "-CAcreateserial", "-out", d + "/server.pem", "-days", "2", "-extfile", d + "/san.cnf"});
-  const int tls_port = FreeLoopbackPort();
-  std::ofstream(d + "/nginx.conf") << "daemon off;\nworker_processes 1;\npid " << d << "/nginx.pid;\n"
-                                   << (::getuid() == 0 ? "user root;\n" : "") << "events {}\nhttp {\n"
-                                   << "  access_log off;\n  client_body_temp_path " << d << ";\n  proxy_temp_path " << d
-                                   << ";\n  server {\n    listen 127.0.0.1:" << tls_port << " ssl;\n"
-                                   << "    ssl_certificate " << d << "/server.pem;\n    ssl_certificate_key " << d
-                                   << "/server.key;\n    client_max_body_size 100m;\n"
-                                   << "    location / {\n      proxy_pass http://127.0.0.1:" << port_ << ";\n"
-                                   << "      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }\n"
-                                   << "  }\n}\n";
-  Subprocess nginx({"/usr/sbin/nginx", "-p", d, "-c", d + "/nginx.conf", "-e", d + "/nginx-error.log"});
-  for (int i = 0; i < 100 && RawRequest(tls_port, "GET", "/", "", "", "").status == 0; ++i) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // a plain request to a TLS port: any answer means up
-  }
-  const std::string https = "https://127.0.0.1:" + std::to_string(tls_port);
+  TlsProxy proxy(d, port_);
+  ASSERT_TRUE(proxy.ok()) << proxy.error();
+  const std::string https = "https://127.0.0.1:" + std::to_string(proxy.port());
 
   MlflowClientOptions trusted;
   trusted.tracking_uri = https;
-  trusted.tls_ca_file = d + "/ca.pem";
+  trusted.tls_ca_file = proxy.ca_file();
   trusted.max_retries = 0;
   auto c = MlflowClient::Create(trusted);
   ASSERT_TRUE(c.ok()) << c.status();
@@ -326,7 +292,7 @@ TEST_F(RegistryClientTest, HttpsThroughATlsProxyWithMlflowsCertificateSettings) 
   EXPECT_NE(refused.message().find("certificate verify failed"), std::string::npos) << refused;
 
   // MLflow's environment variables do the same as the options.
-  ::setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", (d + "/ca.pem").c_str(), 1);
+  ::setenv("MLFLOW_TRACKING_SERVER_CERT_PATH", proxy.ca_file().c_str(), 1);
   auto by_env = MlflowClient::Create(untrusted);
   ::unsetenv("MLFLOW_TRACKING_SERVER_CERT_PATH");
   ASSERT_TRUE(by_env.ok());
@@ -343,9 +309,6 @@ TEST_F(RegistryClientTest, HttpsThroughATlsProxyWithMlflowsCertificateSettings) 
   ASSERT_TRUE(m.ok());
   auto no_ca = (*m)->EnsureRegisteredModel("x");
   EXPECT_EQ(no_ca.code(), absl::StatusCode::kFailedPrecondition) << no_ca;
-
-  nginx.Signal(SIGQUIT);
-  EXPECT_EQ(nginx.Wait(10000), 0) << nginx.stderr_text();
 }
 
 }  // namespace
