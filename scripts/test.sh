@@ -9,7 +9,8 @@ cd "$(dirname "$0")/.."
 # The third-party MLflow client test's npm packages (pinned by package-lock.json).
 (cd tests/npm_client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
-PGPORT=${ABGATE_TEST_PGPORT:-55439}
+# A free loopback port, so two suites on one machine (two clones) do not share a server.
+PGPORT=${ABGATE_TEST_PGPORT:-$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')}
 PGBASE=$(mktemp -d)
 PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
 as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
