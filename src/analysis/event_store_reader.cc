@@ -21,16 +21,20 @@
 #include <cstdio>
 #include <cstdlib>
 #include <limits>
+#include <memory>
 #include <mutex>
+#include <string>
+#include <vector>
 
 #include "absl/container/flat_hash_map.h"
 #include "analysis/analysis.h"
 #include "analysis/store_scan.h"
-#include "events/event_blocks.h"
 #include "common/hash64.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event_blocks.h"
+#include "sqlite/database.h"
 
 namespace abgate::analysis {
 namespace {
