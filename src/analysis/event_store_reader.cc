@@ -800,7 +800,11 @@ class StoreReader {
     std::vector<Scratch> scratch(static_cast<size_t>(workers_));
     common::ParallelFor(workers_, kPartitions, [&](int worker, size_t p) {
       ProcessPartition(p, scratch[static_cast<size_t>(worker)], results[p]);
-      for (auto& scan : scans_) std::vector<ExposureRow>().swap(scan.exposures[p]);  // done with them
+      for (auto& scan : scans_) {  // done with them: the memory goes back before the next partition
+        std::vector<ExposureRow>().swap(scan.exposures[p]);
+        std::vector<OutcomeRow>().swap(scan.outcomes[p]);
+      }
+      for (auto& q : joined_) std::vector<OutcomeRow>().swap(q[p]);
     });
     AnalysisInput::OutcomeCounts counts;
     size_t units = 0, predictions = 0;
