@@ -1,5 +1,6 @@
 // Internal to the analysis library: reading rows out of the event store (SQLite or
-// PostgreSQL), shared by the readers in readers.cc and event_store_reader.cc.
+// PostgreSQL), shared by the readers in readers.cc and event_store_reader.cc. Connections are
+// for one thread each; the free functions are thread-safe.
 #pragma once
 
 #include <libpq-fe.h>

@@ -1,5 +1,6 @@
 // ParallelFor: a fixed set of workers pulling numbered tasks from a shared counter. For
 // CPU-bound batch work (the analysis reader); not for anything that blocks on the network.
+// Reentrant; the task function runs on several threads at once and must be safe for that.
 #pragma once
 
 #include <algorithm>
