@@ -193,9 +193,21 @@ absl::Status Controller::StartCandidates(const config::ControlledModelConfig& mo
   for (const auto& cand : candidates) {
     const std::string version = std::to_string(cand.version);
     const std::string experiment = StrCat(model.name, "-v", version, "-vs-v", champion);
-    bool seen = false;
-    for (const Rollout& r : rollouts) seen |= r.experiment == experiment;
-    if (seen) continue;
+    const Rollout* earlier = nullptr;
+    for (const Rollout& r : rollouts) {
+      if (r.experiment == experiment) earlier = &r;
+    }
+    if (earlier) {
+      // A finished comparison is not run again: the tag goes (it may also be one a failed clear
+      // left behind) and a note on the version says where the result is.
+      ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(
+          model.name, version, "ab_test.note",
+          StrCat("already tested against v", champion, " in ", experiment, " (", earlier->status, ")")));
+      ABGATE_RETURN_IF_ERROR(registry_->DeleteModelVersionTag(model.name, version, model.candidate_tag));
+      Emit(StrCat(model.name, ": v", version, " was already tested against v", champion, " (", earlier->status,
+                  "); candidate tag cleared"));
+      continue;
+    }
     if (champion.empty() || champion == version) {
       // Nothing to compare against: the first version simply becomes the champion.
       ABGATE_RETURN_IF_ERROR(registry_->SetAlias(model.name, "champion", version));

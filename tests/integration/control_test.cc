@@ -253,6 +253,15 @@ TEST_F(ControlTest, EqualCandidateEndsInconclusiveAndAutoPromotionRefuses) {
   EXPECT_NE(end.find("maximum duration"), std::string::npos);
   EXPECT_EQ(Tag(Version("2"), "ab_test.decision"), "inconclusive");
   EXPECT_EQ(S(Version("1").at("current_stage")), "Production");
+  // Tagged again: the same comparison is not re-run; the tag is cleared and a note says why.
+  ASSERT_EQ(Api("POST", "model-versions/set-tag",
+                R"({"name": "hyatt_booking_model", "version": "2", "key": "ab_test_candidate", "value": "true"})")
+                .status,
+            200);
+  const std::string again = WaitForLine(*controller, "already tested", 20000, &log);
+  ASSERT_FALSE(again.empty()) << log;
+  EXPECT_EQ(Tag(Version("2"), "ab_test_candidate"), "");
+  EXPECT_NE(Tag(Version("2"), "ab_test.note").find("inconclusive"), std::string::npos) << Tag(Version("2"), "ab_test.note");
   traffic->Signal(SIGTERM);
   traffic->Wait(10000);
   controller->Signal(SIGTERM);
