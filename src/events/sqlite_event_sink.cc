@@ -147,26 +147,14 @@ void BindOptionalDouble(sqlite3_stmt* st, int i, const std::optional<double>& d)
   }
 }
 
-std::string ColumnText(sqlite3_stmt* st, int i) {
-  const auto* p = sqlite3_column_text(st, i);
-  return p ? std::string(reinterpret_cast<const char*>(p), sqlite3_column_bytes(st, i)) : std::string();
-}
-
 // Stores `blocks` (BlockSet::Finish) in the open transaction.
 absl::Status WriteBlocks(sqlite::Database& db, const std::vector<EncodedBlock>& blocks) {
   for (const EncodedBlock& b : blocks) {
-    const std::string sql = StrCat("INSERT INTO ", b.outcomes ? "outcome_blocks" : "exposure_blocks",
-                                   " (experiment, min_ts, max_ts, rows, data) VALUES (?,?,?,?,?)");
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db.raw(), sql.c_str(), -1, &st, nullptr) != SQLITE_OK) return db.Error("prepare block insert");
-    sqlite3_bind_text(st, 1, b.experiment.data(), static_cast<int>(b.experiment.size()), SQLITE_STATIC);
-    sqlite3_bind_int64(st, 2, b.min_ts);
-    sqlite3_bind_int64(st, 3, b.max_ts);
-    sqlite3_bind_int64(st, 4, b.rows);
-    sqlite3_bind_blob(st, 5, b.data.data(), static_cast<int>(b.data.size()), SQLITE_STATIC);
-    const int rc = sqlite3_step(st);
-    sqlite3_finalize(st);
-    if (rc != SQLITE_DONE) return db.Error("insert block");
+    ABGATE_RETURN_IF_ERROR(db.Exec(b.outcomes ? "INSERT INTO outcome_blocks (experiment, min_ts, max_ts, rows, data) "
+                                                "VALUES (?,?,?,?,?)"
+                                              : "INSERT INTO exposure_blocks (experiment, min_ts, max_ts, rows, data) "
+                                                "VALUES (?,?,?,?,?)",
+                                   {b.experiment, b.min_ts, b.max_ts, b.rows, sqlite::Database::Blob{b.data}}));
   }
   return absl::OkStatus();
 }
@@ -184,28 +172,21 @@ bool BlocksIntact(sqlite::Database& db) {
 absl::Status BackfillBlocks(sqlite::Database& db) {
   constexpr size_t kPerBlock = 4096;
   auto scan = [&](const char* sql, auto&& add) -> absl::Status {
-    sqlite3_stmt* st = nullptr;
-    if (sqlite3_prepare_v2(db.raw(), sql, -1, &st, nullptr) != SQLITE_OK) return db.Error("prepare backfill");
     BlockSet blocks;
     size_t pending = 0;
-    int rc;
-    absl::Status status;
-    while (status.ok() && (rc = sqlite3_step(st)) == SQLITE_ROW) {
+    absl::Status written;
+    ABGATE_RETURN_IF_ERROR(db.Query(sql, {}, [&](sqlite3_stmt* st) {
+      if (!written.ok()) return;
       add(blocks, st);
       if (++pending == kPerBlock) {
-        status = WriteBlocks(db, blocks.Finish());
+        written = WriteBlocks(db, blocks.Finish());
         pending = 0;
       }
-    }
-    sqlite3_finalize(st);
-    ABGATE_RETURN_IF_ERROR(status);
-    if (rc != SQLITE_DONE) return db.Error("backfill");
+    }));
+    ABGATE_RETURN_IF_ERROR(written);
     return WriteBlocks(db, blocks.Finish());
   };
-  auto text = [](sqlite3_stmt* st, int i) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_column_text(st, i));
-    return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
-  };
+  using sqlite::TextView;
   ABGATE_RETURN_IF_ERROR(db.ExecScript("DELETE FROM exposure_blocks; DELETE FROM outcome_blocks; DELETE FROM block_coverage;"));
   ABGATE_RETURN_IF_ERROR(db.ExecScript(
                               "INSERT INTO block_coverage SELECT 'exposures', coalesce(max(rowid), 0), 1 FROM exposures; "
@@ -215,13 +196,14 @@ absl::Status BackfillBlocks(sqlite::Database& db) {
       "WHERE in_experiment = 1 ORDER BY rowid",
       [&](BlockSet& b, sqlite3_stmt* st) {
         const bool scored = sqlite3_column_type(st, 6) != SQLITE_NULL;
-        b.AddExposure(text(st, 0), text(st, 1), text(st, 2), text(st, 3), text(st, 4), sqlite3_column_int64(st, 5),
+        b.AddExposure(TextView(st, 0), TextView(st, 1), TextView(st, 2), TextView(st, 3), TextView(st, 4),
+                      sqlite3_column_int64(st, 5),
                       scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt);
       }));
   return scan("SELECT experiment, request_id, unit_id, metric, value, ts FROM outcomes ORDER BY rowid",
               [&](BlockSet& b, sqlite3_stmt* st) {
-                b.AddOutcome(text(st, 0), text(st, 1), text(st, 2), text(st, 3), sqlite3_column_double(st, 4),
-                             sqlite3_column_int64(st, 5));
+                b.AddOutcome(TextView(st, 0), TextView(st, 1), TextView(st, 2), TextView(st, 3),
+                             sqlite3_column_double(st, 4), sqlite3_column_int64(st, 5));
               });
 }
 
@@ -290,7 +272,6 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
   }
   ABGATE_ASSIGN_OR_RETURN(sink->read_,
                           sqlite::Database::Open(path, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE, "event store"));
-  sink->read_db_ = sink->read_->raw();
   return sink;
 }
 
@@ -316,10 +297,11 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
   // Rows someone else added since this sink's last batch are in no block: mark the blocks
   // broken for readers (and for the next Open, which rebuilds them).
   const bool blocks_change = !exposures.empty() || !outcomes.empty();
+  static const std::string kMarkBroken =
+      StrCat("UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> ", kCoverageCurrentRowid);
+  static const std::string kAdvance = StrCat("UPDATE block_coverage SET last_rowid = ", kCoverageCurrentRowid);
   if (blocks_change) {
-    const std::string sql =
-        StrCat("UPDATE block_coverage SET intact = 0 WHERE intact = 1 AND last_rowid <> ", kCoverageCurrentRowid);
-    if (auto s = write_->ExecScript(sql.c_str()); !s.ok()) return abort(s);
+    if (auto s = write_->Exec(kMarkBroken); !s.ok()) return abort(s);
   }
   BlockSet blocks;
   sqlite3_stmt* st = insert_exposure_;
@@ -409,8 +391,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
   }
   if (auto b = WriteBlocks(*write_, blocks.Finish()); !b.ok()) return abort(b);
   if (blocks_change) {
-    const std::string sql = StrCat("UPDATE block_coverage SET last_rowid = ", kCoverageCurrentRowid);
-    if (auto s = write_->ExecScript(sql.c_str()); !s.ok()) return abort(s);
+    if (auto s = write_->Exec(kAdvance); !s.ok()) return abort(s);
   }
   for (const Assignment& a : assignments) {
     st = a.remove ? delete_assignment_ : upsert_assignment_;
@@ -430,171 +411,87 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
   return absl::OkStatus();
 }
 
+// The read connection's calls go through sqlite::Database (cached statements); only the
+// batch writer's hot inserts are prepared by hand.
+
 absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const std::string& experiment) {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_,
-                         "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ?",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, experiment);
   std::vector<Assignment> out;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    Assignment a;
-    a.experiment = experiment;
-    a.unit_id = ColumnText(st, 0);
-    a.arm = ColumnText(st, 1);
-    a.assigned_at_us = sqlite3_column_int64(st, 2);
-    a.source = ColumnText(st, 3);
-    a.bucket_version = sqlite3_column_int64(st, 4);
-    out.push_back(std::move(a));
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("read assignments");
+  ABGATE_RETURN_IF_ERROR(read_->Query(
+      "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ?", {experiment},
+      [&](sqlite3_stmt* st) {
+        out.push_back({experiment, sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite3_column_int64(st, 2),
+                       sqlite::Text(st, 3), sqlite3_column_int64(st, 4), false});
+      }));
   return out;
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_, "INSERT OR IGNORE INTO experiment_state (name, started_at) VALUES (?, ?)",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, experiment);
-  sqlite3_bind_int64(st, 2, now_us);
-  const int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("record experiment start");
-  if (sqlite3_prepare_v2(read_db_, "SELECT started_at FROM experiment_state WHERE name = ?", -1, &st, nullptr) !=
-      SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, experiment);
-  int64_t start = now_us;
-  if (sqlite3_step(st) == SQLITE_ROW) start = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return start;
+  ABGATE_RETURN_IF_ERROR(
+      read_->Exec("INSERT OR IGNORE INTO experiment_state (name, started_at) VALUES (?, ?)", {experiment, now_us}));
+  return read_->QueryInt("SELECT started_at FROM experiment_state WHERE name = ?", {experiment}, now_us);
 }
 
 absl::Status SqliteEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
                                                    int64_t now_us) {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_, "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, name);
-  BindText(st, 2, config_json);
-  sqlite3_bind_int64(st, 3, now_us);
-  const int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("save experiment config");
-  return absl::OkStatus();
+  return read_->Exec("INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
+                     {name, config_json, now_us});
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_, "SELECT name, config, updated_at FROM experiment_configs ORDER BY name", -1, &st,
-                         nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
   std::vector<StoredConfig> out;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    out.push_back({ColumnText(st, 0), ColumnText(st, 1), sqlite3_column_int64(st, 2)});
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("load experiment configs");
+  ABGATE_RETURN_IF_ERROR(read_->Query("SELECT name, config, updated_at FROM experiment_configs ORDER BY name", {},
+                                      [&](sqlite3_stmt* st) {
+                                        out.push_back({sqlite::Text(st, 0), sqlite::Text(st, 1),
+                                                       sqlite3_column_int64(st, 2)});
+                                      }));
   return out;
 }
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::string& experiment, int limit) {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  const char* sql = experiment.empty()
-                        ? "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
-                          "ORDER BY id DESC LIMIT ?"
-                        : "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
-                          "WHERE experiment = ? ORDER BY id DESC LIMIT ?";
-  if (sqlite3_prepare_v2(read_db_, sql, -1, &st, nullptr) != SQLITE_OK) return read_->Error("prepare");
-  int i = 1;
-  if (!experiment.empty()) BindText(st, i++, experiment);
-  sqlite3_bind_int(st, i, limit);
+  std::vector<sqlite::Database::Value> args;
+  if (!experiment.empty()) args.emplace_back(experiment);
+  args.emplace_back(int64_t{limit});
   std::vector<AuditRecord> out;
-  int rc;
-  while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-    AuditRecord a;
-    a.ts_us = sqlite3_column_int64(st, 0);
-    a.actor = ColumnText(st, 1);
-    a.remote_addr = ColumnText(st, 2);
-    a.action = ColumnText(st, 3);
-    a.experiment = ColumnText(st, 4);
-    a.before_json = ColumnText(st, 5);
-    a.after_json = ColumnText(st, 6);
-    out.push_back(std::move(a));
-  }
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("read audit");
+  ABGATE_RETURN_IF_ERROR(read_->Query(
+      StrCat("SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log ",
+             experiment.empty() ? "" : "WHERE experiment = ? ", "ORDER BY id DESC LIMIT ?"),
+      args, [&](sqlite3_stmt* st) {
+        using sqlite::Text;
+        out.push_back({sqlite3_column_int64(st, 0), Text(st, 1), Text(st, 2), Text(st, 3), Text(st, 4), Text(st, 5),
+                       Text(st, 6)});
+      }));
   return out;
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& experiment) {
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_, "SELECT count(*) FROM exposures WHERE experiment = ?", -1, &st, nullptr) !=
-      SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, experiment);
-  int64_t n = 0;
-  if (sqlite3_step(st) == SQLITE_ROW) n = sqlite3_column_int64(st, 0);
-  sqlite3_finalize(st);
-  return n;
+  return read_->QueryInt("SELECT count(*) FROM exposures WHERE experiment = ?", {experiment});
 }
 
 absl::StatusOr<Assignment> SqliteEventSink::ClaimAssignment(const Assignment& a) {
   // One process owns a SQLite store, so its in-memory view is authoritative; the claim exists
   // for interface parity and runs on the read connection.
   std::lock_guard lock(read_mu_);
-  sqlite3_stmt* st = nullptr;
-  if (sqlite3_prepare_v2(read_db_,
-                         "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
-                         "VALUES (?,?,?,?,?,?) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
-                         "assigned_at = excluded.assigned_at, source = excluded.source, "
-                         "bucket_version = excluded.bucket_version "
-                         "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, a.experiment);
-  BindText(st, 2, a.unit_id);
-  BindText(st, 3, a.arm);
-  sqlite3_bind_int64(st, 4, a.assigned_at_us);
-  BindText(st, 5, a.source);
-  sqlite3_bind_int64(st, 6, a.bucket_version);
-  const int rc = sqlite3_step(st);
-  sqlite3_finalize(st);
-  if (rc != SQLITE_DONE) return read_->Error("claim assignment");
-  if (sqlite3_prepare_v2(read_db_,
-                         "SELECT arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ? AND unit_id = ?",
-                         -1, &st, nullptr) != SQLITE_OK) {
-    return read_->Error("prepare");
-  }
-  BindText(st, 1, a.experiment);
-  BindText(st, 2, a.unit_id);
-  if (sqlite3_step(st) != SQLITE_ROW) {
-    sqlite3_finalize(st);
-    return absl::InternalError("the claimed assignment is missing");
-  }
-  Assignment out{a.experiment, a.unit_id, ColumnText(st, 0), sqlite3_column_int64(st, 1), ColumnText(st, 2),
-                 sqlite3_column_int64(st, 3), false};
-  sqlite3_finalize(st);
-  return out;
+  ABGATE_RETURN_IF_ERROR(read_->Exec(
+      "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
+      "VALUES (?,?,?,?,?,?) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
+      "assigned_at = excluded.assigned_at, source = excluded.source, bucket_version = excluded.bucket_version "
+      "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
+      {a.experiment, a.unit_id, a.arm, a.assigned_at_us, a.source, a.bucket_version}));
+  std::optional<Assignment> out;
+  ABGATE_RETURN_IF_ERROR(read_->Query(
+      "SELECT arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ? AND unit_id = ?",
+      {a.experiment, a.unit_id}, [&](sqlite3_stmt* st) {
+        out = Assignment{a.experiment,        a.unit_id, sqlite::Text(st, 0), sqlite3_column_int64(st, 1),
+                         sqlite::Text(st, 2), sqlite3_column_int64(st, 3), false};
+      }));
+  if (!out) return absl::InternalError("the claimed assignment is missing");
+  return *std::move(out);
 }
 
 }  // namespace abgate::events

@@ -49,7 +49,6 @@ class SqliteEventSink final : public EventSink {
   sqlite3_stmt* insert_shadow_ = nullptr;
   std::mutex read_mu_;
   std::unique_ptr<sqlite::Database> read_;  // guarded by read_mu_
-  sqlite3* read_db_ = nullptr;            // read_->raw()
 };
 
 

@@ -56,6 +56,8 @@ absl::Status Database::Query(const std::string& sql, const std::vector<Value>& a
             sqlite3_bind_int64(st, index, v);
           } else if constexpr (std::is_same_v<V, double>) {
             sqlite3_bind_double(st, index, v);
+          } else if constexpr (std::is_same_v<V, Blob>) {
+            sqlite3_bind_blob(st, index, v.bytes.data(), static_cast<int>(v.bytes.size()), SQLITE_STATIC);
           } else {
             sqlite3_bind_text(st, index, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
           }

@@ -23,7 +23,11 @@ namespace abgate::sqlite {
 
 class Database {
  public:
-  using Value = std::variant<std::nullptr_t, int64_t, double, std::string>;
+  // Bound as a BLOB (a std::string binds as TEXT).
+  struct Blob {
+    std::string_view bytes;  // must outlive the call
+  };
+  using Value = std::variant<std::nullptr_t, int64_t, double, std::string, Blob>;
 
   // `flags`: SQLITE_OPEN_* (NOMUTEX is added). Waits up to `busy_ms` for another connection's
   // lock instead of failing with "locked". Errors name `owner` ("registry store", ...).
