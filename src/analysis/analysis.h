@@ -92,8 +92,10 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 // the parallel paths on small data.
 struct ReadTuning {
   int workers = 0;             // threads; 0: one per core (at most 8)
-  int64_t rows_per_chunk = 0;  // rowids per SQLite scan task; 0: from the tables' sizes
-  bool use_blocks = true;      // SQLite: read the event blocks when the store has them, else rows
+  // Per scan task: rowids (SQLite rows or blocks), heap pages or block ids (PostgreSQL);
+  // 0: from the tables' sizes.
+  int64_t rows_per_chunk = 0;
+  bool use_blocks = true;  // read the event blocks when they hold every row, else the rows
 };
 
 // Reads one experiment from the event store (sqlite:PATH or postgresql://…): exposures

@@ -480,23 +480,26 @@ class StoreReader {
     const int64_t exposure_pages = std::atoll(value(3)), outcome_pages = std::atoll(value(4));
     std::vector<Chunk> chunks;
     if (use_blocks_ && has_outcomes && value(5)[0] == 't') {
-      auto blocks = lead.Query(StrCat(
-          "SELECT (SELECT coalesce(sum(source_rows), 0) FROM exposure_blocks WHERE experiment = ", experiment,
-          ") = (SELECT count(*) FROM exposures WHERE experiment = ", experiment, ") AND ",
-          "(SELECT coalesce(sum(source_rows), 0) FROM outcome_blocks WHERE experiment = ", experiment,
-          ") = (SELECT count(*) FROM outcomes WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(min(id), 1) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(max(id), 0) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(min(id), 1) FROM outcome_blocks WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(max(id), 0) FROM outcome_blocks WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(sum(rows), 0) FROM exposure_blocks WHERE experiment = ", experiment, "), ",
-          "(SELECT coalesce(sum(rows), 0) FROM outcome_blocks WHERE experiment = ", experiment, ")"));
-      if (!blocks.ok()) return blocks.status();
-      auto number = [&](int i) { return std::atoll(PQgetvalue(blocks->get(), 0, i)); };
-      blocks_ = PQgetvalue(blocks->get(), 0, 0)[0] == 't';
+      // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
+      // range of their ids, and how many events they hold.
+      struct BlockSummary {
+        bool covers_rows;
+        int64_t first_id, last_id, events;
+      };
+      auto summarize = [&](const char* blocks_table, const char* rows_table) -> absl::StatusOr<BlockSummary> {
+        auto r = lead.Query(StrCat("SELECT coalesce(sum(source_rows), 0) = (SELECT count(*) FROM ", rows_table,
+                                   " WHERE experiment = ", experiment, "), coalesce(min(id), 1), coalesce(max(id), 0), ",
+                                   "coalesce(sum(rows), 0) FROM ", blocks_table, " WHERE experiment = ", experiment));
+        if (!r.ok()) return r.status();
+        auto number = [&](int i) { return std::atoll(PQgetvalue(r->get(), 0, i)); };
+        return BlockSummary{PQgetvalue(r->get(), 0, 0)[0] == 't', number(1), number(2), number(3)};
+      };
+      ABGATE_ASSIGN_OR_RETURN(const BlockSummary e, summarize("exposure_blocks", "exposures"));
+      ABGATE_ASSIGN_OR_RETURN(const BlockSummary o, summarize("outcome_blocks", "outcomes"));
+      blocks_ = e.covers_rows && o.covers_rows;
       if (blocks_) {
-        chunks = PlanChunks({number(1), number(2)}, {number(3), number(4)}, 4);
-        Reserve(number(5), number(6));
+        chunks = PlanChunks({e.first_id, e.last_id}, {o.first_id, o.last_id}, 4);
+        Reserve(e.events, o.events);
       }
     }
     const bool tid_ranges = PQserverVersion(lead.get()) >= 140000;

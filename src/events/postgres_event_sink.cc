@@ -41,21 +41,16 @@ CREATE TABLE IF NOT EXISTS audit_log (
   action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_state (name TEXT PRIMARY KEY, started_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_configs (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at BIGINT NOT NULL);
-DO $$ BEGIN
-  IF to_regclass('exposure_blocks') IS NULL THEN
-    CREATE TABLE exposure_blocks (
-      id BIGSERIAL PRIMARY KEY, experiment TEXT NOT NULL, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
-      rows BIGINT NOT NULL, source_rows BIGINT NOT NULL, data BYTEA NOT NULL);
-    ALTER TABLE exposure_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
-    CREATE INDEX exposure_blocks_experiment ON exposure_blocks (experiment, id);
-  END IF;
-  IF to_regclass('outcome_blocks') IS NULL THEN
-    CREATE TABLE outcome_blocks (
-      id BIGSERIAL PRIMARY KEY, experiment TEXT NOT NULL, min_ts BIGINT NOT NULL, max_ts BIGINT NOT NULL,
-      rows BIGINT NOT NULL, source_rows BIGINT NOT NULL, data BYTEA NOT NULL);
-    ALTER TABLE outcome_blocks ALTER COLUMN data SET STORAGE EXTERNAL;
-    CREATE INDEX outcome_blocks_experiment ON outcome_blocks (experiment, id);
-  END IF;
+DO $$ DECLARE t TEXT; BEGIN
+  FOREACH t IN ARRAY ARRAY['exposure_blocks', 'outcome_blocks'] LOOP
+    IF to_regclass(t) IS NULL THEN
+      EXECUTE format('CREATE TABLE %I (id BIGSERIAL PRIMARY KEY, experiment TEXT NOT NULL, min_ts BIGINT NOT NULL, '
+                     'max_ts BIGINT NOT NULL, rows BIGINT NOT NULL, source_rows BIGINT NOT NULL, '
+                     'data BYTEA NOT NULL)', t);
+      EXECUTE format('ALTER TABLE %I ALTER COLUMN data SET STORAGE EXTERNAL', t);
+      EXECUTE format('CREATE INDEX %I ON %I (experiment, id)', t || '_experiment', t);
+    END IF;
+  END LOOP;
   IF to_regclass('outcomes_experiment') IS NULL THEN
     CREATE INDEX outcomes_experiment ON outcomes (experiment);
   END IF;
