@@ -33,6 +33,10 @@ class RawConnection {
   std::string buffer_;
 };
 
+// A loopback port nothing listens on right now (bound, read, released; another process could
+// take it before the caller does, which tests accept).
+uint16_t FreeLoopbackPort();
+
 // One request on a fresh connection.
 RawResponse RawRequest(uint16_t port, std::string_view method, std::string_view target,
                        std::string_view body = "", std::string_view content_type = "application/json",

@@ -10,20 +10,10 @@
 #include <thread>
 #include <vector>
 
+#include "testing/raw_http.h"
+
 namespace abgate::testing {
 namespace {
-
-uint16_t FreeLoopbackPort() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr));
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
 
 bool Accepts(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM, 0);

@@ -1,8 +1,6 @@
 // The registry client (src/registry/mlflow_client) against a real `abgate registry` process:
 // model URIs, downloads through the artifact proxy into the cache, registry changes, tracking
 // in batches, error mapping and retries.
-#include <netinet/in.h>
-#include <sys/socket.h>
 
 #include <fstream>
 #include <sstream>
@@ -219,15 +217,7 @@ TEST_F(RegistryClientTest, CredentialsFromOptions) {
 TEST_F(RegistryClientTest, RetriesUntilTheServerIsUp) {
   // A port nobody listens on yet: the client retries with backoff while the registry starts.
   Stop();
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ASSERT_EQ(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)), 0);
-  socklen_t len = sizeof(addr);
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  const int port = ntohs(addr.sin_port);
-  ::close(fd);
+  const int port = FreeLoopbackPort();
   MlflowClientOptions o;
   o.tracking_uri = "http://127.0.0.1:" + std::to_string(port);
   o.max_retries = 8;
