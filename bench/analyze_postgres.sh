@@ -9,22 +9,11 @@ cd "$(dirname "$0")/.."
 N=${1:-1000000}
 ./scripts/build.sh >/dev/null
 ROOT=$PWD
-WORK=$(mktemp -d)
-PGBIN=$(ls -d /usr/lib/postgresql/*/bin | sort -V | tail -1)
-as_pg() { if [ "$(id -u)" -eq 0 ]; then runuser -u postgres -- "$@"; else "$@"; fi; }
-cleanup() {
-  as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -m fast -w stop >/dev/null 2>&1 || true
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
-if [ "$(id -u)" -eq 0 ]; then chown postgres:postgres "$WORK"; fi
-chmod 700 "$WORK"
-PORT=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-as_pg "$PGBIN/initdb" -D "$WORK/data" -U postgres --auth=trust -E UTF8 --locale=C.UTF-8 --no-sync >/dev/null
-as_pg "$PGBIN/pg_ctl" -D "$WORK/data" -l "$WORK/server.log" -w -t 30 \
-  -o "-p $PORT -c listen_addresses=127.0.0.1 -c unix_socket_directories=$WORK -c fsync=off -c shared_buffers=512MB" \
-  start >/dev/null
-STORE="postgresql://postgres@127.0.0.1:$PORT/postgres"
+source scripts/throwaway-postgres.sh
+start_throwaway_postgres -c shared_buffers=512MB
+WORK=$PGBASE  # removed with the server
+PORT=$PGPORT
+STORE="$PGURI"
 
 # The seed's ab_results.csv shape: one exposure (arm = model version, score) and one booked
 # outcome per row; 5 rows per user, 80/20 by user.
