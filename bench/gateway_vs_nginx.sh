@@ -5,20 +5,9 @@
 # abgate's dropped-exposure count. Bounded: each wrk run lasts DURATION seconds.
 # Usage: bench/gateway_vs_nginx.sh [DURATION_S=10] [CONNECTIONS=64]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-64}
-./scripts/build.sh >/dev/null
-ROOT=$PWD
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  for f in "$WORK"/*.pid; do [ -f "$f" ] && kill -QUIT "$(cat "$f")" 2>/dev/null || true; done
-  sleep 0.3
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 
 UP_A=19107; UP_B=19108; NGX=19180; GW=19181; GW_ADMIN=19182
 

@@ -8,26 +8,15 @@
 # bounded by DURATION seconds per run.
 # Usage: bench/registry_bench.sh [DURATION_S=10] [CONNECTIONS=32]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-32}
-./scripts/build.sh >/dev/null
-ROOT=$PWD
-WORK=$(mktemp -d)
+source "$(dirname "$0")/common.sh"
 chmod 755 "$WORK"  # nginx workers (www-data when started as root) read the static reply
-REG_PID=""
-cleanup() {
-  [ -n "$REG_PID" ] && kill -TERM "$REG_PID" 2>/dev/null || true
-  [ -f "$WORK/nginx.pid" ] && kill -QUIT "$(cat "$WORK/nginx.pid")" 2>/dev/null || true
-  sleep 0.3
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
 NGX=19280
 
 ABGATE_LOG_LEVEL=warning "$ROOT/build/abgate" registry --store "sqlite:$WORK/registry.db" --artifacts "$WORK/artifacts" \
   --port 0 > "$WORK/reg.out" 2> "$WORK/reg.err" &
-REG_PID=$!
+PIDS+=($!)
 for _ in $(seq 50); do grep -q listening "$WORK/reg.out" 2>/dev/null && break; sleep 0.1; done
 URL=$(sed -n 's/.*listening \(http:[^ ]*\).*/\1/p' "$WORK/reg.out")
 API="$URL/api/2.0/mlflow"

@@ -5,19 +5,9 @@
 # 2 cores are shared by wrk, the gateway and (in the second case) the model server.
 # Usage: bench/serving_bench.sh [DURATION_S=10] [CONNECTIONS=32]
 set -euo pipefail
-cd "$(dirname "$0")/.."
 DURATION=${1:-10}
 CONNS=${2:-32}
-./scripts/build.sh >/dev/null
-ROOT=$PWD
-WORK=$(mktemp -d)
-PIDS=()
-cleanup() {
-  for p in "${PIDS[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
-  sleep 0.3
-  rm -rf "$WORK"
-}
-trap cleanup EXIT
+source "$(dirname "$0")/common.sh"
 export ABGATE_LOG_LEVEL=warning
 
 "$ROOT/build/abgate" train --quality strong --seed 1 -o "$WORK/model" 2>/dev/null | head -1
