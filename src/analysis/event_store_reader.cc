@@ -415,13 +415,9 @@ class StoreReader {
       }
     };
     std::vector<Connection> connections(static_cast<size_t>(workers_));
-    marks_.resize(chunks.size());
-    common::ParallelFor(workers_, chunks.size(), [&](int worker, size_t task) {
-      ScanOutput& out = scans_[static_cast<size_t>(worker)];
-      MarkTask(task, static_cast<size_t>(worker));
-      if (!out.status.ok()) return;
-      Connection& c = connections[static_cast<size_t>(worker)];
+    ScanChunks(chunks.size(), [&](ScanOutput& out, size_t worker, size_t task) {
       const Chunk& chunk = chunks[task];
+      Connection& c = connections[worker];
       if (!c.db) {
         c.sink = {this, &out};
         if (out.status = c.Open(path); !out.status.ok()) return;
@@ -520,19 +516,15 @@ class StoreReader {
     }
 
     std::vector<PgConnection> connections(static_cast<size_t>(workers_));
-    marks_.resize(chunks.size());
-    common::ParallelFor(workers_, chunks.size(), [&](int worker, size_t task) {
-      ScanOutput& out = scans_[static_cast<size_t>(worker)];
-      MarkTask(task, static_cast<size_t>(worker));
-      if (!out.status.ok()) return;
-      PgConnection& c = connections[static_cast<size_t>(worker)];
+    ScanChunks(chunks.size(), [&](ScanOutput& out, size_t worker, size_t task) {
+      const Chunk& chunk = chunks[task];
+      PgConnection& c = connections[worker];
       if (!c.get()) {
         out.status = c.Connect(uri_);
         if (out.status.ok()) out.status = c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
         if (out.status.ok()) out.status = c.Exec(StrCat("SET TRANSACTION SNAPSHOT '", snapshot, "'"));
         if (!out.status.ok()) return;
       }
-      const Chunk& chunk = chunks[task];
       using internal::PgView;
       if (blocks_) {
         const std::string query =
@@ -611,6 +603,19 @@ class StoreReader {
     size_t worker = 0;
     std::array<uint32_t, kPartitions> exposures{}, outcomes{}, request_outcomes{};
   };
+
+  // Runs fn(output, worker, task) for every scan task on the workers, each task's rows going to
+  // its worker's output; a worker whose output holds an error skips the rest. Records where each
+  // task's rows begin, for ForEachInOrder.
+  template <typename Fn>
+  void ScanChunks(size_t tasks, Fn&& fn) {
+    marks_.resize(tasks);
+    common::ParallelFor(workers_, tasks, [&](int worker, size_t task) {
+      const auto w = static_cast<size_t>(worker);
+      MarkTask(task, w);
+      if (scans_[w].status.ok()) fn(scans_[w], w, task);
+    });
+  }
 
   void MarkTask(size_t task, size_t worker) {
     TaskMark& m = marks_[task];
