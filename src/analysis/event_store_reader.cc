@@ -565,9 +565,9 @@ class StoreReader {
     return absl::OkStatus();
   }
 
-  // Sizes every partition from the tables' rowid spans (an upper bound when the store holds
-  // other experiments too; untouched reserved pages cost no memory), so the 10M-row vectors do
-  // not grow by copying.
+  // Sizes every partition from the expected number of events (the blocks' counts, or a bound
+  // from the tables' rowid spans or pages when the store holds other experiments too;
+  // untouched reserved pages cost no memory), so the 10M-row vectors do not grow by copying.
   void Reserve(int64_t exposure_rows, int64_t outcome_rows) {
     const auto per = [&](int64_t rows) {
       // Workers share the chunks about evenly; a worker past its share grows by copying.
