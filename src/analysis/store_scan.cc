@@ -43,30 +43,23 @@ absl::Status ScanSqlite(const std::string& path, const char* sql_template, const
 
 absl::Status ScanPostgres(const std::string& uri, const char* sql_template, const std::string& experiment,
                           absl::FunctionRef<void(PGresult*)> row) {
-  PGconn* c = PQconnectdb(uri.c_str());
-  auto fail = [&](std::string_view what) {
-    std::string msg = PQerrorMessage(c);
-    while (!msg.empty() && msg.back() == '\n') msg.pop_back();
-    PQfinish(c);
-    return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
-  };
-  if (PQstatus(c) != CONNECTION_OK) return fail("connect");
+  PgConnection c;
+  if (auto s = c.Connect(uri); !s.ok()) return s;
   char sql[512];
   std::snprintf(sql, sizeof(sql), sql_template, "$1");
   const char* params[] = {experiment.c_str()};
-  if (PQsendQueryParams(c, sql, 1, nullptr, params, nullptr, nullptr, 0) != 1) return fail("query");
-  PQsetSingleRowMode(c);
+  if (PQsendQueryParams(c.get(), sql, 1, nullptr, params, nullptr, nullptr, 0) != 1) return c.Error("query");
+  PQsetSingleRowMode(c.get());
   absl::Status status;
-  while (PGresult* r = PQgetResult(c)) {
+  while (PGresult* r = PQgetResult(c.get())) {
     const auto s = PQresultStatus(r);
     if (s == PGRES_SINGLE_TUPLE) {
       row(r);
     } else if (s != PGRES_TUPLES_OK && status.ok()) {
-      status = absl::UnavailableError(StrCat("postgresql query: ", PQresultErrorMessage(r)));
+      status = absl::UnavailableError(StrCat("postgresql query: ", OneLine(PQresultErrorMessage(r))));
     }
     PQclear(r);
   }
-  PQfinish(c);
   return status;
 }
 
@@ -93,9 +86,7 @@ double PgDouble(PGresult* r, int row, int i) {
 PgConnection::~PgConnection() { PQfinish(c_); }
 
 absl::Status PgConnection::Error(std::string_view what) const {
-  std::string msg = c_ ? PQerrorMessage(c_) : "out of memory";
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
+  return absl::UnavailableError(StrCat("postgresql ", what, ": ", c_ ? OneLine(PQerrorMessage(c_)) : "out of memory"));
 }
 
 absl::Status PgConnection::Connect(const std::string& uri) {

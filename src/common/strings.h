@@ -46,6 +46,24 @@ std::string StrCat(const Args&... args) {
   return out;
 }
 
+// `text` on one line: each line break (and the indentation after it) becomes "; ", trailing
+// whitespace goes. For library messages (libpq's add hints on a second line) that end up in a
+// one-line error.
+inline std::string OneLine(std::string_view text) {
+  while (!text.empty() && (text.back() == '\n' || text.back() == ' ' || text.back() == '\t')) text.remove_suffix(1);
+  std::string out;
+  out.reserve(text.size());
+  for (size_t i = 0; i < text.size(); ++i) {
+    if (text[i] != '\n') {
+      out.push_back(text[i]);
+      continue;
+    }
+    while (i + 1 < text.size() && (text[i + 1] == ' ' || text[i + 1] == '\t')) ++i;
+    out.append("; ");
+  }
+  return out;
+}
+
 // absl::string_view (what absl::Status::message() returns) as a std::string_view.
 inline std::string_view ToStd(absl::string_view s) { return {s.data(), s.size()}; }
 

@@ -103,9 +103,7 @@ constexpr Statement kStatements[] = {
 };
 
 absl::Status PgError(pg_conn* c, std::string_view what) {
-  std::string msg = c ? PQerrorMessage(c) : "out of memory";
-  while (!msg.empty() && (msg.back() == '\n' || msg.back() == ' ')) msg.pop_back();
-  return absl::UnavailableError(StrCat("postgresql ", what, ": ", msg));
+  return absl::UnavailableError(StrCat("postgresql ", what, ": ", c ? OneLine(PQerrorMessage(c)) : "out of memory"));
 }
 
 // Text-format parameters for one statement; nullopt is SQL NULL.
