@@ -228,9 +228,9 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   // result comes back to this connection's I/O loop.
   void SendInProcess(const CompiledArm& a) {
     const bool may_fall_back = serving != exp->control && exp->config.fallback_to_control && !exposure.fallback;
-    const std::string body = may_fall_back ? forward_body : std::move(forward_body);
+    std::string body = may_fall_back ? forward_body : std::move(forward_body);
     upstream_started_us = SteadyUs();
-    serving::Score(*a.model, content_type, body, [self = shared_from_this()](serving::ScoringReply reply) {
+    serving::Score(*a.model, content_type, std::move(body), [self = shared_from_this()](serving::ScoringReply reply) {
       self->gw->pool_->Post(self->worker, [self, reply = std::move(reply)]() mutable { self->OnModel(std::move(reply)); });
     });
   }

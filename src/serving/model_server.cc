@@ -15,13 +15,15 @@ http::Response ErrorOf(const ScoringError& e) {
 
 }  // namespace
 
-void Score(Predictor& predictor, std::string_view content_type, std::string_view body,
-           absl::AnyInvocable<void(ScoringReply) &&> done) {
-  bool csv = false;
-  if (auto bad = CheckContentType(content_type, csv)) {
-    std::move(done)(ScoringReply{{}, std::move(*bad), absl::OkStatus()});
-    return;
-  }
+namespace {
+
+// Bodies up to this size are parsed on the calling (I/O) thread, a fraction of a millisecond;
+// larger ones on the predictor's threads, so that a large body (the model server accepts
+// 64 MB) never holds an I/O thread, and with it every connection on that thread, for long.
+constexpr size_t kInlineParseBytes = 64 << 10;
+
+void ParseAndPredict(Predictor& predictor, bool csv, std::string_view body,
+                     absl::AnyInvocable<void(ScoringReply) &&> done) {
   const auto& inputs = predictor.model().inputs;
   ScoringResult parsed = csv ? ParseCsvInput(body, inputs, predictor.num_features())
                              : ParseJsonInput(body, inputs, predictor.num_features());
@@ -36,6 +38,27 @@ void Score(Predictor& predictor, std::string_view content_type, std::string_view
       std::move(done)(ScoringReply{{}, std::nullopt, r.status()});
     }
   });
+}
+
+}  // namespace
+
+void Score(Predictor& predictor, std::string_view content_type, std::string body,
+           absl::AnyInvocable<void(ScoringReply) &&> done) {
+  bool csv = false;
+  if (auto bad = CheckContentType(content_type, csv)) {
+    std::move(done)(ScoringReply{{}, std::move(*bad), absl::OkStatus()});
+    return;
+  }
+  if (body.size() <= kInlineParseBytes) return ParseAndPredict(predictor, csv, body, std::move(done));
+  // `done` is kept here until the task has surely run or been refused: Post drops a refused task.
+  auto shared_done = std::make_shared<absl::AnyInvocable<void(ScoringReply) &&>>(std::move(done));
+  const bool queued = predictor.Post([&predictor, csv, body = std::move(body), shared_done]() mutable {
+    ParseAndPredict(predictor, csv, body, std::move(*shared_done));
+  });
+  if (!queued) {
+    std::move(*shared_done)(ScoringReply{{}, std::nullopt,
+                                          absl::ResourceExhaustedError("the model's prediction queue is full")});
+  }
 }
 
 struct ModelServer::Impl {
@@ -65,7 +88,7 @@ struct ModelServer::Impl {
       return std::move(respond)(std::move(r));
     }
     const bool labels = predictor->model().predicts_labels();
-    Score(*predictor, req.FindHeader("Content-Type"), req.body,
+    Score(*predictor, req.FindHeader("Content-Type"), std::move(req.body),
           [respond = std::move(respond), labels](ScoringReply reply) mutable {
             if (reply.error) return std::move(respond)(ErrorOf(*reply.error));
             if (!reply.status.ok()) {

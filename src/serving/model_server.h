@@ -1,7 +1,7 @@
 // ModelServer: `abgate model-server`, a drop-in for `mlflow models serve` with an XGBoost model:
 // `/invocations` (the four JSON forms and CSV; MLflow's replies and errors, MLFLOW.md §7),
-// `/ping`, `/health`, `/version`. Requests are parsed on the I/O threads and scored on the
-// Predictor's workers. Thread-safe after Start.
+// `/ping`, `/health`, `/version`. Small requests are parsed on the I/O threads, large ones
+// (over 64 KB) and every prediction on the Predictor's workers. Thread-safe after Start.
 #pragma once
 
 #include <cstdint>
@@ -37,14 +37,16 @@ class ModelServer {
 };
 
 // The scoring handler shared by the model server and the gateway's in-process arms: parses
-// `body` of `content_type` for `predictor` and scores it asynchronously. On input errors `done`
-// gets the MLflow-shaped error immediately (on the calling thread).
+// `body` of `content_type` for `predictor` (on the calling thread up to 64 KB, else on a
+// predictor thread) and scores it asynchronously. Parsing is linear in the body and bounded by
+// LimitsFor (a 400 beyond). `done` runs once, on the calling thread for a bad content type or
+// small bad input, else on a predictor thread.
 struct ScoringReply {
   std::vector<float> predictions;
   std::optional<ScoringError> error;  // bad input (400/415), as MLflow reports it
   absl::Status status;                // scoring failed (500) or the queue is full (503)
 };
-void Score(Predictor& predictor, std::string_view content_type, std::string_view body,
+void Score(Predictor& predictor, std::string_view content_type, std::string body,
            absl::AnyInvocable<void(ScoringReply) &&> done);
 
 }  // namespace abgate::serving

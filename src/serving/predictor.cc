@@ -20,6 +20,7 @@ struct Predictor::Impl {
   struct Job {
     Matrix rows;
     PredictDone done;
+    absl::AnyInvocable<void() &&> task;  // set: not a prediction, run alone
   };
 
   MlflowModel model;
@@ -38,17 +39,26 @@ struct Predictor::Impl {
     std::vector<float> joined;
     while (true) {
       batch.clear();
+      absl::AnyInvocable<void() &&> task;
       {
         std::unique_lock lock(mu);
         cv.wait(lock, [&] { return stopping || !queue.empty(); });
         if (queue.empty()) return;  // stopping and drained
+        if (queue.front().task) {
+          task = std::move(queue.front().task);
+          queue.pop_front();
+        }
         int64_t rows = 0;
-        while (!queue.empty() && (batch.empty() || rows + queue.front().rows.rows <= options.max_batch_rows) &&
+        while (!task && !queue.empty() && !queue.front().task && (batch.empty() || rows + queue.front().rows.rows <= options.max_batch_rows) &&
                queue.front().rows.cols == (batch.empty() ? queue.front().rows.cols : batch.front().rows.cols)) {
           rows += queue.front().rows.rows;
           batch.push_back(std::move(queue.front()));
           queue.pop_front();
         }
+      }
+      if (task) {
+        std::move(task)();
+        continue;
       }
       batches.fetch_add(1, std::memory_order_relaxed);
       requests.fetch_add(static_cast<int64_t>(batch.size()), std::memory_order_relaxed);
@@ -123,12 +133,20 @@ void Predictor::Predict(Matrix rows, PredictDone done) {
   {
     std::lock_guard lock(impl_->mu);
     if (static_cast<int64_t>(impl_->queue.size()) < impl_->options.max_queue && !impl_->stopping) {
-      impl_->queue.push_back({std::move(rows), std::move(done)});
+      impl_->queue.push_back({std::move(rows), std::move(done), nullptr});
       impl_->cv.notify_one();
       return;
     }
   }
   std::move(done)(absl::ResourceExhaustedError("the model's prediction queue is full"));
+}
+
+bool Predictor::Post(absl::AnyInvocable<void() &&> task) {
+  std::lock_guard lock(impl_->mu);
+  if (static_cast<int64_t>(impl_->queue.size()) >= impl_->options.max_queue || impl_->stopping) return false;
+  impl_->queue.push_back({Matrix{}, nullptr, std::move(task)});
+  impl_->cv.notify_one();
+  return true;
 }
 
 absl::StatusOr<std::vector<float>> Predictor::PredictNow(Matrix rows) {

@@ -37,6 +37,10 @@ class Predictor {
 
   // `done` runs on a worker thread.
   void Predict(Matrix rows, PredictDone done);
+  // Runs `task` on a worker thread, in the queue's order (for work too long for an I/O
+  // thread, such as parsing a large request body). False, and `task` dropped unrun, when the
+  // queue is full or the predictor is stopping.
+  bool Post(absl::AnyInvocable<void() &&> task);
   // Blocking convenience for tools and tests.
   absl::StatusOr<std::vector<float>> PredictNow(Matrix rows);
 

@@ -1,9 +1,11 @@
 #include "serving/scoring_input.h"
 
+#include <algorithm>
 #include <cmath>
-#include <map>
 
 #include <boost/json.hpp>
+
+#include "absl/container/flat_hash_map.h"
 
 #include "common/csv.h"
 #include "common/strings.h"
@@ -12,6 +14,9 @@
 namespace abgate::serving {
 namespace json = boost::json;
 namespace {
+
+constexpr int64_t kMaxColumns = 10000;
+constexpr int64_t kMinMaxCells = int64_t{1} << 20;
 
 constexpr std::string_view kInputFields = "{'dataframe_split', 'dataframe_records', 'instances', 'inputs'}";
 constexpr std::string_view kProtocolNote =
@@ -63,10 +68,29 @@ std::string_view PandasType(std::string_view mlflow_type) {
   return "float64";
 }
 
-ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int64_t n_features) {
+ScoringResult Malformed(std::string_view what) {
+  return Fail(400, "BAD_REQUEST", StrCat("Invalid input. ", what));
+}
+
+ScoringResult TooManyColumns(const ScoringLimits& limits) {
+  return Malformed(StrCat("The input names more than ", limits.max_columns, " distinct columns."));
+}
+
+// rows x cols within the limit, without overflow.
+ScoringResult CheckCells(int64_t rows, int64_t cols, const ScoringLimits& limits) {
+  if (cols > 0 && rows > limits.max_cells / cols) {
+    return Malformed(StrCat("The input would be a table of ", rows, " rows by ", cols, " columns; at most ",
+                            limits.max_cells, " cells are accepted for a body of this size."));
+  }
+  return {};
+}
+
+ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int64_t n_features,
+                      const ScoringLimits& limits) {
   ScoringResult r;
   Matrix& m = r.matrix;
   m.rows = static_cast<int64_t>(t.rows.size());
+  if (static_cast<int64_t>(t.columns.size()) > limits.max_columns) return TooManyColumns(limits);
   if (!inputs.empty()) {
     if (!t.named) {
       std::vector<std::string> names;
@@ -76,15 +100,18 @@ ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int
                          PyList(names), ". Error: Model is missing inputs ", PyList(names),
                          ". Note that there were extra inputs: ['0']."));
     }
+    // The first column of each name, as pandas picks it.
+    absl::flat_hash_map<std::string_view, int> by_name;
+    for (size_t j = 0; j < t.columns.size(); ++j) by_name.try_emplace(t.columns[j], static_cast<int>(j));
     std::vector<int> index;
     std::vector<std::string> missing;
     for (const auto& spec : inputs) {
-      const auto it = std::find(t.columns.begin(), t.columns.end(), spec.name);
-      if (it == t.columns.end()) {
+      const auto it = by_name.find(spec.name);
+      if (it == by_name.end()) {
         if (spec.required) missing.push_back(spec.name);
         index.push_back(-1);
       } else {
-        index.push_back(static_cast<int>(it - t.columns.begin()));
+        index.push_back(it->second);
       }
     }
     if (!missing.empty()) {
@@ -94,6 +121,7 @@ ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int
                          PyList(missing), "."));
     }
     m.cols = static_cast<int64_t>(inputs.size());
+    if (ScoringResult big = CheckCells(m.rows, m.cols, limits); !big.ok()) return big;
     m.values.resize(m.rows * m.cols);
     for (int64_t i = 0; i < m.rows; ++i) {
       for (int64_t j = 0; j < m.cols; ++j) {
@@ -117,6 +145,7 @@ ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int
                        "Dataframe is compatible with the model for inference. Error: the model expects ",
                        n_features, " features, got ", m.cols));
   }
+  if (ScoringResult big = CheckCells(m.rows, m.cols, limits); !big.ok()) return big;
   m.values.resize(m.rows * m.cols);
   for (int64_t i = 0; i < m.rows; ++i) {
     if (static_cast<int64_t>(t.rows[i].size()) != m.cols && !t.named) {
@@ -133,12 +162,8 @@ ScoringResult Enforce(const Table& t, const std::vector<ColumnSpec>& inputs, int
   return r;
 }
 
-ScoringResult Malformed(std::string_view what) {
-  return Fail(400, "BAD_REQUEST", StrCat("Invalid input. ", what));
-}
-
 // Builds a Table from one of the four keyed forms.
-ScoringResult ToTable(std::string_view key, const json::value& v, Table& t) {
+ScoringResult ToTable(std::string_view key, const json::value& v, const ScoringLimits& limits, Table& t) {
   if (key == "dataframe_split") {
     if (!v.is_object()) return Malformed("dataframe_split must be an object with 'columns' and 'data'.");
     const auto& o = v.as_object();
@@ -169,16 +194,28 @@ ScoringResult ToTable(std::string_view key, const json::value& v, Table& t) {
                                      v.as_array()[0].is_object())) {
     if (!v.is_array()) return Malformed(StrCat(key, " must be a list of records."));
     t.named = true;
+    // One pass over the keys: each record may name other columns (absent cells are missing
+    // values), so the table is as wide as the union of the keys. A hash map keeps the union
+    // linear in the body; the limits keep the dense table it becomes linear in the body too.
+    absl::flat_hash_map<std::string_view, int64_t> index;
     for (const auto& rec : v.as_array()) {
       if (!rec.is_object()) return Malformed(StrCat(key, " must be a list of objects."));
       for (const auto& [k, _] : rec.as_object()) {
-        std::string name(k.data(), k.size());
-        if (std::find(t.columns.begin(), t.columns.end(), name) == t.columns.end()) t.columns.push_back(name);
+        const std::string_view name(k.data(), k.size());
+        if (index.try_emplace(name, static_cast<int64_t>(t.columns.size())).second) {
+          t.columns.emplace_back(name);
+          if (static_cast<int64_t>(t.columns.size()) > limits.max_columns) return TooManyColumns(limits);
+        }
       }
     }
+    const int64_t rows = static_cast<int64_t>(v.as_array().size());
+    if (const ScoringResult big = CheckCells(rows, static_cast<int64_t>(t.columns.size()), limits); !big.ok()) {
+      return big;
+    }
+    t.rows.reserve(rows);
     for (const auto& rec : v.as_array()) {
       std::vector<const json::value*> cells(t.columns.size(), nullptr);
-      for (size_t j = 0; j < t.columns.size(); ++j) cells[j] = rec.as_object().if_contains(t.columns[j]);
+      for (const auto& [k, cell] : rec.as_object()) cells[index.find(std::string_view(k.data(), k.size()))->second] = &cell;
       t.rows.push_back(std::move(cells));
     }
     return {};
@@ -258,7 +295,15 @@ std::optional<ScoringError> CheckContentType(std::string_view content_type, bool
   return std::nullopt;
 }
 
-ScoringResult ParseJsonInput(const json::value& body, const std::vector<ColumnSpec>& inputs, int64_t n_features) {
+ScoringLimits LimitsFor(size_t body_bytes, int64_t n_features) {
+  ScoringLimits l;
+  l.max_columns = std::max(kMaxColumns, n_features);
+  l.max_cells = std::max(kMinMaxCells, static_cast<int64_t>(body_bytes));
+  return l;
+}
+
+ScoringResult ParseJsonInput(const json::value& body, const std::vector<ColumnSpec>& inputs, int64_t n_features,
+                             const ScoringLimits& limits) {
   if (!body.is_object()) {
     return Fail(400, "BAD_REQUEST",
                 StrCat("Invalid input. The input must be a JSON dictionary with exactly one of the input fields ",
@@ -277,9 +322,9 @@ ScoringResult ParseJsonInput(const json::value& body, const std::vector<ColumnSp
                        kInputFields, ". Received dictionary with input fields: ", PyList(found), ".", kProtocolNote));
   }
   Table t;
-  ScoringResult shaped = ToTable(found[0], body.as_object().at(found[0]), t);
+  ScoringResult shaped = ToTable(found[0], body.as_object().at(found[0]), limits, t);
   if (!shaped.ok()) return shaped;
-  return Enforce(t, inputs, n_features);
+  return Enforce(t, inputs, n_features, limits);
 }
 
 ScoringResult ParseJsonInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features) {
@@ -291,7 +336,7 @@ ScoringResult ParseJsonInput(std::string_view body, const std::vector<ColumnSpec
                 StrCat("Invalid input. Ensure that input is a valid JSON formatted string. Error: 'JSONDecodeError(",
                        ec.message(), ")'\nInput: \n", body.substr(0, 200)));
   }
-  return ParseJsonInput(v, inputs, n_features);
+  return ParseJsonInput(v, inputs, n_features, LimitsFor(body.size(), n_features));
 }
 
 ScoringResult ParseCsvInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features) {
@@ -340,7 +385,7 @@ ScoringResult ParseCsvInput(std::string_view body, const std::vector<ColumnSpec>
     for (const auto& c : row) ptrs.push_back(&c);
     t.rows.push_back(std::move(ptrs));
   }
-  return Enforce(t, inputs, n_features);
+  return Enforce(t, inputs, n_features, LimitsFor(body.size(), n_features));
 }
 
 void AppendPredictionList(std::string& out, const std::vector<float>& predictions, bool labels) {

@@ -36,12 +36,27 @@ struct ScoringResult {
   bool ok() const { return !error.has_value(); }
 };
 
+// What one request may turn into, so that parsing stays linear in the body and memory bounded
+// by it: a `dataframe_records` body whose records each name other keys would otherwise become
+// a dense table of (records x distinct keys) cells, quadratic in the body. Exceeding a limit is
+// a 400 BAD_REQUEST.
+struct ScoringLimits {
+  int64_t max_columns = 0;  // distinct column names in the request
+  int64_t max_cells = 0;    // rows x columns of the table and of the model's matrix
+};
+// The limits for a body of `body_bytes` for a model of `n_features`: the larger of 10000 and
+// `n_features` columns; the larger of 2^20 and `body_bytes` cells (every dense form spends at
+// least one byte per cell, so no request that MLflow's dense forms can express is refused).
+ScoringLimits LimitsFor(size_t body_bytes, int64_t n_features);
+
 // Checks a Content-Type the way MLflow's server does: application/json or text/csv, charset
 // utf-8 only, no other parameters. On success sets `is_csv`.
 std::optional<ScoringError> CheckContentType(std::string_view content_type, bool& is_csv);
 
 // `inputs` is the model signature (empty = positional, `n_features` columns expected).
-ScoringResult ParseJsonInput(const boost::json::value& body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
+// The string forms apply LimitsFor(body.size(), n_features).
+ScoringResult ParseJsonInput(const boost::json::value& body, const std::vector<ColumnSpec>& inputs, int64_t n_features,
+                             const ScoringLimits& limits);
 ScoringResult ParseJsonInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
 ScoringResult ParseCsvInput(std::string_view body, const std::vector<ColumnSpec>& inputs, int64_t n_features);
 

@@ -5,11 +5,14 @@
 #include <fstream>
 #include <future>
 #include <sstream>
+#include <thread>
 
 #include <boost/json.hpp>
 
 #include "serving/booster.h"
+#include "common/strings.h"
 #include "serving/mlflow_model.h"
+#include "serving/model_server.h"
 #include "serving/predictor.h"
 #include "serving/scoring_input.h"
 #include "serving/training.h"
@@ -135,6 +138,44 @@ TEST(ScoringInput, MlflowErrors) {
   EXPECT_FALSE(ParseCsvInput("x1,x2\n1\n", kSig, 2).ok());
 }
 
+// A records body whose records each name another key (0.9 MB, 70,000 keys) was a 70,000 x
+// 70,000 table built with 4.9e9 lookups: gigabytes and std::bad_alloc. It is now one pass and
+// a 400; this test does not finish (or runs out of memory) without the limits.
+std::string DistinctKeyRecords(int n) {
+  std::string body = R"({"dataframe_records": [)";
+  for (int i = 0; i < n; ++i) body += StrCat(i ? "," : "", R"({"k)", i, R"(": 1})");
+  return body + "]}";
+}
+
+TEST(ScoringInput, Issue14RecordsWithManyDistinctKeysAreA400) {
+  const std::string body = DistinctKeyRecords(70000);
+  ASSERT_GT(body.size(), 900000u);
+  for (const auto& sig : {kSig, std::vector<ColumnSpec>{}}) {
+    ScoringResult r = ParseJsonInput(std::string_view(body), sig, 2);
+    ASSERT_FALSE(r.ok());
+    EXPECT_EQ(r.error->http_status, 400);
+    EXPECT_EQ(r.error->error_code, "BAD_REQUEST");
+    EXPECT_EQ(r.error->message, "Invalid input. The input names more than 10000 distinct columns.");
+  }
+  // Sparse records are still fine: an absent key is a missing value.
+  ScoringResult sparse = ParseJsonInput(std::string_view(R"({"dataframe_records": [{"x1": 1}, {"x2": 2}]})"), kSig, 2);
+  ASSERT_TRUE(sparse.ok()) << sparse.error->message;
+  ASSERT_EQ(sparse.matrix.values.size(), 4u);
+  EXPECT_EQ(sparse.matrix.values[0], 1);
+  EXPECT_TRUE(std::isnan(sparse.matrix.values[1]) && std::isnan(sparse.matrix.values[2]));
+  EXPECT_EQ(sparse.matrix.values[3], 2);
+  // Empty records cost 3 bytes each but a row of the model's width: bounded by the body too.
+  std::vector<ColumnSpec> wide;
+  for (int j = 0; j < 10; ++j) wide.push_back({StrCat("c", j), "double", false});
+  std::string empties = R"({"dataframe_records": [{})";
+  for (int i = 1; i < 200000; ++i) empties += ",{}";
+  empties += "]}";
+  ScoringResult cells = ParseJsonInput(std::string_view(empties), wide, 10);
+  ASSERT_FALSE(cells.ok());
+  EXPECT_NE(cells.error->message.find("200000 rows by 10 columns"), std::string::npos) << cells.error->message;
+  EXPECT_TRUE(ParseJsonInput(std::string_view(R"({"dataframe_records": [{}, {}]})"), wide, 10).ok());
+}
+
 TEST(ScoringInput, ContentTypes) {
   bool csv = false;
   EXPECT_FALSE(CheckContentType("application/json", csv));
@@ -210,6 +251,45 @@ TEST(Predictor, BatchesConcurrentRequestsAndAnswersEachWithItsRows) {
   Matrix wrong{{1, 2, 3}, 1, 3};
   EXPECT_EQ((*predictor)->PredictNow(wrong).status().code(), absl::StatusCode::kInvalidArgument);
   fs::remove_all(dir);
+}
+
+// Large bodies are parsed on the predictor's threads, small ones where they arrive.
+TEST(Predictor, Issue14LargeBodiesAreParsedOffTheCallingThread) {
+  auto predictor = Predictor::Load(kFixtures / "model_json", {.threads = 1});
+  ASSERT_TRUE(predictor.ok()) << predictor.status();
+  struct Seen {
+    std::thread::id thread;
+    ScoringReply reply;
+  };
+  auto score = [&](std::string body) {
+    std::promise<Seen> seen;
+    Score(**predictor, "application/json", std::move(body), [&seen](ScoringReply reply) {
+      seen.set_value({std::this_thread::get_id(), std::move(reply)});
+    });
+    return seen.get_future().get();
+  };
+  const Seen small_bad = score(DistinctKeyRecords(10));
+  EXPECT_EQ(small_bad.thread, std::this_thread::get_id());
+  ASSERT_TRUE(small_bad.reply.error.has_value());
+  const Seen large_bad = score(DistinctKeyRecords(70000));
+  EXPECT_NE(large_bad.thread, std::this_thread::get_id());
+  ASSERT_TRUE(large_bad.reply.error.has_value());
+  EXPECT_EQ(large_bad.reply.error->http_status, 400);
+  // A large valid body: 3000 copies of the fixture's rows.
+  const json::value split = json::parse(ReadFile(kFixtures / "input.json"));
+  json::array data;
+  while (data.size() < 3000) {
+    for (const auto& row : split.at("data").as_array()) data.push_back(row);
+  }
+  json::object big;
+  big["dataframe_split"] = {{"columns", split.at("columns")}, {"data", data}};
+  const std::string body = json::serialize(big);
+  ASSERT_GT(body.size(), 64u << 10);
+  const Seen large_ok = score(body);
+  EXPECT_NE(large_ok.thread, std::this_thread::get_id());
+  ASSERT_FALSE(large_ok.reply.error.has_value()) << large_ok.reply.error->message;
+  ASSERT_TRUE(large_ok.reply.status.ok()) << large_ok.reply.status;
+  EXPECT_EQ(large_ok.reply.predictions.size(), data.size());
 }
 
 }  // namespace

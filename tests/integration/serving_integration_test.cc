@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "common/random.h"
+#include "common/strings.h"
 #include "registry_fixture.h"
 #include "serving/predictor.h"
 
@@ -36,6 +37,14 @@ uint16_t PortAfter(const std::string& line, const std::string& marker) {
   const size_t at = line.find(marker);
   if (at == std::string::npos) return 0;
   return static_cast<uint16_t>(std::stoi(line.substr(at + marker.size())));
+}
+
+// Records that each name another key (70,000 of them are 0.9 MB): this body took the model
+// server and the gateway down with std::bad_alloc (a 70,000 x 70,000 table). Issue 14.
+std::string DistinctKeyRecords(std::string_view prefix, int n) {
+  std::string body = StrCat("{", prefix, R"("dataframe_records": [)");
+  for (int i = 0; i < n; ++i) body += StrCat(i ? "," : "", R"({"k)", i, R"(": 1})");
+  return body + "]}";
 }
 
 class ServingTest : public RegistryFixture {
@@ -241,6 +250,10 @@ TEST_F(ServingTest, GatewayServesArmsInProcessAndSwapsVersionsUnderLoad) {
   ApiReply bad = Score(port, "/predict", R"({"user_id":"u1","dataframe_records":[{"lead_time_days":1}]})");
   EXPECT_EQ(bad.status, 400);
   EXPECT_EQ(bad.Code(), "INVALID_PARAMETER_VALUE");
+  // The gateway's in-process arms refuse the 70,000-key body too, and the gateway lives.
+  ApiReply keys = Score(port, "/predict", DistinctKeyRecords(R"("user_id":"u1",)", 70000));
+  EXPECT_EQ(keys.status, 400) << keys.body.substr(0, 200);
+  EXPECT_EQ(RawRequest(port, "GET", "/healthz").status, 200);
 
   // Swap B to version 3 while two clients keep sending: nothing fails, and afterwards B serves v3.
   std::atomic<bool> stop{false};
@@ -307,6 +320,21 @@ TEST_F(ServingTest, GarbageScoringRequestsGetMlflowErrorsNeverA5xx) {
   EXPECT_EQ(RawRequest(model_port_, "GET", "/ping").status, 200);
   server->Signal(SIGTERM);
   EXPECT_EQ(server->Wait(10000), 0);
+}
+
+TEST_F(ServingTest, Issue14SeventyThousandDistinctKeysAreA400AndTheModelServerLives) {
+  auto server = StartModelServer((kFixtures / "model_json").string());
+  const std::string body = DistinctKeyRecords("", 70000);
+  ASSERT_GT(body.size(), 900000u);
+  for (int i = 0; i < 3; ++i) {
+    ApiReply r = Score(model_port_, "/invocations", body);
+    ASSERT_EQ(r.status, 400) << r.body.substr(0, 200);
+    EXPECT_EQ(r.Code(), "BAD_REQUEST");
+    EXPECT_EQ(S(r["message"]), "Invalid input. The input names more than 10000 distinct columns.");
+  }
+  EXPECT_EQ(RawRequest(model_port_, "GET", "/ping").status, 200);
+  server->Signal(SIGTERM);
+  EXPECT_EQ(server->Wait(10000), 0) << server->stderr_text();
 }
 
 }  // namespace
