@@ -142,6 +142,18 @@ TEST_F(AnalysisTest, BadCsvInputIsAClearError) {
   EXPECT_EQ(report->at("decision").at("action"), "continue");
 }
 
+// Issue 14: versions were sorted by a comparator that was not a strict weak order when numbers
+// and names mixed (2 < 1e1 < 1f < 2), undefined behaviour in std::sort. Numbers come first now.
+TEST_F(AnalysisTest, Issue14MixedVersionsSortNumbersFirst) {
+  const auto path = (dir_ / "mixed.csv").string();
+  std::ofstream(path) << "user_id,model_version,y_true,y_pred\nu1,1f,1,0.3\nu2,1e1,0,0.3\nu3,2,1,0.3\nu4,b,0,0.1\n";
+  auto r = ReadResultsCsv(path, "");
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<std::string> arms;
+  for (const auto& a : r->arms) arms.push_back(a.name);
+  EXPECT_EQ(arms, (std::vector<std::string>{"v2", "v1e1", "v1f", "vb"}));
+}
+
 TEST_F(AnalysisTest, EventStoreExposuresAndOutcomesByUnitAndRequest) {
   const std::string db_path = (dir_ / "events.db").string();
   {

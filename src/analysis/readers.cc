@@ -19,9 +19,14 @@ namespace abgate::analysis {
 namespace {
 
 // Orders versions numerically when both are numbers ("7" < "10"), else as text.
+// Numeric versions first, by value, then the others by text: a strict weak order, as std::sort
+// requires (comparing by value only when both were numbers was not: 2 < 1e1 < 1f < 2).
 bool VersionLess(const std::string& a, const std::string& b) {
-  double x, y;
-  if (common::ParseFiniteDouble(a, x) && common::ParseFiniteDouble(b, y)) return x < y;
+  double x = 0, y = 0;
+  const bool a_num = common::ParseFiniteDouble(a, x);
+  const bool b_num = common::ParseFiniteDouble(b, y);
+  if (a_num != b_num) return a_num;
+  if (a_num && x != y) return x < y;
   return a < b;
 }
 
@@ -87,11 +92,14 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   }
   if (rows.empty()) return absl::InvalidArgumentError(StrCat(path, ": no data rows"));
 
+  // Versions through a hash map, not a scan per row: a file of many distinct versions stays linear.
+  std::unordered_map<std::string, int> version_index;
   std::vector<std::string> versions;
   for (const auto& r : rows) {
-    if (std::find(versions.begin(), versions.end(), r.version) == versions.end()) versions.push_back(r.version);
+    if (version_index.try_emplace(r.version, 0).second) versions.push_back(r.version);
   }
   std::sort(versions.begin(), versions.end(), VersionLess);
+  for (size_t i = 0; i < versions.size(); ++i) version_index[versions[i]] = static_cast<int>(i);
   AnalysisInput input;
   input.experiment = path;
   input.unit = "user";
@@ -108,7 +116,7 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   std::vector<bool> multi;
   for (size_t i = 0; i < rows.size(); ++i) {
     const auto& r = rows[i];
-    const int arm = static_cast<int>(std::find(versions.begin(), versions.end(), r.version) - versions.begin());
+    const int arm = version_index.at(r.version);
     input.arms[arm].exposures++;
     auto [it, inserted] = unit_index.try_emplace(r.user, input.units.size());
     if (inserted) {

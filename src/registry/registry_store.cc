@@ -10,6 +10,7 @@
 #include <unordered_map>
 #include <variant>
 
+#include "absl/container/flat_hash_set.h"
 #include "common/random.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -726,11 +727,13 @@ absl::StatusOr<Page<Run>> RegistryStore::SearchRuns(const std::vector<int64_t>& 
     if (key == "lifecycle_stage") return r.lifecycle_stage;
     return r.artifact_uri;
   };
+  // A hash set, not a scan of the request's list per run (runs x ids was quadratic).
+  const absl::flat_hash_set<int64_t> in_experiments(experiment_ids.begin(), experiment_ids.end());
   std::vector<Run> all;
   {
     std::shared_lock lock(mu_);
     for (const auto& [id, r] : runs_) {
-      if (std::find(experiment_ids.begin(), experiment_ids.end(), r.experiment_id) == experiment_ids.end()) continue;
+      if (!in_experiments.contains(r.experiment_id)) continue;
       if (!ViewMatches(req.view_type, r.lifecycle_stage)) continue;
       const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
         switch (c.type) {

@@ -5,6 +5,7 @@
 #include <charconv>
 #include <cmath>
 #include <optional>
+#include <set>
 
 #include "common/base64.h"
 #include "common/status_macros.h"
@@ -285,8 +286,16 @@ absl::StatusOr<std::vector<Clause>> ParseFilter(std::string_view filter, const F
         if (sep == ')') break;
         if (sep != ',') return Invalid("Invalid IN list: expected ',' or ')'");
       }
+      // Sorted for MatchString's binary search (an IN list can be as long as the body).
+      std::sort(c.values.begin(), c.values.end());
+      c.values.erase(std::unique(c.values.begin(), c.values.end()), c.values.end());
     } else if (v == '\'' || v == '"') {
       ABGATE_ASSIGN_OR_RETURN(c.text, lex.Quoted());
+      if (c.op == Comparator::kLike || c.op == Comparator::kILike) {
+        // '%%' matches what '%' matches; one '%' per run bounds the pattern by its literals.
+        c.text.erase(std::unique(c.text.begin(), c.text.end(), [](char a, char b) { return a == '%' && b == '%'; }),
+                     c.text.end());
+      }
     } else {
       const std::string_view num = lex.Number();
       double d = 0;
@@ -316,6 +325,7 @@ absl::StatusOr<std::vector<OrderBy>> ParseOrderBy(const std::vector<std::string>
                                                   const std::vector<std::string>& attributes,
                                                   const std::vector<KeyType>& key_types) {
   std::vector<OrderBy> out;
+  std::set<std::pair<KeyType, std::string>> seen;
   for (const std::string& item : items) {
     Lexer lex(item);
     if (lex.AtEnd()) return Invalid(StrCat("Invalid order_by clause '", item, "'"));
@@ -334,17 +344,20 @@ absl::StatusOr<std::vector<OrderBy>> ParseOrderBy(const std::vector<std::string>
       return Invalid(StrCat("Invalid order_by key '", o.key, "' in clause '", item, "'"));
     }
     if (o.type == KeyType::kDataset) return Invalid(StrCat("Invalid order_by clause '", item, "'"));
-    for (const OrderBy& prev : out) {
-      if (prev.type == o.type && prev.key == o.key) {
-        return Invalid(StrCat("`order_by` contains duplicate fields: ", item));
-      }
-    }
+    // A set, not a scan of the previous items: a list of many distinct keys stays linear.
+    if (!seen.emplace(o.type, o.key).second) return Invalid(StrCat("`order_by` contains duplicate fields: ", item));
     out.push_back(std::move(o));
   }
   return out;
 }
 
 bool LikeMatch(std::string_view text, std::string_view pattern, bool fold_case) {
+  // A pattern needing more characters than the text has cannot match; checked first so that a
+  // huge pattern costs one pass, not one per character of every value it is matched against.
+  // Stops counting once past the text's length (ParseFilter collapses runs of '%').
+  size_t literal = 0;
+  for (size_t i = 0; i < pattern.size() && literal <= text.size(); ++i) literal += pattern[i] != '%';
+  if (literal > text.size()) return false;
   // Iterative wildcard matching with backtracking to the last '%'.
   size_t t = 0, p = 0, star_p = std::string_view::npos, star_t = 0;
   auto eq = [fold_case](char a, char b) {
@@ -375,8 +388,8 @@ bool MatchString(const Clause& c, std::string_view value) {
     case Comparator::kNe: return value != c.text;
     case Comparator::kLike: return LikeMatch(value, c.text, false);
     case Comparator::kILike: return LikeMatch(value, c.text, true);
-    case Comparator::kIn: return Contains(c.values, value);
-    case Comparator::kNotIn: return !Contains(c.values, value);
+    case Comparator::kIn: return std::binary_search(c.values.begin(), c.values.end(), value);
+    case Comparator::kNotIn: return !std::binary_search(c.values.begin(), c.values.end(), value);
     default: return false;
   }
 }

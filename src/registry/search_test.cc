@@ -57,6 +57,21 @@ TEST(LikeMatch, SqlWildcards) {
   EXPECT_TRUE(LikeMatch("", "%", false));
   EXPECT_FALSE(LikeMatch("ab", "a", false));
   EXPECT_TRUE(LikeMatch("aXbXc", "%b%c", false));
+  // A pattern with more literal characters than the text is refused before any backtracking.
+  EXPECT_FALSE(LikeMatch("ab", "%a%b%c", false));
+  EXPECT_FALSE(LikeMatch(std::string(1000, 'a'), "%" + std::string(1001, 'a'), false));
+}
+
+// Issue 14: runs of '%' are collapsed when the filter is parsed (they match what one '%' does),
+// so a pattern's length is bounded by its literal characters.
+TEST(ParseFilter, Issue14RunsOfPercentAreOne) {
+  auto c = ParseFilter("run_name LIKE '" + std::string(100000, '%') + "a%%b'", kRunRules);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ((*c)[0].text, "%a%b");
+  EXPECT_TRUE(LikeMatch("xaxb", (*c)[0].text, false));
+  auto eq = ParseFilter("run_name = '%%'", kRunRules);
+  ASSERT_TRUE(eq.ok());
+  EXPECT_EQ((*eq)[0].text, "%%");  // only LIKE patterns
 }
 
 TEST(ParseOrderBy, DirectionsAndDuplicates) {
@@ -69,6 +84,12 @@ TEST(ParseOrderBy, DirectionsAndDuplicates) {
   EXPECT_FALSE(ParseOrderBy({"start_time", "start_time DESC"}, {"start_time"}, {}).ok());
   EXPECT_FALSE(ParseOrderBy({"start_time sideways"}, {"start_time"}, {}).ok());
   EXPECT_FALSE(ParseOrderBy({"nope"}, {"start_time"}, {}).ok());
+  // Many distinct keys: duplicates are found with a set (the scan was quadratic).
+  std::vector<std::string> many;
+  for (int i = 0; i < 50000; ++i) many.push_back("metrics.m" + std::to_string(i));
+  EXPECT_TRUE(ParseOrderBy(many, {}, {KeyType::kMetric}).ok());
+  many.push_back("metrics.m17 DESC");
+  EXPECT_FALSE(ParseOrderBy(many, {}, {KeyType::kMetric}).ok());
 }
 
 TEST(PageToken, MatchesMlflowEncoding) {

@@ -72,7 +72,7 @@ RawResponse RawConnection::Read() {
       std::string name = line.substr(0, colon);
       for (auto& c : name) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
       std::string value = line.substr(colon + 1);
-      while (!value.empty() && value.front() == ' ') value.erase(0, 1);
+      value.erase(0, std::min(value.size(), value.find_first_not_of(' ')));
       r.headers[name] = value;
     }
     line_end = next;
