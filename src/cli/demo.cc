@@ -15,6 +15,7 @@
 #include <memory>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include <boost/json.hpp>
 
@@ -67,13 +68,43 @@ std::string Elapsed(std::chrono::steady_clock::time_point start) {
   return buf;
 }
 
+// The demo's mark on a folder it may empty: written first in a new or empty folder. Without it
+// a non-empty folder is the user's, and the demo refuses it rather than delete anything.
+constexpr const char* kWorkdirMarker = ".abgate-demo";
+
+// Makes `workdir` an empty folder for the demo: creates it, or empties one that holds the marker
+// (the folder itself is kept), or takes an empty one. Anything else is an error; nothing is removed.
+std::string PrepareWorkdir(const fs::path& workdir) {
+  std::error_code ec;
+  const fs::file_status st = fs::symlink_status(workdir, ec);
+  if (fs::exists(st)) {
+    if (!fs::is_directory(st)) return StrCat("--workdir ", workdir.string(), " exists and is not a folder");
+    if (!fs::is_empty(workdir, ec)) {
+      if (!fs::exists(fs::symlink_status(workdir / kWorkdirMarker, ec))) {
+        return StrCat("--workdir ", workdir.string(), " is not empty and was not made by abgate demo (no ",
+                      kWorkdirMarker, " file in it); choose a new or empty folder");
+      }
+      std::vector<fs::path> entries;
+      for (const auto& entry : fs::directory_iterator(workdir, ec)) entries.push_back(entry.path());
+      for (const auto& entry : entries) {
+        if (!ec) fs::remove_all(entry, ec);
+      }
+      if (ec) return StrCat("cannot empty ", workdir.string(), ": ", ec.message());
+    }
+  } else {
+    fs::create_directories(workdir, ec);
+    if (ec) return StrCat("cannot create ", workdir.string(), ": ", ec.message());
+  }
+  std::ofstream marker(workdir / kWorkdirMarker);
+  marker << "Made by abgate demo: the next `abgate demo --workdir` on this folder empties it.\n";
+  if (!marker.flush()) return StrCat("cannot write in ", workdir.string());
+  return "";
+}
+
 int RunDemo(const DemoFlags& f) {
   const auto t0 = std::chrono::steady_clock::now();
   common::SetLogLevel(common::LogLevel::kWarning);
-  std::error_code ec;
-  fs::remove_all(f.workdir, ec);
-  fs::create_directories(f.workdir, ec);
-  if (ec) return Fail(StrCat("cannot create ", f.workdir, ": ", ec.message()));
+  if (const std::string error = PrepareWorkdir(f.workdir); !error.empty()) return Fail(error);
   const fs::path dir = fs::absolute(f.workdir);
   Say("abgate demo (seed %llu) in %s", static_cast<unsigned long long>(f.seed), dir.c_str());
 
@@ -279,7 +310,7 @@ controller:
 Command AddDemo(CLI::App& app) {
   auto* cmd = app.add_subcommand("demo", "The whole workflow on embedded defaults: train, register, A/B test, ramp, promote");
   auto f = std::make_shared<DemoFlags>();
-  cmd->add_option("--workdir", f->workdir, "where the registry, artifacts, events and report go (recreated)")
+  cmd->add_option("--workdir", f->workdir, "where the registry, artifacts, events and report go: a new or empty folder, or one an earlier demo made (emptied)")
       ->capture_default_str();
   cmd->add_option("--seed", f->seed, "reproducible data, training and traffic")->capture_default_str();
   cmd->add_option("--users", f->users, "simulated users")->capture_default_str()->check(CLI::Range(int64_t{100}, int64_t{10'000'000}));

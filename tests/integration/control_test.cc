@@ -311,9 +311,34 @@ TEST_F(ControlTest, DemoPromotesAndRollsBack) {
   ASSERT_EQ(good.Wait(120000), 0) << good.stdout_text() << good.stderr_text();
   EXPECT_NE(good.stdout_text().find(": promoted"), std::string::npos) << good.stdout_text();
   EXPECT_TRUE(fs::exists(dir_ / "demo-good" / "report.html"));
-  Subprocess bad({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-bad").string(), "--seed", "7", "--candidate-worse"});
+  // Again in the folder the first run made: its marker lets the demo empty it.
+  Subprocess bad({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-good").string(), "--seed", "7", "--candidate-worse"});
   ASSERT_EQ(bad.Wait(120000), 0) << bad.stdout_text() << bad.stderr_text();
   EXPECT_NE(bad.stdout_text().find(": rolled_back"), std::string::npos) << bad.stdout_text();
+}
+
+// Issue 14: `--workdir .` wiped the current folder. A folder the demo did not make is refused
+// with one line, and nothing in it is touched.
+TEST_F(ControlTest, Issue14DemoRefusesAFolderItDidNotMake) {
+  const fs::path mine = dir_ / "mine";
+  fs::create_directories(mine / "sub");
+  std::ofstream(mine / "notes.txt") << "keep me";
+  std::ofstream(mine / "sub" / "data.csv") << "1,2";
+  Subprocess p({ABGATE_BINARY, "demo", "--workdir", mine.string()});
+  EXPECT_EQ(p.Wait(20000), 1);
+  EXPECT_EQ(p.stderr_text(), "abgate demo: --workdir " + mine.string() +
+                                 " is not empty and was not made by abgate demo (no .abgate-demo file in it); choose a "
+                                 "new or empty folder\n");
+  std::ifstream notes(mine / "notes.txt");
+  std::string kept;
+  std::getline(notes, kept);
+  EXPECT_EQ(kept, "keep me");
+  EXPECT_TRUE(fs::exists(mine / "sub" / "data.csv"));
+  EXPECT_FALSE(fs::exists(mine / ".abgate-demo"));
+  Subprocess file({ABGATE_BINARY, "demo", "--workdir", (mine / "notes.txt").string()});
+  EXPECT_EQ(file.Wait(20000), 1);
+  EXPECT_NE(file.stderr_text().find("exists and is not a folder"), std::string::npos) << file.stderr_text();
+  EXPECT_TRUE(fs::exists(mine / "notes.txt"));
 }
 
 }  // namespace
