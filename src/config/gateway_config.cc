@@ -107,6 +107,11 @@ absl::Status ReadServer(JsonReader r, ServerConfig& s) {
   ABGATE_ASSIGN_OR_RETURN(s.read_timeout_us, r.DurationUs("read_timeout", s.read_timeout_us));
   ABGATE_ASSIGN_OR_RETURN(s.idle_timeout_us, r.DurationUs("idle_timeout", s.idle_timeout_us));
   ABGATE_ASSIGN_OR_RETURN(s.drain_timeout_us, r.DurationUs("drain_timeout", s.drain_timeout_us));
+  ABGATE_ASSIGN_OR_RETURN(s.public_reads, r.Bool("public_reads", s.public_reads));
+  ABGATE_ASSIGN_OR_RETURN(s.dashboard_public_reads, r.Bool("dashboard_public_reads", s.dashboard_public_reads));
+  ABGATE_ASSIGN_OR_RETURN(int64_t analysis_threads, r.Int("analysis_threads", s.analysis_threads));
+  if (analysis_threads < 1 || analysis_threads > 64) return r.Error("analysis_threads", "must be between 1 and 64");
+  s.analysis_threads = static_cast<int>(analysis_threads);
   if (s.read_timeout_us <= 0 || s.idle_timeout_us <= 0) {
     return r.Error("", "read_timeout and idle_timeout must be positive");
   }

@@ -112,6 +112,11 @@ struct ServerConfig {
   int64_t read_timeout_us = 10'000'000;   // a started request must arrive within this
   int64_t idle_timeout_us = 60'000'000;   // keep-alive connection with no request
   int64_t drain_timeout_us = 10'000'000;  // SIGTERM: finish in-flight requests within this
+  // Admin API reads (GET) need the token too, unless opened: every read (`public_reads`), or
+  // the ones the dashboard makes (`dashboard_public_reads`: experiments, results, health, audit).
+  bool public_reads = false;
+  bool dashboard_public_reads = false;
+  int analysis_threads = 1;  // results computed at once, off the admin thread
 };
 
 struct UpstreamConfig {

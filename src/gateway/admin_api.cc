@@ -1,8 +1,9 @@
 // The admin API: experiments (list, get, create, patch, delete, mode, weights, ramp, pause,
-// resume, stop) and the audit log. Reads answer on the I/O thread from the snapshot; every
-// change is authorised with the bearer token, then runs on the single admin thread (so changes
-// are serialised without locks), swaps in a new snapshot and answers once its audit row is
-// committed.
+// resume, stop), results, the audit log and the dashboard. Reads need the token unless the
+// config opens them, and answer on the I/O thread from the snapshot (analyses run on the
+// results threads); every change is authorised with the bearer token, then runs on the single
+// admin thread (so changes are serialised without locks), swaps in a new snapshot and answers
+// once its audit row is committed.
 #include <boost/json.hpp>
 
 #include "common/logging.h"
@@ -13,6 +14,8 @@
 #include <charconv>
 #include "analysis/analysis.h"
 #include "assign/hash.h"
+#include "dashboard/dashboard.h"
+#include "dashboard/traffic.h"
 #include "http/status_to_http.h"
 
 namespace abgate::gateway {
@@ -86,6 +89,40 @@ absl::StatusOr<std::optional<config::ExperimentConfig>> WithState(const Compiled
   return std::optional<config::ExperimentConfig>(std::move(c));
 }
 
+// The value of `key` in a query string ("" when absent).
+std::string_view QueryParam(std::string_view query, std::string_view key) {
+  while (!query.empty()) {
+    const size_t amp = query.find('&');
+    const std::string_view kv = query.substr(0, amp);
+    query = amp == std::string_view::npos ? std::string_view() : query.substr(amp + 1);
+    if (kv.size() > key.size() && kv.starts_with(key) && kv[key.size()] == '=') return kv.substr(key.size() + 1);
+  }
+  return {};
+}
+
+// A non-negative integer query parameter (0 when absent); nullopt when malformed.
+std::optional<int64_t> QueryInt(std::string_view query, std::string_view key) {
+  const std::string_view v = QueryParam(query, key);
+  if (v.empty()) return 0;
+  int64_t out = 0;
+  const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), out);
+  if (ec != std::errc() || ptr != v.data() + v.size() || out < 0) return std::nullopt;
+  return out;
+}
+
+// The reads the dashboard makes, open to anyone with `server.dashboard_public_reads`:
+// /api/v1/experiments, /api/v1/audit, /api/v1/experiments/{name}[/results|/traffic|/health].
+bool IsDashboardRead(std::string_view path) {
+  if (path == "/api/v1/experiments" || path == "/api/v1/audit") return true;
+  constexpr std::string_view kPrefix = "/api/v1/experiments/";
+  if (!path.starts_with(kPrefix)) return false;
+  std::string_view rest = path.substr(kPrefix.size());
+  const size_t slash = rest.find('/');
+  if (slash == std::string_view::npos) return !rest.empty();
+  rest = rest.substr(slash + 1);
+  return rest == "results" || rest == "traffic" || rest == "health";
+}
+
 }  // namespace
 
 // Who made a change: X-Abgate-Actor when the caller names itself, else "admin".
@@ -118,6 +155,48 @@ bool Gateway::Authorized(const http::Request& req) const {
   constexpr std::string_view kBearer = "Bearer ";
   if (auth.size() <= kBearer.size() || !http::EqualsIgnoreCase(auth.substr(0, kBearer.size()), kBearer)) return false;
   return SecureEquals(auth.substr(kBearer.size()), admin_token_);
+}
+
+void Gateway::DispatchAdmin(http::Request& req, http::Respond respond) {
+  // Reads need the token too (an anonymous caller must not see experiments, nor make the
+  // gateway run analyses), unless the config opens them.
+  if (req.method == "GET" && req.path.starts_with("/api/") && !config_.server.public_reads && !Authorized(req) &&
+      !(config_.server.dashboard_public_reads && IsDashboardRead(req.path))) {
+    return std::move(respond)(http::ErrorResponse(
+        401, "UNAUTHENTICATED",
+        admin_token_.empty()
+            ? StrCat("no admin token is configured (", config_.server.admin_token_env,
+                     "), and reads need it unless server.public_reads is true")
+            : "reading the admin API needs the bearer token (or server.public_reads: true in the config)"));
+  }
+  admin_router_.Dispatch(req, std::move(respond));
+}
+
+dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
+  dashboard::Results out;
+  auto snapshot = snapshot_.Load();
+  const CompiledExperiment* e = snapshot->Find(key.experiment);
+  if (!e) {
+    out.status = absl::NotFoundError(StrCat("no experiment named '", key.experiment, "'"));
+    return out;
+  }
+  const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
+  auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit,
+                                                  analysis::MetricsOf(e->config), key.since_us);
+  if (!input.ok()) {
+    out.status = input.status();
+    return out;
+  }
+  auto report = analysis::Analyze(*input);
+  if (!report.ok()) {
+    out.status = report.status();
+    return out;
+  }
+  auto shadow = analysis::ReadShadowSummary(config_.events.store, key.experiment, key.since_us);
+  if (shadow.ok() && *shadow && report->is_object()) report->as_object()["shadow"] = std::move(**shadow);
+  out.report_json = config::ToJson(*report);
+  out.traffic_json = config::ToJson(dashboard::TrafficSplit(*input, 40));
+  return out;
 }
 
 absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, const CompiledExperiment* before,
@@ -301,6 +380,17 @@ void Gateway::ApplyAssignments(
 
 void Gateway::RegisterAdminRoutes() {
   auto& r = admin_router_;
+  dashboard::RegisterRoutes(r);
+  // The results cache's mark: this gateway's commits after a flush (so a caller sees what it
+  // was served) and the config version. On a shared store other gateways write too, so the
+  // mark cannot prove a result current there: every fresh read recomputes.
+  results_ = std::make_unique<dashboard::ResultsCache>(
+      dashboard::ResultsCache::Options{.threads = config_.server.analysis_threads}, clock_,
+      [this] {
+        writer_->Flush();
+        return dashboard::StoreMark{snapshot_.Load()->version, writer_->stats().batches, !shared_store_};
+      },
+      [this](const dashboard::ResultsKey& key) { return ComputeResults(key); });
   r.Add("GET", "/api/v1/experiments", [this](http::Request&, http::Respond respond) {
     auto snapshot = snapshot_.Load();
     json::array list;
@@ -521,8 +611,6 @@ void Gateway::RegisterAdminRoutes() {
       return std::optional<config::ExperimentConfig>(std::move(c));
     });
   });
-  // The analysis of an experiment from this gateway's event store (the `abgate analyze --format
-  // json` report), computed on the admin thread.
   // Serving health per arm since this gateway started (cumulative counters; a controller takes
   // differences between looks): attempts, failures, fallbacks and the latency histogram.
   r.Add("GET", "/api/v1/experiments/{name}/health", [this](http::Request& req, http::Respond respond) {
@@ -557,33 +645,33 @@ void Gateway::RegisterAdminRoutes() {
     std::move(respond)(http::Response::Json(
         200, config::ToJson(json::object{{"experiment", exp->config.name}, {"arms", std::move(arms)}})));
   });
-  r.Add("GET", "/api/v1/experiments/{name}/results", [this](http::Request& req, http::Respond respond) {
-    // ?since_us=T analyses only what happened from T on (one rollout step).
-    int64_t since_us = 0;
-    if (const size_t at = req.query.find("since_us="); at != std::string_view::npos) {
-      const std::string_view v = req.query.substr(at + 9, req.query.find('&', at) - at - 9);
-      const auto [ptr, ec] = std::from_chars(v.data(), v.data() + v.size(), since_us);
-      if (ec != std::errc() || ptr != v.data() + v.size() || since_us < 0) {
-        return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "since_us must be a non-negative integer"));
-      }
-    }
-    auto shared = std::make_shared<http::Respond>(std::move(respond));
-    admin_thread_.Post([this, name = std::string(req.PathParam("name")), shared, since_us] {
-      auto snapshot = snapshot_.Load();
-      const CompiledExperiment* e = snapshot->Find(name);
-      if (!e) return std::move(*shared)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", name, "'")));
-      writer_->Flush();  // include what this gateway has served so far
-      const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
-      auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit,
-                                                      analysis::MetricsOf(e->config), since_us);
-      if (!input.ok()) return std::move(*shared)(http::StatusResponse(input.status()));
-      auto report = analysis::Analyze(*input);
-      if (!report.ok()) return std::move(*shared)(http::StatusResponse(report.status()));
-      auto shadow = analysis::ReadShadowSummary(config_.events.store, name, since_us);
-      if (shadow.ok() && *shadow && report->is_object()) report->as_object()["shadow"] = std::move(**shadow);
-      std::move(*shared)(http::Response::Json(200, config::ToJson(*report)));
-    });
-  });
+  // The analysis of an experiment from this gateway's event store (the `abgate analyze --format
+  // json` report) and its traffic split over time, computed on the results threads and shared
+  // (dashboard::ResultsCache). ?since_us=T analyses only what happened from T on (one rollout
+  // step); ?max_age_ms=M accepts a result computed up to M ms ago (a polling dashboard), else
+  // the result includes everything committed before the request.
+  for (const bool traffic : {false, true}) {
+    r.Add("GET", traffic ? "/api/v1/experiments/{name}/traffic" : "/api/v1/experiments/{name}/results",
+          [this, traffic](http::Request& req, http::Respond respond) {
+            const auto since_us = QueryInt(req.query, "since_us");
+            const auto max_age_ms = QueryInt(req.query, "max_age_ms");
+            if (!since_us || !max_age_ms || *max_age_ms > 86'400'000) {
+              return std::move(respond)(http::ErrorResponse(
+                  400, "INVALID_ARGUMENT", "since_us and max_age_ms must be non-negative integers (max_age_ms at most a day)"));
+            }
+            std::string name(req.PathParam("name"));
+            if (!snapshot_.Load()->Find(name)) {
+              return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", name, "'")));
+            }
+            results_->Get({std::move(name), *since_us}, *max_age_ms * 1000,
+                          [respond = std::move(respond), traffic](std::shared_ptr<const dashboard::Results> r) mutable {
+                            if (!r->status.ok()) return std::move(respond)(http::StatusResponse(r->status));
+                            http::Response ok = http::Response::Json(200, traffic ? r->traffic_json : r->report_json);
+                            ok.headers.push_back({"X-Abgate-Computed-At-Us", std::to_string(r->computed_at_us)});
+                            std::move(respond)(std::move(ok));
+                          });
+          });
+  }
   r.Add("GET", "/api/v1/audit", [this](http::Request& req, http::Respond respond) {
     std::string experiment;
     int limit = 100;

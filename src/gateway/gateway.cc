@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "absl/strings/str_format.h"
 #include "assign/hash.h"
 #include "common/logging.h"
 #include "common/status_macros.h"
@@ -475,7 +476,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   admin.host = c.server.admin_listen.host;
   admin.port = c.server.admin_listen.port;
   ABGATE_ASSIGN_OR_RETURN(gw->admin_server_, http::Server::Create(*gw->pool_, admin, [g](http::Request& req, http::Respond respond) {
-    g->admin_router_.Dispatch(req, std::move(respond));
+    g->DispatchAdmin(req, std::move(respond));
   }));
   return gw;
 }
@@ -495,6 +496,7 @@ void Gateway::Shutdown() {
     data_server_->Shutdown(config_.server.drain_timeout_us);
     admin_server_->Shutdown(1'000'000);
   }
+  results_.reset();  // waits for a running analysis; before the writer, which it flushes
   admin_thread_.Stop();
   store_thread_.Stop();
   pool_->Stop();
@@ -899,6 +901,21 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
               "# TYPE abgate_event_write_errors_total counter\nabgate_event_write_errors_total ", s.write_errors, "\n",
               "# HELP abgate_config_version Version of the experiment snapshot being served.\n",
               "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n");
+    if (results_) {
+      const auto r = results_->stats();
+      StrAppend(&out, "# HELP abgate_results_requests_total Results and traffic reads of the admin API.\n",
+                "# TYPE abgate_results_requests_total counter\nabgate_results_requests_total ", r.requests, "\n",
+                "# HELP abgate_results_computations_total Analyses run for them (shared by concurrent readers).\n",
+                "# TYPE abgate_results_computations_total counter\nabgate_results_computations_total ",
+                r.computations, "\n",
+                "# HELP abgate_results_reused_total Reads answered without an analysis: nothing was written since.\n",
+                "# TYPE abgate_results_reused_total counter\nabgate_results_reused_total ", r.reused + r.cached, "\n",
+                "# HELP abgate_results_rejected_total Reads refused because too many analyses were waiting.\n",
+                "# TYPE abgate_results_rejected_total counter\nabgate_results_rejected_total ", r.rejected, "\n",
+                "# HELP abgate_results_compute_seconds_total Time spent in analyses.\n",
+                "# TYPE abgate_results_compute_seconds_total counter\nabgate_results_compute_seconds_total ",
+                absl::StrFormat("%.6f", r.compute_us / 1e6), "\n");
+    }
   });
   std::move(respond)(http::Response::Text(200, std::move(body), "text/plain; version=0.0.4; charset=utf-8"));
 }

@@ -26,6 +26,7 @@
 #include "common/random.h"
 #include "common/worker_thread.h"
 #include "config/gateway_config.h"
+#include "dashboard/results_cache.h"
 #include "events/batching_writer.h"
 #include "events/event_sink.h"
 #include "gateway/experiment_set.h"
@@ -72,7 +73,12 @@ class Gateway {
 
   // Admin API (admin_api.cc). Mutations are posted to admin_thread_.
   void RegisterAdminRoutes();
+  // The admin listener's entry: reads of /api/ need the token unless configured open, then the
+  // router (admin_api.cc).
+  void DispatchAdmin(http::Request& req, http::Respond respond);
   bool Authorized(const http::Request& req) const;
+  // An analysis of one experiment for results_ (report + traffic split). Blocking: a results thread.
+  dashboard::Results ComputeResults(const dashboard::ResultsKey& key);
   // The 401 for a change without the right token (says so when no token is configured).
   http::Response Unauthorized() const;
   events::AuditRecord NewAudit(std::string actor, std::string remote, std::string action, std::string experiment) const;
@@ -121,6 +127,8 @@ class Gateway {
   SnapshotHolder snapshot_;
   StickyAssignments sticky_;
   common::WorkerThread admin_thread_;
+  // GET …/results and …/traffic: analyses on their own threads, shared and cached (admin_api.cc).
+  std::unique_ptr<dashboard::ResultsCache> results_;
   common::WorkerThread store_thread_;  // blocking store reads of the request path (shared stores)
   bool shared_store_ = false;          // PostgreSQL: other gateways write the same assignments
   http::Router data_router_;

@@ -100,7 +100,7 @@ namespace abgate::testing {
 namespace {
 
 TEST_F(OutcomesTest, ResultsEndpointAnalysesWhatTheGatewayServedAndCollected) {
-  EXPECT_EQ(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results", "", false).status, 404);  // no exposures yet
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results").status, 404);  // no exposures yet
   std::string outcomes;
   for (int i = 0; i < 200; ++i) {
     const auto r = Predict(R"({"user_id":"r)" + std::to_string(i) + R"(","inputs":[[1]]})");
@@ -114,7 +114,7 @@ TEST_F(OutcomesTest, ResultsEndpointAnalysesWhatTheGatewayServedAndCollected) {
       outcomes.clear();
     }
   }
-  const auto r = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results", "", false);
+  const auto r = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results");
   ASSERT_EQ(r.status, 200) << r.body;
   const auto report = json::parse(r.body);
   const auto& arms = report.at("arms").as_array();
@@ -124,7 +124,7 @@ TEST_F(OutcomesTest, ResultsEndpointAnalysesWhatTheGatewayServedAndCollected) {
   for (const auto& a : arms) booked += a.at("metrics").at("booked").at("mean").as_double() * a.at("units").to_number<double>();
   EXPECT_NEAR(booked, 67, 1e-6);  // attributed by request id
   EXPECT_TRUE(report.at("decision").as_object().contains("action"));
-  EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope/results", "", false).status, 404);
+  EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope/results").status, 404);
 }
 
 }  // namespace

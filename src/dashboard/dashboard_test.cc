@@ -1,0 +1,218 @@
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "dashboard/assets.h"
+#include "dashboard/results_cache.h"
+#include "dashboard/traffic.h"
+#include "gtest/gtest.h"
+
+namespace abgate::dashboard {
+namespace {
+
+namespace json = boost::json;
+
+// Collects results delivered on other threads; Wait blocks until `n` arrived (with a deadline).
+class Collector {
+ public:
+  ResultsCache::Done Callback() {
+    return [this](std::shared_ptr<const Results> r) {
+      std::lock_guard lock(mu_);
+      results_.push_back(std::move(r));
+      cv_.notify_all();
+    };
+  }
+  std::vector<std::shared_ptr<const Results>> Wait(size_t n) {
+    std::unique_lock lock(mu_);
+    EXPECT_TRUE(cv_.wait_for(lock, std::chrono::seconds(10), [&] { return results_.size() >= n; }));
+    return results_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::shared_ptr<const Results>> results_;
+};
+
+// A computation that blocks until released, counting how often it ran.
+struct Gate {
+  std::mutex mu;
+  std::condition_variable cv;
+  bool open = false;
+  int started = 0;
+  std::atomic<int> computations{0};
+  std::atomic<int64_t> commits{0};
+
+  Results Compute(const ResultsKey& key) {
+    std::unique_lock lock(mu);
+    ++started;
+    cv.notify_all();
+    cv.wait(lock, [&] { return open; });
+    Results r;
+    r.report_json = key.experiment + "#" + std::to_string(computations.fetch_add(1) + 1);
+    return r;
+  }
+  void WaitStarted(int n) {
+    std::unique_lock lock(mu);
+    ASSERT_TRUE(cv.wait_for(lock, std::chrono::seconds(10), [&] { return started >= n; }));
+  }
+  void Open() {
+    std::lock_guard lock(mu);
+    open = true;
+    cv.notify_all();
+  }
+};
+
+TEST(ResultsCacheTest, ConcurrentCallersShareOneComputation) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  ResultsCache cache({.threads = 1}, clock, [&] { return StoreMark{1, gate.commits.load(), true}; },
+                     [&](const ResultsKey& k) { return gate.Compute(k); });
+  Collector c;
+  for (int i = 0; i < 10; ++i) cache.Get({"exp", 0}, 0, c.Callback());
+  gate.Open();
+  auto got = c.Wait(10);
+  ASSERT_EQ(got.size(), 10u);
+  for (const auto& r : got) EXPECT_EQ(r->report_json, "exp#1");
+  EXPECT_EQ(gate.computations.load(), 1);
+  EXPECT_EQ(cache.stats().computations, 1);
+}
+
+TEST(ResultsCacheTest, CallerArrivingDuringAComputationGetsALaterOne) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  ResultsCache cache({.threads = 2}, clock, [&] { return StoreMark{1, gate.commits.fetch_add(1), true}; },
+                     [&](const ResultsKey& k) { return gate.Compute(k); });
+  Collector first, second;
+  cache.Get({"exp", 0}, 0, first.Callback());
+  gate.WaitStarted(1);  // running now: what is written next is not in it
+  cache.Get({"exp", 0}, 0, second.Callback());
+  cache.Get({"exp", 0}, 0, second.Callback());
+  gate.Open();
+  EXPECT_EQ(first.Wait(1)[0]->report_json, "exp#1");
+  auto later = second.Wait(2);
+  EXPECT_EQ(later[0]->report_json, "exp#2");  // one more computation for both late callers
+  EXPECT_EQ(later[1]->report_json, "exp#2");
+  EXPECT_EQ(gate.computations.load(), 2);
+}
+
+TEST(ResultsCacheTest, UnchangedMarkReusesTheResultAndMaxAgeSkipsTheWorker) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  gate.Open();
+  std::atomic<int> marks{0};
+  bool exact = true;
+  ResultsCache cache({.threads = 1}, clock, [&] {
+    marks.fetch_add(1);
+    return StoreMark{7, gate.commits.load(), exact};
+  }, [&](const ResultsKey& k) { return gate.Compute(k); });
+  Collector a, b, c, d;
+  cache.Get({"exp", 0}, 0, a.Callback());
+  EXPECT_EQ(a.Wait(1)[0]->report_json, "exp#1");
+  cache.Get({"exp", 0}, 0, b.Callback());  // nothing committed since: same result, no analysis
+  EXPECT_EQ(b.Wait(1)[0]->report_json, "exp#1");
+  EXPECT_EQ(gate.computations.load(), 1);
+  EXPECT_EQ(cache.stats().reused, 1);
+  gate.commits = 5;  // new events
+  clock.AdvanceUs(500'000);
+  cache.Get({"exp", 0}, 1'000'000, c.Callback());  // a recent result is good enough: no mark, no worker
+  EXPECT_EQ(c.Wait(1)[0]->report_json, "exp#1");
+  EXPECT_EQ(marks.load(), 2);
+  cache.Get({"exp", 0}, 0, d.Callback());  // must see the new events
+  EXPECT_EQ(d.Wait(1)[0]->report_json, "exp#2");
+  EXPECT_EQ(cache.stats().cached, 1);
+}
+
+TEST(ResultsCacheTest, InexactMarkAlwaysRecomputes) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  gate.Open();
+  ResultsCache cache({.threads = 1}, clock, [] { return StoreMark{1, 1, false}; },
+                     [&](const ResultsKey& k) { return gate.Compute(k); });
+  for (int i = 1; i <= 3; ++i) {
+    Collector c;
+    cache.Get({"exp", 0}, 0, c.Callback());
+    EXPECT_EQ(c.Wait(1)[0]->report_json, "exp#" + std::to_string(i));
+  }
+}
+
+TEST(ResultsCacheTest, TooManyQueuedKeysAreRefusedNotQueued) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  ResultsCache cache({.threads = 1, .max_queued = 2}, clock, [] { return StoreMark{}; },
+                     [&](const ResultsKey& k) { return gate.Compute(k); });
+  Collector running, queued, refused;
+  cache.Get({"a", 0}, 0, running.Callback());
+  gate.WaitStarted(1);
+  cache.Get({"b", 0}, 0, queued.Callback());
+  cache.Get({"c", 0}, 0, queued.Callback());
+  cache.Get({"d", 0}, 0, refused.Callback());  // answered at once
+  EXPECT_EQ(refused.Wait(1)[0]->status.code(), absl::StatusCode::kResourceExhausted);
+  cache.Get({"b", 0}, 0, queued.Callback());  // joins b's queued computation: not refused
+  gate.Open();
+  auto got = queued.Wait(3);
+  for (const auto& r : got) EXPECT_TRUE(r->status.ok());
+  EXPECT_EQ(cache.stats().rejected, 1);
+  EXPECT_EQ(gate.computations.load(), 3);
+}
+
+TEST(ResultsCacheTest, DestructionAnswersWaiters) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  Collector c;
+  std::thread opener;
+  {
+    ResultsCache cache({.threads = 1}, clock, [] { return StoreMark{}; },
+                       [&](const ResultsKey& k) { return gate.Compute(k); });
+    cache.Get({"a", 0}, 0, c.Callback());
+    gate.WaitStarted(1);
+    cache.Get({"a", 0}, 0, c.Callback());
+    opener = std::thread([&] { gate.Open(); });  // the destructor waits for the running analysis
+  }
+  opener.join();
+  auto got = c.Wait(2);
+  ASSERT_EQ(got.size(), 2u);
+}
+
+TEST(TrafficSplitTest, CountsNewUnitsPerArmPerInterval) {
+  analysis::AnalysisInput in;
+  in.arms = {{"A", "7", 90, 0}, {"B", "8", 10, 0}};
+  auto unit = [](int arm, int64_t ts) {
+    analysis::UnitObservation u;
+    u.arm = arm;
+    u.first_ts_us = ts;
+    return u;
+  };
+  // First half 9:1, second half 1:1.
+  for (int i = 0; i < 90; ++i) in.units.push_back(unit(0, i % 75));
+  for (int i = 0; i < 10; ++i) in.units.push_back(unit(1, i));
+  for (int i = 0; i < 50; ++i) in.units.push_back(unit(0, 100 + i));
+  for (int i = 0; i < 50; ++i) in.units.push_back(unit(1, 100 + i));
+  const json::object split = TrafficSplit(in, 2);
+  EXPECT_EQ(json::serialize(split.at("arms")), R"(["A","B"])");
+  const auto& bins = split.at("bins").as_array();
+  ASSERT_EQ(bins.size(), 2u);
+  EXPECT_EQ(json::serialize(bins[0].at("units")), "[90,10]");
+  EXPECT_EQ(json::serialize(bins[1].at("units")), "[50,50]");
+  EXPECT_EQ(bins[0].at("start_us").as_int64(), 0);
+  EXPECT_EQ(bins[1].at("end_us").as_int64(), 150);
+  EXPECT_TRUE(TrafficSplit(analysis::AnalysisInput{}, 10).at("bins").as_array().empty());
+}
+
+TEST(AssetsTest, PageScriptAndStyleAreEmbedded) {
+  const Asset* page = FindAsset("index.html");
+  ASSERT_NE(page, nullptr);
+  EXPECT_NE(page->body.find("app.js"), std::string_view::npos);
+  EXPECT_EQ(page->content_type, "text/html; charset=utf-8");
+  ASSERT_NE(FindAsset("app.js"), nullptr);
+  ASSERT_NE(FindAsset("app.css"), nullptr);
+  EXPECT_EQ(FindAsset("../gateway.cc"), nullptr);
+}
+
+}  // namespace
+}  // namespace abgate::dashboard

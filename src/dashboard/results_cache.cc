@@ -1,0 +1,161 @@
+#include "dashboard/results_cache.h"
+
+#include <chrono>
+#include <utility>
+
+namespace abgate::dashboard {
+
+namespace {
+int64_t SteadyUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+ResultsCache::ResultsCache(Options options, const common::Clock& clock, MarkFn mark, ComputeFn compute)
+    : options_(options), clock_(clock), mark_(std::move(mark)), compute_(std::move(compute)) {
+  const int n = options_.threads < 1 ? 1 : options_.threads;
+  for (int i = 0; i < n; ++i) threads_.emplace_back([this] { Run(); });
+}
+
+ResultsCache::~ResultsCache() {
+  std::vector<Done> orphans;
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+    for (auto& [key, e] : entries_) {
+      for (auto& w : e.waiters) orphans.push_back(std::move(w));
+      e.waiters.clear();
+    }
+  }
+  for (auto& t : threads_) t.join();
+  // Waiters that arrived while the last computations finished were answered by them; the
+  // rest are told why.
+  {
+    absl::MutexLock lock(&mu_);
+    for (auto& [key, e] : entries_) {
+      for (auto& w : e.waiters) orphans.push_back(std::move(w));
+    }
+  }
+  auto gone = Failed(absl::UnavailableError("the gateway is shutting down"));
+  for (auto& w : orphans) std::move(w)(gone);
+}
+
+std::shared_ptr<const Results> ResultsCache::Failed(absl::Status s) {
+  auto r = std::make_shared<Results>();
+  r->status = std::move(s);
+  return r;
+}
+
+void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
+  const int64_t now = clock_.NowUs();
+  std::shared_ptr<const Results> answer;
+  {
+    absl::MutexLock lock(&mu_);
+    ++stats_.requests;
+    if (stopping_) {
+      answer = Failed(absl::UnavailableError("the gateway is shutting down"));
+    } else {
+      auto it = entries_.find(key);
+      if (it == entries_.end()) {
+        EvictLocked();
+        it = entries_.emplace(key, Entry{}).first;
+      }
+      Entry& e = it->second;
+      e.last_used_us = now;
+      if (max_age_us > 0 && e.result && now - e.verified_at_us <= max_age_us) {
+        ++stats_.cached;
+        answer = e.result;
+      } else if (!e.queued && !e.running && queue_.size() >= options_.max_queued) {
+        ++stats_.rejected;
+        answer = Failed(absl::ResourceExhaustedError(
+            "too many analyses are waiting; retry shortly, or ask with max_age_ms to accept a recent result"));
+      } else {
+        e.waiters.push_back(std::move(done));
+        if (!e.queued && !e.running) {
+          e.queued = true;
+          queue_.push_back(key);
+        }
+        return;
+      }
+    }
+  }
+  std::move(done)(std::move(answer));
+}
+
+void ResultsCache::EvictLocked() {
+  while (entries_.size() >= options_.max_entries) {
+    auto victim = entries_.end();
+    for (auto it = entries_.begin(); it != entries_.end(); ++it) {
+      const Entry& e = it->second;
+      if (e.queued || e.running || !e.waiters.empty()) continue;
+      if (victim == entries_.end() || e.last_used_us < victim->second.last_used_us) victim = it;
+    }
+    if (victim == entries_.end()) return;  // every entry is busy: bounded by max_queued + threads
+    entries_.erase(victim);
+  }
+}
+
+void ResultsCache::Run() {
+  for (;;) {
+    ResultsKey key;
+    std::vector<Done> waiters;
+    std::shared_ptr<const Results> previous;
+    {
+      absl::MutexLock lock(&mu_);
+      mu_.Await(absl::Condition(
+          +[](ResultsCache* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
+          this));
+      if (stopping_) return;
+      key = std::move(queue_.front());
+      queue_.pop_front();
+      Entry& e = entries_[key];
+      e.queued = false;
+      e.running = true;
+      waiters.swap(e.waiters);
+      previous = e.result;
+    }
+    // Everything in `waiters` asked before this point, so a result computed from here on is
+    // fresh for each of them.
+    const StoreMark mark = mark_();
+    std::shared_ptr<const Results> result;
+    bool reused = false;
+    if (previous && previous->mark.exact && mark.exact && previous->mark == mark) {
+      result = previous;
+      reused = true;
+    } else {
+      const int64_t started = SteadyUs();
+      auto fresh = std::make_shared<Results>(compute_(key));
+      fresh->mark = mark;
+      fresh->computed_at_us = clock_.NowUs();
+      fresh->compute_us = SteadyUs() - started;
+      result = std::move(fresh);
+    }
+    {
+      absl::MutexLock lock(&mu_);
+      Entry& e = entries_[key];
+      e.running = false;
+      e.result = result;
+      e.verified_at_us = clock_.NowUs();
+      if (reused) {
+        ++stats_.reused;
+      } else {
+        ++stats_.computations;
+        stats_.compute_us += result->compute_us;
+      }
+      // Callers that came while this ran need a computation that starts after them.
+      if (!e.waiters.empty() && !stopping_) {
+        e.queued = true;
+        queue_.push_back(key);
+      }
+    }
+    for (auto& w : waiters) std::move(w)(result);
+  }
+}
+
+ResultsCache::Stats ResultsCache::stats() const {
+  absl::MutexLock lock(&mu_);
+  return stats_;
+}
+
+}  // namespace abgate::dashboard
