@@ -626,16 +626,27 @@ void Gateway::RegisterAdminRoutes() {
         else if (status >= 400) client_errors += n;
         else ok += n;
       }
-      json::array buckets;
-      uint64_t cumulative = 0;
-      for (size_t i = 0; i < a.metrics->upstream_latency.buckets.size(); ++i) {
-        cumulative += a.metrics->upstream_latency.buckets[i].load(std::memory_order_relaxed);
-        buckets.push_back(json::object{
-            {"le", i < kLatencyBucketsSeconds.size() ? json::value(kLatencyBucketsSeconds[i] * 1000) : json::value("+Inf")},
-            {"count", cumulative}});
-      }
+      auto buckets_of = [](const LatencyHistogram& h) {
+        json::array buckets;
+        uint64_t cumulative = 0;
+        for (size_t i = 0; i < h.buckets.size(); ++i) {
+          cumulative += h.buckets[i].load(std::memory_order_relaxed);
+          buckets.push_back(json::object{
+              {"le", i < kLatencyBucketsSeconds.size() ? json::value(kLatencyBucketsSeconds[i] * 1000) : json::value("+Inf")},
+              {"count", cumulative}});
+        }
+        return buckets;
+      };
+      json::array buckets = buckets_of(a.metrics->upstream_latency);
       arms.push_back(json::object{{"arm", a.name},
                                   {"version", a.version},
+                                  {"backend", a.model ? "in_process" : "upstream"},
+                                  {"fallback_served", [&] {
+                                     uint64_t n = 0;
+                                     for (const auto& c : a.metrics->fallback_requests_by_status) n += c.load(std::memory_order_relaxed);
+                                     return n;
+                                   }()},
+                                  {"request_latency_ms_buckets", buckets_of(a.metrics->request_latency)},
                                   {"attempts", a.metrics->upstream_latency.count.load(std::memory_order_relaxed)},
                                   {"failures", a.metrics->upstream_errors.load(std::memory_order_relaxed)},
                                   {"fallbacks", a.metrics->fallbacks.load(std::memory_order_relaxed)},

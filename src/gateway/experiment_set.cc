@@ -43,6 +43,8 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
       ABGATE_ASSIGN_OR_RETURN(c.upstream, config::ParseUpstreamUrl(arm.upstream));
     }
     c.metrics = metrics.Arm(e->config.name, arm.name);
+    c.metrics->backend.store(static_cast<int>(c.model ? ArmBackend::kInProcess : ArmBackend::kUpstream),
+                             std::memory_order_relaxed);
     e->arms.push_back(std::move(c));
   }
   return std::shared_ptr<const CompiledExperiment>(std::move(e));

@@ -115,6 +115,8 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   std::string forward_body;
   events::Exposure exposure;
   int serving = 0;
+  int assigned = -1;         // the arm the request was routed to (before any fallback)
+  int64_t started_us = 0;    // steady clock, when the request reached HandlePredict
   int64_t upstream_started_us = 0;
   int64_t upstream_total_us = 0;
   // Shadow traffic: the exposure is written once both the served arm and the shadow answered.
@@ -342,7 +344,9 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
     response.headers.push_back({"X-Abgate-Config-Version", std::to_string(snapshot->version)});
     if (exposure.fallback) response.headers.push_back({"X-Abgate-Fallback", "true"});
     const int status = response.status;
-    a.metrics->requests_by_status[status < 600 && status >= 0 ? status : 0].fetch_add(1, std::memory_order_relaxed);
+    auto& by_status = exposure.fallback ? a.metrics->fallback_requests_by_status : a.metrics->requests_by_status;
+    by_status[status < 600 && status >= 0 ? status : 0].fetch_add(1, std::memory_order_relaxed);
+    exp->arms[assigned >= 0 ? assigned : serving].metrics->request_latency.Observe(SteadyUs() - started_us);
     exposure.arm = a.name;
     exposure.model_version = a.version;
     exposure.status = status;
@@ -529,6 +533,7 @@ std::string Gateway::NextRequestId(int worker) {
 }
 
 void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::string_view name, bool mlflow_shape) {
+  const int64_t started_us = SteadyUs();
   const std::string_view route = mlflow_shape ? "/invocations" : (name.empty() ? "/predict" : "/predict/{experiment}");
   auto reject = [&](http::Response r) {
     metrics_.CountRejected(route, r.status);
@@ -616,6 +621,7 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   }
 
   auto call = std::make_shared<PredictCall>();
+  call->started_us = started_us;
   call->gw = this;
   call->exp = exp;
   call->snapshot = std::move(snapshot);
@@ -692,6 +698,7 @@ void Gateway::Route(std::shared_ptr<PredictCall> call, int arm) {
     arm = exp->control;
   }
   call->exposure.assigned_arm = exp->arms[arm].name;
+  call->assigned = arm;
   const auto& cfg = exp->config;
   if (cfg.shadow_percent > 0 && !cfg.shadow_arm.empty() && cfg.state == config::ExperimentState::kRunning) {
     thread_local common::Xoshiro256 rng = common::Xoshiro256::FromEntropy();

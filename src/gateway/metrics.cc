@@ -46,17 +46,50 @@ std::string EscapeLabel(std::string_view v) {
   return out;
 }
 
+namespace {
+
+void AppendHistogram(std::string& out, std::string_view name, const std::string& labels, const LatencyHistogram& h) {
+  uint64_t cumulative = 0;
+  for (size_t i = 0; i < h.buckets.size(); ++i) {
+    cumulative += h.buckets[i].load(std::memory_order_relaxed);
+    const std::string le = i < kLatencyBucketsSeconds.size() ? absl::StrFormat("%g", kLatencyBucketsSeconds[i]) : "+Inf";
+    StrAppend(&out, name, "_bucket{", labels, ",le=\"", le, "\"} ", cumulative, "\n");
+  }
+  // _count from the same bucket loads, so the +Inf bucket and the count never disagree.
+  StrAppend(&out, name, "_sum{", labels, "} ", absl::StrFormat("%.6f", h.sum_us.load(std::memory_order_relaxed) / 1e6), "\n");
+  StrAppend(&out, name, "_count{", labels, "} ", cumulative, "\n");
+}
+
+}  // namespace
+
 std::string Metrics::Render(const std::function<void(std::string&)>& extra) const {
   std::string out;
   std::lock_guard lock(mu_);
-  out += "# HELP abgate_requests_total Requests served, by experiment, serving arm and HTTP status.\n";
+  out += "# HELP abgate_requests_total Requests served, by experiment, serving arm, HTTP status and whether the arm "
+         "served them as a fallback for a failed one.\n";
   out += "# TYPE abgate_requests_total counter\n";
   for (const auto& [key, m] : arms_) {
     const std::string labels = StrCat("experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second), "\"");
     for (size_t status = 0; status < m->requests_by_status.size(); ++status) {
       const uint64_t n = m->requests_by_status[status].load(std::memory_order_relaxed);
-      if (n) StrAppend(&out, "abgate_requests_total{", labels, ",status=\"", static_cast<int>(status), "\"} ", n, "\n");
+      if (n) {
+        StrAppend(&out, "abgate_requests_total{", labels, ",status=\"", static_cast<int>(status), "\",fallback=\"false\"} ",
+                  n, "\n");
+      }
+      const uint64_t f = m->fallback_requests_by_status[status].load(std::memory_order_relaxed);
+      if (f) {
+        StrAppend(&out, "abgate_requests_total{", labels, ",status=\"", static_cast<int>(status), "\",fallback=\"true\"} ",
+                  f, "\n");
+      }
     }
+  }
+  out += "# HELP abgate_arm_info The arms being served: backend in_process (scored inside the gateway) or upstream.\n";
+  out += "# TYPE abgate_arm_info gauge\n";
+  for (const auto& [key, m] : arms_) {
+    const int backend = m->backend.load(std::memory_order_relaxed);
+    if (backend == static_cast<int>(ArmBackend::kUnknown)) continue;
+    StrAppend(&out, "abgate_arm_info{experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second),
+              "\",backend=\"", backend == static_cast<int>(ArmBackend::kInProcess) ? "in_process" : "upstream", "\"} 1\n");
   }
   out += "# HELP abgate_fallbacks_total Requests whose assigned arm failed and control served instead.\n";
   out += "# TYPE abgate_fallbacks_total counter\n";
@@ -70,19 +103,21 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
     StrAppend(&out, "abgate_upstream_errors_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
               EscapeLabel(key.second), "\"} ", m->upstream_errors.load(), "\n");
   }
-  out += "# HELP abgate_upstream_latency_seconds Upstream round trip per arm.\n";
+  out += "# HELP abgate_upstream_latency_seconds Model call per arm (upstream round trip, or in-process scoring).\n";
   out += "# TYPE abgate_upstream_latency_seconds histogram\n";
   for (const auto& [key, m] : arms_) {
     const std::string labels = StrCat("experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second), "\"");
-    uint64_t cumulative = 0;
-    for (size_t i = 0; i < m->upstream_latency.buckets.size(); ++i) {
-      cumulative += m->upstream_latency.buckets[i].load(std::memory_order_relaxed);
-      const std::string le = i < kLatencyBucketsSeconds.size() ? absl::StrFormat("%g", kLatencyBucketsSeconds[i]) : "+Inf";
-      StrAppend(&out, "abgate_upstream_latency_seconds_bucket{", labels, ",le=\"", le, "\"} ", cumulative, "\n");
-    }
-    StrAppend(&out, "abgate_upstream_latency_seconds_sum{", labels, "} ",
-              absl::StrFormat("%.6f", m->upstream_latency.sum_us.load() / 1e6), "\n");
-    StrAppend(&out, "abgate_upstream_latency_seconds_count{", labels, "} ", m->upstream_latency.count.load(), "\n");
+    AppendHistogram(out, "abgate_upstream_latency_seconds", labels, m->upstream_latency);
+  }
+  out += "# HELP abgate_request_duration_seconds End to end per assigned arm: from the request to the reply, "
+         "fallbacks and in-gateway work included.\n";
+  out += "# TYPE abgate_request_duration_seconds histogram\n";
+  for (const auto& [key, m] : arms_) {
+    const int backend = m->backend.load(std::memory_order_relaxed);
+    const std::string labels =
+        StrCat("experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second), "\",backend=\"",
+               backend == static_cast<int>(ArmBackend::kInProcess) ? "in_process" : "upstream", "\"");
+    AppendHistogram(out, "abgate_request_duration_seconds", labels, m->request_latency);
   }
   out += "# HELP abgate_random_unit_total Requests without a unit in a unit-based mode (assigned at random).\n";
   out += "# TYPE abgate_random_unit_total counter\n";

@@ -28,11 +28,18 @@ struct LatencyHistogram {
   void Observe(int64_t us);
 };
 
+enum class ArmBackend : int { kUnknown = 0, kUpstream = 1, kInProcess = 2 };
+
 struct ArmMetrics {
-  std::array<std::atomic<uint64_t>, 600> requests_by_status{};  // index = HTTP status
+  std::array<std::atomic<uint64_t>, 600> requests_by_status{};  // index = HTTP status; its own requests
+  // Requests this arm (the control) served because the assigned arm failed: counted apart, so
+  // control's own traffic stays comparable (label fallback="true").
+  std::array<std::atomic<uint64_t>, 600> fallback_requests_by_status{};
   std::atomic<uint64_t> fallbacks{0};  // requests this arm failed that control then served
   std::atomic<uint64_t> upstream_errors{0};
-  LatencyHistogram upstream_latency;
+  LatencyHistogram upstream_latency;   // the model call alone
+  LatencyHistogram request_latency;    // end to end, from the request to the reply, by assigned arm
+  std::atomic<int> backend{0};         // ArmBackend of the config in force
 };
 
 struct ExperimentMetrics {

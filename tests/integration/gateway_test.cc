@@ -132,6 +132,16 @@ TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {
   const auto metrics = RawRequest(gateway_->port(), "GET", "/metrics", "", "");
   EXPECT_NE(metrics.body.find("abgate_fallbacks_total{experiment=\"hyatt_booking_ab\",arm=\"B\"} 3"),
             std::string::npos);
+  // Issue 15: control's fallback work is counted apart from its own requests, and the
+  // end-to-end latency is the assigned arm's (B), not control's.
+  EXPECT_NE(metrics.body.find("abgate_requests_total{experiment=\"hyatt_booking_ab\",arm=\"A\",status=\"200\",fallback=\"true\"} 3"),
+            std::string::npos) << metrics.body;
+  EXPECT_EQ(metrics.body.find("abgate_requests_total{experiment=\"hyatt_booking_ab\",arm=\"A\",status=\"200\",fallback=\"false\"}"),
+            std::string::npos);
+  EXPECT_NE(metrics.body.find("abgate_request_duration_seconds_count{experiment=\"hyatt_booking_ab\",arm=\"B\",backend=\"upstream\"} 3"),
+            std::string::npos);
+  const auto health = json::parse(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/health").body);
+  EXPECT_EQ(health.at("arms").at(0).at("fallback_served"), 3);
 }
 
 TEST_F(GatewayTest, WithoutFallbackUpstreamFailuresAre502And504) {
@@ -244,8 +254,10 @@ TEST_F(GatewayTest, HealthReadyAndMetricsEndpoints) {
   EXPECT_EQ(m.status, 200);
   EXPECT_NE(m.headers["content-type"].find("text/plain"), std::string::npos);
   for (const char* needle :
-       {"abgate_requests_total{experiment=\"hyatt_booking_ab\",arm=\"A\",status=\"200\"}",
+       {"abgate_requests_total{experiment=\"hyatt_booking_ab\",arm=\"A\",status=\"200\",fallback=\"false\"}",
         "abgate_upstream_latency_seconds_bucket{experiment=\"hyatt_booking_ab\",arm=\"A\",le=\"+Inf\"}",
+        "abgate_request_duration_seconds_bucket{experiment=\"hyatt_booking_ab\",arm=\"A\",backend=\"upstream\",le=\"+Inf\"}",
+        "abgate_arm_info{experiment=\"hyatt_booking_ab\",arm=\"B\",backend=\"upstream\"} 1",
         "abgate_event_queue_depth ", "abgate_events_dropped_total 0", "abgate_fallbacks_total",
         "abgate_rejected_requests_total{route=\"/predict\",status=\"400\"} 1"}) {
     EXPECT_NE(m.body.find(needle), std::string::npos) << needle;
