@@ -10,7 +10,11 @@ PACKAGES=(
   libabsl-dev libyaml-cpp-dev libsqlite3-dev libpq-dev postgresql libcli11-dev libssl-dev ca-certificates
   libxgboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl nginx-light wrk sqlite3 openssl
+  chromium prometheus
 )
+# chromium: the dashboard's browser test (driven by the npm package puppeteer-core, which
+# downloads no browser); prometheus: the test that scrapes /metrics with the real server and
+# checks it with promtool. Neither starts a service.
 # Node.js runs one test: the npm package `mlflow` (a third-party MLflow client) against
 # `abgate registry`. Any node/npm on PATH will do; without one, Debian's packages are added.
 if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then

@@ -8,6 +8,8 @@ cd "$(dirname "$0")/.."
 ./scripts/build.sh
 # The third-party MLflow client test's npm packages (pinned by package-lock.json).
 (cd tests/npm_client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+# The dashboard's browser test (puppeteer-core, which downloads no browser: Debian's chromium).
+(cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 # PostgreSQL for the tests labelled `postgres`, on a free port (two suites on one machine, two
 # clones, do not share a server).
