@@ -32,5 +32,6 @@ if [ -n "${MLFLOW_TRACKING_URI:-}" ]; then
     -d "{\"name\": \"$MODEL\", \"alias\": \"challenger\", \"version\": \"$B\"}" >/dev/null
 fi
 echo "started $NAME: A=v$A $((100 - PERCENT))%, B=v$B $PERCENT%."
-echo "watch:   curl -s $ABGATE_ADMIN_URL/api/v1/experiments/$NAME/results"
+echo "watch:   $ABGATE_ADMIN_URL/dashboard#token=… (in a browser), or"
+echo "         curl -s -H \"Authorization: Bearer \$ABGATE_ADMIN_TOKEN\" $ABGATE_ADMIN_URL/api/v1/experiments/$NAME/results"
 echo "promote: abgate promote --admin-url $ABGATE_ADMIN_URL --experiment $NAME --winner auto"

@@ -45,6 +45,7 @@ echo "== The same assignment offline: build/abgate assign --config examples/hyat
 cat <<HELP
 
 Gateway on http://127.0.0.1:8080 (admin on :8081, token \$ABGATE_ADMIN_TOKEN=$ABGATE_ADMIN_TOKEN). Try:
+  the dashboard: http://127.0.0.1:8081/dashboard#token=$ABGATE_ADMIN_TOKEN
   curl -s http://127.0.0.1:8080/metrics | grep abgate_requests_total
   curl -s -X POST http://127.0.0.1:8081/api/v1/experiments/hyatt_booking_ab/weights \\
        -H "Authorization: Bearer $ABGATE_ADMIN_TOKEN" -d '{"weights": [50, 50]}'

@@ -109,16 +109,18 @@ TEST_F(DashboardApiTest, ConcurrentReadersShareAnAnalysisAndSeeTheirOwnTraffic) 
   const double computations = Metric("abgate_results_computations_total");
   EXPECT_GE(computations, 1);
   EXPECT_LE(computations, 2);
-  // Nothing new: the previous result, no analysis.
+  // Nothing new: the previous result, no analysis. (On PostgreSQL other gateways may write
+  // the same store, so this gateway's commits do not prove a result current: it recomputes.)
+  const double reuse = store_->is_postgres() ? 1 : 0;
   EXPECT_EQ(Units(Admin("GET", kResults)), 100);
-  EXPECT_EQ(Metric("abgate_results_computations_total"), computations);
+  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + reuse);
   // New traffic: a plain read includes it; a dashboard's read with max_age_ms may not.
   Serve(20, "b");
   const auto stale = Admin("GET", std::string(kResults) + "?max_age_ms=600000");
   EXPECT_EQ(Units(stale), 100);
-  EXPECT_EQ(Metric("abgate_results_computations_total"), computations);
+  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + reuse);
   EXPECT_EQ(Units(Admin("GET", kResults)), 120);
-  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + 1);
+  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + reuse + 1);
   // The traffic split comes from the same analysis.
   const auto traffic = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/traffic?max_age_ms=600000");
   ASSERT_EQ(traffic.status, 200);
@@ -128,7 +130,7 @@ TEST_F(DashboardApiTest, ConcurrentReadersShareAnAnalysisAndSeeTheirOwnTraffic) 
     for (const auto& n : bin.at("units").as_array()) units += n.as_int64();
   }
   EXPECT_EQ(units, 120);
-  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + 1);
+  EXPECT_EQ(Metric("abgate_results_computations_total"), computations + reuse + 1);
   EXPECT_EQ(Admin("GET", std::string(kResults) + "?max_age_ms=-1").status, 400);
   EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope/traffic").status, 404);
 }
