@@ -128,6 +128,29 @@ TEST(ResultsCacheTest, UnchangedMarkReusesTheResultAndMaxAgeSkipsTheWorker) {
   EXPECT_EQ(cache.stats().cached, 1);
 }
 
+TEST(ResultsCacheTest, PollersOfASlowAnalysisAcceptAnOlderResult) {
+  common::FakeClock clock(1'000'000);
+  std::atomic<int> computations{0};
+  std::atomic<int64_t> commits{0};
+  ResultsCache cache({.threads = 1, .poller_cost_factor = 4}, clock, [&] { return StoreMark{1, commits.load(), true}; },
+                     [&](const ResultsKey& k) {
+                       clock.AdvanceUs(1'000'000);  // an analysis that takes a second
+                       Results r;
+                       r.report_json = "#" + std::to_string(computations.fetch_add(1) + 1);
+                       return r;
+                     });
+  Collector a, b, c;
+  cache.Get({"exp", 0}, 0, a.Callback());
+  EXPECT_EQ(a.Wait(1)[0]->compute_us, 1'000'000);
+  commits = 9;  // new events, but a poller (900 ms) may take a result up to 4 × 1 s old
+  clock.AdvanceUs(3'500'000);
+  cache.Get({"exp", 0}, 900'000, b.Callback());
+  EXPECT_EQ(b.Wait(1)[0]->report_json, "#1");
+  clock.AdvanceUs(1'000'000);  // 4.5 s: too old now
+  cache.Get({"exp", 0}, 900'000, c.Callback());
+  EXPECT_EQ(c.Wait(1)[0]->report_json, "#2");
+}
+
 TEST(ResultsCacheTest, InexactMarkAlwaysRecomputes) {
   common::FakeClock clock(1'000'000);
   Gate gate;

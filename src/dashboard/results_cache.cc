@@ -1,16 +1,9 @@
 #include "dashboard/results_cache.h"
 
-#include <chrono>
+#include <algorithm>
 #include <utility>
 
 namespace abgate::dashboard {
-
-namespace {
-int64_t SteadyUs() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-}  // namespace
 
 ResultsCache::ResultsCache(Options options, const common::Clock& clock, MarkFn mark, ComputeFn compute)
     : options_(options), clock_(clock), mark_(std::move(mark)), compute_(std::move(compute)) {
@@ -63,7 +56,8 @@ void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
       }
       Entry& e = it->second;
       e.last_used_us = now;
-      if (max_age_us > 0 && e.result && now - e.verified_at_us <= max_age_us) {
+      if (max_age_us > 0 && e.result &&
+          now - e.verified_at_us <= std::max(max_age_us, options_.poller_cost_factor * e.result->compute_us)) {
         ++stats_.cached;
         answer = e.result;
       } else if (!e.queued && !e.running && queue_.size() >= options_.max_queued) {
@@ -124,11 +118,11 @@ void ResultsCache::Run() {
       result = previous;
       reused = true;
     } else {
-      const int64_t started = SteadyUs();
+      const int64_t started = clock_.NowUs();
       auto fresh = std::make_shared<Results>(compute_(key));
       fresh->mark = mark;
       fresh->computed_at_us = clock_.NowUs();
-      fresh->compute_us = SteadyUs() - started;
+      fresh->compute_us = std::max<int64_t>(0, fresh->computed_at_us - started);
       result = std::move(fresh);
     }
     {

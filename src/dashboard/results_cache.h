@@ -6,7 +6,8 @@
 // (experiment, since_us) has at most one computation running and one queued; a caller joins
 // the queued one (every caller gets a result computed after it asked, so it sees its own
 // writes), or, with a positive `max_age_us`, takes a result verified no longer than that ago
-// (a dashboard's polling costs nothing between recomputations). Before computing, the worker
+// (a dashboard's polling costs nothing between recomputations; on a store whose analysis is slow,
+// the accepted age grows with the analysis' cost). Before computing, the worker
 // asks for the store's mark (config version + commits): an unchanged exact mark reuses the
 // previous result. Computations run on `threads` worker threads; at most `max_queued` keys wait
 // for one (more: RESOURCE_EXHAUSTED). Thread-safe; callbacks run on a worker thread, or on the
@@ -53,7 +54,7 @@ struct Results {
   std::string traffic_json;
   StoreMark mark;
   int64_t computed_at_us = 0;
-  int64_t compute_us = 0;  // wall time the computation took
+  int64_t compute_us = 0;  // time the computation took (by the cache's clock)
 };
 
 class ResultsCache {
@@ -62,6 +63,10 @@ class ResultsCache {
     int threads = 1;        // analyses running at once
     size_t max_queued = 16;  // keys waiting for a thread
     size_t max_entries = 64;  // results kept (least recently used evicted)
+    // A caller that accepts an old result (max_age_us > 0, a polling dashboard) accepts one as
+    // old as this many times the last analysis of its key took, so pollers keep a results thread
+    // busy at most 1 / (1 + factor) of the time however slow the analysis (20% with 4).
+    int64_t poller_cost_factor = 4;
   };
   // Both run on a worker thread and may block: `mark` (e.g. after flushing the writer) is
   // taken before every computation; `compute` does the analysis.
