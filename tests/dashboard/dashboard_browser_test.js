@@ -95,6 +95,20 @@ async function main() {
     assert.ok(await page.$('#action-resume'), 'no resume button once paused');
 
     assert.deepStrictEqual(problems, [], 'console errors or failed requests');
+
+    // Without a token in the URL (a new tab: sessionStorage is per tab) the page asks for it.
+    const asking = await browser.newPage();
+    const errors = [];
+    asking.on('pageerror', (e) => errors.push(e.message));
+    await asking.goto(`${gw.adminUrl}/dashboard`, { waitUntil: 'domcontentloaded' });
+    await asking.waitForSelector('#login:not([hidden])', { timeout: 10000 });
+    await asking.type('#token', 'wrong-token');
+    await asking.click('#login-form button');
+    await waitFor('the refusal', () => asking.$eval('#login-error', (p) => p.textContent.includes('refused')), 10000);
+    await asking.type('#token', gw.token);
+    await asking.click('#login-form button');
+    await asking.waitForSelector('#experiments tr[data-experiment="hyatt_booking_ab"]', { timeout: 10000 });
+    assert.deepStrictEqual(errors, []);
     console.log(`dashboard browser test: ok (new traffic on the page ${latency} ms after it was sent; screenshot ${screenshot})`);
   } catch (e) {
     // What the page showed and said, to see why.

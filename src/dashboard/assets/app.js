@@ -169,10 +169,14 @@
       state.experiments = (list && list.experiments) || [];
       const names = state.route.name ? [state.route.name] : state.experiments.map((e) => e.name);
       await Promise.all(names.map(async (name) => {
-        const jobs = [
-          api('GET', '/api/v1/experiments/' + enc(name) + '/results?max_age_ms=' + MAX_AGE_MS)
-            .then((r) => { state.results[name] = r; }, (e) => { if (e.unauthorized) throw e; state.results[name] = { error: e.message, status: e.status }; }),
-        ];
+        const jobs = [];
+        // An experiment without exposures answers 404: asked again every 5 s, not every second.
+        const previous = state.results[name];
+        if (!previous || previous.status !== 404 || Date.now() - previous.at > 5000 || state.route.name) {
+          jobs.push(api('GET', '/api/v1/experiments/' + enc(name) + '/results?max_age_ms=' + MAX_AGE_MS)
+            .then((r) => { state.results[name] = r; },
+              (e) => { if (e.unauthorized) throw e; state.results[name] = { error: e.message, status: e.status, at: Date.now() }; }));
+        }
         if (state.route.name) {
           jobs.push(api('GET', '/api/v1/experiments/' + enc(name) + '/traffic?max_age_ms=' + MAX_AGE_MS)
             .then((r) => { state.traffic[name] = r; }, (e) => { if (e.unauthorized) throw e; state.traffic[name] = null; }));
@@ -195,12 +199,13 @@
       render();
     } catch (e) {
       if (e.unauthorized) {
+        const refused = !!state.token;
         state.token = null;
         try { sessionStorage.removeItem(TOKEN_KEY); } catch (x) { /* ignore */ }
         $('forget').hidden = true;
         $('view').replaceChildren();
         state.needToken = true;  // no more polling until a token is given
-        showLogin(state.lastOk ? 'The token was refused: ' + e.message : '');
+        showLogin(refused ? 'The token was refused: ' + e.message : '');
       } else {
         showBanner('Cannot reach the admin API: ' + e.message);
       }
@@ -258,11 +263,28 @@
     const total = w.reduce((a, b) => a + b, 0) || 1;
     return exp.arms.map((a, i) => a.name + ' ' + num(100 * w[i] / total, 3) + '%').join(' · ');
   }
+  // runtime.ramp_step: 0 = the arms' own weights (before the first ramp entry), k = ramp[k - 1].
   function rampText(exp) {
     const ramp = exp.ramp || [];
     if (!ramp.length) return 'fixed';
     const step = exp.runtime ? exp.runtime.ramp_step : 0;
-    return 'step ' + (step + 1) + ' of ' + ramp.length;
+    return step ? 'step ' + step + ' of ' + ramp.length : 'before step 1 of ' + ramp.length;
+  }
+  function durationUs(v) {
+    const m = typeof v === 'string' ? v.match(/^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/) : null;
+    if (m) return Number(m[1]) * { ms: 1e3, s: 1e6, m: 6e7, h: 3.6e9, d: 8.64e10 }[m[2]];
+    return typeof v === 'number' ? v * 1000 : 0;
+  }
+  function duration(v) {
+    let ms = typeof v === 'number' ? v : NaN;
+    const m = typeof v === 'string' ? v.match(/^(\d+(?:\.\d+)?)(ms|s|m|h|d)$/) : null;
+    if (m) ms = Number(m[1]) * { ms: 1, s: 1e3, m: 6e4, h: 3.6e6, d: 8.64e7 }[m[2]];
+    if (!isFinite(ms)) return String(v);
+    if (ms === 0) return 'start';
+    for (const [unit, size] of [['d', 8.64e7], ['h', 3.6e6], ['min', 6e4], ['s', 1e3]]) {
+      if (ms >= size) return '+' + num(ms / size, 3) + ' ' + unit;
+    }
+    return '+' + num(ms) + ' ms';
   }
 
   // ---------- list view ----------
@@ -536,11 +558,11 @@
       return h('p', {}, 'Fixed weights (', weightsText(exp), '), no time-based ramp. Weight changes and promotions made by hand or by the controller are in the audit trail below.');
     }
     return h('div', {}, h('table', { class: 'grid', id: 'ramp' },
-      h('thead', {}, h('tr', {}, ['Step', 'From', 'Weights', ''].map((t) => h('th', {}, t)))),
-      h('tbody', {}, ramp.map((r, i) => h('tr', { class: i === step ? 'current' : (i < step ? 'done' : '') },
-        h('td', {}, String(i + 1)), h('td', {}, typeof r.after === 'string' ? r.after : num(r.after)),
+      h('thead', {}, h('tr', {}, ['Step', 'After the start', 'Weights', ''].map((t) => h('th', {}, t)))),
+      h('tbody', {}, ramp.map((r, i) => h('tr', { class: i === step - 1 ? 'current' : (i < step - 1 ? 'done' : '') },
+        h('td', {}, String(i + 1)), h('td', {}, duration(r.after)),
         h('td', {}, (r.weights || []).map((w, j) => (exp.arms[j] ? exp.arms[j].name : j) + ' ' + num(w)).join(' · ')),
-        h('td', {}, i === step ? badge('now', 'good') : (i < step ? 'done' : '')))))),
+        h('td', {}, i === step - 1 ? badge('now', 'good') : (i < step - 1 ? 'done' : (start ? 'at ' + when(start + durationUs(r.after)) : ''))))))),
       h('p', { class: 'muted small' }, 'Ramp clock started ' + when(start) + '.'));
   }
   function shadowBlock(report) {
@@ -674,7 +696,8 @@
     const consequence = h('p', {});
     const update = () => {
       const p = Number(select.value);
-      consequence.textContent = `${treatment.name} (version ${treatment.version}) goes from ${num(now, 3)}% to ${p}% of the traffic; the control keeps the rest. Units already in ${treatment.name} stay there; some control units move to ${treatment.name}.`;
+      consequence.textContent = `${treatment.name} (version ${treatment.version}) goes from ${num(now, 3)}% to ${p}% of the traffic; the control keeps the rest. Units already in ${treatment.name} stay there; some control units move to ${treatment.name}.` +
+        ((exp.ramp || []).length ? ' The time-based ramp ends: these weights replace it.' : '');
     };
     select.addEventListener('change', update);
     update();
@@ -725,6 +748,8 @@
     const sections = [head];
     if (!ok) {
       sections.push(h('section', { class: 'card' }, h('h3', {}, 'Results'), h('p', { class: 'muted' }, report ? (report.status === 404 ? 'No exposures stored yet.' : report.error) : 'Loading…')));
+      sections.push(h('section', { class: 'card' }, h('h3', {}, 'Guardrail health'), healthTable(exp, state.health[name])));
+      sections.push(h('section', { class: 'card' }, h('h3', {}, 'Rollout plan'), rolloutBlock(exp)));
     } else {
       sections.push(h('section', { class: 'card' }, h('h3', {}, 'Arms'), armsTable(exp, report)));
       sections.push(h('div', { class: 'two' },
