@@ -1,11 +1,8 @@
 #include "events/postgres_event_sink.h"
 
-#include <libpq-fe.h>
-
-#include <charconv>
-#include <optional>
 #include <vector>
 
+#include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "events/event_blocks.h"
@@ -24,7 +21,7 @@ CREATE TABLE IF NOT EXISTS exposures (
 CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment);
 CREATE TABLE IF NOT EXISTS payloads (
   request_id TEXT NOT NULL, ts BIGINT NOT NULL, experiment TEXT NOT NULL, unit_id TEXT NOT NULL,
-  arm TEXT NOT NULL, request TEXT NOT NULL, response TEXT NOT NULL, truncated INTEGER NOT NULL);
+  arm TEXT NOT NULL, request BYTEA NOT NULL, response BYTEA NOT NULL, truncated INTEGER NOT NULL);
 CREATE TABLE IF NOT EXISTS outcomes (
   ts BIGINT NOT NULL, experiment TEXT NOT NULL, request_id TEXT, unit_id TEXT, metric TEXT NOT NULL,
   value DOUBLE PRECISION NOT NULL, event_id TEXT);
@@ -51,6 +48,13 @@ DO $$ DECLARE t TEXT; BEGIN
       EXECUTE format('CREATE INDEX %I ON %I (experiment, id)', t || '_experiment', t);
     END IF;
   END LOOP;
+  -- Payloads are the bytes the client sent (raw text/csv, cut at payload_max_bytes: not always
+  -- UTF-8), so they are stored as bytes; stores made before kept them as text.
+  IF (SELECT data_type FROM information_schema.columns WHERE table_schema = current_schema()
+      AND table_name = 'payloads' AND column_name = 'request') = 'text' THEN
+    ALTER TABLE payloads ALTER COLUMN request TYPE BYTEA USING convert_to(request, 'UTF8'),
+                         ALTER COLUMN response TYPE BYTEA USING convert_to(response, 'UTF8');
+  END IF;
   IF to_regclass('outcomes_experiment') IS NULL THEN
     CREATE INDEX outcomes_experiment ON outcomes (experiment);
   END IF;
@@ -102,67 +106,9 @@ constexpr Statement kStatements[] = {
      "INSERT INTO outcome_blocks (experiment, min_ts, max_ts, rows, source_rows, data) VALUES ($1,$2,$3,$4,$5,$6)", 6},
 };
 
-absl::Status PgError(pg_conn* c, std::string_view what) {
-  return absl::UnavailableError(StrCat("postgresql ", what, ": ", c ? OneLine(PQerrorMessage(c)) : "out of memory"));
-}
-
-// Text-format parameters for one statement; nullopt is SQL NULL.
-class Params {
- public:
-  Params& Text(std::string_view s) {
-    values_.emplace_back(std::string(s));
-    return *this;
-  }
-  Params& OptionalText(const std::string& s) {
-    if (s.empty()) {
-      values_.emplace_back(std::nullopt);
-    } else {
-      values_.emplace_back(s);
-    }
-    return *this;
-  }
-  Params& Int(int64_t v) { return Text(std::to_string(v)); }
-  Params& Bool(bool b) { return Text(b ? "1" : "0"); }
-  Params& Double(double d) {
-    char buf[32];
-    auto r = std::to_chars(buf, buf + sizeof(buf), d);
-    return Text(std::string_view(buf, r.ptr - buf));
-  }
-  Params& Null() {
-    values_.emplace_back(std::nullopt);
-    return *this;
-  }
-  Params& OptionalDouble(const std::optional<double>& d) { return d ? Double(*d) : Null(); }
-  // Sent in binary (a bytea), without a text round trip.
-  Params& Binary(std::string_view data) {
-    Text(data);
-    binary_.resize(values_.size(), 0);
-    binary_.back() = 1;
-    return *this;
-  }
-  std::vector<const char*> Pointers() const {
-    std::vector<const char*> p;
-    for (const auto& v : values_) p.push_back(v ? v->c_str() : nullptr);
-    return p;
-  }
-  // Lengths and formats, for parameters sent in binary (nullptr when all are text).
-  std::vector<int> Lengths() const {
-    std::vector<int> n;
-    for (const auto& v : values_) n.push_back(v ? static_cast<int>(v->size()) : 0);
-    return n;
-  }
-  std::vector<int> Formats() const {
-    std::vector<int> f(binary_.begin(), binary_.end());
-    f.resize(values_.size(), 0);
-    return f;
-  }
-  bool any_binary() const { return !binary_.empty(); }
-  int size() const { return static_cast<int>(values_.size()); }
-
- private:
-  std::vector<std::optional<std::string>> values_;
-  std::vector<int> binary_;
-};
+using postgres::Connection;
+using postgres::Params;
+using postgres::Result;
 
 Params BlockParams(const EncodedBlock& b) {
   Params p;
@@ -170,114 +116,86 @@ Params BlockParams(const EncodedBlock& b) {
   return p;
 }
 
-absl::StatusOr<pg_conn*> Connect(const std::string& uri) {
-  pg_conn* c = PQconnectdb(uri.c_str());
-  if (!c || PQstatus(c) != CONNECTION_OK) {
-    absl::Status s = PgError(c, StrCat("connect to ", uri));
-    PQfinish(c);
-    return s;
-  }
-  return c;
-}
-
-absl::Status Exec(pg_conn* c, const char* sql) {
-  PGresult* r = PQexec(c, sql);
-  const auto status = PQresultStatus(r);
-  PQclear(r);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) return PgError(c, "exec");
-  return absl::OkStatus();
-}
-
-// Runs a parameterised query on `c` and returns its result (caller PQclears). Blocking.
-absl::StatusOr<PGresult*> Query(pg_conn* c, const char* sql, const Params& params) {
-  const auto p = params.Pointers();
-  PGresult* r = PQexecParams(c, sql, params.size(), nullptr, p.data(), nullptr, nullptr, 0);
-  const auto status = PQresultStatus(r);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) {
-    PQclear(r);
-    return PgError(c, "query");
-  }
-  return r;
-}
-
 }  // namespace
 
+
 absl::StatusOr<std::unique_ptr<PostgresEventSink>> PostgresEventSink::Open(const std::string& uri) {
-  std::unique_ptr<PostgresEventSink> sink(new PostgresEventSink());
-  ABGATE_ASSIGN_OR_RETURN(sink->write_, Connect(uri));
+  std::unique_ptr<PostgresEventSink> sink(new PostgresEventSink(uri));
+  ABGATE_ASSIGN_OR_RETURN(Connection c, Connection::Connect(uri));
   // Gateways starting together must not race on CREATE ... IF NOT EXISTS.
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_, "SELECT pg_advisory_lock(717171)"));
-  absl::Status schema = Exec(sink->write_, kSchema);
-  ABGATE_RETURN_IF_ERROR(Exec(sink->write_, "SELECT pg_advisory_unlock(717171)"));
+  ABGATE_RETURN_IF_ERROR(c.Exec("SELECT pg_advisory_lock(717171)"));
+  absl::Status schema = c.Exec(kSchema);
+  ABGATE_RETURN_IF_ERROR(c.Exec("SELECT pg_advisory_unlock(717171)"));
   ABGATE_RETURN_IF_ERROR(schema);
-  for (const auto& s : kStatements) {
-    PGresult* r = PQprepare(sink->write_, s.name, s.sql, s.params, nullptr);
-    const bool ok = PQresultStatus(r) == PGRES_COMMAND_OK;
-    PQclear(r);
-    if (!ok) return PgError(sink->write_, StrCat("prepare ", s.name));
-  }
-  ABGATE_ASSIGN_OR_RETURN(sink->read_, Connect(uri));
+  ABGATE_RETURN_IF_ERROR(sink->ConnectWriter());
+  ABGATE_RETURN_IF_ERROR(sink->ConnectReader());
   return sink;
 }
 
-PostgresEventSink::~PostgresEventSink() {
-  PQfinish(write_);
-  PQfinish(read_);
+PostgresEventSink::PostgresEventSink(std::string uri) : uri_(std::move(uri)) {}
+
+PostgresEventSink::~PostgresEventSink() = default;
+
+absl::Status PostgresEventSink::ConnectWriter() {
+  if (write_.ok()) return absl::OkStatus();
+  ABGATE_ASSIGN_OR_RETURN(Connection c, Connection::Connect(uri_));
+  for (const auto& s : kStatements) ABGATE_RETURN_IF_ERROR(c.Prepare(s.name, s.sql, s.params));
+  write_ = std::move(c);
+  return absl::OkStatus();
+}
+
+absl::Status PostgresEventSink::ConnectReader() {
+  if (read_.ok()) return absl::OkStatus();
+  ABGATE_ASSIGN_OR_RETURN(read_, Connection::Connect(uri_));
+  return absl::OkStatus();
 }
 
 absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                                            std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
                                            std::span<const Assignment> assignments) {
+  if (outcome_stored) outcome_stored->assign(outcomes.size(), false);
+  // A connection lost in an outage (server stopped, network cut) is replaced here, on the next
+  // batch: the writer retries with backoff while this fails.
+  ABGATE_RETURN_IF_ERROR(ConnectWriter());
   // One transaction, sent as a pipeline: BEGIN, one prepared INSERT per row (and the event
   // blocks of the exposures), COMMIT, then read every result. With outcomes the pipeline stops
   // before COMMIT: which outcomes were stored (not repeated event ids) is only known from the
   // results, and their blocks go in a second pipeline with the COMMIT. An error aborts the rest
   // of the pipeline and the transaction.
-  if (PQenterPipelineMode(write_) != 1) return PgError(write_, "pipeline");
+  ABGATE_RETURN_IF_ERROR(write_.EnterPipeline());
   enum class Kind { kOther, kOutcome };
   std::vector<Kind> sent;
   auto send = [&](const char* statement, const Params& params, Kind kind) {
-    const auto p = params.Pointers();
-    const auto lengths = params.Lengths();
-    const auto formats = params.Formats();
-    if (PQsendQueryPrepared(write_, statement, params.size(), p.data(), params.any_binary() ? lengths.data() : nullptr,
-                            params.any_binary() ? formats.data() : nullptr, 0) != 1) {
-      return false;
-    }
+    if (!write_.SendPrepared(statement, params)) return false;
     sent.push_back(kind);
     return true;
   };
   auto send_sql = [&](const char* sql) {
-    if (PQsendQueryParams(write_, sql, 0, nullptr, nullptr, nullptr, nullptr, 0) != 1) return false;
+    if (!write_.SendQuery(sql)) return false;
     sent.push_back(Kind::kOther);
     return true;
   };
-  // Sends the sync and reads every result sent so far; outcome results go to `stored`.
+  // Sends the sync and reads every result sent so far; outcome results go to `stored`. The
+  // first failure decides the status (later statements only say "aborted").
   absl::Status status;
   std::vector<bool> stored;
   auto finish_pipeline = [&](bool queued) {
-    if (!queued && status.ok()) status = PgError(write_, "send");
-    if (PQpipelineSync(write_) != 1 && status.ok()) status = PgError(write_, "sync");
+    if (!queued && status.ok()) status = write_.Error("send");
+    if (!write_.PipelineSync() && status.ok()) status = write_.Error("sync");
     // Read one result set per query sent (each followed by a NULL), then the sync marker.
     for (Kind kind : sent) {
-      PGresult* r = PQgetResult(write_);
-      const auto s = PQresultStatus(r);
-      if (s != PGRES_COMMAND_OK && s != PGRES_TUPLES_OK && status.ok()) {
-        status = s == PGRES_PIPELINE_ABORTED ? absl::AbortedError("postgresql batch aborted")
-                                             : PgError(write_, "write batch");
+      Result r = write_.NextResult();
+      if (!r.ok() && status.ok()) {
+        status = r && r.status() == PGRES_PIPELINE_ABORTED ? absl::AbortedError("postgresql batch aborted")
+                                                           : write_.Error("write batch", &r);
       }
-      if (kind == Kind::kOutcome) {
-        const char* n = PQcmdTuples(r);
-        stored.push_back(n && n[0] == '1');
+      if (kind == Kind::kOutcome) stored.push_back(r && r.AffectedRows() == 1);
+      while (write_.NextResult()) {
       }
-      PQclear(r);
-      while ((r = PQgetResult(write_)) != nullptr) PQclear(r);
     }
     sent.clear();
-    for (PGresult* r; (r = PQgetResult(write_)) != nullptr;) {
-      const bool sync = PQresultStatus(r) == PGRES_PIPELINE_SYNC;
-      PQclear(r);
-      if (sync) break;
+    while (Result r = write_.NextResult()) {
+      if (r.status() == PGRES_PIPELINE_SYNC) break;
     }
   };
 
@@ -293,9 +211,10 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
     blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
                        e.in_experiment);
     if (queued && e.request_payload) {
+      // Bytes as bytes (bytea): a raw body need not be UTF-8.
       Params q;
-      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.unit_id).Text(e.arm).Text(*e.request_payload)
-          .Text(e.response_payload ? *e.response_payload : std::string()).Bool(e.payload_truncated);
+      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.unit_id).Text(e.arm).Binary(*e.request_payload)
+          .Binary(e.response_payload ? *e.response_payload : std::string()).Bool(e.payload_truncated);
       queued = send("insert_payload", q, Kind::kOther);
     }
     if (queued && e.shadow) {
@@ -350,31 +269,31 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
       finish_pipeline(queued);
     }
   }
-  PQexitPipelineMode(write_);
-  if (outcome_stored) *outcome_stored = stored;
+  write_.ExitPipeline();
   if (!status.ok()) {
     // An aborted transaction block ends with the sync; make sure nothing is left open.
-    PGresult* r = PQexec(write_, "ROLLBACK");
-    PQclear(r);
-    if (outcome_stored) outcome_stored->assign(outcomes.size(), false);
+    if (write_.ok()) (void)write_.Exec("ROLLBACK");
+    return status;
   }
-  return status;
+  if (outcome_stored) *outcome_stored = std::move(stored);
+  return absl::OkStatus();
+}
+
+absl::StatusOr<Result> PostgresEventSink::Read(const char* sql, const Params& params) {
+  ABGATE_RETURN_IF_ERROR(ConnectReader());
+  return read_.Query(sql, params);
 }
 
 absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
   std::lock_guard lock(read_mu_);
   Params p;
   p.Text(experiment).Int(now_us);
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
-                          Query(read_, "INSERT INTO experiment_state (name, started_at) VALUES ($1, $2) "
-                                       "ON CONFLICT (name) DO NOTHING", p));
-  PQclear(r);
+  ABGATE_ASSIGN_OR_RETURN(Result inserted, Read("INSERT INTO experiment_state (name, started_at) VALUES ($1, $2) "
+                                                "ON CONFLICT (name) DO NOTHING", p));
   Params q;
   q.Text(experiment);
-  ABGATE_ASSIGN_OR_RETURN(r, Query(read_, "SELECT started_at FROM experiment_state WHERE name = $1", q));
-  const int64_t start = PQntuples(r) == 1 ? std::atoll(PQgetvalue(r, 0, 0)) : now_us;
-  PQclear(r);
-  return start;
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT started_at FROM experiment_state WHERE name = $1", q));
+  return r.rows() == 1 ? r.Int(0, 0) : now_us;
 }
 
 absl::Status PostgresEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
@@ -382,24 +301,16 @@ absl::Status PostgresEventSink::SaveExperimentConfig(const std::string& name, co
   std::lock_guard lock(read_mu_);
   Params p;
   p.Text(name).Text(config_json).Int(now_us);
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
-                          Query(read_, "INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
-                                       "ON CONFLICT (name) DO UPDATE SET config = excluded.config, "
-                                       "updated_at = excluded.updated_at", p));
-  PQclear(r);
-  return absl::OkStatus();
+  return Read("INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
+              "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at", p)
+      .status();
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
-  Params p;
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
-                          Query(read_, "SELECT name, config, updated_at FROM experiment_configs ORDER BY name", p));
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT name, config, updated_at FROM experiment_configs ORDER BY name", {}));
   std::vector<StoredConfig> out;
-  for (int i = 0; i < PQntuples(r); ++i) {
-    out.push_back({PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), std::atoll(PQgetvalue(r, i, 2))});
-  }
-  PQclear(r);
+  for (int i = 0; i < r.rows(); ++i) out.push_back({r.Text(i, 0), r.Text(i, 1), r.Int(i, 2)});
   return out;
 }
 
@@ -407,15 +318,12 @@ absl::StatusOr<std::vector<AuditRecord>> PostgresEventSink::ReadAudit(const std:
   std::lock_guard lock(read_mu_);
   Params p;
   p.Text(experiment).Int(limit);
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
-                          Query(read_, "SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
-                                       "WHERE ($1 = '' OR experiment = $1) ORDER BY id DESC LIMIT $2", p));
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
+                                         "WHERE ($1 = '' OR experiment = $1) ORDER BY id DESC LIMIT $2", p));
   std::vector<AuditRecord> out;
-  for (int i = 0; i < PQntuples(r); ++i) {
-    out.push_back({std::atoll(PQgetvalue(r, i, 0)), PQgetvalue(r, i, 1), PQgetvalue(r, i, 2), PQgetvalue(r, i, 3),
-                   PQgetvalue(r, i, 4), PQgetvalue(r, i, 5), PQgetvalue(r, i, 6)});
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back({r.Int(i, 0), r.Text(i, 1), r.Text(i, 2), r.Text(i, 3), r.Text(i, 4), r.Text(i, 5), r.Text(i, 6)});
   }
-  PQclear(r);
   return out;
 }
 
@@ -423,25 +331,20 @@ absl::StatusOr<int64_t> PostgresEventSink::CountExposures(const std::string& exp
   std::lock_guard lock(read_mu_);
   Params p;
   p.Text(experiment);
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r, Query(read_, "SELECT count(*) FROM exposures WHERE experiment = $1", p));
-  const int64_t n = std::atoll(PQgetvalue(r, 0, 0));
-  PQclear(r);
-  return n;
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT count(*) FROM exposures WHERE experiment = $1", p));
+  return r.Int(0, 0);
 }
 
 absl::StatusOr<std::vector<Assignment>> PostgresEventSink::ReadAssignments(const std::string& experiment) {
   std::lock_guard lock(read_mu_);
   Params p;
   p.Text(experiment);
-  ABGATE_ASSIGN_OR_RETURN(PGresult * r,
-                          Query(read_, "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments "
-                                       "WHERE experiment = $1", p));
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments "
+                                         "WHERE experiment = $1", p));
   std::vector<Assignment> out;
-  for (int i = 0; i < PQntuples(r); ++i) {
-    out.push_back({experiment, PQgetvalue(r, i, 0), PQgetvalue(r, i, 1), std::atoll(PQgetvalue(r, i, 2)),
-                   PQgetvalue(r, i, 3), std::atoll(PQgetvalue(r, i, 4)), false});
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back({experiment, r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Text(i, 3), r.Int(i, 4), false});
   }
-  PQclear(r);
   return out;
 }
 
@@ -450,28 +353,18 @@ absl::StatusOr<Assignment> PostgresEventSink::ClaimAssignment(const Assignment& 
   Params p;
   p.Text(a.experiment).Text(a.unit_id).Text(a.arm).Int(a.assigned_at_us).Text(a.source).Int(a.bucket_version);
   ABGATE_ASSIGN_OR_RETURN(
-      PGresult * r,
-      Query(read_,
-            "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
-            "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
-            "assigned_at = excluded.assigned_at, source = excluded.source, bucket_version = excluded.bucket_version "
-            "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
-            p));
-  PQclear(r);
+      Result claimed,
+      Read("INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
+           "VALUES ($1,$2,$3,$4,$5,$6) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "
+           "assigned_at = excluded.assigned_at, source = excluded.source, bucket_version = excluded.bucket_version "
+           "WHERE assignments.source = 'hash' AND assignments.bucket_version < excluded.bucket_version",
+           p));
   Params q;
   q.Text(a.experiment).Text(a.unit_id);
-  ABGATE_ASSIGN_OR_RETURN(r, Query(read_,
-                                   "SELECT arm, assigned_at, source, bucket_version FROM assignments "
-                                   "WHERE experiment = $1 AND unit_id = $2",
-                                   q));
-  if (PQntuples(r) != 1) {
-    PQclear(r);
-    return absl::InternalError("the claimed assignment is missing");
-  }
-  Assignment out{a.experiment, a.unit_id, PQgetvalue(r, 0, 0), std::atoll(PQgetvalue(r, 0, 1)), PQgetvalue(r, 0, 2),
-                 std::atoll(PQgetvalue(r, 0, 3)), false};
-  PQclear(r);
-  return out;
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT arm, assigned_at, source, bucket_version FROM assignments "
+                                         "WHERE experiment = $1 AND unit_id = $2", q));
+  if (r.rows() != 1) return absl::InternalError("the claimed assignment is missing");
+  return Assignment{a.experiment, a.unit_id, r.Text(0, 0), r.Int(0, 1), r.Text(0, 2), r.Int(0, 3), false};
 }
 
 }  // namespace abgate::events

@@ -2,15 +2,18 @@
 // share one database. Writes go through prepared statements sent in libpq's pipeline mode, so a
 // whole batch is one round trip and one transaction; no SQL is ever built from user data. One
 // write connection used by the writer thread, one read connection behind a mutex for queries.
+// A broken connection (the server restarted, the network dropped) is replaced by the next call
+// that needs it; until then calls fail with kUnavailable. Errors follow postgres/connection.h:
+// kUnavailable (unreachable, out of resources), kAborted (retry), kInvalidArgument (refused data).
 #pragma once
 
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "events/event_sink.h"
-
-struct pg_conn;
+#include "postgres/connection.h"
 
 namespace abgate::events {
 
@@ -32,10 +35,18 @@ class PostgresEventSink final : public EventSink {
   absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) override;
 
  private:
-  PostgresEventSink() = default;
-  pg_conn* write_ = nullptr;
+  explicit PostgresEventSink(std::string uri);
+  // (Re)connect when the connection is missing or broken; the writer's also prepares the
+  // statements.
+  absl::Status ConnectWriter();
+  absl::Status ConnectReader();  // read_mu_ held
+  // One statement on the read connection, reconnecting first if needed. read_mu_ held.
+  absl::StatusOr<postgres::Result> Read(const char* sql, const postgres::Params& params);
+
+  const std::string uri_;
+  postgres::Connection write_;  // the writer thread's
   std::mutex read_mu_;
-  pg_conn* read_ = nullptr;  // guarded by read_mu_
+  postgres::Connection read_ ABSL_GUARDED_BY(read_mu_);
 };
 
 }  // namespace abgate::events

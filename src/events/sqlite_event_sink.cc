@@ -288,6 +288,15 @@ SqliteEventSink::~SqliteEventSink() {
 absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, std::span<const AuditRecord> audit,
                                          std::span<const Outcome> outcomes, std::vector<bool>* outcome_stored,
                                          std::span<const Assignment> assignments) {
+  // Acknowledged writes (outcomes, audit records with the admin changes they record) commit
+  // with synchronous=FULL: the WAL is fsync'd before COMMIT returns, so an acknowledgement
+  // survives a power loss. Exposure-only batches keep NORMAL (fsync at checkpoints): a crash of
+  // the process loses nothing committed, a power loss may lose the last batches.
+  const bool durable = !outcomes.empty() || !audit.empty();
+  if (durable != durable_) {
+    ABGATE_RETURN_IF_ERROR(write_->ExecScript(durable ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL"));
+    durable_ = durable;
+  }
   ABGATE_RETURN_IF_ERROR(write_->ExecScript("BEGIN IMMEDIATE"));
   auto abort = [this](absl::Status s) {
     write_->ExecScript("ROLLBACK").IgnoreError();

@@ -40,6 +40,7 @@ class SqliteEventSink final : public EventSink {
   SqliteEventSink() = default;
   std::unique_ptr<sqlite::Database> write_;
   sqlite3* write_db_ = nullptr;  // write_->raw(), for the prepared inserts
+  bool durable_ = false;         // writer thread: synchronous=FULL in force (acknowledged writes)
   sqlite3_stmt* insert_exposure_ = nullptr;
   sqlite3_stmt* insert_audit_ = nullptr;
   sqlite3_stmt* insert_outcome_ = nullptr;

@@ -200,7 +200,8 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
 }
 
 absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, const CompiledExperiment* before,
-                                                    std::optional<config::ExperimentConfig> after, bool take_default) {
+                                                    std::optional<config::ExperimentConfig> after, bool take_default,
+                                                    const Persist& persist) {
   auto current = snapshot_.Load();
   auto next = std::make_shared<ExperimentSet>(*current);
   next->version = current->version + 1;
@@ -243,6 +244,10 @@ absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, con
     next->experiments.emplace(name, std::move(*compiled));
   }
   installed.version = next->version;
+  // Stored first, then swapped: a change the store did not take is never served.
+  if (persist) {
+    if (auto s = persist(*next, installed); !s.ok()) return s;
+  }
   snapshot_.Store(std::move(next));
   return installed;
 }
@@ -290,20 +295,31 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (*after) name = (*after)->name;
     events::AuditRecord audit = NewAudit(actor, remote, action, name);
     if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
-    auto version = Install(name, before, std::move(*after), take_default);
-    if (!version.ok()) return std::move(*shared_respond)(http::StatusResponse(version.status()));
-    auto installed = snapshot_.Load();
-    // Persist what is now in force, so a restart serves it (admin thread: may block).
-    for (const std::string& changed : {name, version->displaced}) {
-      if (changed.empty()) continue;
-      const CompiledExperiment* now = installed->Find(changed);
-      absl::Status saved = sink_->SaveExperimentConfig(
-          changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
-      if (!saved.ok()) {
-        return std::move(*shared_respond)(http::ErrorResponse(
-            500, "PERSIST_FAILED", StrCat("the change is live but could not be stored: ", saved.message())));
+    // Store what will be in force before it is swapped in, so a restart serves it and a store
+    // failure changes nothing (admin thread: may block).
+    bool store_failed = false;
+    auto persist = [&](const ExperimentSet& next, const Installed& installing) -> absl::Status {
+      for (const std::string& changed : {name, installing.displaced}) {
+        if (changed.empty()) continue;
+        const CompiledExperiment* now = next.Find(changed);
+        absl::Status saved = sink_->SaveExperimentConfig(
+            changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
+        if (!saved.ok()) {
+          store_failed = true;
+          return saved;
+        }
       }
+      return absl::OkStatus();
+    };
+    auto version = Install(name, before, std::move(*after), take_default, persist);
+    if (!version.ok()) {
+      if (store_failed) {
+        return std::move(*shared_respond)(StoreUnavailable(
+            StrCat("the change was not applied: the event store could not store it: ", version.status().message())));
+      }
+      return std::move(*shared_respond)(http::StatusResponse(version.status()));
     }
+    auto installed = snapshot_.Load();
     if (!version->displaced.empty()) {
       events::AuditRecord moved = NewAudit(actor, remote, "unset_default", version->displaced);
       moved.before_json = version->displaced_before;
@@ -352,14 +368,8 @@ void Gateway::ApplyAssignments(
     if (!rows.ok()) return std::move(*shared)(http::StatusResponse(rows.status()));
     json::array changed;
     for (const auto& a : *rows) {
-      std::optional<StoredAssignment> previous;
-      if (a.remove) {
-        previous = sticky_.Remove(name, a.unit_id);
-      } else {
-        previous = sticky_.Lookup(name, a.unit_id);
-        sticky_.Put(name, a.unit_id, {a.arm, a.source, a.bucket_version, a.assigned_at_us});
-      }
       if (changed.size() < 100) {
+        const std::optional<StoredAssignment> previous = sticky_.Lookup(name, a.unit_id);
         changed.push_back(json::object{{"unit_id", a.unit_id},
                                        {"before", previous ? json::value(previous->arm) : json::value(nullptr)},
                                        {"after", a.remove ? json::value(nullptr) : json::value(a.arm)}});
@@ -368,13 +378,28 @@ void Gateway::ApplyAssignments(
     events::AuditRecord audit = NewAudit(actor, remote, action, name);
     audit.after_json = config::ToJson(json::object{{"assignments", rows->size()}, {"sample", changed}});
     const int64_t count = static_cast<int64_t>(rows->size());
-    writer_->EnqueueAssignments(std::move(*rows), nullptr);
-    writer_->EnqueueAudit(std::move(audit), [shared, count, changed = std::move(changed)](absl::Status s) mutable {
-      if (!s.ok()) {
-        return std::move(*shared)(http::ErrorResponse(500, "NOT_STORED", StrCat("the event store failed: ", s.message())));
-      }
-      std::move(*shared)(http::Response::Json(200, config::ToJson(json::object{{"assignments", count}, {"changed", std::move(changed)}})));
-    });
+    // The rows and their audit record in one transaction; served only once stored.
+    auto applied = std::make_shared<std::vector<events::Assignment>>(*rows);
+    std::vector<events::AuditRecord> audits;
+    audits.push_back(std::move(audit));
+    writer_->EnqueueAssignments(
+        std::move(*rows),
+        [this, shared, count, applied, changed = std::move(changed)](absl::Status s) mutable {
+          if (!s.ok()) {
+            return std::move(*shared)(StoreUnavailable(
+                StrCat("the change was not applied: the event store could not store it: ", s.message())));
+          }
+          for (const auto& a : *applied) {
+            if (a.remove) {
+              sticky_.Remove(a.experiment, a.unit_id);
+            } else {
+              sticky_.Put(a.experiment, a.unit_id, {a.arm, a.source, a.bucket_version, a.assigned_at_us});
+            }
+          }
+          std::move(*shared)(http::Response::Json(
+              200, config::ToJson(json::object{{"assignments", count}, {"changed", std::move(changed)}})));
+        },
+        std::move(audits));
   });
 }
 

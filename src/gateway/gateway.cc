@@ -715,8 +715,21 @@ void Gateway::ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit,
     auto claimed = sink_->ClaimAssignment(row);  // blocking: this is the store thread
     if (claimed.ok()) {
       first = {claimed->arm, claimed->source, claimed->bucket_version, claimed->assigned_at_us};
+      if (claims_failing_) {
+        claims_failing_ = false;
+        ABGATE_LOG(kWarning, "sticky assignment claims work again");
+      }
     } else {
-      ABGATE_LOG(kWarning, "assignment claim failed, routing by hash: %s", std::string(claimed.status().message()));
+      // Routed by hash; the assignment is stored through the writer, which keeps it through an
+      // outage. One log line per change of state, not per request.
+      if (!claims_failing_) {
+        claims_failing_ = true;
+        ABGATE_LOG(kWarning, "sticky assignment claims fail, routing by hash and storing through the event writer: %s",
+                   std::string(claimed.status().message()));
+      }
+      std::vector<events::Assignment> rows;
+      rows.push_back(row);
+      writer_->EnqueueAssignments(std::move(rows));
     }
     const int worker = call->worker;
     pool_->Post(worker, [this, call = std::move(call), row = std::move(row), first = std::move(first)]() mutable {
@@ -866,13 +879,21 @@ void Gateway::HandleOutcomes(http::Request& req, http::Respond respond) {
                       {"rejected", std::move(rejected_json)}};
     return reject(http::Response::Json(400, config::ToJson(body)));
   }
+  // While the store is unavailable nothing is acknowledged: the client keeps the outcomes and
+  // retries (event_id makes a retry safe).
+  if (!writer_->store_available()) {
+    metrics_.CountRejected("/outcomes", 503);
+    return std::move(respond)(StoreUnavailable(
+        StrCat("the event store is unavailable (", writer_->health().error, "); nothing was stored, retry later")));
+  }
   const int64_t accepted = static_cast<int64_t>(valid.size());
   auto shared = std::make_shared<http::Respond>(std::move(respond));
   // Answered only once the batch is committed: an acknowledged outcome is durable.
   writer_->EnqueueOutcomes(std::move(valid), [shared, accepted, rejected_json = std::move(rejected_json)](
                                                  absl::Status s, int64_t stored) mutable {
     if (!s.ok()) {
-      return std::move(*shared)(http::ErrorResponse(503, "NOT_STORED", StrCat("the event store failed: ", s.message())));
+      return std::move(*shared)(
+          StoreUnavailable(StrCat("the event store failed (", s.message(), "); nothing was stored, retry later")));
     }
     json::object body{{"accepted", accepted},
                       {"stored", stored},
@@ -882,9 +903,24 @@ void Gateway::HandleOutcomes(http::Request& req, http::Respond respond) {
   });
 }
 
+http::Response Gateway::StoreUnavailable(std::string_view message) {
+  http::Response r = http::ErrorResponse(503, "STORE_UNAVAILABLE", message);
+  r.headers.push_back({"Retry-After", "1"});
+  return r;
+}
+
 void Gateway::HandleReady(http::Request&, http::Respond respond) {
   if (draining_) {
     return std::move(respond)(http::ErrorResponse(503, "SHUTTING_DOWN", "the gateway is shutting down"));
+  }
+  if (const events::StoreHealth store = writer_->health(); !store.available) {
+    // Predictions are still served; outcomes and admin changes are refused until it is back.
+    json::object o{{"status", "store_unavailable"},
+                   {"error_code", "STORE_UNAVAILABLE"},
+                   {"message", StrCat("the event store is unavailable: ", store.error)},
+                   {"unavailable_for_s", static_cast<double>(clock_.NowUs() - store.unavailable_since_us) / 1e6},
+                   {"queued_exposures", writer_->stats().queued}};
+    return std::move(respond)(http::Response::Json(503, config::ToJson(o)));
   }
   auto snapshot = snapshot_.Load();
   json::object o;
@@ -904,8 +940,18 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
               "# TYPE abgate_events_dropped_total counter\nabgate_events_dropped_total ", s.dropped, "\n",
               "# HELP abgate_events_written_total Exposures committed to the event store.\n",
               "# TYPE abgate_events_written_total counter\nabgate_events_written_total ", s.written, "\n",
-              "# HELP abgate_event_write_errors_total Exposures lost to failed store transactions.\n",
+              "# HELP abgate_event_write_errors_total Exposures lost: refused by the store, or unwritten at shutdown.\n",
               "# TYPE abgate_event_write_errors_total counter\nabgate_event_write_errors_total ", s.write_errors, "\n",
+              "# HELP abgate_event_store_up 1 while the event store takes writes, 0 during an outage.\n",
+              "# TYPE abgate_event_store_up gauge\nabgate_event_store_up ", writer_->store_available() ? 1 : 0, "\n",
+              "# HELP abgate_event_store_outages_total Times the event store became unavailable.\n",
+              "# TYPE abgate_event_store_outages_total counter\nabgate_event_store_outages_total ", s.outages, "\n",
+              "# HELP abgate_event_store_failed_writes_total Store transactions that failed (their rows retried).\n",
+              "# TYPE abgate_event_store_failed_writes_total counter\nabgate_event_store_failed_writes_total ",
+              s.failed_writes, "\n",
+              "# HELP abgate_sticky_assignments_lost_total First sticky assignments the store refused or never took.\n",
+              "# TYPE abgate_sticky_assignments_lost_total counter\nabgate_sticky_assignments_lost_total ",
+              s.sticky_lost, "\n",
               "# HELP abgate_config_version Version of the experiment snapshot being served.\n",
               "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n");
     if (results_) {

@@ -95,8 +95,13 @@ class Gateway {
     std::string displaced;         // the experiment that stopped being the default, if any
     std::string displaced_before;  // its config before, as JSON
   };
+  // `persist` stores the new snapshot's changes before the swap; its error cancels the swap.
+  using Persist = std::function<absl::Status(const ExperimentSet& next, const Installed& installing)>;
   absl::StatusOr<Installed> Install(const std::string& name, const CompiledExperiment* before,
-                                    std::optional<config::ExperimentConfig> after, bool take_default = false);
+                                    std::optional<config::ExperimentConfig> after, bool take_default = false,
+                                    const Persist& persist = nullptr);
+  // 503 STORE_UNAVAILABLE with Retry-After: the event store cannot take a write now.
+  static http::Response StoreUnavailable(std::string_view message);
   // Loads the stored assignments of `experiment` into sticky_. Blocking (startup, admin thread).
   absl::Status LoadAssignments(const std::string& experiment);
   // Assignment overrides (admin_api.cc): applies `changes` to sticky_ and the store, audits, and
@@ -131,6 +136,7 @@ class Gateway {
   std::unique_ptr<dashboard::ResultsCache> results_;
   common::WorkerThread store_thread_;  // blocking store reads of the request path (shared stores)
   bool shared_store_ = false;          // PostgreSQL: other gateways write the same assignments
+  bool claims_failing_ = false;        // touched on store_thread_ only (one log line per change)
   http::Router data_router_;
   http::Router admin_router_;
   std::unique_ptr<http::Server> data_server_;

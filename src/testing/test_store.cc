@@ -1,6 +1,5 @@
 #include "testing/test_store.h"
 
-#include <libpq-fe.h>
 #include <sqlite3.h>
 #include <unistd.h>
 
@@ -8,6 +7,7 @@
 #include <cstdlib>
 
 #include "gtest/gtest.h"
+#include "postgres/connection.h"
 
 namespace abgate::testing {
 
@@ -19,16 +19,10 @@ std::string TestBackend() {
 namespace {
 
 bool Exec(const std::string& uri, const std::string& sql, std::string* error) {
-  PGconn* c = PQconnectdb(uri.c_str());
-  bool ok = PQstatus(c) == CONNECTION_OK;
-  if (ok) {
-    PGresult* r = PQexec(c, sql.c_str());
-    ok = PQresultStatus(r) == PGRES_COMMAND_OK || PQresultStatus(r) == PGRES_TUPLES_OK;
-    PQclear(r);
-  }
-  if (!ok && error) *error = PQerrorMessage(c);
-  PQfinish(c);
-  return ok;
+  auto c = postgres::Connection::Connect(uri);
+  absl::Status s = c.ok() ? c->Exec(sql) : c.status();
+  if (!s.ok() && error) *error = std::string(s.message());
+  return s.ok();
 }
 
 }  // namespace
@@ -75,15 +69,13 @@ int64_t TestStore::QueryInt(const std::string& sql) const {
     sqlite3_close(db);
     return v;
   }
-  PGconn* c = PQconnectdb(uri_.c_str());
-  PGresult* r = PQexec(c, sql.c_str());
-  if (PQresultStatus(r) == PGRES_TUPLES_OK && PQntuples(r) > 0) {
-    v = std::atoll(PQgetvalue(r, 0, 0));
+  auto c = postgres::Connection::Connect(uri_);
+  auto r = c.ok() ? c->Query(sql) : absl::StatusOr<postgres::Result>(c.status());
+  if (r.ok() && r->rows() > 0) {
+    v = r->Int(0, 0);
   } else {
-    ADD_FAILURE() << "query failed: " << sql << ": " << PQerrorMessage(c);
+    ADD_FAILURE() << "query failed: " << sql << ": " << (r.ok() ? "no row" : r.status().message());
   }
-  PQclear(r);
-  PQfinish(c);
   return v;
 }
 
@@ -102,12 +94,13 @@ std::vector<std::string> TestStore::QueryStrings(const std::string& sql) const {
     sqlite3_close(db);
     return out;
   }
-  PGconn* c = PQconnectdb(uri_.c_str());
-  PGresult* r = PQexec(c, sql.c_str());
-  if (PQresultStatus(r) != PGRES_TUPLES_OK) ADD_FAILURE() << "query failed: " << sql << ": " << PQerrorMessage(c);
-  for (int i = 0; i < PQntuples(r); ++i) out.emplace_back(PQgetvalue(r, i, 0));
-  PQclear(r);
-  PQfinish(c);
+  auto c = postgres::Connection::Connect(uri_);
+  auto r = c.ok() ? c->Query(sql) : absl::StatusOr<postgres::Result>(c.status());
+  if (!r.ok()) {
+    ADD_FAILURE() << "query failed: " << sql << ": " << r.status().message();
+    return out;
+  }
+  for (int i = 0; i < r->rows(); ++i) out.push_back(r->Text(i, 0));
   return out;
 }
 
