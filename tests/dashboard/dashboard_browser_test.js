@@ -94,6 +94,19 @@ async function main() {
     await waitFor('the pause in the audit trail', () => page.$eval('#audit', (t) => /\bpause\b/.test(t.innerText)), 10000);
     assert.ok(await page.$('#action-resume'), 'no resume button once paused');
 
+    // A ramp step: B from 20% to 50%, after a confirmation naming the shares.
+    await page.click('#action-ramp');
+    await page.waitForSelector('dialog#confirm[open] #ramp-percent');
+    await page.select('#ramp-percent', '50');
+    const rampText = await page.$eval('#confirm-body', (d) => d.innerText);
+    assert.ok(/B \(version 8\) goes from 20% to 50%/.test(rampText), 'the ramp confirmation: ' + rampText);
+    await page.click('#confirm-ok');
+    await waitFor('weights 50/50 in the gateway', async () => {
+      const e = await gw.admin('GET', '/api/v1/experiments/hyatt_booking_ab');
+      return e.arms[0].weight === 50 && e.arms[1].weight === 50;
+    }, 10000);
+    await waitFor('the weights change in the audit trail', () => page.$eval('#audit', (t) => /weights 80\/20 → 50\/50/.test(t.innerText)), 10000);
+
     assert.deepStrictEqual(problems, [], 'console errors or failed requests');
 
     // Without a token in the URL (a new tab: sessionStorage is per tab) the page asks for it.
