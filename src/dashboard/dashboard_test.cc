@@ -151,6 +151,22 @@ TEST(ResultsCacheTest, PollersOfASlowAnalysisAcceptAnOlderResult) {
   EXPECT_EQ(c.Wait(1)[0]->report_json, "#2");
 }
 
+TEST(ResultsCacheTest, AFailedAnalysisIsNotReusedOnAnUnchangedMark) {
+  common::FakeClock clock(1'000'000);
+  std::atomic<int> calls{0};
+  ResultsCache cache({.threads = 1}, clock, [] { return StoreMark{1, 1, true}; }, [&](const ResultsKey&) {
+    Results r;
+    if (calls.fetch_add(1) == 0) r.status = absl::UnavailableError("the store is down");
+    return r;
+  });
+  Collector a, b;
+  cache.Get({"exp", 0}, 0, a.Callback());
+  EXPECT_EQ(a.Wait(1)[0]->status.code(), absl::StatusCode::kUnavailable);
+  cache.Get({"exp", 0}, 0, b.Callback());  // no commit since, but the store may be back
+  EXPECT_TRUE(b.Wait(1)[0]->status.ok());
+  EXPECT_EQ(calls.load(), 2);
+}
+
 TEST(ResultsCacheTest, InexactMarkAlwaysRecomputes) {
   common::FakeClock clock(1'000'000);
   Gate gate;

@@ -114,7 +114,10 @@ void ResultsCache::Run() {
     const StoreMark mark = mark_();
     std::shared_ptr<const Results> result;
     bool reused = false;
-    if (previous && previous->mark.exact && mark.exact && previous->mark == mark) {
+    // A failure other than "nothing to analyse" (the store down, say) may pass without any
+    // commit, so only a result or a NOT_FOUND is reused on an unchanged mark.
+    const bool reusable = previous && (previous->status.ok() || absl::IsNotFound(previous->status));
+    if (reusable && previous->mark.exact && mark.exact && previous->mark == mark) {
       result = previous;
       reused = true;
     } else {

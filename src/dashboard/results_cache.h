@@ -6,12 +6,13 @@
 // (experiment, since_us) has at most one computation running and one queued; a caller joins
 // the queued one (every caller gets a result computed after it asked, so it sees its own
 // writes), or, with a positive `max_age_us`, takes a result verified no longer than that ago
-// (a dashboard's polling costs nothing between recomputations; on a store whose analysis is slow,
-// the accepted age grows with the analysis' cost). Before computing, the worker
-// asks for the store's mark (config version + commits): an unchanged exact mark reuses the
-// previous result. Computations run on `threads` worker threads; at most `max_queued` keys wait
-// for one (more: RESOURCE_EXHAUSTED). Thread-safe; callbacks run on a worker thread, or on the
-// caller's thread for a fresh-enough cached result.
+// (a dashboard's polling costs nothing between recomputations; on a store whose analysis is
+// slow, the accepted age grows with the analysis' cost). Before computing, the worker asks for
+// the store's mark (config version + commits): an unchanged exact mark reuses the previous
+// result or NOT_FOUND (other failures, such as a store outage, are computed again).
+// Computations run on `threads` worker threads; at most `max_queued` keys wait for one (more:
+// RESOURCE_EXHAUSTED). Thread-safe; callbacks run on a worker thread, or on the caller's thread
+// for a fresh-enough cached result.
 #pragma once
 
 #include <cstdint>
