@@ -24,6 +24,7 @@ int WaitForStopSignal();
 Command AddServe(CLI::App& app);
 Command AddAssign(CLI::App& app);
 Command AddAnalyze(CLI::App& app);
+Command AddPlan(CLI::App& app);
 Command AddImport(CLI::App& app);
 Command AddRegistry(CLI::App& app);
 Command AddModelServer(CLI::App& app);

@@ -13,6 +13,7 @@
 
 #include <charconv>
 #include "analysis/analysis.h"
+#include "analysis/plan.h"
 #include "assign/hash.h"
 #include "dashboard/dashboard.h"
 #include "dashboard/traffic.h"
@@ -708,6 +709,14 @@ void Gateway::RegisterAdminRoutes() {
                           });
           });
   }
+  // Planning is pure arithmetic (a few bisections), cheap enough for the I/O thread.
+  r.Add("GET", "/api/v1/plan", [](http::Request& req, http::Respond respond) {
+    auto request = analysis::ParsePlanQuery(req.query);
+    if (!request.ok()) return std::move(respond)(http::StatusResponse(request.status()));
+    auto report = analysis::PlanReport(*request);
+    if (!report.ok()) return std::move(respond)(http::StatusResponse(report.status()));
+    std::move(respond)(http::Response::Json(200, config::ToJson(*report)));
+  });
   r.Add("GET", "/api/v1/audit", [this](http::Request& req, http::Respond respond) {
     std::string experiment;
     int limit = 100;

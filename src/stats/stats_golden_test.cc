@@ -3,6 +3,7 @@
 #include <cmath>
 #include <fstream>
 #include <map>
+#include <optional>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -206,6 +207,105 @@ TEST(GoldenTest, SampleSizeForTenToTwelvePercent) {
   EXPECT_NEAR(*MdeProportions(0.10, 3839), 0.02, 1e-4);
   EXPECT_EQ(*SampleSizeMeans(1.0, 0.1), 1570);  // 2 * 7.8489 / 0.01
   EXPECT_NEAR(*MdeMeans(1.0, 1570), 0.1, 1e-4);
+}
+
+PlanInput PlanRow(const std::map<std::string, std::string>& row) {
+  PlanInput in;
+  in.metric = row.at("metric") == "mean" ? PlanMetric::kMean : PlanMetric::kProportion;
+  in.baseline = D(row, "baseline");
+  in.sd = D(row, "sd");
+  in.weights = List<double>(row.at("weights"));
+  return in;
+}
+
+TEST(GoldenTest, PlanMatchesStatsmodelsAndTheTextbookFormula) {
+  // tests/data/stats/power.csv (gen_power_reference.py): units from the textbook formula with
+  // Bonferroni over k - 1 comparisons, statsmodels NormalIndPower's n and power, Cohen's h, and the
+  // sequential units from an independent scipy search over GrowthBook's half-width.
+  const auto rows = ReadCsv("power.csv");
+  ASSERT_EQ(rows.size(), 22u);
+  for (const auto& row : rows) {
+    PlanInput in = PlanRow(row);
+    in.mde = D(row, "mde");
+    in.alpha = D(row, "alpha");
+    in.power = D(row, "power");
+    auto plan = Plan(in);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    const auto want = List<int64_t>(row.at("units_per_arm"));
+    EXPECT_EQ(plan->fixed.units_per_arm, want) << row.at("weights") << " " << row.at("mde");
+    int64_t total = 0;
+    for (auto u : want) total += u;
+    EXPECT_EQ(plan->fixed.total_units, total);
+    EXPECT_EQ(plan->comparisons, static_cast<int>(want.size()) - 1);
+    EXPECT_REL(plan->fixed.power, D(row, "sm_power"), 1e-6);
+    const double nobs1 = D(row, "sm_nobs1");
+    EXPECT_GE(static_cast<double>(plan->fixed.units_per_arm[0]), nobs1);
+    EXPECT_LE(static_cast<double>(plan->fixed.units_per_arm[0]), nobs1 + 1.5);
+    if (!row.at("cohen_h_nobs1").empty()) {
+      EXPECT_REL(plan->fixed.units_per_arm[0], D(row, "cohen_h_nobs1"), 1e-2);
+    }
+    const auto seq = List<int64_t>(row.at("seq_units_per_arm"));
+    ASSERT_EQ(plan->sequential.units_per_arm.size(), seq.size());
+    for (size_t j = 0; j < seq.size(); ++j) EXPECT_NEAR(plan->sequential.units_per_arm[j], seq[j], 1) << j;
+    EXPECT_GE(plan->sequential.power, in.power);
+    EXPECT_GT(plan->sequential.total_units, plan->fixed.total_units);
+  }
+}
+
+TEST(GoldenTest, PlanMdeMatchesStatsmodels) {
+  for (const auto& row : ReadCsv("power_mde.csv")) {
+    PlanInput in = PlanRow(row);
+    in.total_units = I(row, "total_units");
+    auto plan = Plan(in);
+    ASSERT_TRUE(plan.ok()) << plan.status();
+    // statsmodels also counts rejections in the far tail, the textbook MDE does not: 1e-5 for means.
+    EXPECT_REL(plan->fixed.mde, D(row, "mde"), row.at("metric") == "mean" ? 1e-5 : 1e-6) << row.at("weights");
+    EXPECT_GT(plan->sequential.mde, plan->fixed.mde);
+  }
+}
+
+// A two-arm rate plan; the size and the effect only when given.
+PlanInput Rate(double baseline, std::optional<double> mde, std::optional<int64_t> total = {}) {
+  PlanInput in;
+  in.baseline = baseline;
+  in.mde = mde;
+  in.total_units = total;
+  return in;
+}
+
+TEST(GoldenTest, TenToElevenPercentIsAbout14750PerArm) {
+  // The example: statsmodels NormalIndPower gives 14744 (Cohen's h) or 14748.0 (the
+  // unpooled effect size); the textbook unpooled formula 14748.1 → 14749.
+  auto plan = Plan(Rate(0.10, 0.01));
+  ASSERT_TRUE(plan.ok());
+  EXPECT_EQ(plan->fixed.units_per_arm, (std::vector<int64_t>{14749, 14749}));
+  EXPECT_EQ(plan->fixed.total_units, 29498);
+  // Power at those units, and back to the MDE from them.
+  EXPECT_NEAR(Plan(Rate(0.10, 0.01, 29498))->fixed.power, 0.8, 1e-4);
+  EXPECT_NEAR(Plan(Rate(0.10, {}, 29498))->fixed.mde, 0.01, 1e-6);
+}
+
+TEST(EdgeCaseTest, PlanRejectsBadInputWithAReason) {
+  const auto code = [](const PlanInput& in) { return Plan(in).status().code(); };
+  const auto invalid = absl::StatusCode::kInvalidArgument;
+  EXPECT_EQ(code(Rate(0, 0.01)), invalid);
+  EXPECT_EQ(code(Rate(0.95, 0.06)), invalid);  // target above 1
+  EXPECT_EQ(code(Rate(0.1, {})), invalid);     // neither effect nor size
+  PlanInput in = Rate(0.1, 0.01);
+  in.weights = {1};
+  EXPECT_EQ(code(in), invalid);
+  in.weights = {1, 0};
+  EXPECT_EQ(code(in), invalid);
+  in = Rate(0.1, 0.01);
+  in.alpha = 1;
+  EXPECT_EQ(code(in), invalid);
+  in = Rate(0, 1);
+  in.metric = PlanMetric::kMean;
+  EXPECT_EQ(code(in), invalid);  // sd 0
+  // Ten units cannot show any increase over 50% at 99.99% power.
+  in = Rate(0.5, {}, 10);
+  in.power = 0.9999;
+  EXPECT_EQ(code(in), absl::StatusCode::kFailedPrecondition);
 }
 
 TEST(GoldenTest, SequentialHalfWidthIsGrowthBooksFormula) {

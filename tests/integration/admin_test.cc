@@ -49,6 +49,24 @@ TEST_F(AdminTest, ListGetAndRuntimeView) {
   EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope").status, 404);
 }
 
+TEST_F(AdminTest, PlanEndpointComputesWhatTheCliDoes) {
+  StartGateway(ConfigYaml());
+  auto r = Admin("GET", "/api/v1/plan?baseline=0.1&mde=0.01&weights=1%2C1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto plan = json::parse(r.body);
+  EXPECT_EQ(plan.at("units_per_arm"), json::parse("[14749, 14749]"));
+  EXPECT_EQ(plan.at("mode"), "sample_size");
+  r = Admin("GET", "/api/v1/plan?sd=25&total_units=14000&weights=1,1,1");
+  ASSERT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(json::parse(r.body).at("comparisons"), 2);
+  for (const char* bad : {"/api/v1/plan", "/api/v1/plan?baseline=2&mde=0.1", "/api/v1/plan?baseline=0.1&mde=0.01&nope=1",
+                          "/api/v1/plan?baseline=0.1&baseline=0.2&mde=0.01"}) {
+    r = Admin("GET", bad);
+    EXPECT_EQ(r.status, 400) << bad;
+    EXPECT_EQ(json::parse(r.body).at("error_code"), "INVALID_ARGUMENT") << bad;
+  }
+}
+
 TEST_F(AdminTest, WeightsChangeIsAppliedAuditedAndGoverned) {
   StartGateway(ConfigYaml());
   auto r = Admin("POST", std::string(kExp) + "/weights", R"({"weights": [50, 50]})");

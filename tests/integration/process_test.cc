@@ -105,6 +105,31 @@ TEST_F(ProcessTest, AssignPrintsTheGatewaysArms) {
 namespace abgate::testing {
 namespace {
 
+TEST_F(ProcessTest, PlanPrintsTheSampleSizeAndRefusesBadInputOnOneLine) {
+  // Issue 18's example: 10% → 11%, alpha 0.05, power 0.8 ≈ 14,750 per arm (statsmodels 14,748).
+  Subprocess json_run({ABGATE_BINARY, "plan", "--baseline", "0.10", "--mde", "0.01", "--daily-units", "2000",
+                       "--format", "json"});
+  ASSERT_EQ(json_run.Wait(10000), 0) << json_run.stderr_text();
+  const auto plan = boost::json::parse(json_run.stdout_text());
+  EXPECT_EQ(plan.at("units_per_arm"), boost::json::parse("[14749, 14749]"));
+  EXPECT_EQ(plan.at("total_units"), 29498);
+  EXPECT_EQ(plan.at("days"), 15);
+  EXPECT_GT(plan.at("sequential").at("total_units").as_int64(), 29498);
+  Subprocess text_run({ABGATE_BINARY, "plan", "--baseline", "0.10", "--mde-relative", "0.1"});
+  ASSERT_EQ(text_run.Wait(10000), 0);
+  EXPECT_NE(text_run.stdout_text().find("14,749 + 14,749"), std::string::npos) << text_run.stdout_text();
+  for (const std::vector<std::string>& bad :
+       {std::vector<std::string>{ABGATE_BINARY, "plan", "--baseline", "0.1"},
+        {ABGATE_BINARY, "plan", "--baseline", "1.5", "--mde", "0.01"},
+        {ABGATE_BINARY, "plan", "--baseline", "0.1", "--mde", "abc"},
+        {ABGATE_BINARY, "plan", "--baseline", "0.1", "--mde", "0.01", "--weights", "1,-1"}}) {
+    Subprocess p(bad);
+    EXPECT_EQ(p.Wait(10000), 1) << bad.back();
+    EXPECT_EQ(std::count(p.stderr_text().begin(), p.stderr_text().end(), '\n'), 1) << p.stderr_text();
+    EXPECT_NE(p.stderr_text().find("abgate plan: "), std::string::npos);
+  }
+}
+
 TEST_F(ProcessTest, AnalyzeCsvInEveryFormatAndBadInput) {
   const auto csv = (dir_ / "ab_results.csv").string();
   {
