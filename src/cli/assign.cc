@@ -1,13 +1,16 @@
 // abgate assign --config FILE --experiment NAME UNIT...: prints UNIT<TAB>ARM (or UNIT<TAB>-
-// outside coverage) with exactly the function the gateway uses.
+// outside coverage, outside the experiment's namespace range, or in the global holdout) with
+// exactly the functions the gateway uses.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "assign/allocation.h"
+#include "assign/eligibility.h"
 #include "assign/hash.h"
 #include "cli/commands.h"
 #include "config/gateway_config.h"
@@ -62,8 +65,13 @@ Command AddAssign(CLI::App& app) {
       return 1;
     }
     const assign::SeededHasher hasher(exp->HashSeed());
+    const assign::Holdout holdout(config->holdout.seed, config->holdout.percent);
+    std::optional<assign::NamespaceRange> ns;
+    if (exp->namespace_range) ns = assign::NamespaceRange{exp->namespace_range->name, exp->namespace_range->low,
+                                                          exp->namespace_range->high};
     for (const auto& unit : args->units) {
-      const int arm = allocation->ArmForBucket(hasher.Bucket(unit), *elapsed);
+      const bool excluded = holdout.Contains(unit) || (ns && !assign::InNamespace(*ns, unit));
+      const int arm = excluded ? -1 : allocation->ArmForBucket(hasher.Bucket(unit), *elapsed);
       std::printf("%s\t%s\n", unit.c_str(), arm < 0 ? "-" : names[arm].c_str());
     }
     return 0;

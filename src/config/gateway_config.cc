@@ -329,6 +329,23 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
       if (e.shadow_percent < 0 || e.shadow_percent > 100) return shadow.Error("percent", "must be in [0, 100]");
     }
   }
+  {
+    JsonReader ns = r.Child("namespace");
+    if (!ns.value().is_null()) {
+      if (!ns.is_object()) return r.Error("namespace", "must be {name, range: [low, high]}");
+      NamespaceConfig n;
+      ABGATE_ASSIGN_OR_RETURN(n.name, ns.String("name"));
+      if (!IsName(n.name)) return ns.Error("name", "must be 1-128 characters of [A-Za-z0-9_.-]");
+      ABGATE_ASSIGN_OR_RETURN(const std::vector<double> range, ReadWeights(ns, "range"));
+      if (range.size() != 2 || !(range[0] >= 0 && range[0] < range[1] && range[1] <= 1)) {
+        return ns.Error("range", "must be [low, high) with 0 <= low < high <= 1");
+      }
+      n.low = range[0];
+      n.high = range[1];
+      ABGATE_RETURN_IF_ERROR(ns.CheckNoUnknownKeys());
+      e.namespace_range = std::move(n);
+    }
+  }
   ABGATE_ASSIGN_OR_RETURN(e.payload_sample_rate, r.Number("payload_sample_rate", 0));
   if (e.payload_sample_rate < 0 || e.payload_sample_rate > 1) return r.Error("payload_sample_rate", "must be in [0, 1]");
   ABGATE_ASSIGN_OR_RETURN(e.payload_max_bytes, r.Int("payload_max_bytes", e.payload_max_bytes));
@@ -403,6 +420,24 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
   return absl::OkStatus();
 }
 
+absl::Status ValidateNamespaces(const std::vector<const ExperimentConfig*>& experiments) {
+  for (size_t i = 0; i < experiments.size(); ++i) {
+    const ExperimentConfig& a = *experiments[i];
+    if (!a.namespace_range || a.state != ExperimentState::kRunning) continue;
+    for (size_t j = 0; j < i; ++j) {
+      const ExperimentConfig& b = *experiments[j];
+      if (!b.namespace_range || b.state != ExperimentState::kRunning) continue;
+      const NamespaceConfig &x = *a.namespace_range, &y = *b.namespace_range;
+      if (x.name == y.name && x.low < y.high && y.low < x.high) {
+        return absl::FailedPreconditionError(StrCat(
+            "namespace '", x.name, "': experiment ", a.name, "'s range [", x.low, ", ", x.high, ") overlaps experiment ",
+            b.name, "'s [", y.low, ", ", y.high, "); running experiments in one namespace must have disjoint ranges"));
+      }
+    }
+  }
+  return absl::OkStatus();
+}
+
 json::value ExperimentToJson(const ExperimentConfig& e) {
   json::object o;
   o["name"] = e.name;
@@ -455,6 +490,10 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
   if (e.bucket_version != 0) o["bucket_version"] = e.bucket_version;
   if (e.attribution_window_us != 0) o["attribution_window"] = StrCat(e.attribution_window_us / 1000, "ms");
   if (!e.shadow_arm.empty()) o["shadow"] = json::object{{"arm", e.shadow_arm}, {"percent", e.shadow_percent}};
+  if (e.namespace_range) {
+    o["namespace"] = json::object{{"name", e.namespace_range->name},
+                                  {"range", json::array{e.namespace_range->low, e.namespace_range->high}}};
+  }
   if (e.payload_sample_rate != 0) {
     o["payload_sample_rate"] = e.payload_sample_rate;
     o["payload_max_bytes"] = e.payload_max_bytes;
@@ -493,6 +532,22 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const json::value& root) {
     c.experiments.push_back(std::move(e));
   }
   if (defaults > 1) return absl::InvalidArgumentError("experiments: at most one may be `default: true`");
+  {
+    std::vector<const ExperimentConfig*> all;
+    for (const auto& e : c.experiments) all.push_back(&e);
+    if (auto s = ValidateNamespaces(all); !s.ok()) return absl::InvalidArgumentError(StrCat("experiments: ", s.message()));
+  }
+  {
+    JsonReader h = r.Child("holdout");
+    if (!h.value().is_null()) {
+      if (!h.is_object()) return r.Error("holdout", "must be {percent, seed}");
+      ABGATE_ASSIGN_OR_RETURN(c.holdout.percent, h.Number("percent", 0));
+      ABGATE_ASSIGN_OR_RETURN(c.holdout.seed, h.String("seed", c.holdout.seed));
+      if (!(c.holdout.percent >= 0 && c.holdout.percent < 100)) return h.Error("percent", "must be in [0, 100)");
+      if (c.holdout.seed.empty()) return h.Error("seed", "must not be empty");
+      ABGATE_RETURN_IF_ERROR(h.CheckNoUnknownKeys());
+    }
+  }
   if (const json::value& ctl = r.Child("controller").value(); !ctl.is_null()) {
     ABGATE_ASSIGN_OR_RETURN(c.controller, ParseControllerConfig(ctl));
   }

@@ -67,6 +67,20 @@ struct GuardrailConfig {
   double max_p99_latency_ms = 0;   // 0 = not checked
 };
 
+// A slice [low, high) of a GrowthBook namespace (mutual exclusion between experiments).
+struct NamespaceConfig {
+  std::string name;
+  double low = 0;
+  double high = 1;
+};
+
+// The global holdout: `percent` of units, chosen by a hash under `seed`, kept out of every
+// experiment (served by its control).
+struct HoldoutConfig {
+  double percent = 0;
+  std::string seed = "abgate-holdout";
+};
+
 struct ExperimentConfig {
   std::string name;
   std::string model;  // registry model name
@@ -93,6 +107,8 @@ struct ExperimentConfig {
   // asynchronously; its reply is discarded and compared (table `shadows`).
   std::string shadow_arm;
   double shadow_percent = 0;
+  // Only units whose namespace hash falls in the range enter (GrowthBook's inNamespace).
+  std::optional<NamespaceConfig> namespace_range;
 
   int ControlIndex() const;
   // Where an arm without `upstream` loads its model from: the arm's `model`, else
@@ -180,6 +196,7 @@ struct GatewayConfig {
   UpstreamConfig upstream;
   std::vector<ExperimentConfig> experiments;
   std::optional<ControllerConfig> controller;
+  HoldoutConfig holdout;
 
   // The experiment served at POST /predict and /invocations, or null when none is default.
   const ExperimentConfig* DefaultExperiment() const;
@@ -195,6 +212,9 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const boost::json::value& r
 absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const boost::json::value& v,
                                                        const std::string& path = "experiment");
 absl::Status ValidateExperiment(const ExperimentConfig& e);
+// Running experiments in one namespace must have disjoint ranges (else they could share a
+// unit): FailedPrecondition naming both experiments otherwise.
+absl::Status ValidateNamespaces(const std::vector<const ExperimentConfig*>& experiments);
 // The experiment in the same JSON shape it is parsed from (round-trips).
 boost::json::value ExperimentToJson(const ExperimentConfig& e);
 

@@ -1,5 +1,7 @@
 #include "config/gateway_config.h"
 
+#include <cstdio>
+
 #include <boost/json.hpp>
 
 #include "config/json_reader.h"
@@ -122,6 +124,52 @@ experiments:
   - {name: a, default: true, arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}]}
   - {name: b, default: true, arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}]}
 )").find("at most one"), std::string::npos);
+}
+
+constexpr char kTwoInOneNamespace[] = R"(
+experiments:
+  - name: a
+    namespace: {name: ranking, range: [0, 0.5]}
+    arms: [{name: A, weight: 1, upstream: http://127.0.0.1:9007/invocations}]
+  - name: b
+    namespace: {name: ranking, range: [%s]}
+    %s
+    arms: [{name: A, weight: 1, upstream: http://127.0.0.1:9007/invocations}]
+)";
+
+std::string TwoInOneNamespace(const std::string& range, const std::string& extra = "") {
+  char buf[1024];
+  std::snprintf(buf, sizeof buf, kTwoInOneNamespace, range.c_str(), extra.c_str());
+  return buf;
+}
+
+TEST(GatewayConfigTest, NamespacesMustNotOverlapAmongRunningExperiments) {
+  auto c = ParseGatewayConfig(TwoInOneNamespace("0.5, 1"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_TRUE(c->experiments[1].namespace_range.has_value());
+  EXPECT_EQ(c->experiments[1].namespace_range->name, "ranking");
+  EXPECT_DOUBLE_EQ(c->experiments[1].namespace_range->low, 0.5);
+  EXPECT_EQ(ErrorOf(TwoInOneNamespace("0.4, 1")),
+            "experiments: namespace 'ranking': experiment b's range [0.4, 1) overlaps experiment a's [0, 0.5); "
+            "running experiments in one namespace must have disjoint ranges");
+  EXPECT_EQ(ErrorOf(TwoInOneNamespace("0.4, 1", "state: stopped")), "OK");  // a stopped one holds no range
+  EXPECT_NE(ErrorOf(TwoInOneNamespace("0.6, 0.6")).find("0 <= low < high <= 1"), std::string::npos);
+  EXPECT_NE(ErrorOf(TwoInOneNamespace("0.5, 1.5")).find("experiments[1].namespace.range"), std::string::npos);
+  // Round trip through the admin API's JSON.
+  const auto json = ExperimentToJson(c->experiments[1]);
+  auto back = ParseExperimentConfig(json);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_DOUBLE_EQ(back->namespace_range->high, 1.0);
+}
+
+TEST(GatewayConfigTest, ParsesTheHoldout) {
+  auto c = ParseGatewayConfig(std::string("holdout: {percent: 5}\n") + kMinimal);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_DOUBLE_EQ(c->holdout.percent, 5);
+  EXPECT_EQ(c->holdout.seed, "abgate-holdout");
+  EXPECT_DOUBLE_EQ(ParseGatewayConfig(kMinimal)->holdout.percent, 0);
+  EXPECT_NE(ErrorOf(std::string("holdout: {percent: 100}\n") + kMinimal).find("holdout.percent"), std::string::npos);
+  EXPECT_NE(ErrorOf(std::string("holdout: {percent: 5, size: 1}\n") + kMinimal).find("size"), std::string::npos);
 }
 
 TEST(GatewayConfigTest, ReportsYamlSyntaxErrorsWithLine) {

@@ -7,6 +7,10 @@
 
 namespace abgate::events {
 
+// `routing_mode` of the exposures of units in the global holdout (config `holdout`): served by
+// control, in_experiment false, and read by `analyze --holdout`.
+inline constexpr char kHoldoutRoutingMode[] = "holdout";
+
 // One served request (the DESIGN.md `exposures` row).
 struct Exposure {
   std::string request_id;
@@ -18,7 +22,7 @@ struct Exposure {
   std::string assigned_arm;   // the arm assignment chose (differs from arm on fallback)
   std::string model_name;
   std::string model_version;
-  std::string routing_mode;
+  std::string routing_mode;   // the experiment's mode, or kHoldoutRoutingMode for a held-out unit
   int status = 0;             // HTTP status returned to the client
   int64_t latency_us = 0;     // upstream round trip
   std::optional<double> score;  // first prediction, when it is a number

@@ -7,6 +7,7 @@
 #include <boost/json.hpp>
 
 #include "common/logging.h"
+#include "common/status_macros.h"
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "gateway/gateway.h"
@@ -243,6 +244,11 @@ absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, con
     if (!compiled.ok()) return compiled.status();
     if ((*compiled)->config.is_default) next->default_experiment = *compiled;
     next->experiments.emplace(name, std::move(*compiled));
+  }
+  {
+    std::vector<const config::ExperimentConfig*> all;
+    for (const auto& [_, e] : next->experiments) all.push_back(&e->config);
+    ABGATE_RETURN_IF_ERROR(config::ValidateNamespaces(all));
   }
   installed.version = next->version;
   // Stored first, then swapped: a change the store did not take is never served.

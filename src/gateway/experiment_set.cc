@@ -26,6 +26,7 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
   e->payload_hasher = assign::SeededHasher(StrCat("payload-sample:", e->config.seed));
   e->payload_buckets = static_cast<uint32_t>(e->config.payload_sample_rate * assign::kNumBuckets + 0.5);
   e->control = e->config.ControlIndex();
+  if (const auto& ns = e->config.namespace_range) e->namespace_range = assign::NamespaceRange{ns->name, ns->low, ns->high};
   e->metrics = metrics.Experiment(e->config.name);
   for (const auto& arm : e->config.arms) {
     CompiledArm c;

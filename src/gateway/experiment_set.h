@@ -12,11 +12,13 @@
 #include <functional>
 #include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
 #include "assign/allocation.h"
+#include "assign/eligibility.h"
 #include "assign/hash.h"
 #include "config/gateway_config.h"
 #include "gateway/metrics.h"
@@ -49,6 +51,8 @@ struct CompiledExperiment {
   // rate * 10000, so a unit is either always sampled or never, independent of its arm.
   assign::SeededHasher payload_hasher{""};
   uint32_t payload_buckets = 0;
+  // Mutual exclusion: only units in this slice of the namespace enter (GrowthBook inNamespace).
+  std::optional<assign::NamespaceRange> namespace_range;
 
   // Compiles and validates (monotone ramps included). `start_us` is the ramp clock origin.
   static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,
@@ -73,6 +77,7 @@ struct ExperimentSet {
   uint64_t version = 0;
   std::map<std::string, std::shared_ptr<const CompiledExperiment>, std::less<>> experiments;
   std::shared_ptr<const CompiledExperiment> default_experiment;  // may be null
+  assign::Holdout holdout;  // the global holdout (config `holdout`); copied into every next set
 
   const CompiledExperiment* Find(std::string_view name) const {
     auto it = experiments.find(name);

@@ -421,8 +421,14 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     ABGATE_LOG(kInfo, "experiment %s: using the configuration last changed through the admin API", sc.name);
   }
 
+  {
+    std::vector<const config::ExperimentConfig*> all;
+    for (const auto& e : experiments) all.push_back(&e);
+    ABGATE_RETURN_IF_ERROR(config::ValidateNamespaces(all));
+  }
   auto set = std::make_shared<ExperimentSet>();
   set->version = 1;
+  set->holdout = assign::Holdout(c.holdout.seed, c.holdout.percent);
   for (const auto& e : experiments) {
     int64_t start_us;
     if (e.start_us) {
@@ -647,12 +653,20 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
 
   // A stored assignment decides first: overrides and bulk pre-assignments in every mode, and in
   // sticky mode the unit's first assignment (unless a bucket-version bump re-randomised it).
+  // Mutual exclusion and the global holdout decide before any hash or sticky assignment; only
+  // an explicit override or bulk assignment wins over them. A unit held out, or outside the
+  // namespace range, is in no experiment (served by control, not analysed); held-out exposures
+  // are flagged for `analyze --holdout`.
+  const bool held_out = have_unit && call->snapshot->holdout.Contains(unit);
+  const bool excluded =
+      held_out || (exp->namespace_range && !(have_unit && assign::InNamespace(*exp->namespace_range, unit)));
+  if (held_out) e.routing_mode = events::kHoldoutRoutingMode;
   auto stored_arm = [&]() -> int {
     if (!have_unit || sticky_.empty()) return -1;
     const auto stored = sticky_.Lookup(cfg.name, unit);
     if (!stored) return -1;
-    if (stored->source == "hash" &&
-        (cfg.routing_mode != config::RoutingMode::kSticky || stored->bucket_version != cfg.bucket_version)) {
+    if (stored->source == "hash" && (excluded || cfg.routing_mode != config::RoutingMode::kSticky ||
+                                      stored->bucket_version != cfg.bucket_version)) {
       return -1;
     }
     return exp->ArmIndex(stored->arm);  // -1 when the stored arm no longer exists
@@ -662,6 +676,8 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
     arm = -1;
   } else if (const int stored = stored_arm(); stored >= 0) {
     arm = stored;
+  } else if (excluded) {
+    arm = -1;
   } else if (cfg.routing_mode == config::RoutingMode::kRequestRandom) {
     arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
   } else if (have_unit) {

@@ -5,6 +5,7 @@
 #include <boost/json.hpp>
 
 #include "assign/allocation.h"
+#include "assign/eligibility.h"
 #include "assign/hash.h"
 #include "gateway_fixture.h"
 #include "testing/tls_proxy.h"
@@ -112,6 +113,90 @@ TEST_F(GatewayTest, CoverageSendsOthersToControlOutsideTheExperiment) {
   EXPECT_GT(outside, 100);
   EXPECT_LT(outside, 200);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0 AND arm <> 'A'"), 0);
+}
+
+// A second experiment after the fixture's, on the same two upstreams.
+std::string SecondExperiment(const std::string& name, const std::string& extra, int port_a, int port_b) {
+  return "  - name: " + name + "\n    unit: {field: user_id}\n    control: A\n" + extra +
+         "    arms:\n      - {name: A, version: '7', weight: 50, upstream: 'http://127.0.0.1:" + std::to_string(port_a) +
+         "/invocations'}\n      - {name: B, version: '8', weight: 50, upstream: 'http://127.0.0.1:" +
+         std::to_string(port_b) + "/invocations'}\n";
+}
+
+TEST_F(GatewayTest, NamespaceRangesKeepExperimentsApartAsGrowthBookDoes) {
+  const std::string yaml =
+      ConfigYaml("    namespace: {name: ranking, range: [0, 0.5]}\n", "50, 50") +
+      SecondExperiment("ranking_v2", "    namespace: {name: ranking, range: [0.5, 1]}\n", model_a_->port(),
+                       model_b_->port());
+  StartGateway(yaml);
+  const assign::NamespaceRange first{"ranking", 0, 0.5};
+  for (int i = 0; i < 200; ++i) {
+    const std::string user = "ns-" + std::to_string(i);
+    ASSERT_EQ(Predict(Body(user)).status, 200);
+    ASSERT_EQ(Predict(Body(user), "/predict/ranking_v2").status, 200);
+  }
+  // Each unit is in exactly one of the two experiments, the one GrowthBook's inNamespace says.
+  int in_first = 0;
+  for (int i = 0; i < 200; ++i) {
+    const std::string user = "ns-" + std::to_string(i);
+    const bool expected = assign::InNamespace(first, user);
+    in_first += expected;
+    EXPECT_EQ(QueryInt("SELECT in_experiment FROM exposures WHERE experiment = 'hyatt_booking_ab' AND unit_id = '" + user + "'"),
+              expected ? 1 : 0) << user;
+    EXPECT_EQ(QueryInt("SELECT in_experiment FROM exposures WHERE experiment = 'ranking_v2' AND unit_id = '" + user + "'"),
+              expected ? 0 : 1) << user;
+  }
+  EXPECT_GT(in_first, 60);
+  EXPECT_LT(in_first, 140);
+  // Outside the range: control, not analysed.
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0 AND arm <> 'A'"), 0);
+  // An overlapping running experiment is refused, by create and by patch, with the reason.
+  auto r = Admin("POST", "/api/v1/experiments",
+                 R"({"name": "ranking_v3", "namespace": {"name": "ranking", "range": [0.4, 0.6]}, "control": "A",
+                     "arms": [{"name": "A", "weight": 1, "upstream": "http://127.0.0.1:)" + std::to_string(model_a_->port()) +
+                     R"(/invocations"}]})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("overlaps experiment"), std::string::npos) << r.body;
+  EXPECT_NE(r.body.find("FAILED_PRECONDITION"), std::string::npos) << r.body;
+  r = Admin("PATCH", "/api/v1/experiments/ranking_v2", R"({"namespace": {"range": [0.3, 1]}})");
+  EXPECT_EQ(r.status, 409) << r.body;
+  EXPECT_NE(r.body.find("ranking_v2's range [0.3, 1) overlaps experiment hyatt_booking_ab's [0, 0.5)"), std::string::npos)
+      << r.body;
+  // Stopping one frees its range.
+  ASSERT_EQ(Admin("POST", "/api/v1/experiments/ranking_v2/stop").status, 200);
+  r = Admin("PATCH", "/api/v1/experiments/ranking_v2", R"({"namespace": {"range": [0.3, 1]}})");
+  EXPECT_EQ(r.status, 200) << r.body;
+  EXPECT_EQ(Admin("POST", "/api/v1/experiments/ranking_v2/resume").status, 409);  // would overlap again
+}
+
+TEST_F(GatewayTest, HoldoutKeepsTheSameUnitsOutOfEveryExperimentAcrossRestarts) {
+  const std::string yaml = "holdout: {percent: 20}\n" + ConfigYaml("", "50, 50") +
+                           SecondExperiment("second", "", model_a_->port(), model_b_->port());
+  const assign::Holdout holdout("abgate-holdout", 20);
+  int held = 0;
+  for (int round = 0; round < 2; ++round) {  // the second round runs on a restarted gateway
+    StartGateway(yaml);
+    for (int i = 0; i < 150; ++i) {
+      const std::string user = "h-" + std::to_string(i);
+      for (const char* target : {"/predict", "/predict/second"}) {
+        const auto r = Predict(Body(user), target);
+        ASSERT_EQ(r.status, 200);
+        if (holdout.Contains(user)) EXPECT_EQ(r.headers.at("x-abgate-arm"), "A") << user;
+      }
+      held += round == 0 && holdout.Contains(user);
+    }
+    gateway_->Shutdown();
+    gateway_.reset();
+  }
+  gateway_.reset();
+  StartGateway(yaml);
+  EXPECT_GT(held, 15);
+  EXPECT_LT(held, 50);
+  // Every held-out unit's exposures, in both experiments and both runs, are flagged and out of
+  // the analysis; nobody else's are.
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE routing_mode = 'holdout'"), held * 4);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE routing_mode = 'holdout' AND (in_experiment = 1 OR arm <> 'A')"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0"), held * 4);
 }
 
 TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {

@@ -15,6 +15,7 @@
 #include <iterator>
 
 #include "assign/allocation.h"
+#include "assign/eligibility.h"
 #include "assign/hash.h"
 #include "gateway_fixture.h"
 #include "testing/subprocess.h"
@@ -104,6 +105,30 @@ TEST_F(ProcessTest, AssignPrintsTheGatewaysArms) {
 
 namespace abgate::testing {
 namespace {
+
+TEST_F(ProcessTest, AssignPrintsADashOutsideTheNamespaceAndInTheHoldout) {
+  const std::string config =
+      WriteConfig("holdout: {percent: 10}\n" + ConfigYaml("    namespace: {name: ranking, range: [0.2, 0.7]}\n"));
+  std::vector<std::string> argv = {ABGATE_BINARY, "assign", "--config", config, "--experiment", "hyatt_booking_ab"};
+  for (int i = 0; i < 60; ++i) argv.push_back("unit-" + std::to_string(i));
+  Subprocess p(argv);
+  ASSERT_EQ(p.Wait(10000), 0) << p.stderr_text();
+  const auto alloc = *assign::Allocation::Create({80, 20}, 1.0);
+  const assign::SeededHasher hasher("hyatt_booking_ab");
+  const assign::Holdout holdout("abgate-holdout", 10);
+  std::string expected;
+  int dashes = 0;
+  for (int i = 0; i < 60; ++i) {
+    const std::string unit = "unit-" + std::to_string(i);
+    const bool out = holdout.Contains(unit) || !assign::InNamespace({"ranking", 0.2, 0.7}, unit);
+    dashes += out;
+    const int arm = alloc.ArmForBucket(hasher.Bucket(unit), 0);
+    expected += unit + "\t" + (out ? "-" : arm == 0 ? "A" : "B") + "\n";
+  }
+  EXPECT_EQ(p.stdout_text(), expected);
+  EXPECT_GT(dashes, 20);
+  EXPECT_LT(dashes, 50);
+}
 
 TEST_F(ProcessTest, PlanPrintsTheSampleSizeAndRefusesBadInputOnOneLine) {
   // Issue 18's example: 10% → 11%, alpha 0.05, power 0.8 ≈ 14,750 per arm (statsmodels 14,748).
