@@ -119,7 +119,7 @@ class BatchingWriter {
   const int64_t capacity_;
   const WriterOptions options_;
   static constexpr size_t kBatchTrigger = 8192;
-  static constexpr size_t kMaxBatch = 16384;   // exposures per transaction when draining a backlog
+  static constexpr size_t kMaxBatch = 8192;    // exposures per transaction when draining a backlog
   static constexpr size_t kProbeBatch = 1024;  // the first one after an outage
 
   mutable std::mutex mu_;

@@ -6,6 +6,7 @@
 #include <memory>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -45,6 +46,10 @@ class EventSink {
   };
   virtual absl::Status SaveExperimentConfig(const std::string& name, const std::string& config_json,
                                             int64_t now_us) = 0;
+  // Several (name, config_json) and the audit records of the change, in one transaction: all
+  // stored or none. Blocking.
+  virtual absl::Status SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
+                                             std::span<const AuditRecord> audit, int64_t now_us) = 0;
   virtual absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() = 0;
 };
 

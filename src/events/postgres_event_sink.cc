@@ -306,6 +306,35 @@ absl::Status PostgresEventSink::SaveExperimentConfig(const std::string& name, co
       .status();
 }
 
+absl::Status PostgresEventSink::SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
+                                                      std::span<const AuditRecord> audit, int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  ABGATE_RETURN_IF_ERROR(ConnectReader());
+  ABGATE_RETURN_IF_ERROR(read_.Exec("BEGIN"));
+  auto body = [&]() -> absl::Status {
+    for (const auto& [name, config_json] : configs) {
+      Params p;
+      p.Text(name).Text(config_json).Int(now_us);
+      ABGATE_RETURN_IF_ERROR(read_.Query("INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
+                                         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, "
+                                         "updated_at = excluded.updated_at", p)
+                                 .status());
+    }
+    for (const AuditRecord& a : audit) {
+      Params p;
+      p.Int(a.ts_us).Text(a.actor).Text(a.remote_addr).Text(a.action).Text(a.experiment).Text(a.before_json)
+          .Text(a.after_json);
+      ABGATE_RETURN_IF_ERROR(read_.Query("INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, "
+                                         "after) VALUES ($1,$2,$3,$4,$5,$6,$7)", p)
+                                 .status());
+    }
+    return read_.Exec("COMMIT");
+  };
+  absl::Status s = body();
+  if (!s.ok() && read_.ok()) (void)read_.Exec("ROLLBACK");
+  return s;
+}
+
 absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT name, config, updated_at FROM experiment_configs ORDER BY name", {}));

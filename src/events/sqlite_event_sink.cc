@@ -449,6 +449,24 @@ absl::Status SqliteEventSink::SaveExperimentConfig(const std::string& name, cons
                      {name, config_json, now_us});
 }
 
+absl::Status SqliteEventSink::SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
+                                                    std::span<const AuditRecord> audit, int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  return read_->Transaction([&]() -> absl::Status {
+    for (const auto& [name, config_json] : configs) {
+      ABGATE_RETURN_IF_ERROR(read_->Exec(
+          "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
+          {name, config_json, now_us}));
+    }
+    for (const AuditRecord& a : audit) {
+      ABGATE_RETURN_IF_ERROR(read_->Exec(
+          "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
+          {a.ts_us, a.actor, a.remote_addr, a.action, a.experiment, a.before_json, a.after_json}));
+    }
+    return absl::OkStatus();
+  });
+}
+
 absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
   std::vector<StoredConfig> out;

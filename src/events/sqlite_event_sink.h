@@ -32,6 +32,8 @@ class SqliteEventSink final : public EventSink {
   absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
   absl::Status SaveExperimentConfig(const std::string& name, const std::string& config_json, int64_t now_us) override;
+  absl::Status SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
+                                     std::span<const AuditRecord> audit, int64_t now_us) override;
   absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() override;
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;

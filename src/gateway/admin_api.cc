@@ -302,21 +302,35 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (*after) name = (*after)->name;
     events::AuditRecord audit = NewAudit(actor, remote, action, name);
     if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
-    // Store what will be in force before it is swapped in, so a restart serves it and a store
-    // failure changes nothing (admin thread: may block).
+    // Store what will be in force, with its audit records in the same transaction, before it is
+    // swapped in: a restart serves it, and a store failure changes nothing (admin thread: may
+    // block).
     bool store_failed = false;
     auto persist = [&](const ExperimentSet& next, const Installed& installing) -> absl::Status {
+      if (const CompiledExperiment* now = next.Find(name)) {
+        audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
+        // A decision's evidence (test, p-value, lift, units) is kept with the change it caused.
+        if (const auto* evidence = body.is_object() ? body.as_object().if_contains("evidence") : nullptr) {
+          audit.after_json = config::ToJson(
+              json::object{{"experiment", config::ExperimentToJson(now->config)}, {"evidence", *evidence}});
+        }
+      }
+      std::vector<events::AuditRecord> audits{audit};
+      if (!installing.displaced.empty()) {
+        events::AuditRecord moved = NewAudit(actor, remote, "unset_default", installing.displaced);
+        moved.before_json = installing.displaced_before;
+        moved.after_json = config::ToJson(config::ExperimentToJson(next.Find(installing.displaced)->config));
+        audits.push_back(std::move(moved));
+      }
+      std::vector<std::pair<std::string, std::string>> configs;
       for (const std::string& changed : {name, installing.displaced}) {
         if (changed.empty()) continue;
         const CompiledExperiment* now = next.Find(changed);
-        absl::Status saved = sink_->SaveExperimentConfig(
-            changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string(), clock_.NowUs());
-        if (!saved.ok()) {
-          store_failed = true;
-          return saved;
-        }
+        configs.emplace_back(changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string());
       }
-      return absl::OkStatus();
+      absl::Status saved = sink_->SaveExperimentConfigs(configs, audits, clock_.NowUs());
+      store_failed = !saved.ok();
+      return saved;
     };
     auto version = Install(name, before, std::move(*after), take_default, persist);
     if (!version.ok()) {
@@ -327,36 +341,15 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
       return std::move(*shared_respond)(http::StatusResponse(version.status()));
     }
     auto installed = snapshot_.Load();
-    if (!version->displaced.empty()) {
-      events::AuditRecord moved = NewAudit(actor, remote, "unset_default", version->displaced);
-      moved.before_json = version->displaced_before;
-      moved.after_json = config::ToJson(config::ExperimentToJson(installed->Find(version->displaced)->config));
-      writer_->EnqueueAudit(std::move(moved), [](absl::Status s) {
-        if (!s.ok()) ABGATE_LOG(kError, "audit of a moved default failed: %s", s.message());
-      });
-    }
     json::object reply;
     if (const CompiledExperiment* now = installed->Find(name)) {
-      audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
-      // A decision's evidence (test, p-value, lift, units) is kept with the change it caused.
-      if (const auto* evidence = body.is_object() ? body.as_object().if_contains("evidence") : nullptr) {
-        audit.after_json = config::ToJson(
-            json::object{{"experiment", config::ExperimentToJson(now->config)}, {"evidence", *evidence}});
-      }
       reply = View(*now, installed->version, clock_.NowUs());
     } else {
       reply["deleted"] = name;
       reply["config_version"] = installed->version;
     }
     ABGATE_LOG(kInfo, "admin %s on %s by %s: config version %d", action, name, actor, version->version);
-    const int status = action == "create" ? 201 : 200;
-    writer_->EnqueueAudit(std::move(audit), [shared_respond, reply = std::move(reply), status](absl::Status s) mutable {
-      if (!s.ok()) {
-        return std::move(*shared_respond)(http::ErrorResponse(
-            500, "AUDIT_WRITE_FAILED", StrCat("the change is live but its audit record failed: ", s.message())));
-      }
-      std::move(*shared_respond)(http::Response::Json(status, config::ToJson(reply)));
-    });
+    std::move(*shared_respond)(http::Response::Json(action == "create" ? 201 : 200, config::ToJson(reply)));
   });
 }
 

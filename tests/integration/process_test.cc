@@ -377,5 +377,70 @@ TEST_F(ProcessTest, EveryAcknowledgedOutcomeSurvivesSigkill) {
   EXPECT_EQ(found, acked.size());
 }
 
+// Issue 14, item 9: exposures are best-effort, but the loss on SIGKILL is bounded by time: what
+// is lost is the queue at the kill, flush_ms plus the transaction in flight, so an exposure
+// answered more than 3 s before the kill is in the store (a generous bound: on a machine
+// running the suite, one PostgreSQL transaction took over 1 s). Three kills under load; the
+// figures (README, "What abgate promises under faults") are printed.
+TEST_F(ProcessTest, ExposureLossOnSigkillIsBoundedByTime) {
+  int64_t total_served = 0, total_lost = 0, worst_lost = 0;
+  double worst_span_s = 0;
+  for (int run = 0; run < 3; ++run) {
+    Subprocess gw({ABGATE_BINARY, "serve", "--config", WriteConfig(ConfigYaml())}, {"ABGATE_TEST_ADMIN_TOKEN=x"});
+    const uint16_t port = PortFrom(gw.ReadStdoutLine(10000), "data");
+    ASSERT_NE(port, 0);
+    using Clock = std::chrono::steady_clock;
+    std::atomic<bool> stop{false};
+    std::mutex mu;
+    std::vector<std::pair<std::string, Clock::time_point>> answered;
+    std::vector<std::thread> clients;
+    for (int t = 0; t < 2; ++t) {
+      clients.emplace_back([&, t] {
+        RawConnection c(port, 2000);
+        for (int i = 0; i < 1'000'000 && !stop; ++i) {
+          const std::string id = "k" + std::to_string(run) + "-" + std::to_string(t) + "-" + std::to_string(i);
+          const std::string body = R"({"user_id":"u)" + std::to_string(i) + R"(","inputs":[[1]]})";
+          if (!c.Send("POST /predict HTTP/1.1\r\nHost: x\r\nX-Request-Id: " + id +
+                      "\r\nContent-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) +
+                      "\r\n\r\n" + body) ||
+              c.Read().status != 200) {
+            return;  // killed
+          }
+          std::lock_guard lock(mu);
+          answered.emplace_back(id, Clock::now());
+        }
+      });
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+    gw.Signal(SIGKILL);
+    const auto killed_at = Clock::now();
+    stop = true;
+    for (auto& c : clients) c.join();
+    EXPECT_EQ(gw.Wait(5000), 128 + SIGKILL);
+    const auto rows = store_->QueryStrings("SELECT request_id FROM exposures WHERE request_id LIKE 'k" +
+                                           std::to_string(run) + "-%'");
+    const std::set<std::string> stored(rows.begin(), rows.end());
+    int64_t lost = 0, lost_old = 0;
+    double span_s = 0;
+    for (const auto& [id, at] : answered) {
+      if (stored.count(id)) continue;
+      ++lost;
+      const double age = std::chrono::duration<double>(killed_at - at).count();
+      span_s = std::max(span_s, age);
+      lost_old += age > 3.0;
+    }
+    EXPECT_EQ(lost_old, 0) << "run " << run << ": an exposure answered more than 3 s before the kill was lost";
+    ASSERT_GT(answered.size(), 100u);
+    total_served += static_cast<int64_t>(answered.size());
+    total_lost += lost;
+    if (lost > worst_lost) worst_lost = lost;
+    worst_span_s = std::max(worst_span_s, span_s);
+  }
+  std::printf("sigkill figures: 3 runs, %lld exposures answered, %lld lost (worst run %lld, the oldest lost %.3f s "
+              "before the kill)\n",
+              static_cast<long long>(total_served), static_cast<long long>(total_lost),
+              static_cast<long long>(worst_lost), worst_span_s);
+}
+
 }  // namespace
 }  // namespace abgate::testing
