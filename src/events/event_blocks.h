@@ -134,6 +134,8 @@ class ExposureBlock {
  public:
   // InvalidArgument for a blob that is not a well-formed version-1 block.
   static absl::StatusOr<ExposureBlock> Parse(std::string_view blob);
+  // The block views the blob: a temporary string would dangle, so it does not compile.
+  static absl::StatusOr<ExposureBlock> Parse(std::string&& blob) = delete;
   struct Arm {
     std::string_view name, model_version;
   };
@@ -157,6 +159,7 @@ class ExposureBlock {
 class OutcomeBlock {
  public:
   static absl::StatusOr<OutcomeBlock> Parse(std::string_view blob);
+  static absl::StatusOr<OutcomeBlock> Parse(std::string&& blob) = delete;  // as ExposureBlock's
   const std::vector<std::string_view>& metrics() const { return metrics_; }
   size_t size() const { return n_; }
   uint64_t key(size_t i) const { return internal::Load<uint64_t>(keys_ + 8 * i); }

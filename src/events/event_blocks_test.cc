@@ -18,6 +18,15 @@ TEST(Hash64Test, IsPinnedBecauseStoredBlocksDependOnIt) {
   EXPECT_NE(common::Hash64("user1"), common::Hash64("user2"));
 }
 
+// Issue 14: `Parse(b.Finish())` viewed a destroyed string (ASan: heap-use-after-free). A block
+// views its blob, so Parse refuses a temporary string at compile time.
+template <typename Block>
+concept ParsesTemporaryString = requires { Block::Parse(std::string()); };
+template <typename Block>
+concept ParsesView = requires(const std::string& s) { Block::Parse(s); };
+static_assert(!ParsesTemporaryString<ExposureBlock> && !ParsesTemporaryString<OutcomeBlock>);
+static_assert(ParsesView<ExposureBlock> && ParsesView<OutcomeBlock>);
+
 TEST(EventBlocksTest, ExposuresRoundTrip) {
   ExposureBlockBuilder b;
   ASSERT_TRUE(b.Add("r1", "u1", "A", "7", 100, 0.25));
@@ -51,7 +60,8 @@ TEST(EventBlocksTest, OutcomesRoundTripKeyedByRequestElseUnit) {
   OutcomeBlockBuilder b;
   ASSERT_TRUE(b.Add("r1", "u1", "booked", 1, 10));
   ASSERT_TRUE(b.Add("", "u2", "revenue", 12.5, 20));
-  auto block = OutcomeBlock::Parse(b.Finish());
+  const std::string blob = b.Finish();  // the block views it: Parse(b.Finish()) does not compile
+  auto block = OutcomeBlock::Parse(blob);
   ASSERT_TRUE(block.ok()) << block.status();
   ASSERT_EQ(block->size(), 2u);
   EXPECT_EQ(block->metrics().size(), 2u);
@@ -70,7 +80,8 @@ TEST(EventBlocksTest, AFullDictionaryRefusesANewNameOnly) {
   EXPECT_FALSE(b.Add("r", "u", "one-too-many", "", 1, 0.5));
   EXPECT_TRUE(b.Add("r", "u", "arm3", "", 1, 0.5));
   EXPECT_EQ(b.size(), kMaxBlockNames + 1);
-  auto block = ExposureBlock::Parse(b.Finish());
+  const std::string blob = b.Finish();
+  auto block = ExposureBlock::Parse(blob);
   ASSERT_TRUE(block.ok());
   EXPECT_EQ(block->arms().size(), kMaxBlockNames);
 }
@@ -83,9 +94,12 @@ TEST(EventBlocksTest, DamagedBlobsAreRefusedNotRead) {
   o.Add("r1", "", "booked", 1, 10);
   const std::string outcomes = o.Finish();
   // Every truncation, one byte too many, a wrong version, and an arm index out of range.
-  for (size_t n = 0; n < exposures.size(); ++n) EXPECT_FALSE(ExposureBlock::Parse(exposures.substr(0, n)).ok()) << n;
-  for (size_t n = 0; n < outcomes.size(); ++n) EXPECT_FALSE(OutcomeBlock::Parse(outcomes.substr(0, n)).ok()) << n;
-  EXPECT_FALSE(ExposureBlock::Parse(exposures + "x").ok());
+  for (size_t n = 0; n < exposures.size(); ++n) {
+    EXPECT_FALSE(ExposureBlock::Parse(std::string_view(exposures).substr(0, n)).ok()) << n;
+  }
+  for (size_t n = 0; n < outcomes.size(); ++n) EXPECT_FALSE(OutcomeBlock::Parse(std::string_view(outcomes).substr(0, n)).ok()) << n;
+  const std::string longer = exposures + "x";
+  EXPECT_FALSE(ExposureBlock::Parse(longer).ok());
   std::string bad_version = exposures;
   bad_version[0] = 2;
   EXPECT_FALSE(ExposureBlock::Parse(bad_version).ok());
@@ -95,7 +109,7 @@ TEST(EventBlocksTest, DamagedBlobsAreRefusedNotRead) {
   std::string huge_count = outcomes;
   huge_count[1] = huge_count[2] = huge_count[3] = huge_count[4] = '\xff';
   EXPECT_FALSE(OutcomeBlock::Parse(huge_count).ok());
-  EXPECT_EQ(ExposureBlock::Parse("").status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ExposureBlock::Parse(std::string_view()).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -85,15 +86,27 @@ struct ExperimentSet {
   }
 };
 
-// Holds the current ExperimentSet. Load() is lock-free for readers in practice (libstdc++'s
-// atomic<shared_ptr> uses a tiny spin lock); Store() replaces the set whole.
+// Holds the current ExperimentSet: Load() copies the shared_ptr under a mutex (one uncontended
+// lock and a reference count per request), Store() replaces the set whole; the old set is
+// released outside the lock. Not std::atomic<std::shared_ptr>: libstdc++ 12 releases its
+// internal lock with a relaxed store, which ThreadSanitizer reports as a race. Thread-safe.
 class SnapshotHolder {
  public:
-  std::shared_ptr<const ExperimentSet> Load() const { return current_.load(std::memory_order_acquire); }
-  void Store(std::shared_ptr<const ExperimentSet> set) { current_.store(std::move(set), std::memory_order_release); }
+  std::shared_ptr<const ExperimentSet> Load() const {
+    std::lock_guard lock(mu_);
+    return current_;
+  }
+  void Store(std::shared_ptr<const ExperimentSet> set) {
+    {
+      std::lock_guard lock(mu_);
+      current_.swap(set);
+    }
+    set.reset();  // the previous set, destroyed outside the lock
+  }
 
  private:
-  std::atomic<std::shared_ptr<const ExperimentSet>> current_;
+  mutable std::mutex mu_;
+  std::shared_ptr<const ExperimentSet> current_;  // guarded by mu_
 };
 
 }  // namespace abgate::gateway
