@@ -69,7 +69,9 @@ absl::Status Missing(std::string_view field) {
 // ---------------------------------------------------------------------------------------------
 // Request fields: a JSON object from the body, or from the query string for GET.
 
-std::string PercentDecode(std::string_view s) {
+// `+` is a space in a query string only; in a path (artifact paths) it is itself, as in MLflow
+// (werkzeug decodes the path without it).
+std::string PercentDecode(std::string_view s, bool plus_is_space = true) {
   std::string out;
   out.reserve(s.size());
   auto hex = [](char c) -> int {
@@ -79,7 +81,7 @@ std::string PercentDecode(std::string_view s) {
     return -1;
   };
   for (size_t i = 0; i < s.size(); ++i) {
-    if (s[i] == '+') {
+    if (s[i] == '+' && plus_is_space) {
       out += ' ';
     } else if (s[i] == '%' && i + 2 < s.size() && hex(s[i + 1]) >= 0 && hex(s[i + 2]) >= 0) {
       out += static_cast<char>(hex(s[i + 1]) * 16 + hex(s[i + 2]));
@@ -407,10 +409,12 @@ struct RegistryServer::Impl {
   bool Authorized(const Request& req) const {
     if (options.username.empty() && options.password.empty() && options.token.empty()) return true;
     const std::string_view auth = req.FindHeader("Authorization");
-    auto equal = [](std::string_view a, std::string_view b) {  // constant time for equal lengths
-      if (a.size() != b.size()) return false;
-      unsigned char diff = 0;
-      for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+    // Constant time whatever the given length: walks the whole expected value, no early return.
+    auto equal = [](std::string_view given, std::string_view expected) {
+      size_t diff = given.size() ^ expected.size();
+      for (size_t i = 0; i < expected.size(); ++i) {
+        diff |= static_cast<unsigned char>((i < given.size() ? given[i] : 0) ^ expected[i]);
+      }
       return diff == 0;
     };
     if (!options.token.empty() && auth.rfind("Bearer ", 0) == 0) return equal(auth.substr(7), options.token);
@@ -501,7 +505,7 @@ struct RegistryServer::Impl {
       }
       return JsonReply(out);
     }
-    const std::string relative = PercentDecode(rest.substr(1));
+    const std::string relative = PercentDecode(rest.substr(1), /*plus_is_space=*/false);
     if (req.method == "GET") return Download(relative);
     if (req.method == "PUT") {
       absl::Status s = artifacts.Write(relative, req.body);

@@ -457,7 +457,8 @@ absl::StatusOr<Page<Experiment>> RegistryStore::SearchExperiments(const SearchRe
   std::vector<Experiment> all;
   {
     std::shared_lock lock(mu_);
-    for (const auto& [id, e] : experiments_) {
+    for (const auto& entry : experiments_) {
+      const auto& e = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       if (!ViewMatches(req.view_type, e.lifecycle_stage)) continue;
       const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
         if (c.type == KeyType::kTag) {
@@ -732,7 +733,8 @@ absl::StatusOr<Page<Run>> RegistryStore::SearchRuns(const std::vector<int64_t>& 
   std::vector<Run> all;
   {
     std::shared_lock lock(mu_);
-    for (const auto& [id, r] : runs_) {
+    for (const auto& entry : runs_) {
+      const auto& r = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       if (!in_experiments.contains(r.experiment_id)) continue;
       if (!ViewMatches(req.view_type, r.lifecycle_stage)) continue;
       const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
@@ -909,7 +911,8 @@ absl::StatusOr<Page<RegisteredModel>> RegistryStore::SearchRegisteredModels(cons
   std::vector<RegisteredModel> all;
   {
     std::shared_lock lock(mu_);
-    for (const auto& [name, m] : models_) {
+    for (const auto& entry : models_) {
+      const auto& m = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
         if (c.type == KeyType::kTag) {
           auto t = FindTag(m.tags, c.key);
@@ -1160,7 +1163,8 @@ absl::StatusOr<Page<std::pair<ModelVersion, std::vector<std::string>>>> Registry
   {
     std::shared_lock lock(mu_);
     for (const auto& [name, m] : models_) {
-      for (const auto& [n, v] : m.versions) {
+      for (const auto& version : m.versions) {
+        const auto& v = version.second;  // a named reference: clang 14 cannot capture a structured binding
         if (v.deleted) continue;
         const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
           if (c.type == KeyType::kTag) {

@@ -385,6 +385,11 @@ TEST_F(RegistryConformance, ArtifactProxyUploadListDownloadDelete) {
   }
   EXPECT_EQ(Raw("GET", root + "?path=../").status, 400);
   EXPECT_FALSE(std::filesystem::exists(dir_ / "x"));
+  // Issue 14: '+' in a path is a plus (only a query string's '+' is a space); %2B is one too.
+  ASSERT_EQ(Raw("PUT", root + "/1/r/artifacts/a+b.txt", "plus", "text/plain").status, 200);
+  EXPECT_EQ(Raw("GET", root + "/1/r/artifacts/a%2Bb.txt").body, "plus");
+  EXPECT_EQ(json::serialize(Raw("GET", root + "?path=1/r/artifacts")["files"]).find("a b"), std::string::npos);
+  EXPECT_NE(json::serialize(Raw("GET", root + "?path=1/r/artifacts")["files"]).find("\"a+b.txt\""), std::string::npos);
 }
 
 // ---- §4 registry ----
