@@ -11,6 +11,15 @@ namespace abgate::events {
 // control, in_experiment false, and read by `analyze --holdout`.
 inline constexpr char kHoldoutRoutingMode[] = "holdout";
 
+// Exposure::Shadow. Declared outside Exposure: clang 14 cannot use a nested struct with default
+// member initializers in std::optional within the enclosing class.
+struct ExposureShadow {
+  std::string arm;
+  std::optional<double> score;  // the shadow arm's first prediction
+  int64_t latency_us = 0;
+  int status = 0;  // 200, or the failure's HTTP status (502/504/400...)
+};
+
 // One served request (the DESIGN.md `exposures` row).
 struct Exposure {
   std::string request_id;
@@ -35,12 +44,7 @@ struct Exposure {
   bool payload_truncated = false;
   // Shadow traffic: the same request also scored by another arm, its reply discarded; stored
   // with the exposure (table `shadows`) once both have answered.
-  struct Shadow {
-    std::string arm;
-    std::optional<double> score;  // the shadow arm's first prediction
-    int64_t latency_us = 0;
-    int status = 0;  // 200, or the failure's HTTP status (502/504/400...)
-  };
+  using Shadow = ExposureShadow;
   std::optional<Shadow> shadow;
 };
 
