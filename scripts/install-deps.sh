@@ -11,7 +11,10 @@ PACKAGES=(
   libxgboost-dev libgtest-dev libgmock-dev libbenchmark-dev
   python3 curl nginx-light wrk sqlite3 openssl
   chromium prometheus
+  clang libclang-rt-14-dev llvm
 )
+# clang 14 with its sanitizer and libFuzzer runtimes (libclang-rt-14-dev) and llvm-symbolizer
+# (llvm): scripts/sanitize.sh, tsan.sh and fuzz.sh, which .ci/run also runs.
 # chromium: the dashboard's browser test (driven by the npm package puppeteer-core, which
 # downloads no browser); prometheus: the test that scrapes /metrics with the real server and
 # checks it with promtool. Neither starts a service.
