@@ -30,6 +30,7 @@ Command AddRegistry(CLI::App& app);
 Command AddModelServer(CLI::App& app);
 Command AddTrain(CLI::App& app);
 Command AddPromote(CLI::App& app);
+Command AddRollout(CLI::App& app);
 Command AddController(CLI::App& app);
 Command AddSimulate(CLI::App& app);
 Command AddDemo(CLI::App& app);

@@ -18,6 +18,7 @@
 #include "config/gateway_config.h"
 #include "config/json_format.h"
 #include "control/controller.h"
+#include "control/manual_rollout.h"
 #include "control/promotion.h"
 #include "control/simulator.h"
 
@@ -68,12 +69,59 @@ Command AddPromote(CLI::App& app) {
     if (!registry.ok()) return Fail("promote", ToStd(registry.status().message()));
     auto gateway = control::GatewayAdmin::Create(f->admin_url, Env(f->token_env));
     if (!gateway.ok()) return Fail("promote", ToStd(gateway.status().message()));
-    auto d = control::PromoteExperiment(**registry, **gateway, f->experiment, f->winner);
+    control::FleetState fleet;
+    auto d = control::PromoteExperiment(**registry, **gateway, f->experiment, f->winner, &fleet);
     if (!d.ok()) return Fail("promote", ToStd(d.status().message()));
     std::printf("promoted %s version %s (arm %s) of %s; archived:", d->model.c_str(), d->winner.version.c_str(),
                 d->winner.arm.c_str(), d->experiment.c_str());
     for (const auto& l : d->losers) std::printf(" v%s", l.version.c_str());
     std::printf("\nevidence: %s\n", config::ToJson(d->evidence).c_str());
+    std::printf("in force on %d/%zu live gateway(s) sharing the store (audited as fleet_applied)\n", fleet.live(),
+                fleet.replicas.size());
+    return 0;
+  }};
+}
+
+Command AddRollout(CLI::App& app) {
+  auto* cmd = app.add_subcommand("rollout", "Step a ramp by hand: give an arm a share of the traffic on every gateway");
+  struct Flags {
+    std::string config, admin_url, experiment, arm, token_env = "ABGATE_ADMIN_TOKEN";
+    double percent = -1;
+    double timeout_s = 30;
+  };
+  auto f = std::make_shared<Flags>();
+  cmd->add_option("--experiment,-e", f->experiment, "experiment name")->required();
+  cmd->add_option("--percent,-p", f->percent, "share of the traffic for the arm, 0-100")->required();
+  cmd->add_option("--arm", f->arm, "the arm to ramp (default: the only non-control arm)");
+  cmd->add_option("--config,-c", f->config, "gateway config (admin address and token variable)");
+  cmd->add_option("--admin-url", f->admin_url, "gateway admin API, e.g. http://127.0.0.1:8081");
+  cmd->add_option("--token-env", f->token_env, "environment variable holding the admin token")->capture_default_str();
+  cmd->add_option("--timeout", f->timeout_s, "seconds to wait for every gateway to apply it")
+      ->capture_default_str()
+      ->check(CLI::Range(0.1, 3600.0));
+  return {cmd, [f]() -> int {
+    if (!f->config.empty()) {
+      auto c = config::LoadGatewayConfig(f->config);
+      if (!c.ok()) return Fail("rollout", ToStd(c.status().message()));
+      if (f->admin_url.empty()) {
+        f->admin_url = StrCat("http://", c->server.admin_listen.host, ":", static_cast<int>(c->server.admin_listen.port));
+      }
+      if (f->token_env == "ABGATE_ADMIN_TOKEN") f->token_env = c->server.admin_token_env;
+    }
+    if (f->admin_url.empty()) return Fail("rollout", "need the gateway admin URL (--config or --admin-url)");
+    auto gateway = control::GatewayAdmin::Create(f->admin_url, Env(f->token_env));
+    if (!gateway.ok()) return Fail("rollout", ToStd(gateway.status().message()));
+    auto step = control::StepRollout(**gateway, f->experiment, f->percent, f->arm,
+                                     std::chrono::milliseconds(static_cast<int64_t>(f->timeout_s * 1000)));
+    if (!step.ok()) return Fail("rollout", ToStd(step.status().message()));
+    std::string weights;
+    for (size_t i = 0; i < step->arms.size(); ++i) {
+      weights += StrCat(i ? " " : "", step->arms[i], "=", step->weights[i]);
+    }
+    std::printf("%s: arm %s at %g%% (weights %s), config version %lld in force on %d live gateway(s) after %lld ms\n",
+                step->experiment.c_str(), step->arm.c_str(), f->percent, weights.c_str(),
+                static_cast<long long>(step->config_version), step->live_replicas,
+                static_cast<long long>(step->waited_ms));
     return 0;
   }};
 }

@@ -1,4 +1,6 @@
 // abgate serve --config FILE: the gateway, until SIGINT or SIGTERM (graceful drain + flush).
+// SIGHUP re-reads the file and applies its experiments; a file that does not validate is
+// logged in one line and the running config stays.
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
@@ -40,6 +42,11 @@ Command AddServe(CLI::App& app) {
       *target = *hp;
     }
     BlockStopSignals();
+    // SIGHUP too, before any thread starts, so that only the wait below takes it.
+    sigset_t hangup;
+    sigemptyset(&hangup);
+    sigaddset(&hangup, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &hangup, nullptr);
 
     auto gw = gateway::Gateway::Create(*std::move(config), common::SystemClock::Get());
     if (!gw.ok()) {
@@ -51,7 +58,22 @@ Command AddServe(CLI::App& app) {
     std::printf("abgate serve: listening data=127.0.0.1:%u admin=127.0.0.1:%u\n", (*gw)->port(), (*gw)->admin_port());
     std::fflush(stdout);
     ABGATE_LOG(kInfo, "serving on port %d (admin %d)", (*gw)->port(), (*gw)->admin_port());
-    const int sig = WaitForStopSignal();
+    sigset_t waited;
+    sigemptyset(&waited);
+    for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaddset(&waited, s);
+    int sig = 0;
+    while (sigwait(&waited, &sig) == 0 && sig == SIGHUP) {
+      auto reloaded = config::LoadGatewayConfig(*config_path);
+      absl::Status applied = (*gw)->ReloadExperiments(
+          reloaded.ok() ? absl::StatusOr<std::vector<config::ExperimentConfig>>(reloaded->experiments)
+                        : absl::StatusOr<std::vector<config::ExperimentConfig>>(reloaded.status()));
+      if (!applied.ok()) {
+        ABGATE_LOG(kError, "SIGHUP: keeping the running config: %s", applied.message());
+        continue;
+      }
+      ABGATE_LOG(kInfo, "SIGHUP: reloaded %d experiment(s) from %s (config version %d; listen, events and registry "
+                 "settings change at restart)", reloaded->experiments.size(), *config_path, (*gw)->snapshot()->version);
+    }
     ABGATE_LOG(kInfo, "%s: draining", sig == SIGTERM ? "SIGTERM" : "SIGINT");
     (*gw)->Shutdown();
     return 0;

@@ -1,5 +1,7 @@
 #include "control/gateway_admin.h"
 
+#include <thread>
+
 #include <boost/json.hpp>
 
 #include "common/status_macros.h"
@@ -8,6 +10,63 @@
 
 namespace abgate::control {
 namespace json = boost::json;
+
+namespace {
+
+absl::StatusOr<int64_t> IntField(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (!v || !v->is_int64()) return absl::InvalidArgumentError(StrCat("fleet reply: '", key, "' is not an integer"));
+  return v->as_int64();
+}
+
+}  // namespace
+
+std::vector<std::string> FleetState::BehindOf(int64_t version) const {
+  std::vector<std::string> behind;
+  for (const auto& r : replicas) {
+    if (r.live && r.applied_config_version < version) {
+      behind.push_back(StrCat(r.id, " (at ", r.applied_config_version, ")"));
+    }
+  }
+  return behind;
+}
+
+int FleetState::live() const {
+  int n = 0;
+  for (const auto& r : replicas) n += r.live;
+  return n;
+}
+
+absl::StatusOr<FleetState> FleetStateFromJson(const json::object& o) {
+  FleetState f;
+  ABGATE_ASSIGN_OR_RETURN(f.config_version, IntField(o, "config_version"));
+  const json::value* list = o.if_contains("replicas");
+  if (!list || !list->is_array()) return absl::InvalidArgumentError("fleet reply: 'replicas' is not a list");
+  for (const auto& v : list->as_array()) {
+    if (!v.is_object()) return absl::InvalidArgumentError("fleet reply: a replica is not an object");
+    const json::object& r = v.as_object();
+    ReplicaState s;
+    const json::value* id = r.if_contains("id");
+    const json::value* address = r.if_contains("address");
+    const json::value* live = r.if_contains("live");
+    if (!id || !id->is_string() || !live || !live->is_bool()) {
+      return absl::InvalidArgumentError("fleet reply: a replica lacks 'id' or 'live'");
+    }
+    s.id = std::string(id->as_string());
+    if (address && address->is_string()) s.address = std::string(address->as_string());
+    s.live = live->as_bool();
+    ABGATE_ASSIGN_OR_RETURN(s.applied_config_version, IntField(r, "applied_config_version"));
+    ABGATE_ASSIGN_OR_RETURN(s.heartbeat_age_ms, IntField(r, "heartbeat_age_ms"));
+    f.replicas.push_back(std::move(s));
+  }
+  return f;
+}
+
+absl::StatusOr<int64_t> ConfigVersionOf(const json::object& view) {
+  const json::value* runtime = view.if_contains("runtime");
+  if (runtime && runtime->is_object()) return IntField(runtime->as_object(), "config_version");
+  return IntField(view, "config_version");  // a deletion's reply
+}
 
 absl::StatusOr<std::unique_ptr<GatewayAdmin>> GatewayAdmin::Create(const std::string& admin_url, std::string token) {
   ABGATE_ASSIGN_OR_RETURN(http::Url url, http::ParseHttpUrl(admin_url));
@@ -48,10 +107,12 @@ absl::StatusOr<json::object> GatewayAdmin::CreateExperiment(const json::object& 
   return Call("POST", "/api/v1/experiments", &config);
 }
 
-absl::StatusOr<json::object> GatewayAdmin::SetWeights(const std::string& name, const std::vector<double>& weights) {
+absl::StatusOr<json::object> GatewayAdmin::SetWeights(const std::string& name, const std::vector<double>& weights,
+                                                      std::optional<int64_t> expected_config_version) {
   json::array w;
   for (double x : weights) w.push_back(x);
-  const json::object body{{"weights", std::move(w)}};
+  json::object body{{"weights", std::move(w)}};
+  if (expected_config_version) body["expected_config_version"] = *expected_config_version;
   return Call("POST", StrCat("/api/v1/experiments/", name, "/weights"), &body);
 }
 
@@ -73,6 +134,36 @@ absl::StatusOr<json::object> GatewayAdmin::Promote(const std::string& name, cons
 absl::StatusOr<json::object> GatewayAdmin::Rollback(const std::string& name, const json::object& evidence) {
   const json::object body{{"evidence", evidence}};
   return Call("POST", StrCat("/api/v1/experiments/", name, "/rollback"), &body);
+}
+
+absl::StatusOr<FleetState> GatewayAdmin::Fleet() {
+  ABGATE_ASSIGN_OR_RETURN(json::object o, Call("GET", "/api/v1/fleet", nullptr));
+  return FleetStateFromJson(o);
+}
+
+absl::StatusOr<FleetState> GatewayAdmin::WaitForFleet(int64_t version, std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  while (true) {
+    ABGATE_ASSIGN_OR_RETURN(FleetState fleet, Fleet());
+    const auto behind = fleet.BehindOf(version);
+    if (behind.empty() && fleet.live() > 0) return fleet;
+    if (std::chrono::steady_clock::now() >= deadline) {
+      std::string names;
+      for (const auto& b : behind) StrAppend(&names, names.empty() ? "" : ", ", b);
+      return absl::DeadlineExceededError(StrCat("config version ", version, " is not applied on every live gateway after ",
+                                                timeout.count(), " ms: ", names.empty() ? "no live gateway" : names));
+    }
+    // Replicas apply an announced change within a second; poll at a tenth of that.
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+}
+
+absl::StatusOr<FleetState> GatewayAdmin::WaitAndRecordFleet(const std::string& experiment, int64_t version,
+                                                            std::chrono::milliseconds timeout) {
+  ABGATE_ASSIGN_OR_RETURN(FleetState fleet, WaitForFleet(version, timeout));
+  const json::object body{{"config_version", version}};
+  ABGATE_RETURN_IF_ERROR(Call("POST", StrCat("/api/v1/experiments/", experiment, "/fleet-applied"), &body).status());
+  return fleet;
 }
 
 }  // namespace abgate::control

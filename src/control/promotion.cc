@@ -38,7 +38,8 @@ std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string&
   return tags;
 }
 
-absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, const Decision& d) {
+absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, const Decision& d, FleetState* applied,
+                            std::chrono::milliseconds fleet_timeout) {
   // Registry first: if it fails, traffic is unchanged and the decision can be retried.
   ABGATE_RETURN_IF_ERROR(reg.TransitionStage(d.model, d.winner.version, "Production", true).status());
   for (const ArmVersion& loser : d.losers) {
@@ -57,7 +58,12 @@ absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, 
   json::object evidence = d.evidence;
   evidence["decision"] = "promoted";
   evidence["winner_version"] = d.winner.version;
-  return gateway.Promote(d.experiment, d.winner.arm, evidence).status();
+  ABGATE_ASSIGN_OR_RETURN(json::object view, gateway.Promote(d.experiment, d.winner.arm, evidence));
+  // Done only once every gateway sharing the store routes everything to the winner.
+  ABGATE_ASSIGN_OR_RETURN(const int64_t version, ConfigVersionOf(view));
+  ABGATE_ASSIGN_OR_RETURN(FleetState fleet, gateway.WaitAndRecordFleet(d.experiment, version, fleet_timeout));
+  if (applied) *applied = std::move(fleet);
+  return absl::OkStatus();
 }
 
 absl::Status ApplyRollback(registry::MlflowClient& reg, GatewayAdmin& gateway, const std::string& experiment,
@@ -76,7 +82,8 @@ absl::Status ApplyRollback(registry::MlflowClient& reg, GatewayAdmin& gateway, c
 }
 
 absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayAdmin& gateway,
-                                           const std::string& experiment, const std::string& winner) {
+                                           const std::string& experiment, const std::string& winner,
+                                           FleetState* applied) {
   ABGATE_ASSIGN_OR_RETURN(json::object view, gateway.GetExperiment(experiment));
   const json::object& cfg = view.contains("config") && view.at("config").is_object() ? view.at("config").as_object() : view;
   Decision d;
@@ -145,7 +152,7 @@ absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayA
   json::object units;
   for (const auto& a : report.at("arms").as_array()) units[Text(a.as_object().at("arm"))] = a.as_object().at("units");
   d.evidence["units"] = std::move(units);
-  ABGATE_RETURN_IF_ERROR(ApplyPromotion(reg, gateway, d));
+  ABGATE_RETURN_IF_ERROR(ApplyPromotion(reg, gateway, d, applied));
   return d;
 }
 

@@ -5,6 +5,7 @@
 // a real MLflow 2.x server alike (only the REST calls of MLFLOW.md §4). Blocking.
 #pragma once
 
+#include <chrono>
 #include <string>
 #include <vector>
 
@@ -30,7 +31,12 @@ struct Decision {
   std::string candidate_tag = "ab_test_candidate";  // removed from every version involved
 };
 
-absl::Status ApplyPromotion(registry::MlflowClient& registry, GatewayAdmin& gateway, const Decision& d);
+// The gateway change is then awaited on every live gateway sharing the store (and audited as
+// fleet_applied); DeadlineExceeded when some gateway has not applied it within `fleet_timeout`.
+// `applied`, when given, receives the fleet as it was once the change was in force everywhere.
+absl::Status ApplyPromotion(registry::MlflowClient& registry, GatewayAdmin& gateway, const Decision& d,
+                            FleetState* applied = nullptr,
+                            std::chrono::milliseconds fleet_timeout = std::chrono::seconds(30));
 
 // All traffic back to the control; the candidate keeps its stage and is tagged with the reason.
 absl::Status ApplyRollback(registry::MlflowClient& registry, GatewayAdmin& gateway, const std::string& experiment,
@@ -42,7 +48,8 @@ absl::Status ApplyRollback(registry::MlflowClient& registry, GatewayAdmin& gatew
 // `winner` ("auto": the analysis must call a winner under the sequential test, with no SRM and
 // the guardrails passed; otherwise FailedPrecondition says why). Returns the decision applied.
 absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& registry, GatewayAdmin& gateway,
-                                           const std::string& experiment, const std::string& winner);
+                                           const std::string& experiment, const std::string& winner,
+                                           FleetState* applied = nullptr);
 
 // Evidence as registry tags (ab_test.*), string values.
 std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string& experiment,

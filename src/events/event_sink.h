@@ -3,6 +3,7 @@
 // safe to call concurrently with writes.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <span>
 #include <string>
@@ -38,19 +39,56 @@ class EventSink {
   virtual absl::StatusOr<int64_t> CountExposures(const std::string& experiment) = 0;
 
   // Experiment configs changed through the admin API, so a restarted gateway serves what was
-  // in force (the YAML is the starting point). `config_json` empty records a deletion. Blocking.
+  // in force (the YAML is the starting point) and gateways sharing the store serve the same.
+  // Every change gets a config version from one counter of the store (a PostgreSQL sequence),
+  // so versions are store-wide and increase with each change; version 1 is the YAML alone.
   struct StoredConfig {
     std::string name;
     std::string config_json;  // empty: deleted
     int64_t updated_us = 0;
+    int64_t version = 0;  // the change that wrote it (0: stored by an abgate without versions)
   };
-  virtual absl::Status SaveExperimentConfig(const std::string& name, const std::string& config_json,
-                                            int64_t now_us) = 0;
-  // Several (name, config_json) and the audit records of the change, in one transaction: all
-  // stored or none. Blocking.
-  virtual absl::Status SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
-                                             std::span<const AuditRecord> audit, int64_t now_us) = 0;
+  struct ConfigChange {
+    std::string name;
+    std::string config_json;  // empty: deleted
+  };
+  // Commits one admin change — the new configs of the experiments it touched, `changes[0]` the
+  // one it was made to — in one transaction with one new version, which it returns, and the
+  // change's audit records (all stored or none); other
+  // gateways sharing the store are told (ConfigFeed). Aborted, and nothing stored, when
+  // `changes[0]` was stored with a version above `base_version` (the change was computed from an
+  // older state of that experiment: 0 = from the YAML). Blocking.
+  virtual absl::StatusOr<int64_t> SaveExperimentConfigs(std::span<const ConfigChange> changes, int64_t base_version,
+                                                        std::span<const AuditRecord> audit, int64_t now_us) = 0;
   virtual absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() = 0;
+
+  // Announced config changes of gateways sharing the store (PostgreSQL LISTEN/NOTIFY). Used by
+  // one thread.
+  class ConfigFeed {
+   public:
+    virtual ~ConfigFeed() = default;
+    // Blocks up to `timeout` for announcements: true when at least one came (all pending ones
+    // are consumed), false on timeout. Unavailable when the connection broke (open a new feed).
+    virtual absl::StatusOr<bool> Wait(std::chrono::milliseconds timeout) = 0;
+  };
+  // nullptr when no other gateway can change the configs (SQLite: one gateway owns the store).
+  virtual absl::StatusOr<std::unique_ptr<ConfigFeed>> OpenConfigFeed() { return std::unique_ptr<ConfigFeed>(); }
+
+  // The gateways sharing the store (GET /api/v1/fleet): each saves its row on every heartbeat
+  // and after applying a config version, and removes it when it shuts down.
+  struct Replica {
+    std::string id;       // host:admin port unless configured
+    std::string address;  // the admin API, host:port
+    std::string build;
+    int64_t applied_version = 0;  // config version it serves
+    int64_t started_us = 0;
+    int64_t heartbeat_age_us = 0;  // on read: how long ago it last saved its row (store's clock)
+  };
+  // Upserts `r` with its heartbeat at `now_us` (PostgreSQL uses its own clock, so replicas with
+  // skewed clocks compare fairly). Blocking.
+  virtual absl::Status SaveReplica(const Replica& r, int64_t now_us) = 0;
+  virtual absl::Status RemoveReplica(const std::string& id) = 0;
+  virtual absl::StatusOr<std::vector<Replica>> ReadReplicas(int64_t now_us) = 0;
 };
 
 // Opens the store named by `uri`: "sqlite:PATH" or "postgresql://user@host:port/db" (also

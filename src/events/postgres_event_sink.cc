@@ -1,5 +1,8 @@
 #include "events/postgres_event_sink.h"
 
+#include <poll.h>
+
+#include <cerrno>
 #include <vector>
 
 #include "common/logging.h"
@@ -38,6 +41,11 @@ CREATE TABLE IF NOT EXISTS audit_log (
   action TEXT NOT NULL, experiment TEXT NOT NULL, before TEXT NOT NULL, after TEXT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_state (name TEXT PRIMARY KEY, started_at BIGINT NOT NULL);
 CREATE TABLE IF NOT EXISTS experiment_configs (name TEXT PRIMARY KEY, config TEXT NOT NULL, updated_at BIGINT NOT NULL);
+ALTER TABLE experiment_configs ADD COLUMN IF NOT EXISTS version BIGINT NOT NULL DEFAULT 0;
+CREATE SEQUENCE IF NOT EXISTS experiment_config_version START 2;
+CREATE TABLE IF NOT EXISTS replicas (
+  id TEXT PRIMARY KEY, address TEXT NOT NULL, build TEXT NOT NULL, applied_version BIGINT NOT NULL,
+  started_at BIGINT NOT NULL, heartbeat BIGINT NOT NULL);
 DO $$ DECLARE t TEXT; BEGIN
   FOREACH t IN ARRAY ARRAY['exposure_blocks', 'outcome_blocks'] LOOP
     IF to_regclass(t) IS NULL THEN
@@ -296,29 +304,35 @@ absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::stri
   return r.rows() == 1 ? r.Int(0, 0) : now_us;
 }
 
-absl::Status PostgresEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
-                                                     int64_t now_us) {
-  std::lock_guard lock(read_mu_);
-  Params p;
-  p.Text(name).Text(config_json).Int(now_us);
-  return Read("INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
-              "ON CONFLICT (name) DO UPDATE SET config = excluded.config, updated_at = excluded.updated_at", p)
-      .status();
-}
-
-absl::Status PostgresEventSink::SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
-                                                      std::span<const AuditRecord> audit, int64_t now_us) {
+absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const ConfigChange> changes,
+                                                                  int64_t base_version,
+                                                                  std::span<const AuditRecord> audit, int64_t now_us) {
+  if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
   std::lock_guard lock(read_mu_);
   ABGATE_RETURN_IF_ERROR(ConnectReader());
   ABGATE_RETURN_IF_ERROR(read_.Exec("BEGIN"));
-  auto body = [&]() -> absl::Status {
-    for (const auto& [name, config_json] : configs) {
+  auto body = [&]() -> absl::StatusOr<int64_t> {
+    ABGATE_ASSIGN_OR_RETURN(Result next, read_.Query("SELECT nextval('experiment_config_version')"));
+    const int64_t version = next.Int(0, 0);
+    for (size_t i = 0; i < changes.size(); ++i) {
+      // The first row is checked: a concurrent insert of the same name waits for the other
+      // transaction and then sees its row, so of two changes based on one version one fails.
       Params p;
-      p.Text(name).Text(config_json).Int(now_us);
-      ABGATE_RETURN_IF_ERROR(read_.Query("INSERT INTO experiment_configs (name, config, updated_at) VALUES ($1, $2, $3) "
-                                         "ON CONFLICT (name) DO UPDATE SET config = excluded.config, "
-                                         "updated_at = excluded.updated_at", p)
-                                 .status());
+      p.Text(changes[i].name).Text(changes[i].config_json).Int(now_us).Int(version).Int(i == 0 ? base_version : version);
+      ABGATE_ASSIGN_OR_RETURN(
+          Result r, read_.Query("INSERT INTO experiment_configs (name, config, updated_at, version) "
+                                "VALUES ($1, $2, $3, $4) ON CONFLICT (name) DO UPDATE SET config = excluded.config, "
+                                "updated_at = excluded.updated_at, version = excluded.version "
+                                "WHERE experiment_configs.version <= $5 RETURNING version",
+                                p));
+      if (r.rows() != 1) {
+        Params q;
+        q.Text(changes[i].name);
+        ABGATE_ASSIGN_OR_RETURN(Result stored, read_.Query("SELECT version FROM experiment_configs WHERE name = $1", q));
+        return absl::AbortedError(StrCat("experiment ", changes[i].name, " was changed at config version ",
+                                         stored.rows() == 1 ? stored.Text(0, 0) : "?", ", after version ",
+                                         base_version));
+      }
     }
     for (const AuditRecord& a : audit) {
       Params p;
@@ -328,18 +342,100 @@ absl::Status PostgresEventSink::SaveExperimentConfigs(std::span<const std::pair<
                                          "after) VALUES ($1,$2,$3,$4,$5,$6,$7)", p)
                                  .status());
     }
-    return read_.Exec("COMMIT");
+    // Delivered to the listeners when the transaction commits, never before.
+    Params n;
+    n.Int(version);
+    ABGATE_RETURN_IF_ERROR(read_.Query("SELECT pg_notify('abgate_config', $1)", n).status());
+    return version;
   };
-  absl::Status s = body();
-  if (!s.ok() && read_.ok()) (void)read_.Exec("ROLLBACK");
-  return s;
+  absl::StatusOr<int64_t> version = body();
+  if (version.ok()) {
+    if (absl::Status s = read_.Exec("COMMIT"); !s.ok()) version = s;
+  }
+  if (!version.ok() && read_.ok()) read_.Exec("ROLLBACK").IgnoreError();
+  return version;
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
-  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT name, config, updated_at FROM experiment_configs ORDER BY name", {}));
+  ABGATE_ASSIGN_OR_RETURN(Result r,
+                          Read("SELECT name, config, updated_at, version FROM experiment_configs ORDER BY name", {}));
   std::vector<StoredConfig> out;
-  for (int i = 0; i < r.rows(); ++i) out.push_back({r.Text(i, 0), r.Text(i, 1), r.Int(i, 2)});
+  for (int i = 0; i < r.rows(); ++i) out.push_back({r.Text(i, 0), r.Text(i, 1), r.Int(i, 2), r.Int(i, 3)});
+  return out;
+}
+
+namespace {
+
+// LISTEN abgate_config on a connection of its own.
+class PostgresConfigFeed final : public EventSink::ConfigFeed {
+ public:
+  explicit PostgresConfigFeed(Connection c) : c_(std::move(c)) {}
+
+  absl::StatusOr<bool> Wait(std::chrono::milliseconds timeout) override {
+    if (PQconsumeInput(c_.get()) != 1) return c_.Error("listen");
+    if (Drain()) return true;
+    pollfd fd{PQsocket(c_.get()), POLLIN, 0};
+    if (fd.fd < 0) return c_.Error("listen");
+    const int ready = poll(&fd, 1, static_cast<int>(timeout.count()));
+    if (ready < 0 && errno != EINTR) return absl::UnavailableError("postgresql listen: poll failed");
+    if (ready <= 0) return false;
+    if (PQconsumeInput(c_.get()) != 1) return c_.Error("listen");
+    return Drain();
+  }
+
+ private:
+  bool Drain() {
+    bool any = false;
+    while (PGnotify* n = PQnotifies(c_.get())) {
+      any = true;
+      PQfreemem(n);
+    }
+    return any;
+  }
+  Connection c_;
+};
+
+// Heartbeats in the store's clock (microseconds), so replicas on machines with skewed clocks
+// compare fairly.
+constexpr const char* kStoreNowUs = "(extract(epoch from clock_timestamp()) * 1000000)::bigint";
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventSink::ConfigFeed>> PostgresEventSink::OpenConfigFeed() {
+  ABGATE_ASSIGN_OR_RETURN(Connection c, Connection::Connect(uri_));
+  ABGATE_RETURN_IF_ERROR(c.Exec("LISTEN abgate_config"));
+  return std::unique_ptr<ConfigFeed>(std::make_unique<PostgresConfigFeed>(std::move(c)));
+}
+
+absl::Status PostgresEventSink::SaveReplica(const Replica& rep, int64_t) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(rep.id).Text(rep.address).Text(rep.build).Int(rep.applied_version).Int(rep.started_us);
+  return Read(StrCat("INSERT INTO replicas (id, address, build, applied_version, started_at, heartbeat) "
+                     "VALUES ($1, $2, $3, $4, $5, ", kStoreNowUs, ") ON CONFLICT (id) DO UPDATE SET "
+                     "address = excluded.address, build = excluded.build, applied_version = excluded.applied_version, "
+                     "started_at = excluded.started_at, heartbeat = excluded.heartbeat").c_str(),
+              p)
+      .status();
+}
+
+absl::Status PostgresEventSink::RemoveReplica(const std::string& id) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(id);
+  return Read("DELETE FROM replicas WHERE id = $1", p).status();
+}
+
+absl::StatusOr<std::vector<EventSink::Replica>> PostgresEventSink::ReadReplicas(int64_t) {
+  std::lock_guard lock(read_mu_);
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read(StrCat("SELECT id, address, build, applied_version, started_at, ",
+                                                kStoreNowUs, " - heartbeat FROM replicas ORDER BY id").c_str(),
+                                         {}));
+  std::vector<Replica> out;
+  for (int i = 0; i < r.rows(); ++i) {
+    out.push_back({r.Text(i, 0), r.Text(i, 1), r.Text(i, 2), r.Int(i, 3), r.Int(i, 4), r.Int(i, 5)});
+  }
   return out;
 }
 

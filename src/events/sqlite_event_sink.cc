@@ -87,7 +87,16 @@ CREATE TABLE IF NOT EXISTS assignments (
 CREATE TABLE IF NOT EXISTS experiment_configs (
   name       TEXT PRIMARY KEY,
   config     TEXT    NOT NULL,
-  updated_at INTEGER NOT NULL
+  updated_at INTEGER NOT NULL,
+  version    INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS replicas (
+  id              TEXT PRIMARY KEY,
+  address         TEXT    NOT NULL,
+  build           TEXT    NOT NULL,
+  applied_version INTEGER NOT NULL,
+  started_at      INTEGER NOT NULL,
+  heartbeat       INTEGER NOT NULL
 );
 CREATE TABLE IF NOT EXISTS exposure_blocks (
   experiment TEXT    NOT NULL,
@@ -233,6 +242,10 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
     if (version < kSchemaVersion) {
       ABGATE_RETURN_IF_ERROR(
           sink->write_->ExecScript(StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
+    }
+    if (!sink->write_->HasColumn("experiment_configs", "version")) {  // stored before config versions
+      ABGATE_RETURN_IF_ERROR(
+          sink->write_->ExecScript("ALTER TABLE experiment_configs ADD COLUMN version INTEGER NOT NULL DEFAULT 0"));
     }
     ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript(
         "CREATE UNIQUE INDEX IF NOT EXISTS outcomes_event_id ON outcomes (experiment, event_id) "
@@ -442,21 +455,25 @@ absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string
   return read_->QueryInt("SELECT started_at FROM experiment_state WHERE name = ?", {experiment}, now_us);
 }
 
-absl::Status SqliteEventSink::SaveExperimentConfig(const std::string& name, const std::string& config_json,
-                                                   int64_t now_us) {
+absl::StatusOr<int64_t> SqliteEventSink::SaveExperimentConfigs(std::span<const ConfigChange> changes,
+                                                                int64_t base_version,
+                                                                std::span<const AuditRecord> audit, int64_t now_us) {
+  if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
   std::lock_guard lock(read_mu_);
-  return read_->Exec("INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
-                     {name, config_json, now_us});
-}
-
-absl::Status SqliteEventSink::SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
-                                                    std::span<const AuditRecord> audit, int64_t now_us) {
-  std::lock_guard lock(read_mu_);
-  return read_->Transaction([&]() -> absl::Status {
-    for (const auto& [name, config_json] : configs) {
+  int64_t version = 0;
+  ABGATE_RETURN_IF_ERROR(read_->Transaction([&]() -> absl::Status {
+    ABGATE_ASSIGN_OR_RETURN(const int64_t stored,
+                            read_->QueryInt("SELECT version FROM experiment_configs WHERE name = ?", {changes[0].name}));
+    if (stored > base_version) {
+      return absl::AbortedError(StrCat("experiment ", changes[0].name, " was changed at config version ", stored,
+                                       ", after version ", base_version));
+    }
+    // One writer (BEGIN IMMEDIATE), so the next version is the largest plus one; 1 is the YAML.
+    ABGATE_ASSIGN_OR_RETURN(version, read_->QueryInt("SELECT max(coalesce(max(version), 0), 1) + 1 FROM experiment_configs"));
+    for (const ConfigChange& c : changes) {
       ABGATE_RETURN_IF_ERROR(read_->Exec(
-          "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at) VALUES (?, ?, ?)",
-          {name, config_json, now_us}));
+          "INSERT OR REPLACE INTO experiment_configs (name, config, updated_at, version) VALUES (?, ?, ?, ?)",
+          {c.name, c.config_json, now_us, version}));
     }
     for (const AuditRecord& a : audit) {
       ABGATE_RETURN_IF_ERROR(read_->Exec(
@@ -464,17 +481,43 @@ absl::Status SqliteEventSink::SaveExperimentConfigs(std::span<const std::pair<st
           {a.ts_us, a.actor, a.remote_addr, a.action, a.experiment, a.before_json, a.after_json}));
     }
     return absl::OkStatus();
-  });
+  }));
+  return version;
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {
   std::lock_guard lock(read_mu_);
   std::vector<StoredConfig> out;
-  ABGATE_RETURN_IF_ERROR(read_->Query("SELECT name, config, updated_at FROM experiment_configs ORDER BY name", {},
-                                      [&](sqlite3_stmt* st) {
+  ABGATE_RETURN_IF_ERROR(read_->Query("SELECT name, config, updated_at, version FROM experiment_configs ORDER BY name",
+                                      {}, [&](sqlite3_stmt* st) {
                                         out.push_back({sqlite::Text(st, 0), sqlite::Text(st, 1),
-                                                       sqlite3_column_int64(st, 2)});
+                                                       sqlite3_column_int64(st, 2), sqlite3_column_int64(st, 3)});
                                       }));
+  return out;
+}
+
+absl::Status SqliteEventSink::SaveReplica(const Replica& r, int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  return read_->Exec(
+      "INSERT OR REPLACE INTO replicas (id, address, build, applied_version, started_at, heartbeat) "
+      "VALUES (?, ?, ?, ?, ?, ?)",
+      {r.id, r.address, r.build, r.applied_version, r.started_us, now_us});
+}
+
+absl::Status SqliteEventSink::RemoveReplica(const std::string& id) {
+  std::lock_guard lock(read_mu_);
+  return read_->Exec("DELETE FROM replicas WHERE id = ?", {id});
+}
+
+absl::StatusOr<std::vector<EventSink::Replica>> SqliteEventSink::ReadReplicas(int64_t now_us) {
+  std::lock_guard lock(read_mu_);
+  std::vector<Replica> out;
+  ABGATE_RETURN_IF_ERROR(read_->Query(
+      "SELECT id, address, build, applied_version, started_at, ? - heartbeat FROM replicas ORDER BY id", {now_us},
+      [&](sqlite3_stmt* st) {
+        out.push_back({sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite::Text(st, 2), sqlite3_column_int64(st, 3),
+                       sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5)});
+      }));
   return out;
 }
 

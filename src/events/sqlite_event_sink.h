@@ -31,10 +31,12 @@ class SqliteEventSink final : public EventSink {
   absl::StatusOr<std::vector<Assignment>> ReadAssignments(const std::string& experiment) override;
   absl::StatusOr<Assignment> ClaimAssignment(const Assignment& a) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
-  absl::Status SaveExperimentConfig(const std::string& name, const std::string& config_json, int64_t now_us) override;
-  absl::Status SaveExperimentConfigs(std::span<const std::pair<std::string, std::string>> configs,
-                                     std::span<const AuditRecord> audit, int64_t now_us) override;
+  absl::StatusOr<int64_t> SaveExperimentConfigs(std::span<const ConfigChange> changes, int64_t base_version,
+                                                std::span<const AuditRecord> audit, int64_t now_us) override;
   absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() override;
+  absl::Status SaveReplica(const Replica& r, int64_t now_us) override;
+  absl::Status RemoveReplica(const std::string& id) override;
+  absl::StatusOr<std::vector<Replica>> ReadReplicas(int64_t now_us) override;
   absl::StatusOr<std::vector<AuditRecord>> ReadAudit(const std::string& experiment, int limit) override;
   absl::StatusOr<int64_t> CountExposures(const std::string& experiment) override;
 

@@ -125,6 +125,44 @@ bool IsDashboardRead(std::string_view path) {
   return rest == "results" || rest == "traffic" || rest == "health";
 }
 
+// A change's base version (optimistic concurrency): {"expected_config_version": N} in the body
+// (taken out of it) or `If-Match: "N"`. nullopt when neither is given.
+absl::StatusOr<std::optional<int64_t>> ExpectedVersion(const http::Request& req, json::value& body) {
+  std::optional<int64_t> expected;
+  if (body.is_object()) {
+    if (const auto* v = body.as_object().if_contains("expected_config_version")) {
+      if (!v->is_int64() && !v->is_uint64()) {
+        return absl::InvalidArgumentError("expected_config_version must be a non-negative integer");
+      }
+      expected = v->is_int64() ? v->as_int64() : static_cast<int64_t>(v->as_uint64());
+      body.as_object().erase("expected_config_version");
+    }
+  }
+  std::string_view match = req.FindHeader("If-Match");
+  if (!expected && !match.empty()) {
+    if (match.starts_with("W/")) match.remove_prefix(2);
+    if (match.size() >= 2 && match.front() == '"' && match.back() == '"') match = match.substr(1, match.size() - 2);
+    int64_t v = -1;
+    const auto [ptr, ec] = std::from_chars(match.data(), match.data() + match.size(), v);
+    if (ec != std::errc() || ptr != match.data() + match.size()) {
+      return absl::InvalidArgumentError("If-Match must be a config version, e.g. \"12\"");
+    }
+    expected = v;
+  }
+  if (expected && *expected < 0) return absl::InvalidArgumentError("expected_config_version must be non-negative");
+  return expected;
+}
+
+// 409: the experiment was changed after the version the change was based on.
+http::Response Conflict(const std::string& name, int64_t based_on, int64_t now) {
+  http::Response r = http::ErrorResponse(
+      409, "CONFLICT",
+      now >= 0 ? StrCat("experiment ", name, " was changed at config version ", now, ", after version ", based_on,
+                        " this change was based on; read it again and retry")
+               : StrCat("experiment ", name, " kept changing concurrently; read it again and retry"));
+  return r;
+}
+
 }  // namespace
 
 // Who made a change: X-Abgate-Actor when the caller names itself, else "admin".
@@ -203,10 +241,9 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
 
 absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, const CompiledExperiment* before,
                                                     std::optional<config::ExperimentConfig> after, bool take_default,
-                                                    const Persist& persist) {
+                                                    const Commit& commit) {
   auto current = snapshot_.Load();
   auto next = std::make_shared<ExperimentSet>(*current);
-  next->version = current->version + 1;
   Installed installed;
   next->experiments.erase(name);
   if (next->default_experiment && next->default_experiment->config.name == name) next->default_experiment.reset();
@@ -250,12 +287,15 @@ absl::StatusOr<Gateway::Installed> Gateway::Install(const std::string& name, con
     for (const auto& [_, e] : next->experiments) all.push_back(&e->config);
     ABGATE_RETURN_IF_ERROR(config::ValidateNamespaces(all));
   }
+  // Committed to the store first: what every gateway will apply, with its fleet-wide version.
+  auto version = commit(*next, installed);
+  if (!version.ok()) return version.status();
+  next->version = std::max<uint64_t>(current->version, *version);
+  next->config_versions[name] = *version;
+  if (!installed.displaced.empty()) next->config_versions[installed.displaced] = *version;
   installed.version = next->version;
-  // Stored first, then swapped: a change the store did not take is never served.
-  if (persist) {
-    if (auto s = persist(*next, installed); !s.ok()) return s;
-  }
   snapshot_.Store(std::move(next));
+  HeartbeatSoon();
   return installed;
 }
 
@@ -268,10 +308,14 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
     if (ec) return std::move(respond)(http::ErrorResponse(400, "MALFORMED_JSON", StrCat("invalid JSON: ", ec.message())));
     if (!body.is_object()) return std::move(respond)(http::ErrorResponse(400, "INVALID_ARGUMENT", "the body must be a JSON object"));
   }
+  // The version the change was based on: "expected_config_version" in the body or If-Match.
+  auto expected_version = ExpectedVersion(req, body);
+  if (!expected_version.ok()) return std::move(respond)(http::StatusResponse(expected_version.status()));
   std::string name(req.PathParam("name"));
   std::string actor = ActorOf(req);
   auto shared_respond = std::make_shared<http::Respond>(std::move(respond));
   admin_thread_.Post([this, action = std::move(action), change = std::move(change), body = std::move(body),
+                      expected_version = *expected_version,
                       name = std::move(name), actor = std::move(actor), remote = std::string(req.remote_addr),
                       shared_respond]() mutable {
     auto snapshot = snapshot_.Load();
@@ -290,49 +334,66 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
         body.as_object().erase("replace_default");
       }
     }
-    const CompiledExperiment* before = name.empty() ? nullptr : snapshot->Find(name);
-    auto after = change(before, body);
-    if (!after.ok()) {
-      absl::Status s = after.status();
-      if (s.code() == absl::StatusCode::kNotFound && !name.empty()) {
-        s = absl::NotFoundError(StrCat("no experiment named '", name, "'"));
-      }
-      return std::move(*shared_respond)(http::StatusResponse(s));
-    }
-    if (*after) name = (*after)->name;
-    events::AuditRecord audit = NewAudit(actor, remote, action, name);
-    if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
-    // Store what will be in force, with its audit records in the same transaction, before it is
-    // swapped in: a restart serves it, and a store failure changes nothing (admin thread: may
-    // block).
+    // The change is computed from this gateway's snapshot and committed only if the store holds
+    // no newer change of the experiment; otherwise this gateway catches up and computes it again.
+    // A caller's expected version (what it read) must still be current, else 409.
+    absl::StatusOr<Installed> version;
+    events::AuditRecord audit;
     bool store_failed = false;
-    auto persist = [&](const ExperimentSet& next, const Installed& installing) -> absl::Status {
-      if (const CompiledExperiment* now = next.Find(name)) {
-        audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
-        // A decision's evidence (test, p-value, lift, units) is kept with the change it caused.
-        if (const auto* evidence = body.is_object() ? body.as_object().if_contains("evidence") : nullptr) {
-          audit.after_json = config::ToJson(
-              json::object{{"experiment", config::ExperimentToJson(now->config)}, {"evidence", *evidence}});
+    for (int attempt = 0;; ++attempt) {
+      snapshot = snapshot_.Load();
+      const CompiledExperiment* before = name.empty() ? nullptr : snapshot->Find(name);
+      const auto known = snapshot->config_versions.find(name);
+      const int64_t base_version = known == snapshot->config_versions.end() ? 0 : known->second;
+      if (expected_version && base_version > *expected_version) {
+        return std::move(*shared_respond)(Conflict(name, *expected_version, base_version));
+      }
+      auto after = change(before, body);
+      if (!after.ok()) {
+        absl::Status s = after.status();
+        if (s.code() == absl::StatusCode::kNotFound && !name.empty()) {
+          s = absl::NotFoundError(StrCat("no experiment named '", name, "'"));
         }
+        return std::move(*shared_respond)(http::StatusResponse(s));
       }
-      std::vector<events::AuditRecord> audits{audit};
-      if (!installing.displaced.empty()) {
-        events::AuditRecord moved = NewAudit(actor, remote, "unset_default", installing.displaced);
-        moved.before_json = installing.displaced_before;
-        moved.after_json = config::ToJson(config::ExperimentToJson(next.Find(installing.displaced)->config));
-        audits.push_back(std::move(moved));
+      if (*after) name = (*after)->name;
+      audit = NewAudit(actor, remote, action, name);
+      if (before) audit.before_json = config::ToJson(config::ExperimentToJson(before->config));
+      // Stored with its audit records in one transaction before it is swapped in: a restart
+      // serves it, and a store failure changes nothing (admin thread: may block).
+      auto commit = [&](const ExperimentSet& next, const Installed& installed) -> absl::StatusOr<int64_t> {
+        if (const CompiledExperiment* now = next.Find(name)) {
+          audit.after_json = config::ToJson(config::ExperimentToJson(now->config));
+          // A decision's evidence (test, p-value, lift, units) is kept with the change it caused.
+          if (const auto* evidence = body.is_object() ? body.as_object().if_contains("evidence") : nullptr) {
+            audit.after_json = config::ToJson(
+                json::object{{"experiment", config::ExperimentToJson(now->config)}, {"evidence", *evidence}});
+          }
+        }
+        std::vector<events::AuditRecord> audits{audit};
+        if (!installed.displaced.empty()) {
+          events::AuditRecord moved = NewAudit(actor, remote, "unset_default", installed.displaced);
+          moved.before_json = installed.displaced_before;
+          moved.after_json = config::ToJson(config::ExperimentToJson(next.Find(installed.displaced)->config));
+          audits.push_back(std::move(moved));
+        }
+        std::vector<events::EventSink::ConfigChange> rows;
+        for (const std::string& changed : {name, installed.displaced}) {
+          if (changed.empty()) continue;
+          const CompiledExperiment* now = next.Find(changed);
+          rows.push_back({changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string()});
+        }
+        auto saved = sink_->SaveExperimentConfigs(rows, base_version, audits, clock_.NowUs());
+        store_failed = !saved.ok() && saved.status().code() != absl::StatusCode::kAborted;
+        return saved;
+      };
+      version = Install(name, before, std::move(*after), take_default, commit);
+      if (version.ok() || version.status().code() != absl::StatusCode::kAborted) break;
+      if (attempt == 2) return std::move(*shared_respond)(Conflict(name, base_version, -1));
+      if (absl::Status synced = SyncFromStore(); !synced.ok()) {
+        return std::move(*shared_respond)(http::StatusResponse(synced));
       }
-      std::vector<std::pair<std::string, std::string>> configs;
-      for (const std::string& changed : {name, installing.displaced}) {
-        if (changed.empty()) continue;
-        const CompiledExperiment* now = next.Find(changed);
-        configs.emplace_back(changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string());
-      }
-      absl::Status saved = sink_->SaveExperimentConfigs(configs, audits, clock_.NowUs());
-      store_failed = !saved.ok();
-      return saved;
-    };
-    auto version = Install(name, before, std::move(*after), take_default, persist);
+    }
     if (!version.ok()) {
       if (store_failed) {
         return std::move(*shared_respond)(StoreUnavailable(
@@ -429,7 +490,13 @@ void Gateway::RegisterAdminRoutes() {
     if (!e) {
       return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", StrCat("no experiment named '", req.PathParam("name"), "'")));
     }
-    std::move(respond)(http::Response::Json(200, config::ToJson(View(*e, snapshot->version, clock_.NowUs()))));
+    http::Response reply = http::Response::Json(200, config::ToJson(View(*e, snapshot->version, clock_.NowUs())));
+    reply.headers.push_back({"ETag", StrCat("\"", snapshot->version, "\"")});  // for If-Match
+    std::move(respond)(std::move(reply));
+  });
+  r.Add("GET", "/api/v1/fleet", [this](http::Request& req, http::Respond respond) { HandleFleet(req, std::move(respond)); });
+  r.Add("POST", "/api/v1/experiments/{name}/fleet-applied", [this](http::Request& req, http::Respond respond) {
+    HandleFleetApplied(req, std::move(respond));
   });
   r.Add("POST", "/api/v1/experiments", [this](http::Request& req, http::Respond respond) {
     Mutate(req, std::move(respond), "create", [](const CompiledExperiment* current, const json::value& body)

@@ -75,7 +75,10 @@ struct CompiledExperiment {
 };
 
 struct ExperimentSet {
-  uint64_t version = 0;
+  uint64_t version = 0;  // the store's config version it reflects (1: the YAML alone)
+  // Per experiment, the config version of its last stored change applied here (absent or 0:
+  // as in the YAML). Kept for deleted experiments too, so a deletion counts as applied.
+  std::map<std::string, int64_t, std::less<>> config_versions;
   std::map<std::string, std::shared_ptr<const CompiledExperiment>, std::less<>> experiments;
   std::shared_ptr<const CompiledExperiment> default_experiment;  // may be null
   assign::Holdout holdout;  // the global holdout (config `holdout`); copied into every next set

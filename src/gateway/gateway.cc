@@ -392,55 +392,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   };
 
   // The YAML is the starting point; changes made through the admin API were stored and win.
-  std::vector<config::ExperimentConfig> experiments = c.experiments;
-  ABGATE_ASSIGN_OR_RETURN(auto stored, gw->sink_->LoadExperimentConfigs());
-  std::sort(stored.begin(), stored.end(), [](const auto& a, const auto& b) { return a.updated_us < b.updated_us; });
-  for (const auto& sc : stored) {
-    auto it = std::find_if(experiments.begin(), experiments.end(), [&](const auto& e) { return e.name == sc.name; });
-    if (sc.config_json.empty()) {
-      if (it != experiments.end()) experiments.erase(it);
-      ABGATE_LOG(kInfo, "experiment %s: deleted through the admin API; not loaded", sc.name);
-      continue;
-    }
-    boost::system::error_code ec;
-    const json::value v = json::parse(sc.config_json, ec);
-    auto parsed = ec ? absl::InvalidArgumentError(ec.message())
-                     : config::ParseExperimentConfig(v, StrCat("stored experiment ", sc.name));
-    if (!parsed.ok()) {
-      ABGATE_LOG(kWarning, "experiment %s: ignoring its stored admin change (%s)", sc.name, parsed.status().message());
-      continue;
-    }
-    if (parsed->is_default) {
-      for (auto& e : experiments) e.is_default = false;  // the latest stored default wins
-    }
-    if (it != experiments.end()) {
-      *it = *std::move(parsed);
-    } else {
-      experiments.push_back(*std::move(parsed));
-    }
-    ABGATE_LOG(kInfo, "experiment %s: using the configuration last changed through the admin API", sc.name);
-  }
-
-  {
-    std::vector<const config::ExperimentConfig*> all;
-    for (const auto& e : experiments) all.push_back(&e);
-    ABGATE_RETURN_IF_ERROR(config::ValidateNamespaces(all));
-  }
-  auto set = std::make_shared<ExperimentSet>();
-  set->version = 1;
-  set->holdout = assign::Holdout(c.holdout.seed, c.holdout.percent);
-  for (const auto& e : experiments) {
-    int64_t start_us;
-    if (e.start_us) {
-      start_us = *e.start_us;
-    } else {
-      ABGATE_ASSIGN_OR_RETURN(start_us, gw->sink_->EnsureExperimentStart(e.name, clock.NowUs()));
-    }
-    ABGATE_ASSIGN_OR_RETURN(auto compiled, CompiledExperiment::Create(e, start_us, gw->metrics_, gw->model_loader_));
-    ABGATE_RETURN_IF_ERROR(gw->LoadAssignments(e.name));
-    if (e.is_default) set->default_experiment = compiled;
-    set->experiments.emplace(e.name, std::move(compiled));
-  }
+  ABGATE_ASSIGN_OR_RETURN(auto set, gw->BuildSet(c.experiments));
   gw->snapshot_.Store(std::move(set));
 
   gw->writer_ = std::make_unique<events::BatchingWriter>(*gw->sink_, c.events.flush_us, c.events.queue_capacity);
@@ -496,6 +448,10 @@ void Gateway::Start() {
   pool_->Start();
   data_server_->Start();
   admin_server_->Start();
+  started_us_ = clock_.NowUs();
+  replica_id_ = ReplicaId();
+  Heartbeat();
+  fleet_thread_ = std::thread([this] { RunFleetLoop(); });
 }
 
 void Gateway::Shutdown() {
@@ -507,8 +463,22 @@ void Gateway::Shutdown() {
     admin_server_->Shutdown(1'000'000);
   }
   results_.reset();  // waits for a running analysis; before the writer, which it flushes
+  if (fleet_thread_.joinable()) {
+    {
+      std::lock_guard lock(fleet_mu_);
+      fleet_stop_ = true;
+    }
+    fleet_cv_.notify_all();
+    fleet_thread_.join();
+  }
   admin_thread_.Stop();
   store_thread_.Stop();
+  if (started_) {
+    // Leaves the fleet: a stopped replica must not hold back convergence waits.
+    if (absl::Status s = sink_->RemoveReplica(replica_id_); !s.ok()) {
+      ABGATE_LOG(kWarning, "could not remove this replica from the fleet table: %s", s.message());
+    }
+  }
   pool_->Stop();
   client_.reset();  // idle upstream connections belong to the stopped loops
   writer_->Stop();  // flushes every queued exposure
@@ -968,8 +938,12 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
               "# HELP abgate_sticky_assignments_lost_total First sticky assignments the store refused or never took.\n",
               "# TYPE abgate_sticky_assignments_lost_total counter\nabgate_sticky_assignments_lost_total ",
               s.sticky_lost, "\n",
-              "# HELP abgate_config_version Version of the experiment snapshot being served.\n",
-              "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n");
+              "# HELP abgate_config_version Config version being served (the store's, equal on every replica once applied).\n",
+              "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n",
+              "# HELP abgate_config_reloads_total SIGHUP reloads of the YAML, applied or refused.\n",
+              "# TYPE abgate_config_reloads_total counter\nabgate_config_reloads_total{result=\"ok\"} ",
+              reloads_ok_.load(std::memory_order_relaxed), "\nabgate_config_reloads_total{result=\"failed\"} ",
+              reloads_failed_.load(std::memory_order_relaxed), "\n");
     if (results_) {
       const auto r = results_->stats();
       StrAppend(&out, "# HELP abgate_results_requests_total Results and traffic reads of the admin API.\n",

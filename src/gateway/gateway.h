@@ -10,6 +10,7 @@
 #pragma once
 
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,6 +18,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <boost/json/value.hpp>
@@ -53,6 +55,12 @@ class Gateway {
   // Graceful: stop accepting, drain in-flight requests (server.drain_timeout), flush every
   // queued exposure to the store, stop the threads. Idempotent.
   void Shutdown();
+
+  // SIGHUP: rebuilds the snapshot from the re-read YAML's experiments and the stored admin
+  // changes, as at startup. An error (the file's, passed in, or compiling) keeps the running
+  // snapshot and is returned. Counted in /metrics either way. Blocks until applied (admin
+  // thread). fleet.cc.
+  absl::Status ReloadExperiments(absl::StatusOr<std::vector<config::ExperimentConfig>> experiments);
 
   uint16_t port() const { return data_server_->port(); }
   uint16_t admin_port() const { return admin_server_->port(); }
@@ -95,11 +103,36 @@ class Gateway {
     std::string displaced;         // the experiment that stopped being the default, if any
     std::string displaced_before;  // its config before, as JSON
   };
-  // `persist` stores the new snapshot's changes before the swap; its error cancels the swap.
-  using Persist = std::function<absl::Status(const ExperimentSet& next, const Installed& installing)>;
+  // `commit` stores the change (given the set about to be swapped in) before the swap and
+  // returns its config version; its error is returned and nothing is swapped.
+  using Commit = std::function<absl::StatusOr<int64_t>(const ExperimentSet& next, const Installed& installed)>;
   absl::StatusOr<Installed> Install(const std::string& name, const CompiledExperiment* before,
-                                    std::optional<config::ExperimentConfig> after, bool take_default = false,
-                                    const Persist& persist = nullptr);
+                                    std::optional<config::ExperimentConfig> after, bool take_default,
+                                    const Commit& commit);
+
+  // Fleet (fleet.cc): config sync between gateways sharing the store, replica heartbeats and
+  // GET /api/v1/fleet.
+  // The snapshot for `yaml` plus the stored admin changes (the later change wins). Blocking.
+  absl::StatusOr<std::shared_ptr<ExperimentSet>> BuildSet(const std::vector<config::ExperimentConfig>& yaml);
+  // Applies stored changes newer than the snapshot's (another gateway's), by the same snapshot
+  // swap as a local change. Admin thread.
+  absl::Status SyncFromStore();
+  // Queues one SyncFromStore on the admin thread unless one is already queued. Any thread.
+  void RequestSync();
+  // Saves this replica's row (id, address, build, applied version). Blocking; logs failures.
+  void Heartbeat();
+  // Asks the fleet thread for a heartbeat now (a new applied version). Any thread.
+  void HeartbeatSoon();
+  // The fleet thread: listens for announced changes, re-reads the configs every few seconds
+  // (missed notifications, reconnects) and heartbeats.
+  void RunFleetLoop();
+  void HandleFleet(http::Request& req, http::Respond respond);
+  // POST …/{name}/fleet-applied {"config_version": V}: audits that every live replica serves V
+  // (409 NOT_CONVERGED when not).
+  void HandleFleetApplied(http::Request& req, http::Respond respond);
+  // host name:admin port, and the admin address as configured (host:port).
+  std::string ReplicaId() const;
+  std::string ReplicaAddress() const;
   // 503 STORE_UNAVAILABLE with Retry-After: the event store cannot take a write now.
   static http::Response StoreUnavailable(std::string_view message);
   // Loads the stored assignments of `experiment` into sticky_. Blocking (startup, admin thread).
@@ -142,6 +175,20 @@ class Gateway {
   std::unique_ptr<http::Server> data_server_;
   std::unique_ptr<http::Server> admin_server_;
   std::vector<common::Xoshiro256> rngs_;  // one per I/O loop, touched only on that loop
+  // Fleet: this replica's identity, and the fleet thread's stop signal.
+  std::string replica_id_;
+  int64_t started_us_ = 0;
+  std::thread fleet_thread_;
+  std::mutex fleet_mu_;
+  std::condition_variable fleet_cv_;
+  bool fleet_stop_ = false;  // guarded by fleet_mu_
+  std::atomic<bool> sync_queued_{false};
+  std::atomic<bool> heartbeat_due_{false};
+  std::atomic<uint64_t> reloads_ok_{0};
+  std::atomic<uint64_t> reloads_failed_{0};
+  std::map<std::string, int64_t> sync_failed_;  // name -> version whose apply failed (admin thread)
+  bool sync_failing_ = false;                   // admin thread
+  bool heartbeat_failing_ = false;              // fleet thread (and Start, before it runs)
   std::atomic<bool> draining_{false};
   std::atomic<bool> started_{false};
   bool shut_down_ = false;

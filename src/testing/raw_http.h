@@ -36,6 +36,8 @@ class RawConnection {
 // A loopback port nothing listens on right now (bound, read, released; another process could
 // take it before the caller does, which tests accept).
 uint16_t FreeLoopbackPort();
+// True when something accepts connections on 127.0.0.1:`port` now.
+bool AcceptsConnections(uint16_t port);
 
 // One request on a fresh connection.
 RawResponse RawRequest(uint16_t port, std::string_view method, std::string_view target,

@@ -13,20 +13,6 @@
 #include "testing/raw_http.h"
 
 namespace abgate::testing {
-namespace {
-
-bool Accepts(uint16_t port) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  addr.sin_port = htons(port);
-  const bool ok = ::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0;
-  ::close(fd);
-  return ok;
-}
-
-}  // namespace
 
 TlsProxy::TlsProxy(const std::string& dir, uint16_t backend_port) : dir_(dir) {
   auto run = [&](const std::vector<std::string>& argv) {
@@ -54,8 +40,8 @@ TlsProxy::TlsProxy(const std::string& dir, uint16_t backend_port) : dir_(dir) {
       << "      proxy_http_version 1.1;\n      proxy_set_header Connection \"\";\n    }\n  }\n}\n";
   nginx_ = std::make_unique<Subprocess>(
       std::vector<std::string>{"/usr/sbin/nginx", "-p", dir_, "-c", dir_ + "/nginx.conf", "-e", dir_ + "/nginx-error.log"});
-  for (int i = 0; i < 200 && !Accepts(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
-  if (!Accepts(port_)) error_ = "nginx did not start; see " + dir_ + "/nginx-error.log";
+  for (int i = 0; i < 200 && !AcceptsConnections(port_); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(25));
+  if (!AcceptsConnections(port_)) error_ = "nginx did not start; see " + dir_ + "/nginx-error.log";
 }
 
 TlsProxy::~TlsProxy() {

@@ -59,6 +59,87 @@ TEST_F(ProcessTest, SigtermDrainsAndFlushesEveryQueuedExposure) {
   EXPECT_EQ(QueryIntNoFlush("SELECT count(DISTINCT unit_id) FROM exposures"), 500);
 }
 
+// SIGHUP (issue 13) re-reads the YAML and applies it; a file that does not validate is logged
+// in one line and the running config stays. The process never dies of it, and every exposure
+// it acknowledged is in the store after the SIGTERM (before: SIGHUP killed it, exit 129, and the
+// last flush window was lost).
+TEST_F(ProcessTest, SighupReloadsTheYamlKeepsRunningAndLosesNothing) {
+  auto with_weights = [&](std::string_view weights) {
+    std::string yaml = ConfigYaml("", weights);
+    yaml.replace(yaml.find("flush_ms: 5"), 11, "flush_ms: 60000");  // exposures stay queued until the end
+    return yaml;
+  };
+  const std::string path = WriteConfig(with_weights("100,0"));
+  Subprocess gw({ABGATE_BINARY, "serve", "--config", path}, {"ABGATE_TEST_ADMIN_TOKEN=x"});
+  const uint16_t port = PortFrom(gw.ReadStdoutLine(10000), "data");
+  ASSERT_NE(port, 0);
+  std::atomic<int64_t> answered{0};
+  auto arm_of = [&](const std::string& user) {
+    const auto r = RawRequest(port, "POST", "/predict", R"({"user_id":")" + user + R"(","inputs":[[1]]})");
+    if (r.status == 200) ++answered;
+    const auto it = r.headers.find("x-abgate-arm");
+    return it == r.headers.end() ? "status " + std::to_string(r.status) : it->second;
+  };
+  auto metric = [&](const std::string& name) -> int64_t {
+    const std::string body = RawRequest(port, "GET", "/metrics").body;
+    const size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  ASSERT_EQ(arm_of("probe"), "A");
+  // Traffic throughout, on one kept-alive connection (bounded in count).
+  std::atomic<bool> stop{false};
+  std::thread client([&] {
+    RawConnection c(port);
+    for (int i = 0; i < 100000 && !stop; ++i) {
+      const std::string body = R"({"user_id":"t)" + std::to_string(i) + R"(","inputs":[[1]]})";
+      if (!c.Send("POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: " +
+                  std::to_string(body.size()) + "\r\n\r\n" + body) ||
+          c.Read().status != 200) {
+        return;
+      }
+      ++answered;
+    }
+  });
+  struct Join {
+    std::atomic<bool>& stop;
+    std::thread& t;
+    ~Join() {
+      stop = true;
+      if (t.joinable()) t.join();
+    }
+  } join{stop, client};
+
+  // A valid change: applied, without a restart.
+  std::ofstream(path) << with_weights("0,100");
+  gw.Signal(SIGHUP);
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (metric("abgate_config_reloads_total{result=\"ok\"}") < 1 && std::chrono::steady_clock::now() < deadline) {
+  }
+  EXPECT_EQ(metric("abgate_config_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(arm_of("probe"), "B");
+
+  // An invalid file: refused, the running config stays.
+  std::ofstream(path) << "server: [this is not\n";
+  gw.Signal(SIGHUP);
+  while (metric("abgate_config_reloads_total{result=\"failed\"}") < 1 && std::chrono::steady_clock::now() < deadline) {
+  }
+  EXPECT_EQ(metric("abgate_config_reloads_total{result=\"failed\"}"), 1);
+  EXPECT_EQ(arm_of("probe"), "B");
+
+  stop = true;
+  client.join();
+  EXPECT_GT(answered.load(), 3);
+  gw.Signal(SIGTERM);
+  ASSERT_EQ(gw.Wait(20000), 0) << gw.stderr_text();
+  const std::string& log = gw.stderr_text();
+  size_t refused = 0;
+  for (size_t at = 0; (at = log.find("SIGHUP: keeping the running config", at)) != std::string::npos; ++at) ++refused;
+  EXPECT_EQ(refused, 1u) << log;
+  EXPECT_NE(log.find("SIGHUP: reloaded 1 experiment(s)"), std::string::npos) << log;
+  EXPECT_NE(log.find(std::to_string(answered.load()) + " exposures written, 0 dropped"), std::string::npos) << log;
+  EXPECT_EQ(QueryIntNoFlush("SELECT count(*) FROM exposures"), answered.load());
+}
+
 TEST_F(ProcessTest, BadConfigExitsNonZeroWithOneLine) {
   std::string yaml = ConfigYaml();
   yaml.replace(yaml.find("threads: 2"), 10, "threds: 2");
