@@ -12,6 +12,8 @@
 #include <thread>
 
 #include "registry_fixture.h"
+#include "testing/load_balancer.h"
+#include "testing/test_store.h"
 
 namespace abgate::testing {
 namespace {
@@ -201,6 +203,115 @@ TEST_F(ControlTest, BetterCandidateIsPromotedWithEvidenceEverywhere) {
   traffic->Wait(10000);
   controller->Signal(SIGTERM);
   EXPECT_EQ(controller->Wait(10000), 0);
+}
+
+// Issue 13, a fleet: three `abgate serve` replicas on one PostgreSQL behind a real nginx
+// round-robin upstream. The controller (on one replica's admin API) ramps 10% → 50% and promotes
+// while the simulated users come through nginx. At the end every replica serves the winner, the
+// fleet shows one applied version, the promotion is audited as applied on all three, and the
+// analysis counts every replica's exposures. Needs ABGATE_TEST_POSTGRES (scripts/test.sh).
+TEST_F(ControlTest, ControllerRolloutAcrossAFleetOfThreeBehindNginx) {
+  if (!std::getenv("ABGATE_TEST_POSTGRES")) GTEST_SKIP() << "needs ABGATE_TEST_POSTGRES (scripts/test.sh)";
+  TestStore store("postgres", dir_.string());
+  ASSERT_TRUE(store.ok()) << store.reason();
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  std::vector<std::unique_ptr<Subprocess>> replicas;
+  std::vector<uint16_t> data, admin;
+  for (int i = 0; i < 3; ++i) {
+    const fs::path config = dir_ / ("gateway-" + std::to_string(i) + ".yaml");
+    std::ofstream(config) << "server: {listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, threads: 2}\n"
+                          << "registry: {uri: \"" << uri() << "\", cache_dir: \""
+                          << (dir_ / ("cache-" + std::to_string(i))).string() << "\"}\n"
+                          << "events: {store: \"" << store.uri() << "\", flush_ms: 20}\n"
+                          << "experiments: []\n";
+    replicas.push_back(std::make_unique<Subprocess>(
+        std::vector<std::string>{ABGATE_BINARY, "serve", "--config", config.string()},
+        std::vector<std::string>{"ABGATE_ADMIN_TOKEN=t"}));
+    const std::string line = replicas.back()->ReadStdoutLine(30000);
+    data.push_back(PortAfter(line, "data=127.0.0.1:"));
+    admin.push_back(PortAfter(line, "admin=127.0.0.1:"));
+    ASSERT_NE(admin.back(), 0) << line;
+  }
+  LoadBalancer lb(dir_.string(), data);
+  ASSERT_TRUE(lb.ok()) << lb.error();
+  admin_port_ = admin[0];  // the controller talks to one replica
+  data_port_ = lb.port();  // the users come through nginx
+  auto controller = StartController(ControllerConfig("90s"));
+  std::string log;
+  ASSERT_FALSE(WaitForLine(*controller, "started", 20000, &log).empty()) << log << controller->stderr_text();
+  auto traffic = StartTraffic(60);
+  const std::string promoted = WaitForLine(*controller, "PROMOTED", 80000, &log);
+  ASSERT_FALSE(promoted.empty()) << log << controller->stderr_text();
+  EXPECT_NE(log.find("advancing to half (50%)"), std::string::npos) << log;
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  controller->Signal(SIGTERM);
+  EXPECT_EQ(controller->Wait(10000), 0);
+  const std::string experiment = "hyatt_booking_model-v2-vs-v1";
+
+  auto admin_get = [&](uint16_t port, const std::string& path) {
+    RawResponse r = RawRequest(port, "GET", path, "", "application/json", "Authorization: Bearer t\r\n");
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    return ec ? json::value() : v;
+  };
+  auto metric = [](uint16_t port, const std::string& name) -> int64_t {
+    const std::string body = RawRequest(port, "GET", "/metrics").body;
+    const size_t at = body.find("\n" + name + " ");
+    return at == std::string::npos ? -1 : std::stoll(body.substr(at + name.size() + 2));
+  };
+  // Every replica serves the winner, at one config version.
+  int64_t version = -1;
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    const json::value e = admin_get(admin[i], "/api/v1/experiments/" + experiment);
+    ASSERT_TRUE(e.is_object()) << "replica " << i;
+    EXPECT_EQ(S(e.at("state")), "stopped") << "replica " << i;
+    if (version < 0) version = e.at("runtime").at("config_version").as_int64();
+    EXPECT_EQ(e.at("runtime").at("config_version").as_int64(), version) << "replica " << i;
+    RawResponse served = RawRequest(data[i], "POST", "/predict",
+                                    R"({"user_id":"after","dataframe_records":[{"lead_time_days":3,"nightly_price":200,)"
+                                    R"("length_of_stay":2,"is_weekend":0,"loyalty_tier":1,"prior_bookings":0,"mobile":1,"search_rank":2}]})");
+    ASSERT_EQ(served.status, 200) << served.body;
+    EXPECT_EQ(json::parse(served.body).at("model_version"), "2") << "replica " << i;
+  }
+  const json::value fleet = admin_get(admin[2], "/api/v1/fleet");
+  ASSERT_TRUE(fleet.is_object());
+  EXPECT_EQ(fleet.at("live_replicas").as_int64(), 3) << fleet;
+  EXPECT_EQ(fleet.at("converged"), true) << fleet;
+  for (const auto& r : fleet.at("replicas").as_array()) EXPECT_EQ(r.at("applied_config_version").as_int64(), version);
+  // The promotion was recorded as in force on all three.
+  const json::value audit = admin_get(admin[1], "/api/v1/audit?experiment=" + experiment);
+  bool fleet_applied = false;
+  for (const auto& row : audit.at("audit").as_array()) {
+    if (row.at("action") != json::value("fleet_applied")) continue;
+    fleet_applied = true;
+    EXPECT_EQ(row.at("after").at("replicas").as_array().size(), 3u) << row;
+  }
+  EXPECT_TRUE(fleet_applied) << audit;
+  // Every replica served a share through nginx, and the analysis (from any replica) counts what
+  // all three wrote.
+  // (Until the last flushes are committed: the sum of what the replicas say they wrote equals
+  // what the store holds.)
+  const std::string count_sql = "SELECT count(*) FROM exposures WHERE experiment = '" + experiment + "'";
+  std::vector<int64_t> written(replicas.size());
+  int64_t total = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  do {
+    total = 0;
+    for (size_t i = 0; i < replicas.size(); ++i) total += written[i] = metric(data[i], "abgate_events_written_total");
+  } while (store.QueryInt(count_sql) != total && std::chrono::steady_clock::now() < deadline);
+  EXPECT_EQ(store.QueryInt(count_sql), total);
+  for (size_t i = 0; i < replicas.size(); ++i) EXPECT_GT(written[i], 100) << "replica " << i << " got no share";
+  const json::value report = admin_get(admin[1], "/api/v1/experiments/" + experiment + "/results");
+  ASSERT_TRUE(report.is_object());
+  int64_t analysed = 0;
+  for (const auto& a : report.at("arms").as_array()) analysed += a.at("exposures").as_int64();
+  EXPECT_EQ(analysed, store.QueryInt(count_sql + " AND in_experiment = 1")) << json::serialize(report).substr(0, 600);
+  for (auto& r : replicas) {
+    r->Signal(SIGTERM);
+    EXPECT_EQ(r->Wait(20000), 0) << r->stderr_text();
+  }
 }
 
 TEST_F(ControlTest, FailingCandidateIsRolledBackByTheErrorRateGuardrail) {
