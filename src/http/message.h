@@ -3,12 +3,14 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <utility>
 #include <vector>
 
 #include "absl/functional/any_invocable.h"
+#include "absl/status/status.h"
 
 namespace abgate::http {
 
@@ -22,6 +24,15 @@ struct Header {
 // ASCII case-insensitive equality, for header names.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// Where a streamed request body goes as it arrives, instead of into Request::body (an artifact
+// upload written to a temporary file). Called on the connection's I/O thread, in order; a
+// non-OK status stops the read and is answered (StatusResponse) before the connection closes.
+class BodySink {
+ public:
+  virtual ~BodySink() = default;
+  virtual absl::Status Write(std::string_view bytes) = 0;
+};
+
 // A request as the server hands it to a handler. The string_views point into the server's
 // parser and are valid only during the handler call; copy what outlives it. The body is owned
 // and may be moved out.
@@ -32,6 +43,8 @@ struct Request {
   std::string_view query;   // target after '?', without it
   std::vector<std::pair<std::string_view, std::string_view>> headers;
   std::string body;
+  // The sink the server's head handler chose for this body (then `body` is empty), else null.
+  std::shared_ptr<BodySink> body_sink;
   std::string_view remote_addr;
   int worker = 0;      // index of the I/O thread serving the connection
   std::vector<std::pair<std::string, std::string>> path_params;  // filled by Router

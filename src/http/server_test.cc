@@ -1,11 +1,14 @@
 #include "http/server.h"
 
+#include <atomic>
+#include <functional>
 #include <future>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "http/client.h"
 #include "http/router.h"
+#include "common/strings.h"
 #include "testing/raw_http.h"
 
 namespace abgate::http {
@@ -135,6 +138,26 @@ TEST_F(ServerTest, ShutdownClosesIdleConnectionsAndFinishesInFlight) {
   EXPECT_EQ(server_->open_connections(), 0);
 }
 
+// Issue 14 item 3: a header that trickles in (one line every 100 ms, never finished) is
+// answered 408 within the read timeout (300 ms here), not held for the 2 s idle timeout.
+TEST_F(ServerTest, TrickledHeaderGets408WithinTheReadTimeout) {
+  RawConnection c(server_->port());
+  const auto start = std::chrono::steady_clock::now();
+  ASSERT_TRUE(c.Send("GET /items/1 HTTP/1.1\r\n"));
+  std::thread trickle([&c] {
+    for (int i = 0; i < 15; ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      if (!c.Send("X-Slow: " + std::to_string(i) + "\r\n")) return;
+    }
+  });
+  auto r = c.Read();
+  const auto took = std::chrono::steady_clock::now() - start;
+  trickle.join();
+  EXPECT_EQ(r.status, 408);
+  EXPECT_LT(took, std::chrono::milliseconds(1200));
+  EXPECT_EQ(server_->stats().timeouts, 1);
+}
+
 // Runs Client::Send on loop 0 and waits for the result.
 absl::StatusOr<ClientResponse> SendSync(IoPool& pool, Client& client, ClientRequest req) {
   std::promise<absl::StatusOr<ClientResponse>> p;
@@ -168,6 +191,130 @@ TEST_F(ServerTest, ClientReusesConnectionsAndReportsErrors) {
   req.port = 1;  // nothing listens on port 1
   auto refused = SendSync(pool_, client, req);
   EXPECT_EQ(refused.status().code(), absl::StatusCode::kUnavailable) << refused.status();
+}
+
+// A server with a small connection cap and a head handler, for the tests below.
+class LimitsTest : public ::testing::Test {
+ protected:
+  struct CountingSink : BodySink {
+    std::atomic<int64_t>* bytes;
+    absl::Status Write(std::string_view b) override {
+      bytes->fetch_add(static_cast<int64_t>(b.size()));
+      return absl::OkStatus();
+    }
+  };
+
+  void Start(int64_t max_connections) {
+    ServerOptions options;
+    options.max_body_bytes = 1024;
+    options.read_timeout_us = 5'000'000;
+    options.max_connections = max_connections;
+    options.head_handler = [this](const Request& head) {
+      HeadDecision d;
+      if (head.path == "/private" && head.FindHeader("Authorization") != "Bearer ok") {
+        d.reject = ErrorResponse(401, "UNAUTHENTICATED", "no");
+      } else if (head.path == "/upload") {
+        d.max_body_bytes = 64 << 20;
+        auto sink = std::make_shared<CountingSink>();
+        sink->bytes = &streamed_;
+        d.sink = sink;
+      }
+      return d;
+    };
+    auto server = Server::Create(pool_, options, [](Request& r, Respond respond) {
+      std::move(respond)(Response::Text(200, StrCat(r.body.size(), r.body_sink ? " streamed" : "")));
+    });
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    pool_.Start();
+    server_->Start();
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown(100'000);
+    pool_.Stop();
+  }
+  // Polls `done` until it holds or `ms` pass.
+  static bool WaitFor(const std::function<bool()>& done, int ms) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(ms);
+    while (!done()) {
+      if (std::chrono::steady_clock::now() > deadline) return false;
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    return true;
+  }
+
+  IoPool pool_{2};
+  std::unique_ptr<Server> server_;
+  std::atomic<int64_t> streamed_{0};
+};
+
+// Issue 14 item 3: idle connections beyond the cap do not lock a fresh probe out; the oldest
+// idle ones are closed to make room and the open count stays near the cap.
+TEST_F(LimitsTest, IdleConnectionsBeyondTheCapDoNotStopAProbe) {
+  Start(50);
+  std::vector<std::unique_ptr<RawConnection>> idle;
+  for (int i = 0; i < 200; ++i) idle.push_back(std::make_unique<RawConnection>(server_->port()));
+  ASSERT_TRUE(WaitFor([&] { return server_->stats().evicted_idle >= 150; }, 5000)) << server_->stats().evicted_idle;
+  const auto start = std::chrono::steady_clock::now();
+  auto r = RawRequest(server_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 200);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(1));
+  EXPECT_LE(server_->open_connections(), 51);
+  EXPECT_EQ(server_->stats().refused, 0);
+  EXPECT_TRUE(idle.front()->PeerClosed(1000));  // the oldest went first
+}
+
+// At the cap with every connection inside a request, a newcomer gets a 503 and a close.
+TEST_F(LimitsTest, BusyConnectionsAtTheCapGet503) {
+  Start(5);
+  std::vector<std::unique_ptr<RawConnection>> busy;
+  for (int i = 0; i < 5; ++i) {
+    busy.push_back(std::make_unique<RawConnection>(server_->port()));
+    ASSERT_TRUE(busy.back()->Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"));
+  }
+  ASSERT_TRUE(WaitFor([&] { return server_->open_connections() == 5; }, 2000));
+  auto r = RawRequest(server_->port(), "GET", "/healthz");
+  EXPECT_EQ(r.status, 503);
+  EXPECT_NE(r.body.find("TOO_MANY_CONNECTIONS"), std::string::npos);
+  EXPECT_TRUE(r.closed);
+  EXPECT_EQ(server_->stats().refused, 1);
+}
+
+// Issue 14 item 4: the head handler answers from the header; the announced 200 MB are never
+// read, so the answer does not wait for them.
+TEST_F(LimitsTest, HeadHandlerRejectsBeforeTheBodyIsRead) {
+  Start(0);
+  RawConnection c(server_->port());
+  ASSERT_TRUE(c.Send("PUT /private HTTP/1.1\r\nHost: x\r\nContent-Length: 209715200\r\n\r\n"));
+  auto r = c.Read();
+  EXPECT_EQ(r.status, 401);
+  EXPECT_TRUE(r.closed);
+  // With the token the same route uses the default 1 KiB limit, checked on the header too.
+  RawConnection big(server_->port());
+  ASSERT_TRUE(big.Send("PUT /private HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ok\r\nContent-Length: 209715200\r\n\r\n"));
+  EXPECT_EQ(big.Read().status, 413);
+}
+
+// A streamed body goes to the sink chunk by chunk (never into Request::body), with its own
+// limit, and `Expect: 100-continue` is answered before the client sends it.
+TEST_F(LimitsTest, StreamsABodyIntoTheSinkAfter100Continue) {
+  Start(0);
+  RawConnection c(server_->port());
+  const std::string body(3 << 20, 'b');
+  ASSERT_TRUE(c.Send("PUT /upload HTTP/1.1\r\nHost: x\r\nExpect: 100-continue\r\nContent-Length: " +
+                     std::to_string(body.size()) + "\r\n\r\n"));
+  auto cont = c.Read();
+  EXPECT_EQ(cont.status, 100);
+  ASSERT_TRUE(c.Send(body));
+  auto r = c.Read();
+  EXPECT_EQ(r.status, 200);
+  EXPECT_EQ(r.body, "0 streamed");
+  EXPECT_EQ(streamed_.load(), static_cast<int64_t>(body.size()));
+  // Chunked too.
+  ASSERT_TRUE(c.Send("PUT /upload HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                     "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n"));
+  EXPECT_EQ(c.Read().body, "0 streamed");
+  EXPECT_EQ(streamed_.load(), static_cast<int64_t>(body.size()) + 11);
 }
 
 }  // namespace

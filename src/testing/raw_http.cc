@@ -77,6 +77,7 @@ RawResponse RawConnection::Read() {
     }
     line_end = next;
   }
+  if (r.status >= 100 && r.status < 200) return r;  // interim (100 Continue): no body
   if (auto it = r.headers.find("content-length"); it != r.headers.end()) {
     const size_t len = std::stoul(it->second);
     while (buffer_.size() < len) {
@@ -102,7 +103,7 @@ bool RawConnection::PeerClosed(int timeout_ms) {
   pollfd p{fd_, POLLIN, 0};
   if (::poll(&p, 1, timeout_ms) <= 0) return false;
   char c;
-  return ::recv(fd_, &c, 1, MSG_PEEK) == 0;
+  return ::recv(fd_, &c, 1, MSG_PEEK) <= 0;  // FIN, or a reset (an evicted idle connection)
 }
 
 RawResponse RawRequest(uint16_t port, std::string_view method, std::string_view target,

@@ -25,7 +25,7 @@ class RawConnection {
   bool Send(std::string_view bytes);
   // Reads one response (Content-Length framed, or until close).
   RawResponse Read();
-  // True when the peer has closed (read returns 0) within `timeout_ms`.
+  // True when the peer has closed or reset the connection within `timeout_ms`.
   bool PeerClosed(int timeout_ms);
 
  private:
