@@ -24,6 +24,8 @@ struct ModelServerFlags {
   std::string cache_dir = "abgate-model-cache";
   int workers = 1;
   int threads = 1;
+  double read_timeout_s = 10;
+  int64_t max_connections = 0;
 };
 
 int Fail(std::string_view message) {
@@ -45,6 +47,13 @@ Command AddModelServer(CLI::App& app) {
   cmd->add_option("--cache-dir", f->cache_dir, "where registry models are downloaded")->capture_default_str();
   cmd->add_option("--workers,-w", f->workers, "scoring threads (one booster each)")->capture_default_str()->check(CLI::Range(1, 64));
   cmd->add_option("--threads", f->threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
+  cmd->add_option("--read-timeout", f->read_timeout_s, "seconds from a request's first byte to its last (then 408)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  cmd->add_option("--max-connections", f->max_connections,
+                  "open connections at most (idle ones are closed to make room); 0 = half the open-file limit, at most 10000")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   return {cmd, [f]() -> int {
     BlockStopSignals();
     std::string version;
@@ -56,6 +65,8 @@ Command AddModelServer(CLI::App& app) {
     options.host = f->host;
     options.port = static_cast<uint16_t>(f->port);
     options.threads = f->threads;
+    options.read_timeout_us = static_cast<int64_t>(f->read_timeout_s * 1e6);
+    options.max_connections = f->max_connections;
     auto server = serving::ModelServer::Create(*predictor, options);
     if (!server.ok()) return Fail(ToStd(server.status().message()));
     (*server)->Start();

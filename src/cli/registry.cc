@@ -23,7 +23,10 @@ struct RegistryFlags {
   std::string host = "127.0.0.1";
   int port = 5000;
   int threads = 2;
-  int max_artifact_mb = 256;
+  int max_artifact_mb = 2048;
+  double read_timeout_s = 10;
+  double upload_timeout_s = 600;
+  int64_t max_connections = 0;
 };
 
 std::string Env(const char* name) {
@@ -47,9 +50,20 @@ Command AddRegistry(CLI::App& app) {
   cmd->add_option("--host", flags->host, "listen address (loopback by default)")->capture_default_str();
   cmd->add_option("--port", flags->port, "listen port, 0 = any free port")->capture_default_str()->check(CLI::Range(0, 65535));
   cmd->add_option("--threads", flags->threads, "I/O threads")->capture_default_str()->check(CLI::Range(1, 64));
-  cmd->add_option("--max-artifact-mb", flags->max_artifact_mb, "largest accepted request body")
+  cmd->add_option("--max-artifact-mb", flags->max_artifact_mb, "largest artifact upload (streamed to disk)")
       ->capture_default_str()
-      ->check(CLI::Range(1, 4096));
+      ->check(CLI::Range(1, 1 << 20));
+  cmd->add_option("--read-timeout", flags->read_timeout_s,
+                  "seconds from a request's first byte to its last, artifact uploads excepted (then 408)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 3600.0));
+  cmd->add_option("--upload-timeout", flags->upload_timeout_s, "seconds for an artifact upload's body")
+      ->capture_default_str()
+      ->check(CLI::Range(0.001, 86400.0));
+  cmd->add_option("--max-connections", flags->max_connections,
+                  "open connections at most (idle ones are closed to make room); 0 = half the open-file limit, at most 10000")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{0}, int64_t{1} << 30));
   cmd->footer(
       "Authentication: set ABGATE_REGISTRY_USERNAME and ABGATE_REGISTRY_PASSWORD (HTTP Basic) and/or\n"
       "ABGATE_REGISTRY_TOKEN (bearer) to require credentials for every change; MLflow clients send them\n"
@@ -66,7 +80,10 @@ Command AddRegistry(CLI::App& app) {
     options.host = flags->host;
     options.port = static_cast<uint16_t>(flags->port);
     options.threads = flags->threads;
-    options.max_body_bytes = int64_t{flags->max_artifact_mb} << 20;
+    options.max_artifact_bytes = int64_t{flags->max_artifact_mb} << 20;
+    options.read_timeout_us = static_cast<int64_t>(flags->read_timeout_s * 1e6);
+    options.upload_timeout_us = static_cast<int64_t>(flags->upload_timeout_s * 1e6);
+    options.max_connections = flags->max_connections;
     options.username = Env("ABGATE_REGISTRY_USERNAME");
     options.password = Env("ABGATE_REGISTRY_PASSWORD");
     options.token = Env("ABGATE_REGISTRY_TOKEN");

@@ -10,6 +10,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/status_macros.h"
 #include "common/strings.h"
 
 namespace abgate::registry {
@@ -114,6 +115,12 @@ absl::StatusOr<std::string> ArtifactStore::Read(std::string_view relative) const
 }
 
 absl::Status ArtifactStore::Write(std::string_view relative, std::string_view bytes) const {
+  ABGATE_ASSIGN_OR_RETURN(auto upload, BeginUpload(relative));
+  ABGATE_RETURN_IF_ERROR(upload->Write(bytes));
+  return upload->Commit();
+}
+
+absl::StatusOr<std::unique_ptr<ArtifactUpload>> ArtifactStore::BeginUpload(std::string_view relative) const {
   auto path = Resolve(relative);
   if (!path.ok()) return path.status();
   if (*path == root_) return InvalidPath();
@@ -123,27 +130,42 @@ absl::Status ArtifactStore::Write(std::string_view relative, std::string_view by
   // The directories now exist: check again that no symlink among them leads outside.
   if (!Within(root_, fs::weakly_canonical(path->parent_path(), ec)) || ec) return InvalidPath();
   static std::atomic<uint64_t> counter{0};
-  const fs::path tmp = path->parent_path() / StrCat(".abgate-tmp-", getpid(), "-", counter.fetch_add(1));
+  fs::path tmp = path->parent_path() / StrCat(".abgate-tmp-", getpid(), "-", counter.fetch_add(1));
   const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0644);
   if (fd < 0) return absl::InternalError(StrCat("cannot write ", relative, ": ", std::strerror(errno)));
-  size_t done = 0;
-  while (done < bytes.size()) {
-    const ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
+  return std::unique_ptr<ArtifactUpload>(new ArtifactUpload(fd, std::move(tmp), *std::move(path), std::string(relative)));
+}
+
+ArtifactUpload::~ArtifactUpload() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!committed_) ::unlink(tmp_.c_str());
+}
+
+absl::Status ArtifactUpload::Write(std::string_view bytes) {
+  if (fd_ < 0) return absl::FailedPreconditionError(StrCat("the upload of ", relative_, " already failed or ended"));
+  while (!bytes.empty()) {
+    const ssize_t n = ::write(fd_, bytes.data(), bytes.size());
     if (n < 0) {
       if (errno == EINTR) continue;
       const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      return absl::InternalError(StrCat("cannot write ", relative, ": ", std::strerror(err)));
+      ::close(fd_);
+      fd_ = -1;
+      return absl::InternalError(StrCat("cannot write ", relative_, ": ", std::strerror(err)));
     }
-    done += static_cast<size_t>(n);
+    bytes.remove_prefix(static_cast<size_t>(n));
+    written_ += n;
   }
-  ::close(fd);
-  if (::rename(tmp.c_str(), path->c_str()) != 0) {
-    const int err = errno;
-    ::unlink(tmp.c_str());
-    return absl::InternalError(StrCat("cannot write ", relative, ": ", std::strerror(err)));
+  return absl::OkStatus();
+}
+
+absl::Status ArtifactUpload::Commit() {
+  if (fd_ < 0) return absl::FailedPreconditionError(StrCat("the upload of ", relative_, " already failed or ended"));
+  const int closed = ::close(fd_);  // close reports delayed write errors (NFS, quota)
+  fd_ = -1;
+  if (closed != 0 || ::rename(tmp_.c_str(), final_.c_str()) != 0) {
+    return absl::InternalError(StrCat("cannot write ", relative_, ": ", std::strerror(errno)));
   }
+  committed_ = true;
   return absl::OkStatus();
 }
 

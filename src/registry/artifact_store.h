@@ -9,6 +9,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -21,6 +22,33 @@ struct FileInfo {
   std::string path;  // relative to the listed directory's base (see List)
   bool is_dir = false;
   int64_t file_size = 0;  // files only
+};
+
+// One file being written: bytes go to a temporary file beside the destination, renamed into
+// place by Commit. Destroying an upload that was not committed removes the temporary file.
+// One owner, one thread at a time.
+class ArtifactUpload {
+ public:
+  ~ArtifactUpload();
+  ArtifactUpload(const ArtifactUpload&) = delete;
+  ArtifactUpload& operator=(const ArtifactUpload&) = delete;
+
+  // Appends bytes (blocking file I/O). Internal on a write error; the upload is then dead.
+  absl::Status Write(std::string_view bytes);
+  // Makes the file visible under its name (replacing an older one). Call once.
+  absl::Status Commit();
+  int64_t bytes_written() const { return written_; }
+
+ private:
+  friend class ArtifactStore;
+  ArtifactUpload(int fd, std::filesystem::path tmp, std::filesystem::path final_path, std::string relative)
+      : fd_(fd), tmp_(std::move(tmp)), final_(std::move(final_path)), relative_(std::move(relative)) {}
+  int fd_ = -1;
+  std::filesystem::path tmp_;
+  std::filesystem::path final_;
+  std::string relative_;  // for messages
+  int64_t written_ = 0;
+  bool committed_ = false;
 };
 
 class ArtifactStore {
@@ -36,6 +64,9 @@ class ArtifactStore {
   absl::StatusOr<std::vector<FileInfo>> ListRecursive(std::string_view relative_dir) const;
   absl::StatusOr<std::string> Read(std::string_view relative) const;
   absl::Status Write(std::string_view relative, std::string_view bytes) const;
+  // Checks the path and opens a temporary file for it (creating its folders): the streaming
+  // form of Write, for uploads too large to hold in memory.
+  absl::StatusOr<std::unique_ptr<ArtifactUpload>> BeginUpload(std::string_view relative) const;
   absl::Status Delete(std::string_view relative) const;
 
   const std::filesystem::path& root() const { return root_; }

@@ -3,6 +3,7 @@
 #include <cmath>
 #include <functional>
 #include <map>
+#include <optional>
 #include <algorithm>
 #include <cctype>
 #include <string_view>
@@ -432,6 +433,61 @@ struct RegistryServer::Impl {
     return r;
   }
 
+  // The prefix-less API path of `path` ("model-versions/create"), or nullopt.
+  static std::optional<std::string_view> ApiPath(std::string_view path) {
+    for (std::string_view prefix : {"/api/2.0/mlflow/", "/ajax-api/2.0/mlflow/"}) {
+      if (path.substr(0, prefix.size()) == prefix) return path.substr(prefix.size());
+    }
+    return std::nullopt;
+  }
+  // The artifact path after the proxy prefix ("" or "/a/b"), or nullopt.
+  static std::optional<std::string_view> ArtifactRest(std::string_view path) {
+    for (std::string_view prefix : {"/api/2.0/mlflow-artifacts/artifacts", "/ajax-api/2.0/mlflow-artifacts/artifacts"}) {
+      if (path.substr(0, prefix.size()) == prefix && (path.size() == prefix.size() || path[prefix.size()] == '/')) {
+        return path.substr(prefix.size());
+      }
+    }
+    return std::nullopt;
+  }
+
+  // Streams an artifact upload's body into its temporary file.
+  struct UploadSink : http::BodySink {
+    explicit UploadSink(std::unique_ptr<ArtifactUpload> u) : upload(std::move(u)) {}
+    absl::Status Write(std::string_view bytes) override { return upload->Write(bytes); }
+    std::unique_ptr<ArtifactUpload> upload;
+  };
+
+  // Runs once a request's header is in, before its body is read (issue 14: four anonymous
+  // 200 MB PUTs used to be read whole, 793 MB of RSS, before their 401). Changes without
+  // credentials are refused here; an artifact PUT gets the upload limit and a file to stream
+  // into; everything else gets the small REST limit.
+  http::HeadDecision Head(const Request& req) {
+    http::HeadDecision d;
+    d.max_body_bytes = options.max_body_bytes;
+    if (auto rest = ArtifactRest(req.path)) {
+      if (req.method != "GET" && !Authorized(req)) {
+        d.reject = Unauthenticated();
+      } else if (req.method == "PUT" && rest->size() > 1) {
+        auto upload = artifacts.BeginUpload(PercentDecode(rest->substr(1)));
+        if (!upload.ok()) {
+          d.reject = ErrorReply(upload.status());
+        } else {
+          d.sink = std::make_shared<UploadSink>(*std::move(upload));
+          d.max_body_bytes = options.max_artifact_bytes;
+          d.read_timeout_us = options.upload_timeout_us;
+        }
+      }
+    } else if (auto api = ApiPath(req.path)) {
+      auto it = routes.find(*api);
+      if (it != routes.end()) {
+        auto route = it->second.find(std::string(req.method));
+        if (route != it->second.end() && route->second.mutates && !Authorized(req)) d.reject = Unauthenticated();
+      }
+    }
+    if (d.reject) d.reject->close = true;
+    return d;
+  }
+
   Response Handle(Request& req) {
     std::string_view path = req.path;
     if (path == "/health") return Response::Text(200, "OK", "text/html; charset=utf-8");
@@ -508,7 +564,9 @@ struct RegistryServer::Impl {
     const std::string relative = PercentDecode(rest.substr(1), /*plus_is_space=*/false);
     if (req.method == "GET") return Download(relative);
     if (req.method == "PUT") {
-      absl::Status s = artifacts.Write(relative, req.body);
+      // Head() opened the upload and the server streamed the body into it.
+      auto* sink = dynamic_cast<UploadSink*>(req.body_sink.get());
+      absl::Status s = sink ? sink->upload->Commit() : artifacts.Write(relative, req.body);
       return s.ok() ? JsonReply({}) : ErrorReply(s);
     }
     if (req.method == "DELETE") {
@@ -992,8 +1050,10 @@ absl::StatusOr<std::unique_ptr<RegistryServer>> RegistryServer::Create(RegistryS
   server_options.host = options.host;
   server_options.port = options.port;
   server_options.max_body_bytes = options.max_body_bytes;
-  server_options.read_timeout_us = 120'000'000;  // large artifact uploads
+  server_options.read_timeout_us = options.read_timeout_us;
+  server_options.max_connections = options.max_connections;
   Impl* raw = impl.get();
+  server_options.head_handler = [raw](const http::Request& head) { return raw->Head(head); };
   ABGATE_ASSIGN_OR_RETURN(impl->service, http::Service::Create(options.threads, server_options,
                                                                [raw](http::Request& req, http::Respond respond) {
                                                                  std::move(respond)(raw->Handle(req));

@@ -7,7 +7,10 @@
 // MLflow's JSON. Store calls are short in-memory operations plus one SQLite commit, so they run
 // on the I/O threads. With credentials configured, every request that changes state needs HTTP
 // Basic or a bearer token (what MLflow clients send from MLFLOW_TRACKING_USERNAME/PASSWORD or
-// MLFLOW_TRACKING_TOKEN); reads stay open. Thread-safe after Start.
+// MLFLOW_TRACKING_TOKEN); reads stay open. Credentials and body limits are checked on the
+// request's header, before its body is read: an anonymous upload is refused without reading it,
+// API calls get a small body limit, and artifact uploads stream to a temporary file (never held
+// in memory) renamed into place once complete. Thread-safe after Start.
 #pragma once
 
 #include <cstdint>
@@ -24,7 +27,11 @@ struct RegistryServerOptions {
   std::string host = "127.0.0.1";
   uint16_t port = 5000;  // 0 = any free port
   int threads = 2;
-  int64_t max_body_bytes = 256ll << 20;  // artifact uploads arrive in one body
+  int64_t max_body_bytes = 4ll << 20;           // REST calls (JSON)
+  int64_t max_artifact_bytes = 2048ll << 20;    // one artifact upload (streamed to disk)
+  int64_t read_timeout_us = 10'000'000;         // a request's header (and a REST call's body)
+  int64_t upload_timeout_us = 600'000'000;      // an artifact upload's body
+  int64_t max_connections = 0;                  // 0 = http::DefaultMaxConnections()
   // Credentials for mutations; all empty = no authentication.
   std::string username;
   std::string password;

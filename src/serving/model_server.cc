@@ -115,6 +115,8 @@ absl::StatusOr<std::unique_ptr<ModelServer>> ModelServer::Create(std::shared_ptr
   so.host = options.host;
   so.port = options.port;
   so.max_body_bytes = options.max_body_bytes;
+  so.read_timeout_us = options.read_timeout_us;
+  so.max_connections = options.max_connections;
   Impl* raw = impl.get();
   ABGATE_ASSIGN_OR_RETURN(impl->service,
                           http::Service::Create(options.threads, so, [raw](http::Request& req, http::Respond respond) {

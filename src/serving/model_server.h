@@ -18,6 +18,8 @@ struct ModelServerOptions {
   uint16_t port = 5001;
   int threads = 1;  // I/O threads; scoring threads belong to the Predictor
   int64_t max_body_bytes = 64ll << 20;
+  int64_t read_timeout_us = 10'000'000;  // from a request's first byte to its last (408)
+  int64_t max_connections = 0;           // 0 = http::DefaultMaxConnections()
 };
 
 class ModelServer {
