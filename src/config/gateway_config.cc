@@ -115,6 +115,10 @@ absl::Status ReadServer(JsonReader r, ServerConfig& s) {
   if (s.read_timeout_us <= 0 || s.idle_timeout_us <= 0) {
     return r.Error("", "read_timeout and idle_timeout must be positive");
   }
+  ABGATE_ASSIGN_OR_RETURN(s.max_connections, r.Int("max_connections", s.max_connections));
+  if (s.max_connections < 0 || s.max_connections > (int64_t{1} << 30)) {
+    return r.Error("max_connections", "must be in [0, 2^30] (0 = half the open-file limit, at most 10000)");
+  }
   return r.CheckNoUnknownKeys();
 }
 
@@ -129,6 +133,24 @@ absl::Status ReadUpstream(JsonReader r, UpstreamConfig& u) {
   ABGATE_ASSIGN_OR_RETURN(u.tls_verify, r.Bool("tls_verify", u.tls_verify));
   if (u.connect_timeout_us <= 0 || u.request_timeout_us <= 0) {
     return r.Error("", "timeouts must be positive");
+  }
+  JsonReader od = r.Child("outlier_detection");
+  if (!od.value().is_null()) {
+    if (!od.is_object()) return r.Error("outlier_detection", "must be a mapping");
+    OutlierDetectionConfig& o = u.outlier_detection;
+    ABGATE_ASSIGN_OR_RETURN(int64_t n, od.Int("consecutive_failures", o.consecutive_failures));
+    if (n < 0 || n > 1000000) return od.Error("consecutive_failures", "must be in [0, 1000000] (0 = off)");
+    o.consecutive_failures = static_cast<int>(n);
+    ABGATE_ASSIGN_OR_RETURN(o.base_ejection_time_us, od.DurationUs("base_ejection_time", o.base_ejection_time_us));
+    ABGATE_ASSIGN_OR_RETURN(o.max_ejection_time_us, od.DurationUs("max_ejection_time", o.max_ejection_time_us));
+    if (o.base_ejection_time_us <= 0 || o.max_ejection_time_us < o.base_ejection_time_us) {
+      return od.Error("", "base_ejection_time must be positive and at most max_ejection_time");
+    }
+    ABGATE_ASSIGN_OR_RETURN(o.max_ejection_percent, od.Number("max_ejection_percent", o.max_ejection_percent));
+    if (!(o.max_ejection_percent >= 0 && o.max_ejection_percent <= 100)) {
+      return od.Error("max_ejection_percent", "must be in [0, 100]");
+    }
+    ABGATE_RETURN_IF_ERROR(od.CheckNoUnknownKeys());
   }
   return r.CheckNoUnknownKeys();
 }
@@ -517,6 +539,16 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const json::value& root) {
   }
   ABGATE_RETURN_IF_ERROR(ReadEvents(r.Child("events"), c.events));
   ABGATE_RETURN_IF_ERROR(ReadUpstream(r.Child("upstream"), c.upstream));
+  {
+    JsonReader o = r.Child("outcomes");
+    if (!o.value().is_null()) {
+      if (!o.is_object()) return r.Error("outcomes", "must be a mapping");
+      ABGATE_ASSIGN_OR_RETURN(c.outcomes.token_env, o.String("token_env"));
+      ABGATE_ASSIGN_OR_RETURN(c.outcomes.max_future_us, o.DurationUs("max_future", c.outcomes.max_future_us));
+      if (c.outcomes.max_future_us < 0) return o.Error("max_future", "must not be negative");
+      ABGATE_RETURN_IF_ERROR(o.CheckNoUnknownKeys());
+    }
+  }
   JsonReader exps = r.Child("experiments");
   if (!exps.value().is_array()) return r.Error("experiments", "must be a list");
   std::set<std::string> names;

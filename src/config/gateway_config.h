@@ -133,6 +133,21 @@ struct ServerConfig {
   bool public_reads = false;
   bool dashboard_public_reads = false;
   int analysis_threads = 1;  // results computed at once, off the admin thread
+  // Open connections per listener; at the cap the oldest idle ones are closed to make room.
+  // 0 = http::DefaultMaxConnections() (half the open-file limit, at most 10000).
+  int64_t max_connections = 0;
+};
+
+// Outlier ejection of an arm's upstream, after Envoy's outlier detection: this many failures
+// in a row (connect errors, timeouts, 5xx, unreadable replies) eject the arm for
+// base_ejection_time × (times ejected recently), at most max_ejection_time. While ejected its
+// requests go to control at once (fallback_to_control); control itself is never ejected, and
+// at most max_ejection_percent of an experiment's arms (at least one) are out at a time.
+struct OutlierDetectionConfig {
+  int consecutive_failures = 5;  // 0 = no ejection
+  int64_t base_ejection_time_us = 30'000'000;
+  int64_t max_ejection_time_us = 300'000'000;
+  double max_ejection_percent = 50;
 };
 
 struct UpstreamConfig {
@@ -142,6 +157,14 @@ struct UpstreamConfig {
   // https upstreams: CAs to trust besides the system's (PEM), and whether to check at all.
   std::string tls_ca_file;
   bool tls_verify = true;
+  OutlierDetectionConfig outlier_detection;
+};
+
+struct OutcomesConfig {
+  // POST /outcomes needs `Authorization: Bearer $<token_env>` when set; empty = open.
+  std::string token_env;
+  // Outcomes whose `ts` is later than now plus this are refused (TS_IN_FUTURE).
+  int64_t max_future_us = 300'000'000;
 };
 
 struct EventsConfig {
@@ -194,6 +217,7 @@ struct GatewayConfig {
   RegistryConfig registry;
   EventsConfig events;
   UpstreamConfig upstream;
+  OutcomesConfig outcomes;
   std::vector<ExperimentConfig> experiments;
   std::optional<ControllerConfig> controller;
   HoldoutConfig holdout;

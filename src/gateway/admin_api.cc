@@ -704,13 +704,19 @@ void Gateway::RegisterAdminRoutes() {
     });
   });
   // Serving health per arm since this gateway started (cumulative counters; a controller takes
-  // differences between looks): attempts, failures, fallbacks and the latency histogram.
+  // differences between looks): attempts, failures, fallbacks and the latency histogram, and
+  // the outlier ejection (requests skipped while ejected count as attempts and failures).
   r.Add("GET", "/api/v1/experiments/{name}/health", [this](http::Request& req, http::Respond respond) {
     auto snapshot = snapshot_.Load();
     const CompiledExperiment* exp = snapshot->Find(req.PathParam("name"));
     if (!exp) return std::move(respond)(http::ErrorResponse(404, "NOT_FOUND", "no such experiment"));
     json::array arms;
+    const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                               std::chrono::steady_clock::now().time_since_epoch())
+                               .count();
     for (const auto& a : exp->arms) {
+      // Outlier ejection (gateway/outlier.h): how long the arm stays out, 0 when serving.
+      const int64_t ejected_ms = std::max<int64_t>(0, a.metrics->outlier.ejected_until_us.load() - now_us) / 1000;
       uint64_t ok = 0, client_errors = 0, server_errors = 0;
       for (size_t status = 0; status < a.metrics->requests_by_status.size(); ++status) {
         const uint64_t n = a.metrics->requests_by_status[status].load(std::memory_order_relaxed);
@@ -739,9 +745,13 @@ void Gateway::RegisterAdminRoutes() {
                                      return n;
                                    }()},
                                   {"request_latency_ms_buckets", buckets_of(a.metrics->request_latency)},
-                                  {"attempts", a.metrics->upstream_latency.count.load(std::memory_order_relaxed)},
-                                  {"failures", a.metrics->upstream_errors.load(std::memory_order_relaxed)},
+                                  {"attempts", a.metrics->attempts()},
+                                  {"failures", a.metrics->failures()},
                                   {"fallbacks", a.metrics->fallbacks.load(std::memory_order_relaxed)},
+                                  {"ejected", ejected_ms > 0},
+                                  {"ejected_for_ms", ejected_ms},
+                                  {"ejections", a.metrics->outlier.ejections.load(std::memory_order_relaxed)},
+                                  {"ejected_requests", a.metrics->outlier.ejected_requests.load(std::memory_order_relaxed)},
                                   {"responses", json::object{{"ok", ok}, {"4xx", client_errors}, {"5xx", server_errors}}},
                                   {"latency_ms_buckets", std::move(buckets)}});
     }

@@ -13,6 +13,7 @@
 #include "common/strings.h"
 #include "config/json_format.h"
 #include "events/sqlite_event_sink.h"
+#include "gateway/outlier.h"
 #include "serving/model_server.h"
 
 namespace abgate::gateway {
@@ -159,8 +160,15 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
   }
 
   void Send(int arm) {
-    serving = arm;
     const CompiledArm& a = exp->arms[arm];
+    if (arm != exp->control && exp->config.fallback_to_control && !exposure.fallback && IsEjected(*exp, arm, SteadyUs())) {
+      // Outlier ejection: the arm's upstream failed repeatedly; control serves at once.
+      a.metrics->outlier.ejected_requests.fetch_add(1, std::memory_order_relaxed);
+      a.metrics->fallbacks.fetch_add(1, std::memory_order_relaxed);
+      exposure.fallback = true;
+      return Send(exp->control);
+    }
+    serving = arm;
     if (a.model) return SendInProcess(a);
     // Copied only while a fallback may still need to send it again.
     const bool may_fall_back = arm != exp->control && exp->config.fallback_to_control && !exposure.fallback;
@@ -304,6 +312,12 @@ struct PredictCall : std::enable_shared_from_this<PredictCall> {
         parsed.reset();
       }
     }
+    if (const int64_t ejected_us = RecordUpstreamResult(gw->config_.upstream.outlier_detection, *exp, serving,
+                                                        failure.empty(), SteadyUs())) {
+      ABGATE_LOG(kWarning, "experiment %s: arm %s ejected for %ds after %d upstream failures in a row (last: %s); "
+                 "control serves its requests meanwhile", exp->config.name, a.name, ejected_us / 1'000'000,
+                 gw->config_.upstream.outlier_detection.consecutive_failures, failure);
+    }
     if (!failure.empty()) return OnFailure(std::move(failure), failure_status);
     if (r->status >= 300) {
       // Upstream 4xx (bad input for the model, schema mismatch): pass it through unchanged.
@@ -366,6 +380,13 @@ Gateway::Gateway(config::GatewayConfig config, const common::Clock& clock)
 Gateway::~Gateway() { Shutdown(); }
 
 absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig config, const common::Clock& clock) {
+  if (const std::string& env = config.outcomes.token_env; !env.empty()) {
+    const char* token = std::getenv(env.c_str());
+    if (!token || !*token) {
+      // Asked for but missing: refuse to start rather than take anonymous outcomes.
+      return absl::InvalidArgumentError(StrCat("outcomes.token_env: the environment variable ", env, " is not set"));
+    }
+  }
   std::unique_ptr<Gateway> gw(new Gateway(std::move(config), clock));
   const auto& c = gw->config_;
   if (const char* token = std::getenv(c.server.admin_token_env.c_str()); token && *token) {
@@ -373,6 +394,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   } else {
     ABGATE_LOG(kWarning, "%s is not set: the admin API is read-only", c.server.admin_token_env);
   }
+  if (!c.outcomes.token_env.empty()) gw->outcomes_token_ = std::getenv(c.outcomes.token_env.c_str());
   ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
   gw->shared_store_ = !c.events.store.starts_with("sqlite:");
 
@@ -431,6 +453,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   data.max_header_bytes = c.server.max_header_bytes;
   data.read_timeout_us = c.server.read_timeout_us;
   data.idle_timeout_us = c.server.idle_timeout_us;
+  data.max_connections = c.server.max_connections;
   ABGATE_ASSIGN_OR_RETURN(gw->data_server_, http::Server::Create(*gw->pool_, data, [g](http::Request& req, http::Respond respond) {
     g->data_router_.Dispatch(req, std::move(respond));
   }));
@@ -479,6 +502,7 @@ void Gateway::Shutdown() {
       ABGATE_LOG(kWarning, "could not remove this replica from the fleet table: %s", s.message());
     }
   }
+  if (!pool_) return;  // Create failed before the loops existed
   pool_->Stop();
   client_.reset();  // idle upstream connections belong to the stopped loops
   writer_->Stop();  // flushes every queued exposure
@@ -737,7 +761,7 @@ struct Rejection {
 
 // Validates one outcome object against the experiments in `snapshot`.
 std::optional<Rejection> ParseOutcome(const json::value& v, size_t line, const ExperimentSet& snapshot, int64_t now_us,
-                                      events::Outcome& out) {
+                                      int64_t max_future_us, events::Outcome& out) {
   auto reject = [line](std::string code, std::string message) {
     return std::optional<Rejection>(Rejection{line, std::move(code), std::move(message)});
   };
@@ -792,6 +816,12 @@ std::optional<Rejection> ParseOutcome(const json::value& v, size_t line, const E
       return reject("INVALID_FIELD", "'ts' must be Unix seconds (a number)");
     }
     out.ts_us = static_cast<int64_t>(ts->to_number<double>() * 1e6);
+    // A stamp from the future would sit inside every later analysis window (and outside
+    // attribution windows in a way no real event can): a clock bug or a forgery, refused.
+    if (out.ts_us > now_us + max_future_us) {
+      return reject("TS_IN_FUTURE", StrCat("'ts' is ", (out.ts_us - now_us) / 1'000'000,
+                                           " s in the future; at most ", max_future_us / 1'000'000, " s is accepted"));
+    }
   }
   return std::nullopt;
 }
@@ -804,6 +834,21 @@ void Gateway::HandleOutcomes(http::Request& req, http::Respond respond) {
     std::move(respond)(std::move(r));
   };
   if (draining_) return reject(http::ErrorResponse(503, "SHUTTING_DOWN", "the gateway is shutting down"));
+  if (!outcomes_token_.empty()) {
+    const std::string_view auth = req.FindHeader("Authorization");
+    const std::string_view given = auth.starts_with("Bearer ") ? auth.substr(7) : std::string_view();
+    // Constant time over the expected token's length whatever was sent.
+    unsigned char diff = given.size() != outcomes_token_.size();
+    for (size_t i = 0; i < outcomes_token_.size(); ++i) {
+      diff |= static_cast<unsigned char>(outcomes_token_[i] ^ (i < given.size() ? given[i] : 0));
+    }
+    if (diff != 0) {
+      http::Response r = http::ErrorResponse(
+          401, "UNAUTHENTICATED", StrCat("POST /outcomes needs Authorization: Bearer $", config_.outcomes.token_env));
+      r.headers.push_back({"WWW-Authenticate", "Bearer"});
+      return reject(std::move(r));
+    }
+  }
   const std::string_view content_type = req.FindHeader("Content-Type");
   const std::string media = ToLower(Trim(content_type.substr(0, content_type.find(';'))));
   if (media != "application/json" && media != "application/x-ndjson" && media != "application/jsonl" &&
@@ -848,7 +893,7 @@ void Gateway::HandleOutcomes(http::Request& req, http::Respond respond) {
     if (ec) {
       rejected.push_back({n, assign::IsValidUtf8(text) ? "MALFORMED_JSON" : "INVALID_UTF8",
                           StrCat("not valid JSON: ", ec.message())});
-    } else if (auto r = ParseOutcome(v, n, *snapshot, now, o)) {
+    } else if (auto r = ParseOutcome(v, n, *snapshot, now, config_.outcomes.max_future_us, o)) {
       rejected.push_back(std::move(*r));
     } else {
       valid.push_back(std::move(o));
@@ -958,6 +1003,22 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
                 "# HELP abgate_results_compute_seconds_total Time spent in analyses.\n",
                 "# TYPE abgate_results_compute_seconds_total counter\nabgate_results_compute_seconds_total ",
                 absl::StrFormat("%.6f", r.compute_us / 1e6), "\n");
+    }
+    // Connection limits (issue 14): open connections against the cap, idle ones closed to make
+    // room, newcomers refused with 503, requests that did not arrive in time (408).
+    const std::pair<const char*, http::ServerStats> listeners[] = {{"data", data_server_->stats()},
+                                                                   {"admin", admin_server_->stats()}};
+    const std::pair<const char*, int64_t http::ServerStats::*> series[] = {
+        {"abgate_http_connections", &http::ServerStats::open_connections},
+        {"abgate_http_max_connections", &http::ServerStats::max_connections},
+        {"abgate_http_idle_connections_closed_total", &http::ServerStats::evicted_idle},
+        {"abgate_http_connections_refused_total", &http::ServerStats::refused},
+        {"abgate_http_accept_errors_total", &http::ServerStats::accept_errors},
+        {"abgate_http_request_timeouts_total", &http::ServerStats::timeouts}};
+    for (const auto& [name, field] : series) {
+      const bool gauge = std::string_view(name).find("_total") == std::string_view::npos;
+      StrAppend(&out, "# TYPE ", name, gauge ? " gauge\n" : " counter\n");
+      for (const auto& [listener, st] : listeners) StrAppend(&out, name, "{listener=\"", listener, "\"} ", st.*field, "\n");
     }
   });
   std::move(respond)(http::Response::Text(200, std::move(body), "text/plain; version=0.0.4; charset=utf-8"));

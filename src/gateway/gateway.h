@@ -152,6 +152,7 @@ class Gateway {
   config::GatewayConfig config_;
   const common::Clock& clock_;
   std::string admin_token_;
+  std::string outcomes_token_;  // POST /outcomes needs it as a bearer token when set
   std::unique_ptr<http::IoPool> pool_;
   std::unique_ptr<http::Client> client_;
   std::unique_ptr<events::EventSink> sink_;

@@ -1,5 +1,7 @@
 #include "gateway/metrics.h"
 
+#include <chrono>
+
 #include "absl/strings/str_format.h"
 #include "common/strings.h"
 
@@ -102,6 +104,27 @@ std::string Metrics::Render(const std::function<void(std::string&)>& extra) cons
   for (const auto& [key, m] : arms_) {
     StrAppend(&out, "abgate_upstream_errors_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
               EscapeLabel(key.second), "\"} ", m->upstream_errors.load(), "\n");
+  }
+  const int64_t now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                             std::chrono::steady_clock::now().time_since_epoch())
+                             .count();
+  out += "# HELP abgate_arm_ejected Whether the arm's upstream is ejected now (outlier detection): its requests go to control.\n";
+  out += "# TYPE abgate_arm_ejected gauge\n";
+  for (const auto& [key, m] : arms_) {
+    StrAppend(&out, "abgate_arm_ejected{experiment=\"", EscapeLabel(key.first), "\",arm=\"", EscapeLabel(key.second),
+              "\"} ", m->outlier.ejected_until_us.load() > now_us ? 1 : 0, "\n");
+  }
+  out += "# HELP abgate_arm_ejections_total Times the arm's upstream was ejected after consecutive failures.\n";
+  out += "# TYPE abgate_arm_ejections_total counter\n";
+  for (const auto& [key, m] : arms_) {
+    StrAppend(&out, "abgate_arm_ejections_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
+              EscapeLabel(key.second), "\"} ", m->outlier.ejections.load(), "\n");
+  }
+  out += "# HELP abgate_ejected_requests_total Requests assigned to an ejected arm and served by control at once.\n";
+  out += "# TYPE abgate_ejected_requests_total counter\n";
+  for (const auto& [key, m] : arms_) {
+    StrAppend(&out, "abgate_ejected_requests_total{experiment=\"", EscapeLabel(key.first), "\",arm=\"",
+              EscapeLabel(key.second), "\"} ", m->outlier.ejected_requests.load(), "\n");
   }
   out += "# HELP abgate_upstream_latency_seconds Model call per arm (upstream round trip, or in-process scoring).\n";
   out += "# TYPE abgate_upstream_latency_seconds histogram\n";

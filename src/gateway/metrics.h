@@ -28,6 +28,16 @@ struct LatencyHistogram {
   void Observe(int64_t us);
 };
 
+// Outlier ejection state of one arm's upstream (gateway/outlier.h), kept beside its counters so
+// that it survives snapshot swaps. Steady-clock microseconds.
+struct OutlierState {
+  std::atomic<int> consecutive_failures{0};
+  std::atomic<int64_t> ejected_until_us{0};  // ejected while now < this
+  std::atomic<int> streak{0};                // recent ejections: the next one lasts streak+1 base times
+  std::atomic<uint64_t> ejections{0};        // counter
+  std::atomic<uint64_t> ejected_requests{0};  // requests assigned while ejected, served by control
+};
+
 enum class ArmBackend : int { kUnknown = 0, kUpstream = 1, kInProcess = 2 };
 
 struct ArmMetrics {
@@ -40,6 +50,18 @@ struct ArmMetrics {
   LatencyHistogram upstream_latency;   // the model call alone
   LatencyHistogram request_latency;    // end to end, from the request to the reply, by assigned arm
   std::atomic<int> backend{0};         // ArmBackend of the config in force
+  OutlierState outlier;
+
+  // What the controller's error-rate guardrail reads (GET …/health): every request routed to
+  // the arm, and those it failed. A request skipped because the arm was ejected counts as an
+  // attempt and a failure: ejection must not hide the failures that caused it.
+  uint64_t attempts() const {
+    return upstream_latency.count.load(std::memory_order_relaxed) +
+           outlier.ejected_requests.load(std::memory_order_relaxed);
+  }
+  uint64_t failures() const {
+    return upstream_errors.load(std::memory_order_relaxed) + outlier.ejected_requests.load(std::memory_order_relaxed);
+  }
 };
 
 struct ExperimentMetrics {
