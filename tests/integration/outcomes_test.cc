@@ -1,4 +1,6 @@
 // POST /outcomes: durable acknowledgement, per-line validation, idempotency.
+#include <chrono>
+
 #include <boost/json.hpp>
 
 #include "gateway_fixture.h"
@@ -125,6 +127,59 @@ TEST_F(OutcomesTest, ResultsEndpointAnalysesWhatTheGatewayServedAndCollected) {
   EXPECT_NEAR(booked, 67, 1e-6);  // attributed by request id
   EXPECT_TRUE(report.at("decision").as_object().contains("action"));
   EXPECT_EQ(Admin("GET", "/api/v1/experiments/nope/results").status, 404);
+}
+
+// Issue 14 item 7: with `outcomes.token_env`, POST /outcomes needs the bearer token; outcomes
+// stamped beyond `outcomes.max_future` are refused line by line, the rest stored.
+class OutcomesTokenTest : public GatewayFixture {
+ protected:
+  void SetUp() override {
+    GatewayFixture::SetUp();
+    ::setenv("ABGATE_TEST_OUTCOMES_TOKEN", "outcome-secret", 1);
+    std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
+    yaml.insert(yaml.find("experiments:"), "outcomes: {token_env: ABGATE_TEST_OUTCOMES_TOKEN, max_future: 2m}\n");
+    StartGateway(yaml);
+  }
+  RawResponse Post(std::string_view body, std::string_view auth) {
+    return RawRequest(gateway_->port(), "POST", "/outcomes", body, "application/x-ndjson",
+                      auth.empty() ? std::string() : "Authorization: " + std::string(auth) + "\r\n");
+  }
+};
+
+TEST_F(OutcomesTokenTest, OutcomesNeedTheTokenAndFutureStampsAreRefused) {
+  const std::string one = R"({"experiment":"hyatt_booking_ab","unit_id":"u1","metric":"booked","value":1})";
+  for (std::string_view auth : {"", "Bearer wrong", "Bearer outcome-secre", "Bearer outcome-secret2", "Basic b3V0Y29tZQ=="}) {
+    const auto r = Post(one, auth);
+    EXPECT_EQ(r.status, 401) << auth;
+    EXPECT_NE(r.body.find("UNAUTHENTICATED"), std::string::npos);
+  }
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 0);
+
+  const auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                         std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::string body =
+      one + "\n" +
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u2","metric":"booked","value":1,"ts":)" + std::to_string(now_s + 60) + "}\n" +
+      R"({"experiment":"hyatt_booking_ab","unit_id":"u3","metric":"booked","value":1,"ts":)" + std::to_string(now_s + 86400) + "}\n";
+  const auto r = Post(body, "Bearer outcome-secret");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("accepted"), 2);
+  ASSERT_EQ(v.at("rejected").as_array().size(), 1u) << r.body;
+  EXPECT_EQ(v.at("rejected").at(0).at("line"), 3);
+  EXPECT_EQ(v.at("rejected").at(0).at("error_code"), "TS_IN_FUTURE");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 2);
+}
+
+TEST_F(OutcomesTokenTest, AMissingTokenVariableStopsTheGatewayFromStarting) {
+  ::unsetenv("ABGATE_TEST_OUTCOMES_TOKEN");
+  std::string yaml = ConfigYaml();
+  yaml.insert(yaml.find("experiments:"), "outcomes: {token_env: ABGATE_TEST_OUTCOMES_TOKEN}\n");
+  auto config = config::ParseGatewayConfig(yaml);
+  ASSERT_TRUE(config.ok()) << config.status();
+  auto gw = gateway::Gateway::Create(*std::move(config), common::SystemClock::Get());
+  ASSERT_FALSE(gw.ok());
+  EXPECT_NE(gw.status().message().find("ABGATE_TEST_OUTCOMES_TOKEN is not set"), std::string::npos) << gw.status();
 }
 
 }  // namespace
