@@ -1008,16 +1008,25 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
     // room, newcomers refused with 503, requests that did not arrive in time (408).
     const std::pair<const char*, http::ServerStats> listeners[] = {{"data", data_server_->stats()},
                                                                    {"admin", admin_server_->stats()}};
-    const std::pair<const char*, int64_t http::ServerStats::*> series[] = {
-        {"abgate_http_connections", &http::ServerStats::open_connections},
-        {"abgate_http_max_connections", &http::ServerStats::max_connections},
-        {"abgate_http_idle_connections_closed_total", &http::ServerStats::evicted_idle},
-        {"abgate_http_connections_refused_total", &http::ServerStats::refused},
-        {"abgate_http_accept_errors_total", &http::ServerStats::accept_errors},
-        {"abgate_http_request_timeouts_total", &http::ServerStats::timeouts}};
-    for (const auto& [name, field] : series) {
+    struct Series {
+      const char* name;
+      const char* help;
+      int64_t http::ServerStats::*field;
+    };
+    const Series series[] = {
+        {"abgate_http_connections", "Open connections per listener.", &http::ServerStats::open_connections},
+        {"abgate_http_max_connections", "The listener's connection cap (server.max_connections).",
+         &http::ServerStats::max_connections},
+        {"abgate_http_idle_connections_closed_total", "Idle connections closed to make room (cap or out of descriptors).",
+         &http::ServerStats::evicted_idle},
+        {"abgate_http_connections_refused_total", "Connections answered 503 at the cap, every connection busy.",
+         &http::ServerStats::refused},
+        {"abgate_http_accept_errors_total", "Failed accepts (out of file descriptors).", &http::ServerStats::accept_errors},
+        {"abgate_http_request_timeouts_total", "Requests that did not arrive within server.read_timeout (408).",
+         &http::ServerStats::timeouts}};
+    for (const auto& [name, help, field] : series) {
       const bool gauge = std::string_view(name).find("_total") == std::string_view::npos;
-      StrAppend(&out, "# TYPE ", name, gauge ? " gauge\n" : " counter\n");
+      StrAppend(&out, "# HELP ", name, " ", help, "\n# TYPE ", name, gauge ? " gauge\n" : " counter\n");
       for (const auto& [listener, st] : listeners) StrAppend(&out, name, "{listener=\"", listener, "\"} ", st.*field, "\n");
     }
   });

@@ -303,6 +303,12 @@ class Session : public std::enable_shared_from_this<Session> {
   }
 
   void ReadMore() {
+    // Body bytes are consumed as they are parsed, so only a header or a chunk header waits
+    // here; the parser bounds the header, and this bounds an endless chunk header.
+    if (buffer_.size() > static_cast<size_t>(server_->options.max_header_bytes) + kReadSize) {
+      read_timer_.cancel();
+      return WriteAndClose(ErrorResponse(400, "BAD_REQUEST", "malformed HTTP request: unterminated chunk header"));
+    }
     stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->buffer_.commit(n);
       if (ec) return self->OnReadError(ec);

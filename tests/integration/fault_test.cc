@@ -12,6 +12,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <functional>
@@ -261,56 +262,66 @@ TEST_F(FaultTest, IdleConnectionsBeyondTheCapDoNotStopAProbe) {
   EXPECT_LE(lines, 2u) << log;
 }
 
-// Item 3, the audit's scenario: ~20,000 idle connections from one client against a gateway
-// whose open-file limit is 8192 (so it would run out of descriptors without its cap). The
-// default cap (half the limit) holds; a probe on a fresh connection is answered, and the log
-// has a handful of lines, not one per failed accept.
-TEST_F(FaultTest, TwentyThousandIdleConnections) {
-  const int64_t soft = RaiseNofile(21000);
-  const int n = static_cast<int>(std::min<int64_t>(20000, soft - 400));
-  if (n < 9000) GTEST_SKIP() << "the open-file limit (" << soft << ") is too low for this test";
-  uint16_t model = 0, data = 0, admin = 0;
-  auto model_server = StartModelServer(&model);
-  auto gateway = StartGateway(model, model, "", "", &data, &admin, "ulimit -n 8192");
-  ASSERT_TRUE(model && data);
-  Fds idle;
-  const auto open_start = Clock::now();
-  for (int i = 0; i < n; ++i) {
-    const int fd = ConnectNonBlocking(data);
-    if (fd < 0) break;
-    idle.fds.push_back(fd);
+// Item 3, the audit's scenario: many idle connections from one client against a gateway whose
+// open-file limit is below their number (so without its cap it would run out of descriptors and
+// stop accepting, as it did, logging "Too many open files" 220 times). The default cap (half the
+// limit) holds; a probe on a fresh connection is answered, and the log has a handful of lines.
+class IdleFloodTest : public FaultTest {
+ protected:
+  void Run(int wanted, int gateway_nofile) {
+    const int64_t soft = RaiseNofile(wanted + 1000);
+    const int n = static_cast<int>(std::min<int64_t>(wanted, soft - 400));
+    if (n < wanted * 9 / 10) GTEST_SKIP() << "the open-file limit (" << soft << ") is too low for this test";
+    uint16_t model = 0, data = 0, admin = 0;
+    auto model_server = StartModelServer(&model);
+    auto gateway = StartGateway(model, model, "", "", &data, &admin, "ulimit -n " + std::to_string(gateway_nofile));
+    ASSERT_TRUE(model && data);
+    Fds idle;
+    const auto open_start = Clock::now();
+    for (int i = 0; i < n; ++i) {
+      const int fd = ConnectNonBlocking(data);
+      if (fd < 0) break;
+      idle.fds.push_back(fd);
+    }
+    std::printf("opened %zu idle connections in %lld ms\n", idle.fds.size(), static_cast<long long>(MsSince(open_start)));
+    EXPECT_GE(static_cast<int>(idle.fds.size()), n - 100);
+    // Probes on fresh connections until one is answered: the first SYN may meet a full backlog
+    // while the server works through the flood (then TCP retries it after 1 s).
+    const auto start = Clock::now();
+    int status = 0;
+    while (status != 200 && MsSince(start) < 15000) status = RawRequest(data, "GET", "/healthz").status;
+    const int64_t took = MsSince(start);
+    EXPECT_EQ(status, 200);
+    EXPECT_LT(took, 5000);
+    const RawResponse metrics = RawRequest(data, "GET", "/metrics");
+    std::printf("%zu idle connections, gateway fd limit %d: probe answered after %lld ms\n", idle.fds.size(),
+                gateway_nofile, static_cast<long long>(took));
+    for (const char* series : {"abgate_http_connections{listener=\"data\"}", "abgate_http_max_connections{listener=\"data\"}",
+                               "abgate_http_idle_connections_closed_total{listener=\"data\"}",
+                               "abgate_http_accept_errors_total{listener=\"data\"}"}) {
+      const size_t at = metrics.body.find(series);
+      if (at != std::string::npos) std::printf("  %s\n", metrics.body.substr(at, metrics.body.find('\n', at) - at).c_str());
+    }
+    EXPECT_NE(metrics.body.find("abgate_http_max_connections{listener=\"data\"} " + std::to_string(gateway_nofile / 2)),
+              std::string::npos);
+    { Fds closing; closing.fds.swap(idle.fds); }
+    gateway->Signal(SIGTERM);
+    EXPECT_EQ(gateway->Wait(20000), 0);
+    const std::string& log = gateway->stderr_text();
+    EXPECT_EQ(log.find("Too many open files"), std::string::npos) << log.substr(0, 2000);
+    EXPECT_LT(std::count(log.begin(), log.end(), '\n'), 20) << log.substr(0, 2000);
   }
-  std::printf("opened %zu idle connections in %lld ms\n", idle.fds.size(), static_cast<long long>(MsSince(open_start)));
-  EXPECT_GE(static_cast<int>(idle.fds.size()), n - 100);
-  // Probes on fresh connections until one is answered: the first SYN may meet a full backlog
-  // while the server works through the flood (then TCP retries it after 1 s).
-  const auto start = Clock::now();
-  int status = 0;
-  while (status != 200 && MsSince(start) < 15000) status = RawRequest(data, "GET", "/healthz").status;
-  const int64_t took = MsSince(start);
-  EXPECT_EQ(status, 200);
-  EXPECT_LT(took, 5000);
-  // Once the flood is taken in, a probe is immediate.
-  const auto again = Clock::now();
-  EXPECT_EQ(RawRequest(data, "GET", "/healthz").status, 200);
-  const int64_t took_again = MsSince(again);
-  EXPECT_LT(took_again, 1000);
-  const RawResponse metrics = RawRequest(data, "GET", "/metrics");
-  std::printf("%zu idle connections, fd limit 8192: first probe answered after %lld ms, the next in %lld ms\n",
-              idle.fds.size(), static_cast<long long>(took), static_cast<long long>(took_again));
-  for (const char* series : {"abgate_http_connections{listener=\"data\"}", "abgate_http_max_connections{listener=\"data\"}",
-                             "abgate_http_idle_connections_closed_total{listener=\"data\"}",
-                             "abgate_http_accept_errors_total{listener=\"data\"}"}) {
-    const size_t at = metrics.body.find(series);
-    if (at != std::string::npos) std::printf("  %s\n", metrics.body.substr(at, metrics.body.find('\n', at) - at).c_str());
-  }
-  EXPECT_NE(metrics.body.find("abgate_http_max_connections{listener=\"data\"} 4096"), std::string::npos);
-  idle.fds.clear();
-  gateway->Signal(SIGTERM);
-  EXPECT_EQ(gateway->Wait(20000), 0);
-  const std::string& log = gateway->stderr_text();
-  EXPECT_EQ(log.find("Too many open files"), std::string::npos) << log.substr(0, 2000);
-  EXPECT_LT(std::count(log.begin(), log.end(), '\n'), 20) << log.substr(0, 2000);
+};
+
+// Always on: 3,000 idle connections against a gateway limited to 1,024 descriptors.
+TEST_F(IdleFloodTest, ThreeThousandIdleConnectionsAgainstAThousandDescriptors) { Run(3000, 1024); }
+
+// The audit's size: ~20,000 idle connections against 8,192 descriptors. It takes most of the
+// machine's ephemeral ports for a while, which disturbs whatever else runs on the machine (the
+// test suite runs two tests at once), so it runs only with ABGATE_FAULT_HEAVY=1.
+TEST_F(IdleFloodTest, TwentyThousandIdleConnections) {
+  if (!std::getenv("ABGATE_FAULT_HEAVY")) GTEST_SKIP() << "set ABGATE_FAULT_HEAVY=1 to run it";
+  Run(20000, 8192);
 }
 
 // Item 4: with credentials configured, four anonymous 200 MB PUTs are answered 401 from their
@@ -397,7 +408,8 @@ TEST_F(FaultTest, RegistryChecksCredentialsBeforeReadingAnUpload) {
 }
 
 json::value HealthOf(uint16_t admin) {
-  const RawResponse r = RawRequest(admin, "GET", "/api/v1/experiments/exp/health");
+  const RawResponse r = RawRequest(admin, "GET", "/api/v1/experiments/exp/health", "", "application/json",
+                                   "Authorization: Bearer t\r\n");
   boost::system::error_code ec;
   json::value v = json::parse(r.body, ec);
   return ec ? json::value() : v;
