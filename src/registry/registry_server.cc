@@ -468,7 +468,7 @@ struct RegistryServer::Impl {
       if (req.method != "GET" && !Authorized(req)) {
         d.reject = Unauthenticated();
       } else if (req.method == "PUT" && rest->size() > 1) {
-        auto upload = artifacts.BeginUpload(PercentDecode(rest->substr(1)));
+        auto upload = artifacts.BeginUpload(PercentDecode(rest->substr(1), /*plus_is_space=*/false));
         if (!upload.ok()) {
           d.reject = ErrorReply(upload.status());
         } else {
