@@ -1,6 +1,7 @@
 // Experiment analysis: from per-unit observations to per-arm metrics, comparisons against
-// control, SRM, multiple-testing adjustment and a decision. The core (Analyze) is pure; the
-// readers (ab_results.csv, the event store) build its input. Thread-compatible values.
+// control, SRM, multiple-testing adjustment and a decision (decision.h). The core (Analyze) is
+// pure and returns the typed report (report.h); the readers (ab_results.csv, the event store)
+// build its input. Thread-compatible values.
 #pragma once
 
 #include <cstdint>
@@ -13,13 +14,12 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "analysis/report.h"
 #include "config/gateway_config.h"
 #include "stats/moments.h"
 #include "stats/tests.h"
 
 namespace abgate::analysis {
-
-enum class MetricKind { kBinary, kContinuous };
 
 struct MetricSpec {
   std::string name;
@@ -45,6 +45,7 @@ struct ArmInfo {
   std::string model_version;
   double weight = 0;       // configured weight, for SRM; 0 with no config
   int64_t exposures = 0;   // served requests counted for this arm
+  std::vector<VersionShare> versions;  // every version that served it (an alias can move)
 };
 
 struct AnalysisInput {
@@ -59,27 +60,27 @@ struct AnalysisInput {
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
   // Outcomes read from a store: attributed to a unit, or kept but unattributed because they
   // came before the unit's first exposure, after the attribution window, or for no exposed unit.
-  struct OutcomeCounts {
-    int64_t attributed = 0;
-    int64_t before_exposure = 0;
-    int64_t after_window = 0;
-    int64_t unknown_unit = 0;
-  };
+  using OutcomeCounts = analysis::OutcomeCounts;
   std::optional<OutcomeCounts> outcomes;
+  // Units left out because their first exposure is younger than the metrics' maturity (their
+  // outcomes may still come), counted for the report.
+  int64_t maturing_units = 0;
+  std::string window;      // what the data covers, for people ("all", "since …")
+  std::string srm_period;  // which weights the SRM check used, when they changed over time
   bool weights_known = false;
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
-  std::string adjustment = "holm";  // "holm", "bh" or "none"
+  std::string adjustment = "holm";  // of the secondary family: "holm", "bh" or "none"
 };
 
-// Computes the report as the JSON of DESIGN.md (`abgate analyze --format json`).
-// InvalidArgument for inconsistent input; per-metric shortages (too little data) become
-// explicit "insufficient data" entries, never NaN.
-absl::StatusOr<boost::json::value> Analyze(const AnalysisInput& input);
+// Computes the report (ToJson gives DESIGN.md's `abgate analyze --format json`), its decision
+// made by `Decide` without serving counters. InvalidArgument for inconsistent input;
+// per-metric shortages (too little data) become explicit "insufficient data" entries, never NaN.
+absl::StatusOr<Report> Analyze(const AnalysisInput& input);
 
-// Renderers of that JSON.
-std::string RenderText(const boost::json::value& report);
-std::string RenderHtml(const boost::json::value& report);
+// Renderers of the report, for people: numbers rounded to at most 4 significant digits.
+std::string RenderText(const Report& report);
+std::string RenderHtml(const Report& report);
 
 // Reads the seed's ab_results.csv (`user_id, model_version, y_true, y_pred`, header row,
 // columns in any order). Arms are model versions; control is `control_version` or else the

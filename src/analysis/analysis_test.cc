@@ -25,6 +25,13 @@ namespace {
 
 namespace json = boost::json;
 
+// The report as DESIGN.md's JSON, which these tests check key by key.
+absl::StatusOr<json::value> AnalyzeToJson(const AnalysisInput& input) {
+  auto report = Analyze(input);
+  if (!report.ok()) return report.status();
+  return json::value(ToJson(*report));
+}
+
 class AnalysisTest : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -63,7 +70,7 @@ TEST_F(AnalysisTest, ResultsCsvGivesArmsComparisonsAndModelQuality) {
   input->arms[0].weight = 80;
   input->arms[1].weight = 20;
   input->weights_known = true;
-  auto report = Analyze(*input);
+  auto report = AnalyzeToJson(*input);
   ASSERT_TRUE(report.ok()) << report.status();
   const auto& r = report->as_object();
   EXPECT_EQ(r.at("control"), "v7");
@@ -100,9 +107,11 @@ TEST_F(AnalysisTest, ResultsCsvGivesArmsComparisonsAndModelQuality) {
   EXPECT_EQ(r.at("decision").at("winner"), "v8");
   EXPECT_FALSE(r.at("timeline").as_array().empty());
 
-  const std::string text = RenderText(*report);
+  auto typed = ReportFromJson(*report);
+  ASSERT_TRUE(typed.ok()) << typed.status();
+  const std::string text = RenderText(*typed);
   EXPECT_NE(text.find("decision: promote v8"), std::string::npos) << text;
-  const std::string html = RenderHtml(*report);
+  const std::string html = RenderHtml(*typed);
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos);   // self-contained: no fetches
   EXPECT_EQ(html.find("https://"), std::string::npos);
@@ -116,7 +125,7 @@ TEST_F(AnalysisTest, AaDataContinuesAndSrmIsFlagged) {
   input->arms[0].weight = 50;  // the file has an 80/20 split: a mismatch
   input->arms[1].weight = 50;
   input->weights_known = true;
-  auto report = Analyze(*input);
+  auto report = AnalyzeToJson(*input);
   ASSERT_TRUE(report.ok());
   EXPECT_TRUE(report->at("srm").at("mismatch").as_bool());
   EXPECT_EQ(report->at("decision").at("action"), "investigate");
@@ -136,7 +145,7 @@ TEST_F(AnalysisTest, BadCsvInputIsAClearError) {
   // One arm with one unit: reported as insufficient data, never NaN.
   auto one = ReadResultsCsv(path, "");
   ASSERT_TRUE(one.ok());
-  auto report = Analyze(*one);
+  auto report = AnalyzeToJson(*one);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(json::serialize(*report).find("nan"), std::string::npos);
   EXPECT_EQ(report->at("decision").at("action"), "continue");
@@ -203,7 +212,7 @@ TEST_F(AnalysisTest, EventStoreExposuresAndOutcomesByUnitAndRequest) {
   ASSERT_TRUE(input.ok()) << input.status();
   EXPECT_EQ(input->multiple_exposure_units, 1);
   EXPECT_EQ(input->units.size(), 1999u);
-  auto report = Analyze(*input);
+  auto report = AnalyzeToJson(*input);
   ASSERT_TRUE(report.ok()) << report.status();
   const auto& arms = report->at("arms").as_array();
   EXPECT_EQ(arms[0].at("arm"), "A");
@@ -262,7 +271,7 @@ TEST_F(AnalysisTest, OutcomesOutsideTheAttributionWindowAreCountedNotDropped) {
   // Without a window only the one before its exposure and the stranger stay out.
   auto open = ReadEventStore("sqlite:" + db_path, "w", "user", {{"booked", MetricKind::kBinary}});
   EXPECT_EQ(open->outcomes->attributed, 3);
-  auto report = Analyze(*in);
+  auto report = AnalyzeToJson(*in);
   ASSERT_TRUE(report.ok());
   EXPECT_EQ(report->at("outcomes").at("unattributed").at("after_window"), 1);
 }
@@ -468,7 +477,7 @@ void CheckAgainstRecomputation(const std::string& uri, const GeneratedEvents& g,
         ASSERT_TRUE(in.ok()) << in.status();
         ExpectMatches(*in, x, what + " " + name);
         for (const auto& a : in->arms) EXPECT_EQ(a.model_version, std::string(1, a.name[0] - 'A' + '7')) << what << " " << name;
-        auto report = Analyze(*in);
+        auto report = AnalyzeToJson(*in);
         ASSERT_TRUE(report.ok()) << report.status();
         if (first_report.empty()) first_report = json::serialize(*report);
         EXPECT_EQ(json::serialize(*report), first_report) << what << " " << name;

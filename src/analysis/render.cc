@@ -1,5 +1,6 @@
-// Text and HTML renderings of the analysis JSON. The HTML is one self-contained file: inline
-// CSS and SVG, no scripts, no network fetches.
+// Text and HTML renderings of the analysis report. Numbers for people: at most 4 significant
+// digits (common/human.h), columns sized to their content. The HTML is one self-contained
+// file: inline CSS and SVG, no scripts, no network fetches.
 #include <algorithm>
 #include <cmath>
 #include <string>
@@ -8,35 +9,29 @@
 
 #include "absl/strings/str_format.h"
 #include "analysis/analysis.h"
+#include "common/human.h"
 #include "common/strings.h"
 
 namespace abgate::analysis {
 
-namespace json = boost::json;
-
 namespace {
 
-double Num(const json::value& v) { return v.is_number() ? v.to_number<double>() : 0; }
-std::string Str(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : std::string(); }
-const json::value* Get(const json::object& o, std::string_view k) { return o.if_contains(k); }
+std::string Signed(double x, int significant = 3) { return StrCat(x >= 0 ? "+" : "", Human(x, significant)); }
 
-std::string FormatMetric(const json::object& m, bool percent) {
-  if (Get(m, "insufficient_data")) return "insufficient data";
-  const auto* mean = Get(m, "mean");
-  const auto* value = Get(m, "value");
-  const double x = mean ? Num(*mean) : value ? Num(*value) : 0;
-  std::string out = percent ? absl::StrFormat("%.2f%%", 100 * x) : absl::StrFormat("%.4g", x);
-  if (const auto* ci = Get(m, "ci")) {
-    const auto& a = ci->as_array();
-    out += percent ? absl::StrFormat(" [%.2f, %.2f]", 100 * Num(a[0]), 100 * Num(a[1]))
-                   : absl::StrFormat(" [%.4g, %.4g]", Num(a[0]), Num(a[1]));
-  }
+std::string FormatMetric(const MetricSummary& m) {
+  if (!m.insufficient_data.empty() || !m.mean) return m.n == 0 ? "no data" : "insufficient data";
+  const bool percent = m.kind == MetricKind::kBinary;
+  auto f = [&](double x) { return percent ? HumanPercent(x) : Human(x); };
+  std::string out = f(*m.mean);
+  if (m.ci) StrAppend(&out, " [", f(m.ci->low), ", ", f(m.ci->high), "]");
   return out;
 }
 
-std::string Pad(std::string s, size_t width) {
-  if (s.size() < width) s.append(width - s.size(), ' ');
-  return s;
+std::string FormatAuc(const ModelQuality& q) {
+  if (!q.auc) return "insufficient data";
+  std::string out = Human(*q.auc);
+  if (q.auc_ci) StrAppend(&out, " [", Human(q.auc_ci->low), ", ", Human(q.auc_ci->high), "]");
+  return out;
 }
 
 std::string Escape(std::string_view s) {
@@ -53,118 +48,154 @@ std::string Escape(std::string_view s) {
   return out;
 }
 
-std::string PValue(const json::object& c, std::string_view key) {
-  const auto* p = Get(c, key);
-  if (!p) return "-";
-  const double x = Num(*p);
-  return x < 1e-4 ? absl::StrFormat("%.1e", x) : absl::StrFormat("%.4f", x);
-}
-
-std::string Diff(const json::object& c, bool binary) {
-  if (Get(c, "insufficient_data")) return "insufficient data";
-  const double d = Num(c.at("diff"));
-  const auto& ci = c.at("diff_ci").as_array();
-  return binary ? absl::StrFormat("%+.2fpp [%+.2f, %+.2f]", 100 * d, 100 * Num(ci[0]), 100 * Num(ci[1]))
-                : absl::StrFormat("%+.4g [%+.4g, %+.4g]", d, Num(ci[0]), Num(ci[1]));
-}
-
-std::string Lift(const json::object& c) {
-  const auto* l = Get(c, "lift");
-  if (!l || !l->is_number()) return "-";
-  const auto& ci = c.at("lift_ci").as_array();
-  return absl::StrFormat("%+.1f%% [%+.1f, %+.1f]", 100 * Num(*l), 100 * Num(ci[0]), 100 * Num(ci[1]));
-}
-
-bool IsBinary(const json::object& report, const std::string& metric) {
-  for (const auto& a : report.at("arms").as_array()) {
-    if (const auto* m = a.at("metrics").as_object().if_contains(metric)) {
-      if (const auto* t = m->as_object().if_contains("type")) return Str(*t) == "binary";
-    }
+std::string Diff(const ComparisonReport& c, MetricKind kind) {
+  if (!c.insufficient_data.empty()) return c.insufficient_data.rfind("no data", 0) == 0 ? "no data" : "insufficient data";
+  if (kind == MetricKind::kBinary && c.test != "delong") {
+    return StrCat(Signed(100 * c.diff), " pp [", Signed(100 * c.diff_ci.low), ", ", Signed(100 * c.diff_ci.high), "]");
   }
-  return false;
+  return StrCat(Signed(c.diff), " [", Signed(c.diff_ci.low), ", ", Signed(c.diff_ci.high), "]");
 }
 
-std::vector<std::string> MetricNames(const json::object& report) {
-  std::vector<std::string> names;
-  for (const auto& a : report.at("arms").as_array()) {
-    for (const auto& kv : a.at("metrics").as_object()) {
-      if (std::find(names.begin(), names.end(), std::string(kv.key())) == names.end()) names.emplace_back(kv.key());
+std::string Lift(const ComparisonReport& c) {
+  if (!c.lift || !c.lift_ci) return "-";
+  return StrCat(Signed(100 * *c.lift), "% [", Signed(100 * c.lift_ci->low), ", ", Signed(100 * c.lift_ci->high), "]");
+}
+
+std::string P(const std::optional<double>& p) { return p ? HumanP(*p) : "-"; }
+
+// A table whose columns are as wide as their widest cell.
+class Table {
+ public:
+  explicit Table(std::vector<std::string> header) { rows_.push_back(std::move(header)); }
+  void Add(std::vector<std::string> row) { rows_.push_back(std::move(row)); }
+  std::string Render(std::string_view indent = "") const {
+    std::vector<size_t> width;
+    for (const auto& row : rows_) {
+      if (width.size() < row.size()) width.resize(row.size());
+      for (size_t i = 0; i < row.size(); ++i) width[i] = std::max(width[i], Utf8Width(row[i]));
     }
+    std::string out;
+    for (const auto& row : rows_) {
+      std::string line(indent);
+      for (size_t i = 0; i < row.size(); ++i) {
+        line += row[i];
+        if (i + 1 < row.size()) line.append(width[i] - Utf8Width(row[i]) + 2, ' ');
+      }
+      out += line + "\n";
+    }
+    return out;
   }
-  return names;
+
+ private:
+  static size_t Utf8Width(std::string_view s) {
+    size_t n = 0;
+    for (unsigned char c : s) n += (c & 0xC0) != 0x80;
+    return n;
+  }
+  std::vector<std::vector<std::string>> rows_;
+};
+
+std::string WithThousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + out : out;
 }
 
-std::string SrmLine(const json::object& srm) {
-  if (!Get(srm, "checked") || !srm.at("checked").as_bool()) return StrCat("SRM: not checked (", Str(srm.at("reason")), ")");
+std::string SrmLine(const SrmReport& srm) {
+  if (!srm.checked) return StrCat("SRM: not checked: ", srm.reason);
   std::string observed, expected;
-  for (const auto& v : srm.at("observed").as_array()) StrAppend(&observed, observed.empty() ? "" : "/", v.to_number<int64_t>());
-  for (const auto& v : srm.at("expected_share").as_array()) {
-    StrAppend(&expected, expected.empty() ? "" : "/", absl::StrFormat("%.1f%%", 100 * Num(v)));
-  }
-  return absl::StrFormat("SRM: observed %s, expected %s, chi2 %.3f, p = %.4g -> %s", observed, expected,
-                         Num(srm.at("chi2")), Num(srm.at("p_value")),
-                         srm.at("mismatch").as_bool() ? "MISMATCH (do not trust the comparison)" : "ok");
+  for (int64_t n : srm.observed) StrAppend(&observed, observed.empty() ? "" : "/", n);
+  for (double s : srm.expected_share) StrAppend(&expected, expected.empty() ? "" : "/", HumanPercent(s, 3));
+  return StrCat("SRM: units ", observed, ", expected ", expected, ", chi2 ", Human(srm.chi2), ", p = ", HumanP(srm.p_value),
+                " -> ", srm.mismatch ? "MISMATCH (do not trust the comparison)" : "ok",
+                srm.period.empty() ? std::string() : StrCat(" (", srm.period, ")"),
+                srm.note.empty() ? std::string() : StrCat("; ", srm.note));
+}
+
+std::string DecisionLine(const Decision& d) {
+  return StrCat("decision: ", d.action, d.winner ? StrCat(" ", *d.winner) : std::string(), " -- ", d.reason);
 }
 
 }  // namespace
 
-std::string RenderText(const json::value& v) {
-  const auto& r = v.as_object();
-  std::string out = absl::StrFormat("experiment %s   unit: %s   control: %s   alpha %.3g   adjustment: %s\n\n",
-                                    Str(r.at("experiment")), Str(r.at("unit")), Str(r.at("control")),
-                                    Num(r.at("alpha")), Str(r.at("adjustment")));
-  const auto metrics = MetricNames(r);
-  std::string head = Pad("arm", 8) + Pad("version", 10) + Pad("units", 10) + Pad("exposures", 11);
-  for (const auto& m : metrics) head += Pad(m, 30);
-  out += head + "\n";
-  for (const auto& a : r.at("arms").as_array()) {
-    const auto& arm = a.as_object();
-    std::string line = Pad(Str(arm.at("arm")), 8) + Pad(Str(arm.at("model_version")), 10) +
-                       Pad(std::to_string(arm.at("units").to_number<int64_t>()), 10) +
-                       Pad(std::to_string(arm.at("exposures").to_number<int64_t>()), 11);
-    for (const auto& m : metrics) {
-      const auto* mv = arm.at("metrics").as_object().if_contains(m);
-      line += Pad(mv ? FormatMetric(mv->as_object(), IsBinary(r, m)) : "-", 30);
+std::string RenderText(const Report& r) {
+  std::string out = StrCat("experiment ", r.experiment, "   unit: ", r.unit, "   control: ", r.control, "   alpha ",
+                           Human(r.alpha), r.window.empty() ? std::string() : StrCat("   data: ", r.window), "\n");
+  std::string secondary;
+  for (const auto& m : r.metrics) {
+    if (m != r.primary_metric) StrAppend(&secondary, secondary.empty() ? "" : ", ", m);
+  }
+  const bool any_quality = std::any_of(r.arms.begin(), r.arms.end(), [](const auto& a) { return a.quality.has_value(); });
+  if (any_quality) StrAppend(&secondary, secondary.empty() ? "" : ", ", "auc");
+  out += StrCat("primary metric: ", r.primary_metric, " (decides; Holm across the treatments)",
+                secondary.empty() ? std::string() : StrCat("   secondary: ", secondary, " (", r.adjustment, ", never decide)"),
+                "\n\n");
+
+  std::vector<std::string> head = {"arm", "version", "units", "exposures"};
+  for (const auto& m : r.metrics) head.push_back(m);
+  if (any_quality) head.push_back("auc");
+  Table arms(head);
+  for (const auto& a : r.arms) {
+    std::vector<std::string> row = {a.arm, a.model_version.empty() ? "-" : a.model_version, WithThousands(a.units),
+                                    WithThousands(a.exposures)};
+    for (const auto& m : r.metrics) {
+      const auto* s = a.Metric(m);
+      row.push_back(s ? FormatMetric(*s) : "-");
     }
-    out += line + "\n";
+    if (any_quality) row.push_back(a.quality ? FormatAuc(*a.quality) : "-");
+    arms.Add(std::move(row));
   }
-  out += "\n" + Pad("comparison", 14) + Pad("metric", 10) + Pad("diff [CI]", 30) + Pad("lift [CI]", 26) +
-         Pad("p", 10) + Pad("adj p", 10) + Pad("seq p", 10) + Pad("P(beat)", 9) + "significant\n";
-  for (const auto& c : r.at("comparisons").as_array()) {
-    const auto& o = c.as_object();
-    const std::string metric = Str(o.at("metric"));
-    const auto* chance = Get(o, "chance_to_beat");
-    out += Pad(StrCat(Str(o.at("treatment")), " vs ", Str(o.at("control"))), 14) + Pad(metric, 10) +
-           Pad(Diff(o, IsBinary(r, metric)), 30) + Pad(Lift(o), 26) + Pad(PValue(o, "p_value"), 10) +
-           Pad(PValue(o, "p_value_adjusted"), 10) + Pad(PValue(o, "sequential_p_value_adjusted"), 10) +
-           Pad(chance ? absl::StrFormat("%.1f%%", 100 * Num(*chance)) : "-", 9) +
-           (o.at("significant").as_bool() ? "yes" : "no") + "\n";
+  out += arms.Render();
+
+  Table cmp({"comparison", "metric", "family", "diff [CI]", "lift [CI]", "p", "p adj", "seq p", "seq p adj", "P(beat)",
+             "significant"});
+  for (const auto& c : r.comparisons) {
+    const bool data = c.insufficient_data.empty();
+    cmp.Add({StrCat(c.treatment, " vs ", c.control), c.metric, std::string(FamilyName(c.family)),
+             Diff(c, r.KindOf(c.metric)), data ? Lift(c) : "-", data ? HumanP(c.p_value) : "-",
+             data ? HumanP(c.p_value_adjusted) : "-", data ? P(c.sequential_p_value) : "-",
+             data ? P(c.sequential_p_value_adjusted) : "-",
+             c.chance_to_beat ? HumanPercent(*c.chance_to_beat, 3) : "-", c.significant ? "yes" : "no"});
   }
-  if (const auto* chi = Get(r, "chi_squared")) {
-    for (const auto& c : chi->as_array()) {
-      const auto& o = c.as_object();
-      if (Get(o, "p_value")) {
-        out += absl::StrFormat("\nchi-squared across all arms on %s: %.3f (df %d), p = %.4g", Str(o.at("metric")),
-                               Num(o.at("statistic")), static_cast<int>(Num(o.at("df"))), Num(o.at("p_value")));
-      }
+  out += "\n" + cmp.Render();
+  out += "(seq p: always-valid sequential p-value; adj: adjusted within its family; significant: seq p adj < alpha)\n";
+  for (const auto& c : r.chi_squared) {
+    if (c.insufficient_data.empty()) {
+      out += StrCat("chi-squared across all arms on ", c.metric, ": ", Human(c.statistic), " (df ", c.df,
+                    "), p = ", HumanP(c.p_value), "\n");
     }
-    out += "\n";
   }
-  out += "\n" + SrmLine(r.at("srm").as_object()) + "\n";
-  out += StrCat("units seen in more than one arm (excluded): ", r.at("multiple_exposure_units").to_number<int64_t>(), "\n");
-  const auto& d = r.at("decision").as_object();
-  out += StrCat("decision: ", Str(d.at("action")),
-                d.at("winner").is_string() ? StrCat(" ", Str(d.at("winner"))) : std::string(), " -- ",
-                Str(d.at("reason")), "\n");
-  if (const auto* sh = r.if_contains("shadow"); sh && sh->is_object()) {
-    const auto& o = sh->as_object();
-    auto num = [&](std::string_view k) { return o.contains(k) ? o.at(k).to_number<double>() : 0.0; };
-    const auto& lat = o.at("latency_ms").as_object();
-    out += StrCat("shadow: ", Str(o.at("shadow_arm")), " mirrored ", o.at("requests").to_number<int64_t>(),
-                  " requests of ", Str(o.at("arm")), " (", o.at("shadow_failures").to_number<int64_t>(),
-                  " failed); disagreement ", num("disagreement") * 100, "%, score correlation ",
-                  num("score_correlation"), "; p99 latency ", lat.at("primary").as_object().at("p99").to_number<double>(),
-                  " ms vs ", lat.at("shadow").as_object().at("p99").to_number<double>(), " ms\n");
+  out += "\n" + SrmLine(r.srm) + "\n";
+  out += StrCat("units seen in more than one arm (excluded): ", r.multiple_exposure_units, "\n");
+  if (r.maturing_units > 0) {
+    out += StrCat("units too recent for their outcomes to be complete (left out): ", r.maturing_units, "\n");
+  }
+  for (const auto& g : r.decision.guardrails) {
+    if (g.status == GuardrailResult::Status::kNotChecked && g.detail.empty()) continue;
+    out += StrCat("guardrail ", g.name.rfind("metric:", 0) == 0 ? g.name.substr(7) : g.name, " (", g.arm,
+                  "): ", GuardrailStatusName(g.status), " -- ", g.detail, "\n");
+  }
+  out += DecisionLine(r.decision) + "\n";
+  if (r.shadow) {
+    const auto& o = *r.shadow;
+    auto num = [&](std::string_view k) { return o.contains(k) && o.at(k).is_number() ? o.at(k).to_number<double>() : 0.0; };
+    auto str = [&](std::string_view k) { return o.contains(k) && o.at(k).is_string() ? std::string(o.at(k).as_string()) : std::string(); };
+    auto p99 = [&](std::string_view side) {
+      const auto* lat = o.if_contains("latency_ms");
+      if (!lat || !lat->is_object()) return 0.0;
+      const auto* s = lat->as_object().if_contains(side);
+      if (!s || !s->is_object()) return 0.0;
+      const auto* p = s->as_object().if_contains("p99");
+      return p && p->is_number() ? p->to_number<double>() : 0.0;
+    };
+    out += StrCat("shadow: ", str("shadow_arm"), " mirrored ", static_cast<int64_t>(num("requests")), " requests of ",
+                  str("arm"), " (", static_cast<int64_t>(num("shadow_failures")), " failed); disagreement ",
+                  HumanPercent(num("disagreement"), 3), ", score correlation ", Human(num("score_correlation")),
+                  "; p99 latency ", Human(p99("primary")), " ms vs ", Human(p99("shadow")), " ms\n");
   }
   return out;
 }
@@ -172,20 +203,18 @@ std::string RenderText(const json::value& v) {
 namespace {
 
 // Dot-and-whisker plot of one metric's per-arm mean and CI.
-std::string MeansPlot(const json::object& r, const std::string& metric, bool percent) {
+std::string MeansPlot(const Report& r, const std::string& metric) {
   struct Row {
     std::string arm;
     double mean, lo, hi;
   };
   std::vector<Row> rows;
-  for (const auto& a : r.at("arms").as_array()) {
-    const auto* m = a.at("metrics").as_object().if_contains(metric);
-    if (!m) continue;
-    const auto& o = m->as_object();
-    const auto* mean = Get(o, "mean") ? Get(o, "mean") : Get(o, "value");
-    const auto* ci = Get(o, "ci");
-    if (!mean || !ci) continue;
-    rows.push_back({Str(a.at("arm")), Num(*mean), Num(ci->as_array()[0]), Num(ci->as_array()[1])});
+  bool percent = false;
+  for (const auto& a : r.arms) {
+    const auto* m = a.Metric(metric);
+    if (!m || !m->mean || !m->ci) continue;
+    percent = m->kind == MetricKind::kBinary;
+    rows.push_back({a.arm, *m->mean, m->ci->low, m->ci->high});
   }
   if (rows.empty()) return "";
   double lo = rows[0].lo, hi = rows[0].hi;
@@ -196,6 +225,7 @@ std::string MeansPlot(const json::object& r, const std::string& metric, bool per
   const double pad = (hi - lo) * 0.1 + 1e-12;
   lo -= pad;
   hi += pad;
+  auto label = [&](double v) { return percent ? HumanPercent(v, 3) : Human(v); };
   const int w = 560, left = 60, row_h = 34, h = row_h * static_cast<int>(rows.size()) + 30;
   auto x = [&](double v) { return left + (v - lo) / (hi - lo) * (w - left - 20); };
   std::string svg = absl::StrFormat("<svg width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"%s per arm\">", w, h, Escape(metric));
@@ -204,25 +234,22 @@ std::string MeansPlot(const json::object& r, const std::string& metric, bool per
     svg += absl::StrFormat("<text x=\"4\" y=\"%.1f\" class=\"lbl\">%s</text>", y + 4, Escape(rows[i].arm));
     svg += absl::StrFormat("<line x1=\"%.1f\" x2=\"%.1f\" y1=\"%.1f\" y2=\"%.1f\" class=\"ci\"/>", x(rows[i].lo), x(rows[i].hi), y, y);
     svg += absl::StrFormat("<circle cx=\"%.1f\" cy=\"%.1f\" r=\"5\" class=\"pt\"/>", x(rows[i].mean), y);
-    svg += absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"val\">%s</text>", x(rows[i].mean), y - 8,
-                           percent ? absl::StrFormat("%.2f%%", 100 * rows[i].mean) : absl::StrFormat("%.4g", rows[i].mean));
+    svg += absl::StrFormat("<text x=\"%.1f\" y=\"%.1f\" class=\"val\">%s</text>", x(rows[i].mean), y - 8, label(rows[i].mean));
   }
   svg += absl::StrFormat("<text x=\"%d\" y=\"%d\" class=\"axis\">%s</text><text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"end\">%s</text>",
-                         left, h - 4, percent ? absl::StrFormat("%.2f%%", 100 * lo) : absl::StrFormat("%.4g", lo), w - 20, h - 4,
-                         percent ? absl::StrFormat("%.2f%%", 100 * hi) : absl::StrFormat("%.4g", hi));
+                         left, h - 4, label(lo), w - 20, h - 4, label(hi));
   return svg + "</svg>";
 }
 
 // Cumulative lift with its confidence-sequence band, one panel per treatment.
-std::string LiftPlot(const json::object& series) {
-  const auto& points = series.at("points").as_array();
+std::string LiftPlot(const TimelineSeries& series) {
+  const auto& points = series.points;
   if (points.size() < 2) return "<p>Not enough data for a timeline yet.</p>";
   double lo = 0, hi = 0, max_units = 0;
   for (const auto& p : points) {
-    const auto& ci = p.at("ci").as_array();
-    lo = std::min({lo, Num(ci[0]), Num(p.at("lift"))});
-    hi = std::max({hi, Num(ci[1]), Num(p.at("lift"))});
-    max_units = std::max(max_units, Num(p.at("units")));
+    lo = std::min({lo, p.ci.low, p.lift});
+    hi = std::max({hi, p.ci.high, p.lift});
+    max_units = std::max(max_units, static_cast<double>(p.units));
   }
   lo = std::max(lo, -1.0);
   hi = std::min(hi, 1.0);
@@ -231,57 +258,63 @@ std::string LiftPlot(const json::object& series) {
   auto y = [&](double v) { return 10 + (hi - std::clamp(v, lo, hi)) / (hi - lo + 1e-12) * (h - bottom - 10); };
   std::string band_top, band_bottom, line;
   for (const auto& p : points) {
-    const double u = Num(p.at("units"));
-    const auto& ci = p.at("ci").as_array();
-    band_top += absl::StrFormat("%.1f,%.1f ", x(u), y(Num(ci[1])));
-    line += absl::StrFormat("%.1f,%.1f ", x(u), y(Num(p.at("lift"))));
+    const double u = static_cast<double>(p.units);
+    band_top += absl::StrFormat("%.1f,%.1f ", x(u), y(p.ci.high));
+    line += absl::StrFormat("%.1f,%.1f ", x(u), y(p.lift));
   }
   for (auto it = points.rbegin(); it != points.rend(); ++it) {
-    band_bottom += absl::StrFormat("%.1f,%.1f ", x(Num(it->at("units"))), y(Num(it->at("ci").as_array()[0])));
+    band_bottom += absl::StrFormat("%.1f,%.1f ", x(static_cast<double>(it->units)), y(it->ci.low));
   }
   std::string svg = absl::StrFormat("<svg width=\"%d\" height=\"%d\" role=\"img\" aria-label=\"cumulative lift\">", w, h);
   svg += absl::StrFormat("<polygon points=\"%s%s\" class=\"band\"/>", band_top, band_bottom);
   svg += absl::StrFormat("<line x1=\"%d\" x2=\"%d\" y1=\"%.1f\" y2=\"%.1f\" class=\"zero\"/>", left, w - 10, y(0), y(0));
   svg += absl::StrFormat("<polyline points=\"%s\" class=\"lift\"/>", line);
-  svg += absl::StrFormat("<text x=\"2\" y=\"14\" class=\"axis\">%+.0f%%</text><text x=\"2\" y=\"%d\" class=\"axis\">%+.0f%%</text>",
-                         100 * hi, h - bottom, 100 * lo);
-  svg += absl::StrFormat("<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"end\">%d units</text>", w - 10, h - 4,
-                         static_cast<int64_t>(max_units));
+  svg += absl::StrFormat("<text x=\"2\" y=\"14\" class=\"axis\">%s%%</text><text x=\"2\" y=\"%d\" class=\"axis\">%s%%</text>",
+                         Signed(100 * hi, 2), h - bottom, Signed(100 * lo, 2));
+  svg += absl::StrFormat("<text x=\"%d\" y=\"%d\" class=\"axis\" text-anchor=\"end\">%s units</text>", w - 10, h - 4,
+                         WithThousands(static_cast<int64_t>(max_units)));
   return svg + "</svg>";
 }
 
 }  // namespace
 
-std::string RenderHtml(const json::value& v) {
-  const auto& r = v.as_object();
-  const auto& srm = r.at("srm").as_object();
-  const bool mismatch = Get(srm, "mismatch") && srm.at("mismatch").as_bool();
-  const auto& d = r.at("decision").as_object();
+std::string RenderHtml(const Report& r) {
+  const Decision& d = r.decision;
   std::string html = "<!doctype html><html lang=\"en\"><head><meta charset=\"utf-8\"><title>abgate: " +
-                     Escape(Str(r.at("experiment"))) + "</title><style>"
+                     Escape(r.experiment) + "</title><style>"
                      "body{font:14px/1.4 system-ui,sans-serif;margin:2em;color:#222;max-width:1000px}"
                      "table{border-collapse:collapse;margin:1em 0}td,th{border-bottom:1px solid #ddd;padding:4px 10px;text-align:left}"
                      ".ok{color:#176c2f}.bad{color:#b3261e;font-weight:bold}.box{padding:8px 12px;border-radius:6px;background:#f4f4f4;display:inline-block}"
                      ".ci{stroke:#555;stroke-width:2}.pt{fill:#1f5fbf}.lbl,.val,.axis{font-size:12px}.band{fill:#1f5fbf33}"
                      ".lift{fill:none;stroke:#1f5fbf;stroke-width:2}.zero{stroke:#999;stroke-dasharray:4 3}"
                      "pre{background:#f7f7f7;padding:1em;overflow:auto}</style></head><body>";
-  html += "<h1>Experiment " + Escape(Str(r.at("experiment"))) + "</h1>";
-  html += "<p class=\"box\"><b>Decision: " + Escape(Str(d.at("action"))) + "</b>" +
-          (d.at("winner").is_string() ? " &mdash; winner " + Escape(Str(d.at("winner"))) : std::string()) + "<br>" +
-          Escape(Str(d.at("reason"))) + "</p>";
-  html += "<p class=\"" + std::string(mismatch ? "bad" : "ok") + "\">" + Escape(SrmLine(srm)) + "</p>";
+  html += "<h1>Experiment " + Escape(r.experiment) + "</h1>";
+  html += "<p class=\"box\"><b>Decision: " + Escape(d.action) + "</b>" +
+          (d.winner ? " &mdash; winner " + Escape(*d.winner) : std::string()) + "<br>" + Escape(d.reason) + "</p>";
+  html += "<p class=\"" + std::string(r.srm.mismatch ? "bad" : "ok") + "\">" + Escape(SrmLine(r.srm)) + "</p>";
+  if (!d.guardrails.empty()) {
+    html += "<h2>Guardrails</h2><table><tr><th>guardrail</th><th>arm</th><th>status</th><th>detail</th></tr>";
+    for (const auto& g : d.guardrails) {
+      html += "<tr><td>" + Escape(g.name) + "</td><td>" + Escape(g.arm) + "</td><td class=\"" +
+              (g.status == GuardrailResult::Status::kFail ? "bad" : "ok") + "\">" +
+              std::string(GuardrailStatusName(g.status)) + "</td><td>" + Escape(g.detail) + "</td></tr>";
+    }
+    html += "</table>";
+  }
   html += "<h2>Per arm</h2>";
-  for (const auto& m : MetricNames(r)) {
-    const std::string plot = MeansPlot(r, m, IsBinary(r, m));
-    if (!plot.empty()) html += "<h3>" + Escape(m) + " (mean and " + absl::StrFormat("%.0f", 100 * (1 - Num(r.at("alpha")))) + "% CI)</h3>" + plot;
+  for (const auto& m : r.metrics) {
+    const std::string plot = MeansPlot(r, m);
+    if (!plot.empty()) {
+      html += "<h3>" + Escape(m) + (m == r.primary_metric ? " (primary)" : "") + " &mdash; mean and " +
+              Human(100 * (1 - r.alpha)) + "% CI</h3>" + plot;
+    }
   }
   html += "<h2>Cumulative lift with its confidence sequence</h2>";
-  for (const auto& s : r.at("timeline").as_array()) {
-    html += "<h3>" + Escape(Str(s.at("treatment"))) + " vs " + Escape(Str(r.at("control"))) + " on " + Escape(Str(s.at("metric"))) +
-            "</h3>" + LiftPlot(s.as_object());
+  for (const auto& s : r.timeline) {
+    html += "<h3>" + Escape(s.treatment) + " vs " + Escape(r.control) + " on " + Escape(s.metric) + "</h3>" + LiftPlot(s);
   }
-  if (r.at("timeline").as_array().empty()) html += "<p>Not enough units for a timeline.</p>";
-  html += "<h2>Tables</h2><pre>" + Escape(RenderText(v)) + "</pre>";
+  if (r.timeline.empty()) html += "<p>Not enough units for a timeline.</p>";
+  html += "<h2>Tables</h2><pre>" + Escape(RenderText(r)) + "</pre>";
   html += "<p>Generated by abgate analyze. The band is an anytime-valid confidence sequence (mixture SPRT), safe to watch continuously.</p>";
   return html + "</body></html>\n";
 }

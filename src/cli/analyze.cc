@@ -131,7 +131,7 @@ int Run(const Args& a) {
   ABGATE_LOG(kDebug, "analysed %d units and %d predictions in %.2f s", input.units.size(), input.predictions.size(),
              std::chrono::duration<double>(std::chrono::steady_clock::now() - analyze_start).count());
   if (!report.ok()) return Fail(std::string(report.status().message()));
-  const std::string text = a.format == "json"   ? config::ToJson(*report) + "\n"
+  const std::string text = a.format == "json"   ? config::ToJson(analysis::ToJson(*report)) + "\n"
                            : a.format == "html" ? analysis::RenderHtml(*report)
                                                 : analysis::RenderText(*report);
   if (a.output.empty()) {

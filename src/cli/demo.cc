@@ -258,11 +258,15 @@ controller:
   }
   // The analysis the decision rested on (the final look, the last rollout step's data).
   boost::system::error_code jec;
-  const json::value report = json::parse(report_text, jec);
+  const json::value report_json = json::parse(report_text, jec);
   std::printf("\n== the analysis behind the decision (last rollout step) ==\n");
-  if (!jec && report.is_object()) {
-    std::printf("%s", analysis::RenderText(report).c_str());
-    std::ofstream(dir / "report.html") << analysis::RenderHtml(report);
+  if (auto report = jec ? absl::StatusOr<analysis::Report>(absl::InvalidArgumentError("not JSON"))
+                        : analysis::ReportFromJson(report_json);
+      report.ok()) {
+    std::printf("%s", analysis::RenderText(*report).c_str());
+    std::ofstream(dir / "report.html") << analysis::RenderHtml(*report);
+  } else {
+    std::printf("  (the controller stored no readable report: %s)\n", std::string(report.status().message()).c_str());
   }
   // Shadow step: the candidate scored every request next to the champion, its replies discarded.
   if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {

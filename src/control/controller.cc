@@ -244,10 +244,19 @@ absl::Status Controller::StartCandidates(const config::ControlledModelConfig& mo
     r.runs_json = config::ToJson(runs);
     ABGATE_RETURN_IF_ERROR(Save(r));
     ABGATE_RETURN_IF_ERROR(EnsureExperiment(r, model));
+    r.step_started_ms = NowMs();  // the first step's weights are in force from here on
     ABGATE_ASSIGN_OR_RETURN(json::object health, gateway_->Health(experiment));
     r.baseline_json = config::ToJson(health);
     ABGATE_RETURN_IF_ERROR(Save(r));
     ABGATE_RETURN_IF_ERROR(registry_->SetAlias(model.name, "challenger", version));
+    // No tag of an earlier test may tell its numbers as this one's (the champion carries its
+    // own promotion's evidence; a re-tagged candidate its previous result).
+    ABGATE_RETURN_IF_ERROR(ClearTestTags(*registry_, model.name, version));
+    ABGATE_RETURN_IF_ERROR(ClearTestTags(*registry_, model.name, champion));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, champion, "ab_test.experiment", experiment));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, champion, "ab_test.status", "running"));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, champion, "ab_test.role", "champion"));
+    ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.role", "candidate"));
     ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.experiment", experiment));
     ABGATE_RETURN_IF_ERROR(registry_->SetModelVersionTag(model.name, version, "ab_test.status", "running"));
     Emit(StrCat(model.name, ": candidate v", version, " vs champion v", champion, " — started ", experiment, " at ",
@@ -268,65 +277,48 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
     health_or = gateway_->Health(r.experiment);
   }
   if (!health_or.ok()) return health_or.status();
-  const json::object health = *std::move(health_or);
+  auto health = HealthByArm(*health_or);
+  if (!health.ok()) return health.status();
   // Each step is analysed on its own data: with user_hash, units move between arms when the
-  // weights change, so only one step's split can be checked for SRM.
-  auto results = gateway_->Results(r.experiment, r.step_started_ms * 1000);
-  if (!results.ok() && results.status().code() == absl::StatusCode::kNotFound) {
+  // weights change, so only one step's split can be checked for SRM. The step's window starts
+  // when its weights were in force (recorded after the gateway applied them).
+  auto report_or = gateway_->Report(r.experiment, r.step_started_ms * 1000);
+  if (!report_or.ok() && report_or.status().code() == absl::StatusCode::kNotFound) {
     return Save(r);  // no exposures in this step yet
   }
-  if (!results.ok()) return results.status();
-  json::object report = *std::move(results);
-  const json::object baseline = ParseObject(r.baseline_json);
-  auto arm_health = [](const json::object& h, std::string_view arm) {
-    if (auto* arms = h.if_contains("arms"); arms && arms->is_array()) {
-      for (const auto& a : arms->as_array()) {
-        if (a.as_object().at("arm") == json::value(arm)) return ArmHealthFromJson(a.as_object());
-      }
-    }
-    return ArmHealth{};
+  if (!report_or.ok()) return report_or.status();
+  analysis::Report report = *std::move(report_or);
+  auto baseline = HealthByArm(ParseObject(r.baseline_json));
+  auto since = [&](const std::string& arm) {
+    const ArmHealth now = health->count(arm) ? health->at(arm) : ArmHealth{};
+    if (!baseline.ok() || !baseline->count(arm)) return now;
+    return Since(now, baseline->at(arm));
   };
   Look look;
   look.report = &report;
-  look.control = Since(arm_health(health, "A"), arm_health(baseline, "A"));
-  look.candidate = Since(arm_health(health, "B"), arm_health(baseline, "B"));
+  look.control = since("A");
+  look.candidate = since("B");
   look.step = static_cast<size_t>(std::min<int>(r.step, static_cast<int>(model.plan.size()) - 1));
   look.step_elapsed_us = (NowMs() - r.step_started_ms) * 1000;
   look.total_elapsed_us = (NowMs() - r.started_ms) * 1000;
   Verdict v = control::Evaluate(look, model, config_.alpha);
   ++r.looks;
-  r.report_json = config::ToJson(report);
+  // The stored report carries the decision of this look (serving guardrails included), so
+  // everything that shows it later (the demo, `rollouts`) tells the same numbers.
+  report.decision = v.decision;
+  r.report_json = config::ToJson(analysis::ToJson(report));
 
   // Tracking: the look's numbers on each arm's run.
   const json::object runs = ParseObject(r.runs_json);
   const int64_t now = NowMs();
-  for (const auto& a : report.at("arms").as_array()) {
-    const auto& arm = a.as_object();
-    const std::string name(arm.at("arm").as_string());
-    auto run = runs.if_contains(name);
+  for (const auto& arm : report.arms) {
+    auto run = runs.if_contains(arm.arm);
     if (!run || !run->is_string()) continue;
-    std::vector<registry::Metric> metrics = {{"units", arm.at("units").to_number<double>(), now, r.looks},
-                                             {"exposures", arm.at("exposures").to_number<double>(), now, r.looks},
-                                             {"traffic_percent", name == "A" ? 100 - model.plan[look.step].percent
-                                                                             : model.plan[look.step].percent, now, r.looks}};
-    if (auto* ms = arm.if_contains("metrics"); ms && ms->is_object()) {
-      for (const auto& [k, m] : ms->as_object()) {
-        if (!m.is_object()) continue;
-        const std::string key(k.data(), k.size());
-        if (auto* mean = m.as_object().if_contains("mean"); mean && mean->is_number()) {
-          metrics.push_back({key, mean->to_number<double>(), now, r.looks});
-        } else if (auto* value = m.as_object().if_contains("value"); value && value->is_number()) {
-          metrics.push_back({key, value->to_number<double>(), now, r.looks});
-        }
-      }
-    }
-    if (name == "B") {
-      for (const char* key : {"p_value", "sequential_p_value", "lift"}) {
-        if (auto* x = v.evidence.if_contains(key); x && x->is_number()) {
-          metrics.push_back({key, x->to_number<double>(), now, r.looks});
-        }
-      }
-    }
+    std::vector<registry::Metric> metrics = {{"units", static_cast<double>(arm.units), now, r.looks},
+                                             {"exposures", static_cast<double>(arm.exposures), now, r.looks},
+                                             {"traffic_percent", arm.arm == "A" ? 100 - model.plan[look.step].percent
+                                                                                : model.plan[look.step].percent, now, r.looks}};
+    AppendRunMetrics(report, v.decision, arm.arm, now, r.looks, &metrics);
     (void)registry_->LogBatch(std::string(run->as_string()), metrics, {}, {});  // tracking is best effort
   }
 
@@ -351,6 +343,11 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
           {"arms", ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, next).at("arms")},
           {"shadow", json::object{{"arm", "B"}, {"percent", next.shadow_percent}}}};
       ABGATE_RETURN_IF_ERROR(gateway_->Call("PATCH", StrCat("/api/v1/experiments/", r.experiment), &patch).status());
+      // The step's window starts now that its weights are in force, not when it was decided:
+      // exposures served under the previous weights would otherwise count in this step (older
+      // units, mostly control's, with more of their outcomes in), which biases the comparison.
+      r.step_started_ms = NowMs();
+      ABGATE_RETURN_IF_ERROR(Save(r));
       Emit(StrCat(r.experiment, ": ", v.reason, "; advancing to ", next.name, " (", p, "%",
                   next.shadow_percent > 0 ? StrCat(", shadow ", next.shadow_percent, "%") : std::string(), ")"));
       return absl::OkStatus();
@@ -372,6 +369,8 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
       const std::string outcome = v.action == Action::kRollback ? "rolled_back" : "inconclusive";
       ABGATE_RETURN_IF_ERROR(ApplyRollback(*registry_, *gateway_, r.experiment, model.name, {"B", r.candidate_version},
                                            outcome, v.reason, v.evidence, model.candidate_tag));
+      (void)registry_->SetModelVersionTag(model.name, r.champion_version, "ab_test.status",
+                                          outcome == "rolled_back" ? "kept (candidate rolled back)" : "kept (inconclusive)");
       r.status = outcome;
       r.reason = v.reason;
       finish_runs(outcome);

@@ -121,6 +121,15 @@ absl::StatusOr<json::object> GatewayAdmin::Results(const std::string& name, int6
               nullptr);
 }
 
+absl::StatusOr<analysis::Report> GatewayAdmin::Report(const std::string& name, int64_t since_us) {
+  ABGATE_ASSIGN_OR_RETURN(json::object results, Results(name, since_us));
+  auto report = analysis::ReportFromJson(json::value(std::move(results)));
+  if (!report.ok()) {
+    return absl::InvalidArgumentError(StrCat("gateway results of ", name, ": ", report.status().message()));
+  }
+  return report;
+}
+
 absl::StatusOr<json::object> GatewayAdmin::Health(const std::string& name) {
   return Call("GET", StrCat("/api/v1/experiments/", name, "/health"), nullptr);
 }

@@ -12,6 +12,7 @@
 #include <boost/json/object.hpp>
 
 #include "absl/status/statusor.h"
+#include "analysis/report.h"
 #include "http/blocking_client.h"
 
 namespace abgate::control {
@@ -57,6 +58,9 @@ class GatewayAdmin {
                                                 std::chrono::milliseconds timeout);
   // The analysis report; `since_us` > 0 restricts it to exposures and outcomes from then on.
   absl::StatusOr<boost::json::object> Results(const std::string& name, int64_t since_us = 0);
+  // The same report, typed (analysis::ReportFromJson: a malformed reply is InvalidArgument
+  // naming the field, never a crash).
+  absl::StatusOr<analysis::Report> Report(const std::string& name, int64_t since_us = 0);
   absl::StatusOr<boost::json::object> Health(const std::string& name);
   absl::StatusOr<boost::json::object> Promote(const std::string& name, const std::string& winner,
                                               const boost::json::object& evidence);

@@ -5,6 +5,7 @@
 
 #include <boost/json.hpp>
 
+#include "analysis/decision.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "config/json_format.h"
@@ -38,6 +39,38 @@ std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string&
   return tags;
 }
 
+void AppendRunMetrics(const analysis::Report& report, const analysis::Decision& decision, const std::string& arm,
+                      int64_t ts_ms, int64_t step, std::vector<registry::Metric>* metrics) {
+  const analysis::ArmReport* a = report.Arm(arm);
+  if (!a) return;
+  for (const auto& m : a->metrics) {
+    if (m.mean) metrics->push_back({m.name, *m.mean, ts_ms, step});
+  }
+  if (a->quality) {
+    if (a->quality->auc) metrics->push_back({"auc", *a->quality->auc, ts_ms, step});
+    if (a->quality->log_loss) metrics->push_back({"log_loss", *a->quality->log_loss, ts_ms, step});
+    if (a->quality->calibration_error) metrics->push_back({"calibration_error", *a->quality->calibration_error, ts_ms, step});
+  }
+  // The primary comparison of this treatment, as the decision reads it.
+  const analysis::ComparisonReport* c = report.Comparison(decision.metric, arm);
+  if (!c || !c->insufficient_data.empty()) return;
+  metrics->push_back({"p_value", c->p_value, ts_ms, step});
+  if (c->sequential_p_value) metrics->push_back({"sequential_p_value", *c->sequential_p_value, ts_ms, step});
+  if (c->sequential_p_value_adjusted) {
+    metrics->push_back({"sequential_p_value_adjusted", *c->sequential_p_value_adjusted, ts_ms, step});
+  }
+  if (c->lift) metrics->push_back({"lift", *c->lift, ts_ms, step});
+  metrics->push_back({"diff", c->diff, ts_ms, step});
+}
+
+absl::Status ClearTestTags(registry::MlflowClient& reg, const std::string& model, const std::string& version) {
+  ABGATE_ASSIGN_OR_RETURN(auto mv, reg.GetModelVersion(model, version));
+  for (const auto& [key, value] : mv.tags) {
+    if (key.rfind("ab_test.", 0) == 0) ABGATE_RETURN_IF_ERROR(reg.DeleteModelVersionTag(model, version, key));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, const Decision& d, FleetState* applied,
                             std::chrono::milliseconds fleet_timeout) {
   // Registry first: if it fails, traffic is unchanged and the decision can be retried.
@@ -46,6 +79,7 @@ absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, 
     if (loser.version == d.winner.version) continue;
     ABGATE_RETURN_IF_ERROR(reg.TransitionStage(d.model, loser.version, "Archived", false).status());
     ABGATE_RETURN_IF_ERROR(reg.SetModelVersionTag(d.model, loser.version, "ab_test.decision", "lost"));
+    ABGATE_RETURN_IF_ERROR(reg.SetModelVersionTag(d.model, loser.version, "ab_test.status", "lost"));
     ABGATE_RETURN_IF_ERROR(reg.SetModelVersionTag(d.model, loser.version, "ab_test.experiment", d.experiment));
     ABGATE_RETURN_IF_ERROR(reg.DeleteModelVersionTag(d.model, loser.version, d.candidate_tag));
   }
@@ -53,6 +87,7 @@ absl::Status ApplyPromotion(registry::MlflowClient& reg, GatewayAdmin& gateway, 
   ABGATE_RETURN_IF_ERROR(reg.DeleteAlias(d.model, "challenger"));
   auto tags = EvidenceTags(d.experiment, d.evidence);
   tags.emplace_back("ab_test.decision", "promoted");
+  tags.emplace_back("ab_test.status", "promoted");
   for (const auto& [k, v] : tags) ABGATE_RETURN_IF_ERROR(reg.SetModelVersionTag(d.model, d.winner.version, k, v));
   ABGATE_RETURN_IF_ERROR(reg.DeleteModelVersionTag(d.model, d.winner.version, d.candidate_tag));
   json::object evidence = d.evidence;
@@ -71,6 +106,7 @@ absl::Status ApplyRollback(registry::MlflowClient& reg, GatewayAdmin& gateway, c
                            const std::string& reason, const json::object& evidence, const std::string& candidate_tag) {
   json::object ev = evidence;
   ev["decision"] = outcome;
+  ev["status"] = outcome;
   ev["reason"] = reason;
   // Traffic first: a failing candidate must stop serving even if the registry is unreachable.
   ABGATE_RETURN_IF_ERROR(gateway.Rollback(experiment, ev).status());
@@ -85,73 +121,44 @@ absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayA
                                            const std::string& experiment, const std::string& winner,
                                            FleetState* applied) {
   ABGATE_ASSIGN_OR_RETURN(json::object view, gateway.GetExperiment(experiment));
-  const json::object& cfg = view.contains("config") && view.at("config").is_object() ? view.at("config").as_object() : view;
+  view.erase("runtime");  // the gateway's view: the config plus its runtime state
+  ABGATE_ASSIGN_OR_RETURN(config::ExperimentConfig cfg, config::ParseExperimentConfig(view, experiment));
   Decision d;
   d.experiment = experiment;
-  d.model = cfg.contains("model") ? Text(cfg.at("model")) : "";
+  d.model = cfg.model;
   if (d.model.empty()) {
     return absl::FailedPreconditionError(StrCat("experiment ", experiment, " names no registry model (`model:`)"));
   }
-  std::vector<ArmVersion> arms;
-  for (const auto& a : cfg.at("arms").as_array()) {
-    const auto& o = a.as_object();
-    arms.push_back({Text(o.at("name")), o.contains("version") ? Text(o.at("version")) : ""});
-  }
-  ABGATE_ASSIGN_OR_RETURN(json::object report, gateway.Results(experiment));
+  // The decision, by the one rule: the report (whole experiment) and the serving counters.
+  ABGATE_ASSIGN_OR_RETURN(analysis::Report report, gateway.Report(experiment));
+  ABGATE_ASSIGN_OR_RETURN(json::object health_json, gateway.Health(experiment));
+  ABGATE_ASSIGN_OR_RETURN(auto health, HealthByArm(health_json));
+  const analysis::Decision decision = analysis::Decide(report, PolicyOf(cfg, report.alpha), health);
   std::string chosen = winner;
-  const json::object& decision = report.at("decision").as_object();
   if (winner == "auto") {
-    if (decision.at("action") != json::value("promote") || !decision.at("winner").is_string()) {
-      return absl::FailedPreconditionError(StrCat("not promoting ", experiment, ": ", Text(decision.at("reason"))));
+    if (decision.action != "promote" || !decision.winner) {
+      return absl::FailedPreconditionError(StrCat("not promoting ", experiment, ": ", decision.action, " -- ", decision.reason));
     }
-    chosen = Text(decision.at("winner"));
-    // Serving guardrails since the gateway started.
-    ABGATE_ASSIGN_OR_RETURN(json::object health, gateway.Health(experiment));
-    auto* g = cfg.if_contains("guardrails");
-    const double max_error = g && g->is_object() && g->as_object().contains("max_error_rate")
-                                 ? g->as_object().at("max_error_rate").to_number<double>() : 0;
-    const double max_p99 = g && g->is_object() && g->as_object().contains("max_p99_latency_ms")
-                               ? g->as_object().at("max_p99_latency_ms").to_number<double>() : 0;
-    for (const auto& a : health.at("arms").as_array()) {
-      if (a.as_object().at("arm") != json::value(chosen)) continue;
-      const ArmHealth h = ArmHealthFromJson(a.as_object());
-      const double rate = h.attempts ? static_cast<double>(h.failures) / h.attempts : 0;
-      if (max_error > 0 && rate > max_error) {
-        return absl::FailedPreconditionError(StrCat("not promoting ", chosen, ": error rate ", rate, " > ", max_error));
-      }
-      if (max_p99 > 0 && h.attempts >= 100 && P99Ms(h) > max_p99) {
-        return absl::FailedPreconditionError(StrCat("not promoting ", chosen, ": p99 latency over ", max_p99, " ms"));
-      }
-    }
+    chosen = *decision.winner;
   }
   bool found = false;
-  for (const auto& a : arms) {
-    if (a.arm == chosen) {
-      d.winner = a;
+  for (const auto& a : cfg.arms) {
+    ArmVersion av{a.name, a.version};
+    if (a.name == chosen) {
+      d.winner = av;
       found = true;
     } else {
-      d.losers.push_back(a);
+      d.losers.push_back(av);
     }
   }
   if (!found) return absl::InvalidArgumentError(StrCat("experiment ", experiment, " has no arm '", chosen, "'"));
-  if (d.winner.version.empty()) return absl::FailedPreconditionError(StrCat("arm ", chosen, " names no model version"));
-  // Evidence: the primary comparison of the winner (or of the loser, when the control wins).
-  d.evidence["metric"] = decision.at("metric");
-  d.evidence["reason"] = decision.at("reason");
-  d.evidence["decided_by"] = winner == "auto" ? "auto" : "operator";
-  if (auto* list = report.if_contains("comparisons"); list && list->is_array()) {
-    for (const auto& c : list->as_array()) {
-      const auto& o = c.as_object();
-      if (o.at("metric") != decision.at("metric")) continue;
-      for (const char* key : {"test", "diff", "diff_ci", "lift", "lift_ci", "p_value", "sequential_p_value"}) {
-        if (auto* x = o.if_contains(key)) d.evidence[key] = *x;
-      }
-      break;
-    }
+  if (d.winner.version.empty()) {
+    // An arm by alias: the version that served it, from the report.
+    if (const auto* a = report.Arm(chosen); a && !a->versions.empty()) d.winner.version = a->versions.back().version;
   }
-  json::object units;
-  for (const auto& a : report.at("arms").as_array()) units[Text(a.as_object().at("arm"))] = a.as_object().at("units");
-  d.evidence["units"] = std::move(units);
+  if (d.winner.version.empty()) return absl::FailedPreconditionError(StrCat("arm ", chosen, " names no model version"));
+  d.evidence = EvidenceJson(decision, report);
+  d.evidence["decided_by"] = winner == "auto" ? "auto" : "operator";
   ABGATE_RETURN_IF_ERROR(ApplyPromotion(reg, gateway, d, applied));
   return d;
 }

@@ -12,6 +12,7 @@
 #include <boost/json/object.hpp>
 
 #include "absl/status/statusor.h"
+#include "analysis/report.h"
 #include "control/gateway_admin.h"
 #include "registry/mlflow_client.h"
 
@@ -50,6 +51,16 @@ absl::Status ApplyRollback(registry::MlflowClient& registry, GatewayAdmin& gatew
 absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& registry, GatewayAdmin& gateway,
                                            const std::string& experiment, const std::string& winner,
                                            FleetState* applied = nullptr);
+
+// The numbers of one look on one arm's MLflow run: the arm's units, exposures and metric means,
+// and, for the treatment the decision rests on, the decision's own p-values and lift (the same
+// values as the report, the tags and the decision line).
+void AppendRunMetrics(const analysis::Report& report, const analysis::Decision& decision, const std::string& arm,
+                      int64_t ts_ms, int64_t step, std::vector<registry::Metric>* metrics);
+
+// Clears the `ab_test.*` tags an earlier test left on `version` (called when a new test of it
+// starts, so no tag tells an older test's numbers as if they were this one's).
+absl::Status ClearTestTags(registry::MlflowClient& registry, const std::string& model, const std::string& version);
 
 // Evidence as registry tags (ab_test.*), string values.
 std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string& experiment,

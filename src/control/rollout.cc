@@ -7,61 +7,52 @@
 #include <boost/json.hpp>
 
 #include "common/strings.h"
-#include "stats/sequential.h"
+#include "common/human.h"
 
 namespace abgate::control {
 namespace json = boost::json;
 
 namespace {
 
-double Num(const json::value* v, double def = 0) {
-  return v && v->is_number() ? v->to_number<double>() : def;
-}
 int64_t Int(const json::object& o, std::string_view key) {
   auto* v = o.if_contains(key);
   return v && v->is_number() ? v->to_number<int64_t>() : 0;
 }
 
-// The comparison of the candidate against control on `metric`, or null.
-const json::object* Comparison(const json::object& report, std::string_view metric, std::string_view treatment) {
-  auto* list = report.if_contains("comparisons");
-  if (!list || !list->is_array()) return nullptr;
-  for (const auto& c : list->as_array()) {
-    if (!c.is_object()) continue;
-    const auto& o = c.as_object();
-    auto* m = o.if_contains("metric");
-    auto* t = o.if_contains("treatment");
-    if (m && t && m->is_string() && t->is_string() && m->as_string() == metric && t->as_string() == treatment) return &o;
-  }
-  return nullptr;
-}
-
-int64_t UnitsOf(const json::object& report, std::string_view arm) {
-  auto* arms = report.if_contains("arms");
-  if (!arms || !arms->is_array()) return 0;
-  for (const auto& a : arms->as_array()) {
-    if (a.is_object() && a.as_object().if_contains("arm") && a.as_object().at("arm") == json::value(arm)) {
-      return Int(a.as_object(), "units");
-    }
-  }
-  return 0;
-}
-
 }  // namespace
 
-ArmHealth ArmHealthFromJson(const json::object& arm) {
+absl::StatusOr<ArmHealth> ArmHealthFromJson(const json::object& arm) {
   ArmHealth h;
   h.attempts = Int(arm, "attempts");
   h.failures = Int(arm, "failures");
-  if (auto* b = arm.if_contains("latency_ms_buckets"); b && b->is_array()) {
+  if (auto* b = arm.if_contains("latency_ms_buckets"); b && !b->is_null()) {
+    if (!b->is_array()) return absl::InvalidArgumentError("health: latency_ms_buckets must be an array");
     for (const auto& e : b->as_array()) {
-      if (!e.is_object()) continue;
-      const auto& o = e.as_object();
-      const double le = o.at("le").is_number() ? o.at("le").to_number<double>() : std::numeric_limits<double>::infinity();
-      h.latency_buckets.emplace_back(le, Int(o, "count"));
+      const json::object* o = e.if_object();
+      const json::value* le = o ? o->if_contains("le") : nullptr;
+      if (!le || !(le->is_number() || le->is_string())) {
+        return absl::InvalidArgumentError("health: each latency bucket needs `le` (a number or \"+Inf\")");
+      }
+      h.latency_buckets.emplace_back(le->is_number() ? le->to_number<double>() : std::numeric_limits<double>::infinity(),
+                                     Int(*o, "count"));
     }
   }
   return h;
+}
+
+absl::StatusOr<std::map<std::string, ArmHealth>> HealthByArm(const json::object& health) {
+  std::map<std::string, ArmHealth> out;
+  const json::value* arms = health.if_contains("arms");
+  if (!arms || !arms->is_array()) return absl::InvalidArgumentError("health: `arms` must be an array");
+  for (const auto& a : arms->as_array()) {
+    const json::object* o = a.if_object();
+    const json::value* name = o ? o->if_contains("arm") : nullptr;
+    if (!name || !name->is_string()) return absl::InvalidArgumentError("health: each arm needs a string `arm`");
+    auto h = ArmHealthFromJson(*o);
+    if (!h.ok()) return h.status();
+    out[std::string(name->as_string())] = *std::move(h);
+  }
+  return out;
 }
 
 json::object ToJson(const ArmHealth& h) {
@@ -87,17 +78,6 @@ ArmHealth Since(const ArmHealth& now, const ArmHealth& base) {
   return d;
 }
 
-double P99Ms(const ArmHealth& h) {
-  if (h.latency_buckets.empty()) return 0;
-  const int64_t total = h.latency_buckets.back().second;
-  if (total == 0) return 0;
-  const double target = 0.99 * static_cast<double>(total);
-  for (const auto& [le, cumulative] : h.latency_buckets) {
-    if (static_cast<double>(cumulative) >= target) return le;
-  }
-  return std::numeric_limits<double>::infinity();
-}
-
 std::string_view ActionName(Action a) {
   switch (a) {
     case Action::kWait: return "wait";
@@ -109,102 +89,85 @@ std::string_view ActionName(Action a) {
   return "?";
 }
 
+analysis::DecisionPolicy PolicyOf(const config::ExperimentConfig& experiment, double alpha) {
+  analysis::DecisionPolicy p;
+  for (const auto& m : experiment.metrics) {
+    if (m.primary) p.primary_metric = m.name;
+  }
+  if (p.primary_metric.empty() && !experiment.metrics.empty()) p.primary_metric = experiment.metrics.front().name;
+  p.alpha = alpha;
+  p.max_error_rate = experiment.guardrails.max_error_rate;
+  p.max_p99_latency_ms = experiment.guardrails.max_p99_latency_ms;
+  return p;
+}
+
+json::object EvidenceJson(const analysis::Decision& d, const analysis::Report& report) {
+  json::object e;
+  e["metric"] = d.metric;
+  e["action"] = d.action;
+  e["reason"] = d.reason;
+  if (d.evidence) {
+    const auto& c = *d.evidence;
+    e["treatment"] = c.treatment;
+    e["test"] = c.test;
+    e["diff"] = c.diff;
+    e["diff_ci"] = json::array{c.diff_ci.low, c.diff_ci.high};
+    if (c.lift) {
+      e["lift"] = *c.lift;
+      e["lift_ci"] = json::array{c.lift_ci->low, c.lift_ci->high};
+    }
+    e["p_value"] = c.p_value;
+    if (c.sequential_p_value) e["sequential_p_value"] = *c.sequential_p_value;
+    if (c.sequential_p_value_adjusted) e["sequential_p_value_adjusted"] = *c.sequential_p_value_adjusted;
+    e["family"] = analysis::FamilyName(c.family);
+    e["family_size"] = c.sequential_family_size;
+    if (c.chance_to_beat) e["chance_to_beat"] = *c.chance_to_beat;
+  }
+  for (const auto& g : d.guardrails) {
+    if (g.status != analysis::GuardrailResult::Status::kFail) continue;
+    e["guardrail"] = g.name.rfind("metric:", 0) == 0 ? g.name.substr(7) : g.name;
+    if (g.sequential_p_value) e["guardrail_sequential_p_value"] = *g.sequential_p_value;
+    break;
+  }
+  json::object units;
+  for (const auto& a : report.arms) units[a.arm] = a.units;
+  e["units"] = std::move(units);
+  return e;
+}
+
 Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, double alpha) {
   Verdict v;
-  const json::object& report = *look.report;
-  const auto& guard = model.parsed.guardrails;
+  const analysis::Report& report = *look.report;
   const config::RolloutStepConfig& step = model.plan[look.step];
-  const int64_t units_a = UnitsOf(report, look.control_arm);
-  const int64_t units_b = UnitsOf(report, look.candidate_arm);
-  v.evidence["step"] = step.name;
-  v.evidence["units"] = json::object{{look.control_arm, units_a}, {look.candidate_arm, units_b}};
+  const analysis::ArmReport* arm_a = report.Arm(look.control_arm);
+  const analysis::ArmReport* arm_b = report.Arm(look.candidate_arm);
+  const int64_t units_a = arm_a ? arm_a->units : 0;
+  const int64_t units_b = arm_b ? arm_b->units : 0;
 
-  // Guardrail 1: error rate.
-  const ArmHealth& a = look.control;
-  const ArmHealth& b = look.candidate;
-  const double rate_a = a.attempts ? static_cast<double>(a.failures) / a.attempts : 0;
-  const double rate_b = b.attempts ? static_cast<double>(b.failures) / b.attempts : 0;
-  v.evidence["error_rate"] = json::object{{look.control_arm, rate_a}, {look.candidate_arm, rate_b}};
-  if (guard.max_error_rate > 0 && b.attempts >= 20 && rate_b > guard.max_error_rate) {
-    // Binomial variance with a floor of one event, so an arm without failures still has one.
-    const double pa = std::max(rate_a, 1.0 / std::max<int64_t>(a.attempts, 1));
-    const double pb = std::clamp(rate_b, 1.0 / b.attempts, 1.0 - 1.0 / b.attempts);
-    const double var = pb * (1 - pb) / b.attempts + (a.attempts ? pa * (1 - pa) / a.attempts : pb * (1 - pb) / b.attempts);
-    auto seq = stats::MixtureSequentialTest(rate_b - rate_a, var, a.attempts + b.attempts, alpha);
-    if (seq.ok() && seq->p_value < alpha) {
-      v.action = Action::kRollback;
-      v.reason = StrCat("guardrail error_rate: ", look.candidate_arm, " failed ", rate_b * 100, "% of ", b.attempts,
-                        " requests (max ", guard.max_error_rate * 100, "%, control ", rate_a * 100,
-                        "%; sequential p = ", seq->p_value, ")");
-      v.evidence["guardrail"] = "error_rate";
-      v.evidence["sequential_p_value"] = seq->p_value;
-      return v;
-    }
-  }
-  // Guardrail 2: p99 latency. "p99 above the limit" means more than 1% of the candidate's
-  // requests took longer than it; the share certainly slower (past the first histogram bound at
-  // or above the limit) is tested against 1% with the same sequential test.
-  const double p99_b = P99Ms(b);
-  v.evidence["p99_latency_ms"] = json::object{{look.control_arm, P99Ms(a)}, {look.candidate_arm, p99_b}};
-  if (guard.max_p99_latency_ms > 0 && b.attempts >= 100 && !b.latency_buckets.empty()) {
-    int64_t within = b.latency_buckets.back().second;
-    for (const auto& [le, cumulative] : b.latency_buckets) {
-      if (le >= guard.max_p99_latency_ms) {
-        within = cumulative;
-        break;
-      }
-    }
-    const double n = static_cast<double>(b.latency_buckets.back().second);
-    const double slow = n > 0 ? static_cast<double>(n - within) / n : 0;
-    const double share = std::clamp(slow, 1.0 / n, 1.0 - 1.0 / n);  // keeps the variance positive
-    auto seq = stats::MixtureSequentialTest(slow - 0.01, share * (1 - share) / n, static_cast<int64_t>(n), alpha);
-    v.evidence["slow_share"] = slow;
-    if (slow > 0.01 && seq.ok() && seq->p_value < alpha) {
-      v.action = Action::kRollback;
-      v.reason = StrCat("guardrail p99 latency: ", slow * 100, "% of ", look.candidate_arm, "'s ", b.attempts,
-                        " requests took longer than ", guard.max_p99_latency_ms, " ms (at most 1% may; sequential p = ",
-                        seq->p_value, ")");
-      v.evidence["guardrail"] = "p99_latency";
-      v.evidence["sequential_p_value"] = seq->p_value;
-      return v;
-    }
-  }
-  // Guardrail 3 and the decision: the primary metric under the sequential test.
-  std::string primary;
-  if (auto* d = report.if_contains("decision"); d && d->is_object()) {
-    if (auto* m = d->as_object().if_contains("metric"); m && m->is_string()) primary = std::string(m->as_string());
-  }
-  const json::object* cmp = primary.empty() ? nullptr : Comparison(report, primary, look.candidate_arm);
-  double seq_p = 1, diff = 0;
-  if (cmp) {
-    seq_p = Num(cmp->if_contains("sequential_p_value"), 1);
-    diff = Num(cmp->if_contains("diff"), 0);
-    v.evidence["metric"] = primary;
-    v.evidence["test"] = cmp->contains("test") ? cmp->at("test") : json::value("two_proportion_z");
-    for (const char* key : {"diff", "diff_ci", "lift", "lift_ci", "p_value", "sequential_p_value", "chance_to_beat"}) {
-      if (auto* x = cmp->if_contains(key)) v.evidence[key] = *x;
-    }
-    if (seq_p < alpha && diff < 0) {
-      v.action = Action::kRollback;
-      v.reason = StrCat("guardrail ", primary, ": ", look.candidate_arm, " is significantly worse than ",
-                        look.control_arm, " (diff ", diff, ", sequential p = ", seq_p, ")");
-      v.evidence["guardrail"] = primary;
-      return v;
-    }
-  }
-  bool srm = false;
-  if (auto* s = report.if_contains("srm"); s && s->is_object()) {
-    if (auto* m = s->as_object().if_contains("mismatch"); m && m->is_bool()) srm = m->as_bool();
+  v.decision = analysis::Decide(report, PolicyOf(model.parsed, alpha),
+                                {{look.control_arm, look.control}, {look.candidate_arm, look.candidate}});
+  const analysis::Decision& d = v.decision;
+  v.evidence = EvidenceJson(d, report);
+  v.evidence["step"] = step.name;
+  v.evidence["error_rate"] = json::object{
+      {look.control_arm, look.control.attempts ? static_cast<double>(look.control.failures) / look.control.attempts : 0},
+      {look.candidate_arm,
+       look.candidate.attempts ? static_cast<double>(look.candidate.failures) / look.candidate.attempts : 0}};
+  v.evidence["p99_latency_ms"] = json::object{{look.control_arm, P99Ms(look.control)},
+                                              {look.candidate_arm, P99Ms(look.candidate)}};
+
+  const bool candidate_failed =
+      std::find(d.failed_arms.begin(), d.failed_arms.end(), look.candidate_arm) != d.failed_arms.end();
+  if (candidate_failed) {
+    v.action = Action::kRollback;
+    v.reason = d.reason;
+    return v;
   }
   const bool step_done = look.step_elapsed_us >= step.min_duration_us && units_a + units_b >= step.min_units;
   const bool last = look.step + 1 == model.plan.size();
   if (look.total_elapsed_us >= model.max_duration_us) {
     v.action = Action::kInconclusive;
-    v.reason = srm ? StrCat("maximum duration reached with a sample ratio mismatch in step ", step.name,
-                            "; the champion stays")
-                   : StrCat("maximum duration reached without a significant difference on ",
-                            primary.empty() ? "the primary metric" : primary, " (sequential p = ", seq_p,
-                            "); the champion stays");
+    v.reason = StrCat("maximum duration reached (", d.reason, "); the champion stays");
     return v;
   }
   if (!step_done) {
@@ -217,18 +180,12 @@ Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, d
     v.reason = StrCat("step ", step.name, " passed its guardrails");
     return v;
   }
-  if (srm) {
-    v.reason = "sample ratio mismatch: not promoting while the split is not what was configured";
-    return v;
-  }
-  if (cmp && seq_p < alpha && diff > 0) {
+  if (d.action == "promote" && d.winner == look.candidate_arm) {
     v.action = Action::kPromote;
-    v.reason = StrCat(look.candidate_arm, " beats ", look.control_arm, " on ", primary, " (diff ", diff,
-                      ", sequential p = ", seq_p, ") after the final step");
+    v.reason = StrCat(d.reason, ", after the final step");
     return v;
   }
-  v.reason = StrCat("final step: no significant difference on ", primary.empty() ? "the primary metric" : primary,
-                    " yet (sequential p = ", seq_p, ")");
+  v.reason = StrCat("final step: ", d.reason);
   return v;
 }
 

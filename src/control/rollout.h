@@ -1,48 +1,44 @@
 // Rollout decisions, pure: from the analysis report and the arms' serving health, what the
 // controller does next at a step of a progressive rollout — wait, advance to the next step,
 // promote, roll back (a guardrail failed) or stop inconclusive (maximum duration reached).
-//
-// Guardrails, checked at every look and valid however often one looks (mixture sequential
-// tests, stats/sequential.h): the candidate's error rate above `max_error_rate` and
-// significantly above the control's; its p99 latency above `max_p99_latency_ms`, i.e. more than
-// 1% of its requests significantly often slower than that (from the latency histogram, whose
-// bounds — 0.5, 1, 2.5, 5, 10, 25, 50, 100, 250, 500 ms, ... — make the natural limits; a limit
-// between bounds is checked at the next bound up); and the primary metric significantly worse
-// than the control's. Promotion needs the final step's minimum duration and units, no sample
-// ratio mismatch, and the primary metric significantly better under the sequential test.
+// Whether the candidate is better, worse or failing a guardrail is `analysis::Decide`'s call
+// (decision.h: the one rule shared with `analyze`, `results` and `promote --winner auto`);
+// this file adds only the plan: minimum duration and units per step, the maximum duration.
 // Thread-compatible values.
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <string>
 #include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
 
+#include "absl/status/statusor.h"
+#include "analysis/decision.h"
+#include "analysis/report.h"
 #include "config/gateway_config.h"
 
 namespace abgate::control {
 
 // Cumulative serving counters of one arm (GET /api/v1/experiments/{name}/health).
-struct ArmHealth {
-  int64_t attempts = 0;
-  int64_t failures = 0;
-  std::vector<std::pair<double, int64_t>> latency_buckets;  // (upper bound ms, cumulative count); +Inf last
-};
-ArmHealth ArmHealthFromJson(const boost::json::object& arm);
+using ArmHealth = analysis::ServingHealth;
+using analysis::P99Ms;
+// One arm of the health endpoint's reply; InvalidArgument when it is malformed (never throws).
+absl::StatusOr<ArmHealth> ArmHealthFromJson(const boost::json::object& arm);
+// Every arm of the health endpoint's reply, by arm name.
+absl::StatusOr<std::map<std::string, ArmHealth>> HealthByArm(const boost::json::object& health);
 boost::json::object ToJson(const ArmHealth& h);
 // `now - base`, or `now` itself when the counters went backwards (the gateway restarted).
 ArmHealth Since(const ArmHealth& now, const ArmHealth& base);
-// The upper bound of the histogram bucket holding the 99th percentile (infinity past the last).
-double P99Ms(const ArmHealth& h);
 
 enum class Action { kWait, kAdvance, kPromote, kRollback, kInconclusive };
 std::string_view ActionName(Action a);
 
 struct Look {
-  const boost::json::object* report = nullptr;  // analysis JSON of the experiment
-  ArmHealth control;                            // since the experiment started
+  const analysis::Report* report = nullptr;  // analysis of the current step's window
+  ArmHealth control;                         // over the same window
   ArmHealth candidate;
   std::string control_arm = "A";
   std::string candidate_arm = "B";
@@ -54,9 +50,18 @@ struct Look {
 struct Verdict {
   Action action = Action::kWait;
   std::string reason;
-  boost::json::object evidence;  // test, p-values, lift and CI, units: what the decision rests on
+  analysis::Decision decision;   // Decide's, with the serving guardrails
+  boost::json::object evidence;  // EvidenceJson(decision) plus the step: what tags and runs record
 };
 
+// The policy of a controlled model: its primary metric, guardrails and alpha.
+analysis::DecisionPolicy PolicyOf(const config::ExperimentConfig& experiment, double alpha);
+
 Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, double alpha);
+
+// The evidence of a decision as flat JSON (registry tags `ab_test.<key>`, audit, run metrics):
+// metric, reason, test, diff, diff_ci, lift, lift_ci, p_value, sequential_p_value,
+// sequential_p_value_adjusted, family_size, chance_to_beat, guardrail (the failed one), units.
+boost::json::object EvidenceJson(const analysis::Decision& d, const analysis::Report& report);
 
 }  // namespace abgate::control

@@ -19,14 +19,34 @@ config::ControlledModelConfig Model() {
   return m;
 }
 
-json::object Report(double diff, double seq_p, bool srm = false, int64_t units_b = 600) {
-  return json::object{
-      {"arms", json::array{json::object{{"arm", "A"}, {"units", 600}}, json::object{{"arm", "B"}, {"units", units_b}}}},
-      {"comparisons", json::array{json::object{{"metric", "booked"}, {"treatment", "B"}, {"test", "two_proportion_z"},
-                                               {"diff", diff}, {"lift", diff * 10}, {"p_value", seq_p / 2},
-                                               {"sequential_p_value", seq_p}}}},
-      {"srm", json::object{{"mismatch", srm}}},
-      {"decision", json::object{{"metric", "booked"}}}};
+analysis::Report Report(double diff, double seq_p, bool srm = false, int64_t units_b = 600) {
+  analysis::Report r;
+  r.experiment = "e";
+  r.control = "A";
+  r.primary_metric = "booked";
+  r.metrics = {"booked"};
+  r.arms.resize(2);
+  r.arms[0].arm = "A";
+  r.arms[0].units = 600;
+  r.arms[1].arm = "B";
+  r.arms[1].units = units_b;
+  analysis::ComparisonReport c;
+  c.metric = "booked";
+  c.control = "A";
+  c.treatment = "B";
+  c.family = analysis::Family::kPrimary;
+  c.test = "two_proportion_z";
+  c.diff = diff;
+  c.lift = diff * 10;
+  c.lift_ci = analysis::Interval{diff * 10 - 0.1, diff * 10 + 0.1};
+  c.p_value = seq_p / 2;
+  c.sequential_p_value = seq_p;
+  c.sequential_p_value_adjusted = seq_p;
+  c.sequential_family_size = 1;
+  r.comparisons.push_back(c);
+  r.srm.checked = true;
+  r.srm.mismatch = srm;
+  return r;
 }
 
 ArmHealth Healthy(int64_t attempts, int64_t failures, double latency_ms) {
@@ -36,7 +56,7 @@ ArmHealth Healthy(int64_t attempts, int64_t failures, double latency_ms) {
   return h;
 }
 
-Look At(const json::object& report, size_t step, int64_t step_s, int64_t total_s, ArmHealth b = Healthy(1000, 0, 5)) {
+Look At(const analysis::Report& report, size_t step, int64_t step_s, int64_t total_s, ArmHealth b = Healthy(1000, 0, 5)) {
   Look l;
   l.report = &report;
   l.control = Healthy(1000, 0, 5);
@@ -49,7 +69,7 @@ Look At(const json::object& report, size_t step, int64_t step_s, int64_t total_s
 
 TEST(Rollout, WaitsThenAdvancesThenPromotesOnlyWhenSignificant) {
   const auto m = Model();
-  const json::object better = Report(0.03, 0.001);
+  const analysis::Report better = Report(0.03, 0.001);
   EXPECT_EQ(Evaluate(At(better, 0, 5, 5), m, 0.05).action, Action::kWait);      // step too young
   EXPECT_EQ(Evaluate(At(better, 0, 11, 11), m, 0.05).action, Action::kAdvance);
   EXPECT_EQ(Evaluate(At(better, 1, 5, 16), m, 0.05).action, Action::kWait);     // final step too young
@@ -57,16 +77,16 @@ TEST(Rollout, WaitsThenAdvancesThenPromotesOnlyWhenSignificant) {
   EXPECT_EQ(promote.action, Action::kPromote);
   EXPECT_EQ(promote.evidence.at("sequential_p_value").as_double(), 0.001);
   EXPECT_EQ(promote.evidence.at("test"), "two_proportion_z");
-  const json::object flat = Report(0.001, 0.6);
+  const analysis::Report flat = Report(0.001, 0.6);
   EXPECT_EQ(Evaluate(At(flat, 1, 100, 200), m, 0.05).action, Action::kWait);
   EXPECT_EQ(Evaluate(At(flat, 1, 500, 600), m, 0.05).action, Action::kInconclusive);
-  const json::object srm = Report(0.03, 0.001, true);
+  const analysis::Report srm = Report(0.03, 0.001, true);
   EXPECT_EQ(Evaluate(At(srm, 1, 21, 32), m, 0.05).action, Action::kWait);
 }
 
 TEST(Rollout, GuardrailsRollBack) {
   const auto m = Model();
-  const json::object fine = Report(0, 1);
+  const analysis::Report fine = Report(0, 1);
   // 15% failures against none on control: significant and above 2%.
   Verdict errors = Evaluate(At(fine, 0, 1, 1, Healthy(200, 30, 5)), m, 0.05);
   EXPECT_EQ(errors.action, Action::kRollback);
@@ -87,11 +107,13 @@ TEST(Rollout, GuardrailsRollBack) {
   ArmHealth edge = Healthy(1000, 0, 5);
   for (int i : {1, 2, 3}) edge.latency_buckets[i].second = 988;
   EXPECT_EQ(Evaluate(At(fine, 0, 1, 1, edge), m, 0.05).action, Action::kWait);
-  Verdict worse = Evaluate(At(Report(-0.03, 0.001), 0, 1, 1), m, 0.05);
+  const analysis::Report worse_report = Report(-0.03, 0.001);
+  Verdict worse = Evaluate(At(worse_report, 0, 1, 1), m, 0.05);
   EXPECT_EQ(worse.action, Action::kRollback);
   EXPECT_EQ(worse.evidence.at("guardrail"), "booked");
   // Worse but not significantly: keep going.
-  EXPECT_EQ(Evaluate(At(Report(-0.03, 0.2), 0, 11, 11), m, 0.05).action, Action::kAdvance);
+  const analysis::Report not_worse = Report(-0.03, 0.2);
+  EXPECT_EQ(Evaluate(At(not_worse, 0, 11, 11), m, 0.05).action, Action::kAdvance);
 }
 
 TEST(Rollout, HealthDifferencesAndPercentiles) {
@@ -103,7 +125,9 @@ TEST(Rollout, HealthDifferencesAndPercentiles) {
   EXPECT_EQ(Since(base, now).attempts, 100);  // counters went backwards: a restarted gateway
   EXPECT_EQ(P99Ms(Healthy(100, 0, 50)), 100);
   EXPECT_EQ(P99Ms(ArmHealth{}), 0);
-  const ArmHealth round = ArmHealthFromJson(ToJson(Healthy(7, 1, 5)));
+  auto parsed = ArmHealthFromJson(ToJson(Healthy(7, 1, 5)));
+  ASSERT_TRUE(parsed.ok());
+  const ArmHealth& round = *parsed;
   EXPECT_EQ(round.attempts, 7);
   EXPECT_EQ(round.latency_buckets.size(), 5u);
   EXPECT_TRUE(std::isinf(round.latency_buckets.back().first));

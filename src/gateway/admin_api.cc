@@ -233,8 +233,10 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     return out;
   }
   auto shadow = analysis::ReadShadowSummary(config_.events.store, key.experiment, key.since_us);
-  if (shadow.ok() && *shadow && report->is_object()) report->as_object()["shadow"] = std::move(**shadow);
-  out.report_json = config::ToJson(*report);
+  if (shadow.ok() && *shadow) {
+    if (auto typed = analysis::ShadowFromJson(json::value(std::move(**shadow))); typed.ok()) report->shadow = *typed;
+  }
+  out.report_json = config::ToJson(analysis::ToJson(*report));
   out.traffic_json = config::ToJson(dashboard::TrafficSplit(*input, 40));
   return out;
 }

@@ -1,0 +1,214 @@
+// The decision rule on fixed reports: two and three arms, guardrails, SRM, no data, and the
+// multiplicity families (no placeholder p-values anywhere).
+#include "analysis/decision.h"
+
+#include <random>
+
+#include <gtest/gtest.h>
+
+#include "analysis/analysis.h"
+#include "stats/multiple_testing.h"
+
+namespace abgate::analysis {
+namespace {
+
+ComparisonReport Primary(const std::string& treatment, double diff, double seq_p, double seq_p_adj, int family = 1) {
+  ComparisonReport c;
+  c.metric = "booked";
+  c.control = "A";
+  c.treatment = treatment;
+  c.family = Family::kPrimary;
+  c.test = "two_proportion_z";
+  c.diff = diff;
+  c.diff_ci = {diff - 0.01, diff + 0.01};
+  c.lift = diff * 10;
+  c.lift_ci = Interval{diff * 10 - 0.1, diff * 10 + 0.1};
+  c.p_value = seq_p / 3;
+  c.p_value_adjusted = seq_p / 3;
+  c.sequential_p_value = seq_p;
+  c.sequential_p_value_adjusted = seq_p_adj;
+  c.sequential_family_size = family;
+  c.family_size = family;
+  c.significant = seq_p_adj < 0.05;
+  return c;
+}
+
+Report Fixed(std::vector<ComparisonReport> comparisons, std::vector<std::string> arms = {"A", "B"}) {
+  Report r;
+  r.experiment = "e";
+  r.control = "A";
+  r.primary_metric = "booked";
+  r.metrics = {"booked"};
+  for (const auto& name : arms) {
+    ArmReport a;
+    a.arm = name;
+    a.units = 1000;
+    MetricSummary m;
+    m.name = "booked";
+    m.n = 1000;
+    m.mean = 0.1;
+    a.metrics.push_back(m);
+    r.arms.push_back(a);
+  }
+  r.comparisons = std::move(comparisons);
+  r.srm.checked = true;
+  return r;
+}
+
+const GuardrailResult* Find(const Decision& d, std::string_view name, std::string_view arm) {
+  for (const auto& g : d.guardrails) {
+    if (g.name == name && g.arm == arm) return &g;
+  }
+  return nullptr;
+}
+
+TEST(DecisionTest, TwoArmsThePrimaryMetricDecidesWithItsOwnNumbers) {
+  const Report r = Fixed({Primary("B", 0.02, 0.00159, 0.00159)});
+  const Decision d = Decide(r, {"booked", 0.05});
+  EXPECT_EQ(d.action, "promote");
+  EXPECT_EQ(d.winner, "B");
+  ASSERT_TRUE(d.evidence.has_value());
+  EXPECT_EQ(*d.evidence->sequential_p_value, 0.00159);
+  EXPECT_NE(d.reason.find("sequential p = 0.00159"), std::string::npos) << d.reason;
+  // Two arms: no "Holm-adjusted" clause (the adjusted value is the raw one).
+  EXPECT_EQ(d.reason.find("Holm"), std::string::npos) << d.reason;
+  const GuardrailResult* g = Find(d, "metric:booked", "B");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->status, GuardrailResult::Status::kPass);
+}
+
+TEST(DecisionTest, ASignificantlyWorseCandidateIsRolledBackWithTheSameP) {
+  const Report r = Fixed({Primary("B", -0.02, 0.0458, 0.0458)});
+  const Decision d = Decide(r, {"booked", 0.05});
+  EXPECT_EQ(d.action, "rollback");
+  EXPECT_EQ(d.winner, "A");
+  EXPECT_EQ(d.failed_arms, std::vector<std::string>{"B"});
+  EXPECT_NE(d.reason.find("guardrail booked"), std::string::npos) << d.reason;
+  EXPECT_NE(d.reason.find("p = 0.0458"), std::string::npos) << d.reason;
+  const GuardrailResult* g = Find(d, "metric:booked", "B");
+  ASSERT_NE(g, nullptr);
+  EXPECT_EQ(g->status, GuardrailResult::Status::kFail);
+  EXPECT_EQ(*g->sequential_p_value, 0.0458);
+  // Worse but not significantly: continue, and the line names the same p.
+  const Decision soft = Decide(Fixed({Primary("B", -0.02, 0.2, 0.2)}), {"booked", 0.05});
+  EXPECT_EQ(soft.action, "continue");
+  EXPECT_NE(soft.reason.find("sequential p = 0.2"), std::string::npos) << soft.reason;
+}
+
+TEST(DecisionTest, ThreeArmsHolmAcrossThePrimaryComparisonsOnly) {
+  // B: raw 0.03 (adjusted 0.06 over 2), C: raw 0.02 (adjusted 0.04): C wins, B does not.
+  Report r = Fixed({Primary("B", 0.03, 0.03, 0.06, 2), Primary("C", 0.01, 0.02, 0.04, 2)}, {"A", "B", "C"});
+  const Decision d = Decide(r, {"booked", 0.05});
+  EXPECT_EQ(d.action, "promote");
+  EXPECT_EQ(d.winner, "C");
+  EXPECT_NE(d.reason.find("Holm-adjusted over 2 comparisons 0.04"), std::string::npos) << d.reason;
+  // The larger effect wins among the significant ones.
+  r.comparisons[0].sequential_p_value_adjusted = 0.01;
+  EXPECT_EQ(Decide(r, {"booked", 0.05}).winner, "B");
+}
+
+TEST(DecisionTest, SrmBlocksPromotionButNotARollback) {
+  Report r = Fixed({Primary("B", 0.02, 0.001, 0.001)});
+  r.srm.mismatch = true;
+  r.srm.observed = {900, 100};
+  r.srm.expected_share = {0.5, 0.5};
+  r.srm.p_value = 1e-12;
+  const Decision d = Decide(r, {"booked", 0.05});
+  EXPECT_EQ(d.action, "investigate");
+  EXPECT_FALSE(d.winner.has_value());
+  EXPECT_NE(d.reason.find("sample ratio mismatch"), std::string::npos);
+  r.comparisons[0] = Primary("B", -0.02, 0.001, 0.001);
+  EXPECT_EQ(Decide(r, {"booked", 0.05}).action, "rollback");
+}
+
+TEST(DecisionTest, NoDataSaysSoInsteadOfPEqualsOne) {
+  ComparisonReport empty;
+  empty.metric = "booked";
+  empty.control = "A";
+  empty.treatment = "B";
+  empty.family = Family::kPrimary;
+  empty.insufficient_data = "no data: B has no units";
+  const Decision d = Decide(Fixed({empty}), {"booked", 0.05});
+  EXPECT_EQ(d.action, "continue");
+  EXPECT_EQ(d.reason, "no data on booked yet");
+  EXPECT_EQ(d.reason.find("p = 1"), std::string::npos);
+  EXPECT_EQ(Find(d, "metric:booked", "B")->status, GuardrailResult::Status::kNotChecked);
+}
+
+ServingHealth Serving(int64_t attempts, int64_t failures, double latency_ms) {
+  ServingHealth h{attempts, failures, {}};
+  for (double le : {1.0, 10.0, 100.0, 500.0}) h.latency_buckets.emplace_back(le, latency_ms <= le ? attempts : 0);
+  h.latency_buckets.emplace_back(HUGE_VAL, attempts);
+  return h;
+}
+
+TEST(DecisionTest, ServingGuardrailsVetoAWinner) {
+  const Report r = Fixed({Primary("B", 0.02, 0.001, 0.001)});
+  const DecisionPolicy policy{"booked", 0.05, 0.02, 250};
+  // Better on the metric, but failing 15% of its requests: rolled back, not promoted.
+  Decision d = Decide(r, policy, {{"A", Serving(1000, 0, 5)}, {"B", Serving(200, 30, 5)}});
+  EXPECT_EQ(d.action, "rollback");
+  EXPECT_NE(d.reason.find("guardrail error_rate"), std::string::npos) << d.reason;
+  EXPECT_EQ(Find(d, "error_rate", "B")->status, GuardrailResult::Status::kFail);
+  // Every request past 500 ms (the limit 250 is checked at the next bound up).
+  d = Decide(r, policy, {{"A", Serving(1000, 0, 5)}, {"B", Serving(1000, 0, 600)}});
+  EXPECT_EQ(d.action, "rollback");
+  EXPECT_NE(d.reason.find("guardrail p99_latency"), std::string::npos) << d.reason;
+  // Healthy: promoted.
+  d = Decide(r, policy, {{"A", Serving(1000, 0, 5)}, {"B", Serving(1000, 1, 5)}});
+  EXPECT_EQ(d.action, "promote");
+  EXPECT_EQ(Find(d, "error_rate", "B")->status, GuardrailResult::Status::kPass);
+  // Without counters the serving guardrails are not part of the decision.
+  EXPECT_EQ(Find(Decide(r, policy), "error_rate", "B"), nullptr);
+}
+
+// The whole pipeline on units: the primary family holds only the primary metric's k-1
+// comparisons, the secondary family the others and AUC, and AUC has no sequential p at all.
+TEST(DecisionTest, AnalyzeBuildsSeparateFamiliesWithoutPlaceholders) {
+  AnalysisInput in;
+  in.experiment = "x";
+  in.arms = {{"A", "1", 1, 0}, {"B", "2", 1, 0}, {"C", "3", 1, 0}};
+  in.weights_known = true;
+  in.metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  std::mt19937_64 rng(3);
+  std::uniform_real_distribution<double> u(0, 1);
+  const double rate[] = {0.10, 0.13, 0.115};
+  for (int i = 0; i < 9000; ++i) {
+    const int arm = i % 3;
+    const bool booked = u(rng) < rate[arm];
+    in.units.push_back({arm, i, {booked ? 1.0 : 0.0, booked ? 100 + 50 * u(rng) : 0.0}});
+    in.predictions.push_back({arm, 0.3 * booked + 0.7 * u(rng), booked});
+  }
+  auto r = Analyze(in);
+  ASSERT_TRUE(r.ok()) << r.status();
+  std::vector<double> primary_raw, primary_adj, secondary_seq_raw, secondary_seq_adj;
+  for (const auto& c : r->comparisons) {
+    if (c.metric == "booked") {
+      EXPECT_EQ(c.family, Family::kPrimary);
+      EXPECT_EQ(c.sequential_family_size, 2);
+      primary_raw.push_back(*c.sequential_p_value);
+      primary_adj.push_back(*c.sequential_p_value_adjusted);
+    } else {
+      EXPECT_EQ(c.family, Family::kSecondary);
+      EXPECT_EQ(c.family_size, 4);  // revenue B, C and auc B, C
+      if (c.metric == "auc") {
+        EXPECT_FALSE(c.sequential_p_value.has_value());
+        EXPECT_FALSE(c.sequential_p_value_adjusted.has_value());
+      } else {
+        EXPECT_EQ(c.sequential_family_size, 2);
+        secondary_seq_raw.push_back(*c.sequential_p_value);
+        secondary_seq_adj.push_back(*c.sequential_p_value_adjusted);
+      }
+    }
+  }
+  ASSERT_EQ(primary_raw.size(), 2u);
+  EXPECT_EQ(primary_adj, stats::HolmBonferroni(primary_raw));
+  EXPECT_EQ(secondary_seq_adj, stats::HolmBonferroni(secondary_seq_raw));
+  // The report's decision is Decide's, and it reads the primary family.
+  const Decision d = Decide(*r, {"booked", 0.05});
+  EXPECT_EQ(r->decision.action, d.action);
+  EXPECT_EQ(r->decision.reason, d.reason);
+}
+
+}  // namespace
+}  // namespace abgate::analysis

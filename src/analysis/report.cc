@@ -1,0 +1,571 @@
+#include "analysis/report.h"
+
+#include <algorithm>
+#include <cmath>
+
+#include <boost/json.hpp>
+
+#include "common/strings.h"
+
+namespace abgate::analysis {
+
+namespace json = boost::json;
+
+const MetricSummary* ArmReport::Metric(std::string_view name) const {
+  for (const auto& m : metrics) {
+    if (m.name == name) return &m;
+  }
+  return nullptr;
+}
+
+const ArmReport* Report::Arm(std::string_view name) const {
+  for (const auto& a : arms) {
+    if (a.arm == name) return &a;
+  }
+  return nullptr;
+}
+
+const ComparisonReport* Report::Comparison(std::string_view metric, std::string_view treatment) const {
+  for (const auto& c : comparisons) {
+    if (c.metric == metric && c.treatment == treatment) return &c;
+  }
+  return nullptr;
+}
+
+MetricKind Report::KindOf(std::string_view metric) const {
+  for (const auto& a : arms) {
+    if (const auto* m = a.Metric(metric)) return m->kind;
+  }
+  return MetricKind::kBinary;
+}
+
+std::string_view FamilyName(Family f) { return f == Family::kPrimary ? "primary" : "secondary"; }
+
+std::string_view GuardrailStatusName(GuardrailResult::Status s) {
+  switch (s) {
+    case GuardrailResult::Status::kPass: return "pass";
+    case GuardrailResult::Status::kFail: return "fail";
+    case GuardrailResult::Status::kNotChecked: return "not_checked";
+  }
+  return "not_checked";
+}
+
+namespace {
+
+json::array Pair(const Interval& i) { return json::array{i.low, i.high}; }
+
+json::object ToJson(const ComparisonReport& c) {
+  json::object o;
+  o["metric"] = c.metric;
+  o["control"] = c.control;
+  o["treatment"] = c.treatment;
+  o["family"] = FamilyName(c.family);
+  if (!c.insufficient_data.empty()) {
+    o["insufficient_data"] = c.insufficient_data;
+    o["significant"] = false;
+    return o;
+  }
+  o["test"] = c.test;
+  o["diff"] = c.diff;
+  o["diff_ci"] = Pair(c.diff_ci);
+  if (c.test != "delong") {
+    if (c.lift) {
+      o["lift"] = *c.lift;
+      o["lift_ci"] = Pair(*c.lift_ci);
+    } else {
+      o["lift"] = nullptr;
+    }
+  }
+  o["statistic"] = c.statistic;
+  if (c.df > 0) o["df"] = c.df;
+  o["p_value"] = c.p_value;
+  o["p_value_adjusted"] = c.p_value_adjusted;
+  o["family_size"] = c.family_size;
+  if (c.sequential_p_value) {
+    o["sequential_p_value"] = *c.sequential_p_value;
+    if (c.sequential_ci) o["sequential_ci"] = Pair(*c.sequential_ci);
+    if (c.sequential_p_value_adjusted) o["sequential_p_value_adjusted"] = *c.sequential_p_value_adjusted;
+    o["sequential_family_size"] = c.sequential_family_size;
+  }
+  if (c.chance_to_beat) o["chance_to_beat"] = *c.chance_to_beat;
+  o["significant"] = c.significant;
+  return o;
+}
+
+json::object ToJson(const GuardrailResult& g) {
+  json::object o{{"name", g.name},
+                 {"arm", g.arm},
+                 {"status", GuardrailStatusName(g.status)},
+                 {"observed", g.observed},
+                 {"limit", g.limit},
+                 {"one_sided", true}};
+  if (g.sequential_p_value) o["sequential_p_value"] = *g.sequential_p_value;
+  o["detail"] = g.detail;
+  return o;
+}
+
+// A non-throwing reader of one JSON object: every accessor records the first error (with the
+// field's path) and returns a default, so a reader is a sequence of calls and one check.
+class Reader {
+ public:
+  Reader(const json::value* v, std::string path, absl::Status* status) : path_(std::move(path)), status_(status) {
+    if (v && v->is_object()) {
+      o_ = &v->as_object();
+    } else {
+      Fail("", "an object");
+    }
+  }
+  bool ok() const { return o_ != nullptr && status_->ok(); }
+  const json::value* Find(std::string_view key) const { return o_ ? o_->if_contains(key) : nullptr; }
+  bool Has(std::string_view key) const {
+    const auto* v = Find(key);
+    return v && !v->is_null();
+  }
+  std::string Str(std::string_view key, bool required = true) {
+    const auto* v = Find(key);
+    if (v && v->is_string()) return std::string(v->as_string());
+    if (required || (v && !v->is_null())) Fail(key, "a string");
+    return {};
+  }
+  double Num(std::string_view key, bool required = true, double fallback = 0) {
+    const auto* v = Find(key);
+    if (v && v->is_number()) return v->to_number<double>();
+    if (required || (v && !v->is_null())) Fail(key, "a number");
+    return fallback;
+  }
+  std::optional<double> OptNum(std::string_view key) {
+    if (!Has(key)) return std::nullopt;
+    return Num(key);
+  }
+  int64_t Int(std::string_view key, bool required = true) {
+    const auto* v = Find(key);
+    if (v && v->is_int64()) return v->as_int64();
+    if (v && v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(INT64_MAX)) return static_cast<int64_t>(v->as_uint64());
+    if (v && v->is_double() && std::trunc(v->as_double()) == v->as_double() && std::fabs(v->as_double()) < 9e18) {
+      return static_cast<int64_t>(v->as_double());
+    }
+    if (required || (v && !v->is_null())) Fail(key, "an integer");
+    return 0;
+  }
+  bool Bool(std::string_view key, bool required = true) {
+    const auto* v = Find(key);
+    if (v && v->is_bool()) return v->as_bool();
+    if (required || (v && !v->is_null())) Fail(key, "true or false");
+    return false;
+  }
+  std::optional<Interval> OptInterval(std::string_view key) {
+    if (!Has(key)) return std::nullopt;
+    const auto* v = Find(key);
+    if (!v->is_array() || v->as_array().size() != 2 || !v->as_array()[0].is_number() ||
+        !v->as_array()[1].is_number()) {
+      Fail(key, "a [low, high] pair of numbers");
+      return std::nullopt;
+    }
+    return Interval{v->as_array()[0].to_number<double>(), v->as_array()[1].to_number<double>()};
+  }
+  Interval Pair(std::string_view key) {
+    auto i = OptInterval(key);
+    if (!i) Fail(key, "a [low, high] pair of numbers");
+    return i.value_or(Interval{});
+  }
+  // Elements of an array field (empty when absent and not required).
+  const json::array* Array(std::string_view key, bool required = true) {
+    const auto* v = Find(key);
+    if (v && v->is_array()) return &v->as_array();
+    if (required || (v && !v->is_null())) Fail(key, "an array");
+    return nullptr;
+  }
+  std::string Path(std::string_view key) const { return key.empty() ? path_ : StrCat(path_, ".", key); }
+
+ private:
+  void Fail(std::string_view key, std::string_view what) {
+    if (status_->ok()) *status_ = absl::InvalidArgumentError(StrCat("analysis report: ", Path(key), " must be ", what));
+  }
+  const json::object* o_ = nullptr;
+  std::string path_;
+  absl::Status* status_;
+};
+
+ComparisonReport ComparisonFromJson(const json::value& v, const std::string& path, absl::Status* status) {
+  Reader r(&v, path, status);
+  ComparisonReport c;
+  if (!r.ok()) return c;
+  c.metric = r.Str("metric");
+  c.control = r.Str("control");
+  c.treatment = r.Str("treatment");
+  c.family = r.Str("family", false) == "primary" ? Family::kPrimary : Family::kSecondary;
+  c.insufficient_data = r.Str("insufficient_data", false);
+  c.significant = r.Bool("significant", false);
+  if (!c.insufficient_data.empty()) return c;
+  c.test = r.Str("test");
+  c.diff = r.Num("diff");
+  c.diff_ci = r.Pair("diff_ci");
+  c.lift = r.OptNum("lift");
+  if (c.lift) c.lift_ci = r.Pair("lift_ci");
+  c.statistic = r.Num("statistic", false);
+  c.df = r.Num("df", false);
+  c.p_value = r.Num("p_value");
+  c.p_value_adjusted = r.Num("p_value_adjusted", false, c.p_value);
+  c.family_size = static_cast<int>(r.Int("family_size", false));
+  c.sequential_p_value = r.OptNum("sequential_p_value");
+  c.sequential_ci = r.OptInterval("sequential_ci");
+  c.sequential_p_value_adjusted = r.OptNum("sequential_p_value_adjusted");
+  c.sequential_family_size = static_cast<int>(r.Int("sequential_family_size", false));
+  c.chance_to_beat = r.OptNum("chance_to_beat");
+  return c;
+}
+
+GuardrailResult GuardrailFromJson(const json::value& v, const std::string& path, absl::Status* status) {
+  Reader r(&v, path, status);
+  GuardrailResult g;
+  if (!r.ok()) return g;
+  g.name = r.Str("name");
+  g.arm = r.Str("arm");
+  const std::string s = r.Str("status");
+  g.status = s == "pass"   ? GuardrailResult::Status::kPass
+             : s == "fail" ? GuardrailResult::Status::kFail
+                           : GuardrailResult::Status::kNotChecked;
+  g.observed = r.Num("observed", false);
+  g.limit = r.Num("limit", false);
+  g.sequential_p_value = r.OptNum("sequential_p_value");
+  g.detail = r.Str("detail", false);
+  return g;
+}
+
+Decision DecisionFromReader(const json::value& v, const std::string& path, absl::Status* status) {
+  Reader r(&v, path, status);
+  Decision d;
+  if (!r.ok()) return d;
+  d.action = r.Str("action");
+  if (r.Has("winner")) d.winner = r.Str("winner");
+  d.metric = r.Str("metric");
+  d.reason = r.Str("reason");
+  d.srm_mismatch = r.Bool("srm_mismatch", false);
+  if (const auto* e = r.Find("evidence"); e && !e->is_null()) {
+    d.evidence = ComparisonFromJson(*e, r.Path("evidence"), status);
+  }
+  if (const auto* g = r.Array("guardrails", false)) {
+    for (size_t i = 0; i < g->size(); ++i) {
+      d.guardrails.push_back(GuardrailFromJson((*g)[i], StrCat(r.Path("guardrails"), "[", i, "]"), status));
+    }
+  }
+  if (const auto* f = r.Array("failed_arms", false)) {
+    for (const auto& x : *f) {
+      if (x.is_string()) d.failed_arms.emplace_back(x.as_string());
+    }
+  }
+  return d;
+}
+
+}  // namespace
+
+json::object ToJson(const Decision& d) {
+  json::object o;
+  o["metric"] = d.metric;
+  o["action"] = d.action;
+  o["winner"] = d.winner ? json::value(*d.winner) : json::value(nullptr);
+  o["reason"] = d.reason;
+  o["srm_mismatch"] = d.srm_mismatch;
+  if (d.evidence) {
+    json::object e = ToJson(*d.evidence);
+    o["evidence"] = std::move(e);
+    // The decision's own p-values, explicit for readers that look only here.
+    if (d.evidence->sequential_p_value) o["sequential_p_value"] = *d.evidence->sequential_p_value;
+    if (d.evidence->sequential_p_value_adjusted) {
+      o["sequential_p_value_adjusted"] = *d.evidence->sequential_p_value_adjusted;
+    }
+  } else {
+    o["evidence"] = nullptr;
+  }
+  json::array g;
+  for (const auto& x : d.guardrails) g.push_back(ToJson(x));
+  o["guardrails"] = std::move(g);
+  json::array failed;
+  for (const auto& a : d.failed_arms) failed.push_back(json::value(a));
+  o["failed_arms"] = std::move(failed);
+  return o;
+}
+
+absl::StatusOr<Decision> DecisionFromJson(const json::value& v) {
+  absl::Status status;
+  Decision d = DecisionFromReader(v, "decision", &status);
+  if (!status.ok()) return status;
+  return d;
+}
+
+json::object ToJson(const Report& r) {
+  json::object report;
+  report["experiment"] = r.experiment;
+  report["unit"] = r.unit;
+  report["control"] = r.control;
+  report["alpha"] = r.alpha;
+  report["primary_metric"] = r.primary_metric;
+  json::array metric_names;
+  for (const auto& m : r.metrics) metric_names.push_back(json::value(m));
+  report["metrics"] = std::move(metric_names);
+  if (!r.window.empty()) report["window"] = r.window;
+  json::array arms;
+  for (const auto& a : r.arms) {
+    json::object o;
+    o["arm"] = a.arm;
+    o["model_version"] = a.model_version;
+    if (!a.versions.empty()) {
+      json::array vs;
+      for (const auto& v : a.versions) vs.push_back(json::object{{"version", v.version}, {"exposures", v.exposures}});
+      o["versions"] = std::move(vs);
+    }
+    o["units"] = a.units;
+    o["exposures"] = a.exposures;
+    json::object metrics;
+    for (const auto& m : a.metrics) {
+      json::object mo;
+      mo["type"] = m.kind == MetricKind::kBinary ? "binary" : "continuous";
+      mo["n"] = m.n;
+      if (!m.insufficient_data.empty()) {
+        mo["insufficient_data"] = m.insufficient_data;
+      } else {
+        if (m.mean) mo["mean"] = *m.mean;
+        if (m.ci) mo["ci"] = Pair(*m.ci);
+      }
+      metrics[m.name] = std::move(mo);
+    }
+    if (a.quality) {
+      const auto& q = *a.quality;
+      json::object auc;
+      if (q.auc) {
+        auc["value"] = *q.auc;
+        auc["ci"] = Pair(q.auc_ci.value_or(Interval{}));
+        auc["n"] = q.n;
+      } else {
+        auc["insufficient_data"] = q.auc_insufficient_data;
+      }
+      metrics["auc"] = std::move(auc);
+      if (q.log_loss) metrics["log_loss"] = json::object{{"value", *q.log_loss}};
+      if (q.calibration_error) {
+        metrics["calibration_error"] = json::object{{"value", *q.calibration_error}, {"bins", q.calibration_bins}};
+      }
+    }
+    o["metrics"] = std::move(metrics);
+    arms.push_back(std::move(o));
+  }
+  report["arms"] = std::move(arms);
+  json::array comparisons;
+  for (const auto& c : r.comparisons) comparisons.push_back(ToJson(c));
+  report["comparisons"] = std::move(comparisons);
+  report["adjustment"] = r.adjustment;
+  if (r.arms.size() > 2) {
+    json::array chi;
+    for (const auto& c : r.chi_squared) {
+      json::object o{{"metric", c.metric}};
+      if (!c.insufficient_data.empty()) {
+        o["insufficient_data"] = c.insufficient_data;
+      } else {
+        o["statistic"] = c.statistic;
+        o["df"] = c.df;
+        o["p_value"] = c.p_value;
+      }
+      chi.push_back(std::move(o));
+    }
+    report["chi_squared"] = std::move(chi);
+  }
+  json::object srm;
+  srm["observed"] = json::value_from(r.srm.observed);
+  srm["checked"] = r.srm.checked;
+  if (!r.srm.checked) {
+    srm["reason"] = r.srm.reason;
+  } else {
+    srm["expected_share"] = json::value_from(r.srm.expected_share);
+    srm["chi2"] = r.srm.chi2;
+    srm["p_value"] = r.srm.p_value;
+    srm["mismatch"] = r.srm.mismatch;
+    srm["threshold"] = r.srm.threshold;
+    if (!r.srm.note.empty()) srm["note"] = r.srm.note;
+  }
+  if (!r.srm.period.empty()) srm["period"] = r.srm.period;
+  report["srm"] = std::move(srm);
+  report["multiple_exposure_units"] = r.multiple_exposure_units;
+  if (r.outcomes) {
+    report["outcomes"] = json::object{{"attributed", r.outcomes->attributed},
+                                      {"unattributed", json::object{{"before_exposure", r.outcomes->before_exposure},
+                                                                    {"after_window", r.outcomes->after_window},
+                                                                    {"unknown_unit", r.outcomes->unknown_unit}}}};
+  }
+  report["maturing_units"] = r.maturing_units;
+  report["decision"] = ToJson(r.decision);
+  json::array timeline;
+  for (const auto& s : r.timeline) {
+    json::array points;
+    for (const auto& p : s.points) {
+      points.push_back(json::object{{"units", p.units}, {"ts_us", p.ts_us}, {"lift", p.lift}, {"ci", Pair(p.ci)}});
+    }
+    timeline.push_back(json::object{{"treatment", s.treatment}, {"metric", s.metric}, {"points", std::move(points)}});
+  }
+  report["timeline"] = std::move(timeline);
+  if (r.shadow) report["shadow"] = *r.shadow;
+  return report;
+}
+
+absl::StatusOr<Report> ReportFromJson(const json::value& v) {
+  absl::Status status;
+  Reader r(&v, "report", &status);
+  if (!r.ok()) return status;
+  Report out;
+  out.experiment = r.Str("experiment");
+  out.unit = r.Str("unit", false);
+  if (out.unit.empty()) out.unit = "user";
+  out.control = r.Str("control");
+  out.alpha = r.Num("alpha", false, 0.05);
+  out.adjustment = r.Str("adjustment", false);
+  out.primary_metric = r.Str("primary_metric", false);
+  out.window = r.Str("window", false);
+  out.multiple_exposure_units = r.Int("multiple_exposure_units", false);
+  out.maturing_units = r.Int("maturing_units", false);
+  if (const auto* names = r.Array("metrics", false)) {
+    for (const auto& n : *names) {
+      if (n.is_string()) out.metrics.emplace_back(n.as_string());
+    }
+  }
+  if (const auto* arms = r.Array("arms")) {
+    for (size_t i = 0; i < arms->size() && status.ok(); ++i) {
+      Reader a(&(*arms)[i], StrCat("report.arms[", i, "]"), &status);
+      if (!a.ok()) break;
+      ArmReport arm;
+      arm.arm = a.Str("arm");
+      arm.model_version = a.Str("model_version", false);
+      arm.units = a.Int("units");
+      arm.exposures = a.Int("exposures", false);
+      if (const auto* vs = a.Array("versions", false)) {
+        for (size_t j = 0; j < vs->size(); ++j) {
+          Reader vr(&(*vs)[j], StrCat(a.Path("versions"), "[", j, "]"), &status);
+          if (!vr.ok()) break;
+          arm.versions.push_back({vr.Str("version"), vr.Int("exposures", false)});
+        }
+      }
+      if (const auto* m = a.Find("metrics"); m && m->is_object()) {
+        for (const auto& [key, value] : m->as_object()) {
+          const std::string name(key.data(), key.size());
+          Reader mr(&value, a.Path(StrCat("metrics.", name)), &status);
+          if (!mr.ok()) break;
+          if (name == "auc" || name == "log_loss" || name == "calibration_error") {
+            if (!arm.quality) arm.quality.emplace();
+            auto& q = *arm.quality;
+            if (name == "auc") {
+              q.auc = mr.OptNum("value");
+              q.auc_ci = mr.OptInterval("ci");
+              q.n = mr.Int("n", false);
+              q.auc_insufficient_data = mr.Str("insufficient_data", false);
+            } else if (name == "log_loss") {
+              q.log_loss = mr.OptNum("value");
+            } else {
+              q.calibration_error = mr.OptNum("value");
+              q.calibration_bins = static_cast<int>(mr.Int("bins", false));
+            }
+            continue;
+          }
+          MetricSummary s;
+          s.name = name;
+          s.kind = mr.Str("type", false) == "continuous" ? MetricKind::kContinuous : MetricKind::kBinary;
+          s.n = mr.Int("n", false);
+          s.insufficient_data = mr.Str("insufficient_data", false);
+          s.mean = mr.OptNum("mean");
+          s.ci = mr.OptInterval("ci");
+          arm.metrics.push_back(std::move(s));
+        }
+      } else if (a.Find("metrics")) {
+        a.Array("metrics");  // records "must be an object"-like error
+      }
+      out.arms.push_back(std::move(arm));
+    }
+  }
+  if (out.metrics.empty() && !out.arms.empty()) {
+    for (const auto& m : out.arms.front().metrics) out.metrics.push_back(m.name);
+  }
+  if (const auto* list = r.Array("comparisons")) {
+    for (size_t i = 0; i < list->size() && status.ok(); ++i) {
+      out.comparisons.push_back(ComparisonFromJson((*list)[i], StrCat("report.comparisons[", i, "]"), &status));
+    }
+  }
+  if (const auto* chi = r.Array("chi_squared", false)) {
+    for (size_t i = 0; i < chi->size() && status.ok(); ++i) {
+      Reader c(&(*chi)[i], StrCat("report.chi_squared[", i, "]"), &status);
+      if (!c.ok()) break;
+      ChiSquaredReport x;
+      x.metric = c.Str("metric");
+      x.insufficient_data = c.Str("insufficient_data", false);
+      if (x.insufficient_data.empty()) {
+        x.statistic = c.Num("statistic");
+        x.df = static_cast<int>(c.Int("df"));
+        x.p_value = c.Num("p_value");
+      }
+      out.chi_squared.push_back(std::move(x));
+    }
+  }
+  if (const auto* s = r.Find("srm"); s && !s->is_null()) {
+    Reader sr(s, "report.srm", &status);
+    if (sr.ok()) {
+      if (const auto* obs = sr.Array("observed", false)) {
+        for (size_t i = 0; i < obs->size(); ++i) {
+          const auto& x = (*obs)[i];
+          if (!x.is_int64() && !x.is_uint64()) {
+            status = absl::InvalidArgumentError(StrCat("analysis report: report.srm.observed[", i, "] must be an integer"));
+            break;
+          }
+          out.srm.observed.push_back(x.is_int64() ? x.as_int64() : static_cast<int64_t>(x.as_uint64()));
+        }
+      }
+      out.srm.checked = sr.Bool("checked", false);
+      out.srm.reason = sr.Str("reason", false);
+      if (out.srm.checked) {
+        if (const auto* shares = sr.Array("expected_share", false)) {
+          for (const auto& x : *shares) out.srm.expected_share.push_back(x.is_number() ? x.to_number<double>() : 0);
+        }
+        out.srm.chi2 = sr.Num("chi2", false);
+        out.srm.p_value = sr.Num("p_value", false, 1);
+        out.srm.mismatch = sr.Bool("mismatch", false);
+        out.srm.threshold = sr.Num("threshold", false, 0.001);
+        out.srm.note = sr.Str("note", false);
+      }
+      out.srm.period = sr.Str("period", false);
+    }
+  }
+  if (const auto* o = r.Find("outcomes"); o && !o->is_null()) {
+    Reader orr(o, "report.outcomes", &status);
+    if (orr.ok()) {
+      OutcomeCounts c;
+      c.attributed = orr.Int("attributed", false);
+      if (const auto* u = orr.Find("unattributed"); u && u->is_object()) {
+        Reader ur(u, "report.outcomes.unattributed", &status);
+        c.before_exposure = ur.Int("before_exposure", false);
+        c.after_window = ur.Int("after_window", false);
+        c.unknown_unit = ur.Int("unknown_unit", false);
+      }
+      out.outcomes = c;
+    }
+  }
+  if (const auto* d = r.Find("decision"); d && !d->is_null()) {
+    out.decision = DecisionFromReader(*d, "report.decision", &status);
+  }
+  if (const auto* t = r.Array("timeline", false)) {
+    for (size_t i = 0; i < t->size() && status.ok(); ++i) {
+      Reader tr(&(*t)[i], StrCat("report.timeline[", i, "]"), &status);
+      if (!tr.ok()) break;
+      TimelineSeries s;
+      s.treatment = tr.Str("treatment");
+      s.metric = tr.Str("metric");
+      if (const auto* pts = tr.Array("points")) {
+        for (size_t j = 0; j < pts->size() && status.ok(); ++j) {
+          Reader pr(&(*pts)[j], StrCat(tr.Path("points"), "[", j, "]"), &status);
+          if (!pr.ok()) break;
+          s.points.push_back({pr.Int("units"), pr.Int("ts_us", false), pr.Num("lift"), pr.Pair("ci")});
+        }
+      }
+      out.timeline.push_back(std::move(s));
+    }
+  }
+  if (const auto* sh = r.Find("shadow"); sh && sh->is_object()) out.shadow = sh->as_object();
+  if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
+  if (!status.ok()) return status;
+  return out;
+}
+
+}  // namespace abgate::analysis

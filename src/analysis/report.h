@@ -1,0 +1,203 @@
+// The analysis report as a typed value: what `Analyze` returns, what every renderer (text,
+// JSON, HTML, the dashboard, registry tags, MLflow run metrics) reads, and what a report that
+// came over HTTP is parsed back into. The JSON form is DESIGN.md's `analyze --format json`
+// (keys added over time, never renamed). `ReportFromJson` never throws: a report from an old or
+// broken peer is an InvalidArgument naming the offending field. Thread-compatible values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+
+#include "absl/status/statusor.h"
+
+namespace abgate::analysis {
+
+enum class MetricKind { kBinary, kContinuous };
+
+struct Interval {
+  double low = 0;
+  double high = 0;
+};
+
+// One metric of one arm: the mean (rate for binary metrics) with its CI, or why there is none.
+struct MetricSummary {
+  std::string name;
+  MetricKind kind = MetricKind::kBinary;
+  int64_t n = 0;
+  std::optional<double> mean;
+  std::optional<Interval> ci;
+  std::string insufficient_data;  // non-empty: no mean
+};
+
+// Model quality of one arm from its scored predictions with labels.
+struct ModelQuality {
+  int64_t n = 0;
+  std::optional<double> auc;
+  std::optional<Interval> auc_ci;
+  std::string auc_insufficient_data;
+  std::optional<double> log_loss;
+  std::optional<double> calibration_error;
+  int calibration_bins = 10;
+};
+
+// A model version that served an arm (an arm defined by alias can move between versions).
+struct VersionShare {
+  std::string version;
+  int64_t exposures = 0;
+};
+
+struct ArmReport {
+  std::string arm;
+  std::string model_version;  // the versions that served it, comma-separated, in first-seen order
+  std::vector<VersionShare> versions;  // empty when the input did not say
+  int64_t units = 0;
+  int64_t exposures = 0;
+  std::vector<MetricSummary> metrics;  // in the report's metric order
+  std::optional<ModelQuality> quality;  // present when the arm has scored predictions
+
+  const MetricSummary* Metric(std::string_view name) const;
+};
+
+// Comparisons are adjusted for multiplicity within their family: the primary metric's k-1
+// comparisons against control decide; everything else (secondary metrics, AUC) is reported
+// with its own adjustment and never decides.
+enum class Family { kPrimary, kSecondary };
+std::string_view FamilyName(Family f);
+
+struct ComparisonReport {
+  std::string metric;
+  std::string control;
+  std::string treatment;
+  Family family = Family::kSecondary;
+  std::string insufficient_data;  // non-empty: nothing below is set but `significant` = false
+  std::string test;               // two_proportion_z, welch_t, delong
+  double diff = 0;
+  Interval diff_ci;
+  std::optional<double> lift;  // absent when control's mean is 0 (or for AUC)
+  std::optional<Interval> lift_ci;
+  double statistic = 0;
+  double df = 0;
+  double p_value = 1;
+  double p_value_adjusted = 1;  // within `family`, fixed-horizon p-values
+  std::optional<double> sequential_p_value;           // always-valid (mixture SPRT); absent for AUC
+  std::optional<Interval> sequential_ci;              // its confidence sequence for diff
+  std::optional<double> sequential_p_value_adjusted;  // within `family`, sequential p-values
+  std::optional<double> chance_to_beat;
+  int family_size = 0;             // comparisons in the family's fixed-horizon adjustment
+  int sequential_family_size = 0;  // comparisons in its sequential adjustment
+  // Under the always-valid test, adjusted within the family: sequential_p_value_adjusted < alpha
+  // (fixed-horizon p_value_adjusted for AUC, which has no sequential test).
+  bool significant = false;
+};
+
+struct ChiSquaredReport {
+  std::string metric;
+  std::string insufficient_data;
+  double statistic = 0;
+  int df = 0;
+  double p_value = 1;
+};
+
+struct SrmReport {
+  std::vector<int64_t> observed;
+  bool checked = false;
+  std::string reason;  // why not checked
+  std::vector<double> expected_share;
+  double chi2 = 0;
+  double p_value = 1;
+  bool mismatch = false;
+  double threshold = 0.001;
+  std::string note;
+  std::string period;  // which weights were in force for the check (empty: the configured ones)
+};
+
+struct OutcomeCounts {
+  int64_t attributed = 0;
+  int64_t before_exposure = 0;
+  int64_t after_window = 0;
+  int64_t unknown_unit = 0;
+};
+
+// One guardrail, a labelled one-sided sequential test of one treatment: "error_rate" (the
+// candidate fails significantly more often than allowed), "p99_latency" (more than 1% of its
+// requests significantly often slower than the limit) or "metric:<primary>" (significantly
+// worse than control on the primary metric).
+struct GuardrailResult {
+  enum class Status { kPass, kFail, kNotChecked };
+  std::string name;
+  std::string arm;
+  Status status = Status::kNotChecked;
+  double observed = 0;  // error rate, slow share, or diff on the metric
+  double limit = 0;     // max error rate, 0.01, or 0
+  std::optional<double> sequential_p_value;
+  std::string detail;  // one human line
+};
+std::string_view GuardrailStatusName(GuardrailResult::Status s);
+
+// The decision and what it rests on (decision.h makes it).
+struct Decision {
+  std::string action = "continue";  // promote | rollback | continue | investigate
+  std::optional<std::string> winner;
+  std::string metric;  // the primary metric
+  std::string reason;  // one human line, numbers rounded
+  // The primary comparison the decision rests on (the winner's, else the failing or the
+  // closest treatment's), copied from the report.
+  std::optional<ComparisonReport> evidence;
+  std::vector<GuardrailResult> guardrails;
+  std::vector<std::string> failed_arms;  // treatments that failed a guardrail
+  bool srm_mismatch = false;
+};
+
+struct TimelinePoint {
+  int64_t units = 0;
+  int64_t ts_us = 0;
+  double lift = 0;
+  Interval ci;
+};
+struct TimelineSeries {
+  std::string treatment;
+  std::string metric;
+  std::vector<TimelinePoint> points;
+};
+
+struct Report {
+  std::string experiment;
+  std::string unit = "user";
+  std::string control;
+  double alpha = 0.05;
+  std::string adjustment = "holm";  // of the secondary family; the primary family is always Holm
+  std::string primary_metric;
+  std::vector<std::string> metrics;  // primary first
+  std::vector<ArmReport> arms;
+  std::vector<ComparisonReport> comparisons;
+  std::vector<ChiSquaredReport> chi_squared;  // k > 2 only
+  SrmReport srm;
+  int64_t multiple_exposure_units = 0;
+  std::optional<OutcomeCounts> outcomes;
+  int64_t maturing_units = 0;  // first exposed too recently for their outcomes to be complete
+  std::string window;          // what data the report covers, for people ("since …", "all")
+  Decision decision;
+  std::vector<TimelineSeries> timeline;
+  std::optional<boost::json::object> shadow;  // the gateway's shadow summary, as it sent it
+
+  const ArmReport* Arm(std::string_view name) const;
+  const ComparisonReport* Comparison(std::string_view metric, std::string_view treatment) const;
+  MetricKind KindOf(std::string_view metric) const;  // binary unless an arm says otherwise
+};
+
+// The JSON of DESIGN.md, plus `family`, `family_size`, `sequential_p_value_adjusted`,
+// `decision.evidence` and `decision.guardrails`.
+boost::json::object ToJson(const Report& report);
+// Parses a report (from `ToJson`, possibly through HTTP). Never throws; InvalidArgument naming
+// the field when a required one is missing or of the wrong type. Unknown keys are ignored.
+absl::StatusOr<Report> ReportFromJson(const boost::json::value& json);
+
+boost::json::object ToJson(const Decision& decision);
+absl::StatusOr<Decision> DecisionFromJson(const boost::json::value& json);
+
+}  // namespace abgate::analysis

@@ -1,0 +1,49 @@
+// Numbers for people: at most N significant digits, fixed notation for ordinary magnitudes
+// (1e-4 <= |x| < 1e7), scientific beyond, trailing zeros dropped. Every human-facing output
+// (text and HTML reports, decision lines, logs, the demo) prints through these; JSON and
+// registry tags keep full precision. Pure and thread-safe.
+#pragma once
+
+#include <cmath>
+#include <cstdio>
+#include <string>
+
+namespace abgate {
+
+// 0.0015873 → "0.001587", 1234.5678 → "1235", 0.5 → "0.5", 3.2e-09 → "3.2e-09".
+inline std::string Human(double x, int significant = 4) {
+  if (std::isnan(x)) return "nan";
+  if (std::isinf(x)) return x > 0 ? "inf" : "-inf";
+  if (x == 0) return "0";
+  const double ax = std::fabs(x);
+  char buf[64];
+  if (ax < 1e-4 || ax >= 1e7) {
+    std::snprintf(buf, sizeof(buf), "%.*e", significant - 1, x);
+    std::string s(buf);
+    // Drop trailing zeros of the mantissa: 3.200e-09 → 3.2e-09.
+    const size_t e = s.find('e');
+    size_t end = e;
+    while (end > 0 && s[end - 1] == '0') --end;
+    if (end > 0 && s[end - 1] == '.') --end;
+    return s.substr(0, end) + s.substr(e);
+  }
+  const int magnitude = static_cast<int>(std::floor(std::log10(ax)));
+  int decimals = significant - 1 - magnitude;
+  if (decimals < 0) decimals = 0;
+  std::snprintf(buf, sizeof(buf), "%.*f", decimals, x);
+  std::string s(buf);
+  if (s.find('.') != std::string::npos) {
+    while (s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+  }
+  if (s == "-0") s = "0";
+  return s;
+}
+
+// A share as a percentage: 0.12345 → "12.35%" (significant digits of the percentage).
+inline std::string HumanPercent(double fraction, int significant = 4) { return Human(100 * fraction, significant) + "%"; }
+
+// A p-value: "< 0.0001" below that, else 4 significant digits ("0.001587", "0.0458").
+inline std::string HumanP(double p) { return p < 1e-4 ? std::string("< 0.0001") : Human(p, 4); }
+
+}  // namespace abgate
