@@ -81,6 +81,7 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& input);
 // Renderers of the report, for people: numbers rounded to at most 4 significant digits.
 std::string RenderText(const Report& report);
 std::string RenderHtml(const Report& report);
+std::string ShadowLine(const ShadowSummary& shadow);  // one line for people
 
 // Reads the seed's ab_results.csv (`user_id, model_version, y_true, y_pred`, header row,
 // columns in any order). Arms are model versions; control is `control_version` or else the

@@ -42,7 +42,9 @@ std::string SeqPText(const ComparisonReport& c) {
 
 GuardrailResult ErrorRate(const std::string& arm, const ServingHealth& a, const ServingHealth& b,
                           const std::string& control, double max_rate, double alpha) {
-  GuardrailResult g{"error_rate", arm};
+  GuardrailResult g;
+  g.name = "error_rate";
+  g.arm = arm;
   g.limit = max_rate;
   const double rate_a = a.attempts ? static_cast<double>(a.failures) / a.attempts : 0;
   const double rate_b = b.attempts ? static_cast<double>(b.failures) / b.attempts : 0;
@@ -70,7 +72,9 @@ GuardrailResult ErrorRate(const std::string& arm, const ServingHealth& a, const 
 // "p99 above the limit" means more than 1% of the arm's requests took longer than it; the share
 // certainly slower (past the first histogram bound at or above the limit) is tested against 1%.
 GuardrailResult P99(const std::string& arm, const ServingHealth& b, double limit_ms, double alpha) {
-  GuardrailResult g{"p99_latency", arm};
+  GuardrailResult g;
+  g.name = "p99_latency";
+  g.arm = arm;
   g.limit = 0.01;
   if (b.attempts < 100 || b.latency_buckets.empty() || b.latency_buckets.back().second == 0) {
     g.detail = StrCat(arm, ": ", b.attempts, " requests so far (the p99 guardrail needs 100)");
@@ -102,7 +106,9 @@ GuardrailResult P99(const std::string& arm, const ServingHealth& b, double limit
 // The primary metric significantly worse than control. The always-valid test is two-sided;
 // used one-sided (only a worse treatment fails), its p-value is conservative for that side.
 GuardrailResult PrimaryWorse(const Report& r, const std::string& metric, const std::string& arm, double alpha) {
-  GuardrailResult g{StrCat("metric:", metric), arm};
+  GuardrailResult g;
+  g.name = StrCat("metric:", metric);
+  g.arm = arm;
   const ComparisonReport* c = r.Comparison(metric, arm);
   if (!c || !c->insufficient_data.empty() || !c->sequential_p_value) {
     g.detail = StrCat(arm, ": no data on ", metric, " yet");
@@ -111,13 +117,16 @@ GuardrailResult PrimaryWorse(const Report& r, const std::string& metric, const s
   g.status = Status::kPass;
   g.observed = c->diff;
   g.sequential_p_value = c->diff < 0 ? *c->sequential_p_value : 1.0;
-  const std::string numbers = StrCat("diff ", DiffText(c->diff, r.KindOf(metric)), ", one-sided sequential p = ",
-                                     HumanP(*g.sequential_p_value));
-  if (c->diff < 0 && *c->sequential_p_value < alpha) {
+  const std::string diff = StrCat("diff ", DiffText(c->diff, r.KindOf(metric)));
+  if (c->diff >= 0) {
+    g.detail = StrCat(arm, " is not worse than ", r.control, " on ", metric, " (", diff, ")");
+  } else if (*c->sequential_p_value < alpha) {
     g.status = Status::kFail;
-    g.detail = StrCat(arm, " is significantly worse than ", r.control, " on ", metric, " (", numbers, ")");
+    g.detail = StrCat(arm, " is significantly worse than ", r.control, " on ", metric, " (", diff,
+                      ", one-sided sequential p = ", HumanP(*g.sequential_p_value), ")");
   } else {
-    g.detail = StrCat(arm, " is not significantly worse than ", r.control, " on ", metric, " (", numbers, ")");
+    g.detail = StrCat(arm, " is not significantly worse than ", r.control, " on ", metric, " (", diff,
+                      ", one-sided sequential p = ", HumanP(*g.sequential_p_value), ")");
   }
   return g;
 }

@@ -50,7 +50,7 @@ std::string Escape(std::string_view s) {
 
 std::string Diff(const ComparisonReport& c, MetricKind kind) {
   if (!c.insufficient_data.empty()) return c.insufficient_data.rfind("no data", 0) == 0 ? "no data" : "insufficient data";
-  if (kind == MetricKind::kBinary && c.test != "delong") {
+  if (kind == MetricKind::kBinary && c.metric != "auc") {
     return StrCat(Signed(100 * c.diff), " pp [", Signed(100 * c.diff_ci.low), ", ", Signed(100 * c.diff_ci.high), "]");
   }
   return StrCat(Signed(c.diff), " [", Signed(c.diff_ci.low), ", ", Signed(c.diff_ci.high), "]");
@@ -117,10 +117,27 @@ std::string SrmLine(const SrmReport& srm) {
 }
 
 std::string DecisionLine(const Decision& d) {
-  return StrCat("decision: ", d.action, d.winner ? StrCat(" ", *d.winner) : std::string(), " -- ", d.reason);
+  std::string what = d.action;
+  if (d.action == "rollback") {
+    std::string arms;
+    for (const auto& a : d.failed_arms) StrAppend(&arms, arms.empty() ? "" : ", ", a);
+    if (!arms.empty()) StrAppend(&what, " ", arms);
+    if (d.winner) StrAppend(&what, " (", *d.winner, " stays)");
+  } else if (d.winner) {
+    StrAppend(&what, " ", *d.winner);
+  }
+  return StrCat("decision: ", what, " -- ", d.reason);
 }
 
 }  // namespace
+
+std::string ShadowLine(const ShadowSummary& s) {
+  return StrCat("shadow: ", s.requests, " requests served by ", s.arm, " were also scored by ", s.shadow_arm, " (",
+                s.shadow_failures, " failed); predictions disagree on ",
+                s.disagreement ? HumanPercent(*s.disagreement, 3) : std::string("-"), ", score correlation ",
+                s.score_correlation ? Human(*s.score_correlation, 3) : std::string("-"), "; p99 latency ",
+                Human(s.primary_latency_ms.p99, 3), " ms served vs ", Human(s.shadow_latency_ms.p99, 3), " ms shadow");
+}
 
 std::string RenderText(const Report& r) {
   std::string out = StrCat("experiment ", r.experiment, "   unit: ", r.unit, "   control: ", r.control, "   alpha ",
@@ -159,7 +176,7 @@ std::string RenderText(const Report& r) {
              Diff(c, r.KindOf(c.metric)), data ? Lift(c) : "-", data ? HumanP(c.p_value) : "-",
              data ? HumanP(c.p_value_adjusted) : "-", data ? P(c.sequential_p_value) : "-",
              data ? P(c.sequential_p_value_adjusted) : "-",
-             c.chance_to_beat ? HumanPercent(*c.chance_to_beat, 3) : "-", c.significant ? "yes" : "no"});
+             c.chance_to_beat ? HumanChance(*c.chance_to_beat) : "-", c.significant ? "yes" : "no"});
   }
   out += "\n" + cmp.Render();
   out += "(seq p: always-valid sequential p-value; adj: adjusted within its family; significant: seq p adj < alpha)\n";
@@ -180,23 +197,7 @@ std::string RenderText(const Report& r) {
                   "): ", GuardrailStatusName(g.status), " -- ", g.detail, "\n");
   }
   out += DecisionLine(r.decision) + "\n";
-  if (r.shadow) {
-    const auto& o = *r.shadow;
-    auto num = [&](std::string_view k) { return o.contains(k) && o.at(k).is_number() ? o.at(k).to_number<double>() : 0.0; };
-    auto str = [&](std::string_view k) { return o.contains(k) && o.at(k).is_string() ? std::string(o.at(k).as_string()) : std::string(); };
-    auto p99 = [&](std::string_view side) {
-      const auto* lat = o.if_contains("latency_ms");
-      if (!lat || !lat->is_object()) return 0.0;
-      const auto* s = lat->as_object().if_contains(side);
-      if (!s || !s->is_object()) return 0.0;
-      const auto* p = s->as_object().if_contains("p99");
-      return p && p->is_number() ? p->to_number<double>() : 0.0;
-    };
-    out += StrCat("shadow: ", str("shadow_arm"), " mirrored ", static_cast<int64_t>(num("requests")), " requests of ",
-                  str("arm"), " (", static_cast<int64_t>(num("shadow_failures")), " failed); disagreement ",
-                  HumanPercent(num("disagreement"), 3), ", score correlation ", Human(num("score_correlation")),
-                  "; p99 latency ", Human(p99("primary")), " ms vs ", Human(p99("shadow")), " ms\n");
-  }
+  if (r.shadow) out += ShadowLine(*r.shadow) + "\n";
   return out;
 }
 

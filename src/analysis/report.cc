@@ -68,7 +68,7 @@ json::object ToJson(const ComparisonReport& c) {
   o["test"] = c.test;
   o["diff"] = c.diff;
   o["diff_ci"] = Pair(c.diff_ci);
-  if (c.test != "delong") {
+  if (c.metric != "auc") {
     if (c.lift) {
       o["lift"] = *c.lift;
       o["lift_ci"] = Pair(*c.lift_ci);
@@ -259,6 +259,51 @@ Decision DecisionFromReader(const json::value& v, const std::string& path, absl:
 
 }  // namespace
 
+json::object ToJson(const ShadowSummary& s) {
+  json::object o{{"arm", s.arm},
+                 {"shadow_arm", s.shadow_arm},
+                 {"requests", s.requests},
+                 {"shadow_failures", s.shadow_failures},
+                 {"compared", s.compared}};
+  if (s.disagreement) o["disagreement"] = *s.disagreement;
+  if (s.mean_abs_score_diff) o["mean_abs_score_diff"] = *s.mean_abs_score_diff;
+  if (s.score_correlation) o["score_correlation"] = *s.score_correlation;
+  auto latency = [](const ShadowSummary::Latency& l) {
+    return json::object{{"mean", l.mean}, {"p50", l.p50}, {"p99", l.p99}};
+  };
+  o["latency_ms"] = json::object{{"primary", latency(s.primary_latency_ms)}, {"shadow", latency(s.shadow_latency_ms)}};
+  return o;
+}
+
+absl::StatusOr<ShadowSummary> ShadowFromJson(const json::value& v) {
+  absl::Status status;
+  Reader r(&v, "shadow", &status);
+  ShadowSummary s;
+  if (r.ok()) {
+    s.arm = r.Str("arm");
+    s.shadow_arm = r.Str("shadow_arm");
+    s.requests = r.Int("requests");
+    s.shadow_failures = r.Int("shadow_failures", false);
+    s.compared = r.Int("compared", false);
+    s.disagreement = r.OptNum("disagreement");
+    s.mean_abs_score_diff = r.OptNum("mean_abs_score_diff");
+    s.score_correlation = r.OptNum("score_correlation");
+    if (const auto* lat = r.Find("latency_ms"); lat && !lat->is_null()) {
+      Reader lr(lat, "shadow.latency_ms", &status);
+      for (const auto& [side, out] : {std::pair{"primary", &s.primary_latency_ms}, std::pair{"shadow", &s.shadow_latency_ms}}) {
+        if (!lr.ok()) break;
+        Reader sr(lr.Find(side), lr.Path(side), &status);
+        if (!sr.ok()) break;
+        out->mean = sr.Num("mean", false);
+        out->p50 = sr.Num("p50", false);
+        out->p99 = sr.Num("p99", false);
+      }
+    }
+  }
+  if (!status.ok()) return status;
+  return s;
+}
+
 json::object ToJson(const Decision& d) {
   json::object o;
   o["metric"] = d.metric;
@@ -401,7 +446,7 @@ json::object ToJson(const Report& r) {
     timeline.push_back(json::object{{"treatment", s.treatment}, {"metric", s.metric}, {"points", std::move(points)}});
   }
   report["timeline"] = std::move(timeline);
-  if (r.shadow) report["shadow"] = *r.shadow;
+  if (r.shadow) report["shadow"] = ToJson(*r.shadow);
   return report;
 }
 
@@ -562,7 +607,11 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
       out.timeline.push_back(std::move(s));
     }
   }
-  if (const auto* sh = r.Find("shadow"); sh && sh->is_object()) out.shadow = sh->as_object();
+  if (const auto* sh = r.Find("shadow"); sh && !sh->is_null() && status.ok()) {
+    auto shadow = ShadowFromJson(*sh);
+    if (!shadow.ok()) return absl::InvalidArgumentError(StrCat("analysis report: report.", shadow.status().message().substr(17)));
+    out.shadow = *std::move(shadow);
+  }
   if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
   if (!status.ok()) return status;
   return out;

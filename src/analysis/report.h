@@ -165,6 +165,24 @@ struct TimelineSeries {
   std::vector<TimelinePoint> points;
 };
 
+// Shadow traffic over the window: the served arm's requests also scored by the shadow arm.
+struct ShadowSummary {
+  struct Latency {
+    double mean = 0, p50 = 0, p99 = 0;
+  };
+  std::string arm;
+  std::string shadow_arm;
+  int64_t requests = 0;
+  int64_t shadow_failures = 0;
+  int64_t compared = 0;
+  std::optional<double> disagreement;  // scores on different sides of 0.5
+  std::optional<double> mean_abs_score_diff;
+  std::optional<double> score_correlation;
+  Latency primary_latency_ms, shadow_latency_ms;
+};
+boost::json::object ToJson(const ShadowSummary& s);
+absl::StatusOr<ShadowSummary> ShadowFromJson(const boost::json::value& json);
+
 struct Report {
   std::string experiment;
   std::string unit = "user";
@@ -183,7 +201,7 @@ struct Report {
   std::string window;          // what data the report covers, for people ("since …", "all")
   Decision decision;
   std::vector<TimelineSeries> timeline;
-  std::optional<boost::json::object> shadow;  // the gateway's shadow summary, as it sent it
+  std::optional<ShadowSummary> shadow;
 
   const ArmReport* Arm(std::string_view name) const;
   const ComparisonReport* Comparison(std::string_view metric, std::string_view treatment) const;

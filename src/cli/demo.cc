@@ -270,18 +270,10 @@ controller:
   }
   // Shadow step: the candidate scored every request next to the champion, its replies discarded.
   if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {
-    if (auto all = (*admin)->Results(experiment); all.ok() && all->contains("shadow")) {
-      const auto& sh = all->at("shadow").as_object();
-      const auto& lat = sh.at("latency_ms").as_object();
-      std::printf("\n== shadow step ==\n  %lld requests served by %s were also scored by %s: predictions disagree on %.1f%% "
-                  "(score correlation %.3f); p99 latency %.2f ms served vs %.2f ms shadow; %lld shadow failures\n",
-                  static_cast<long long>(sh.at("requests").to_number<int64_t>()), std::string(sh.at("arm").as_string()).c_str(),
-                  std::string(sh.at("shadow_arm").as_string()).c_str(),
-                  sh.contains("disagreement") ? 100 * sh.at("disagreement").to_number<double>() : 0.0,
-                  sh.contains("score_correlation") ? sh.at("score_correlation").to_number<double>() : 0.0,
-                  lat.at("primary").as_object().at("p99").to_number<double>(),
-                  lat.at("shadow").as_object().at("p99").to_number<double>(),
-                  static_cast<long long>(sh.at("shadow_failures").to_number<int64_t>()));
+    if (auto all = (*admin)->Report(experiment); all.ok() && all->shadow) {
+      std::printf("\n== shadow step ==\n  %s\n", analysis::ShadowLine(*all->shadow).c_str());
+    } else if (!all.ok()) {
+      std::printf("\n== shadow step ==\n  (no report: %s)\n", std::string(all.status().message()).c_str());
     }
   }
   std::printf("\n== registry after the decision ==\n");

@@ -46,4 +46,11 @@ inline std::string HumanPercent(double fraction, int significant = 4) { return H
 // A p-value: "< 0.0001" below that, else 4 significant digits ("0.001587", "0.0458").
 inline std::string HumanP(double p) { return p < 1e-4 ? std::string("< 0.0001") : Human(p, 4); }
 
+// A probability for people: "< 0.01%" and "> 99.99%" at the ends, else a percentage.
+inline std::string HumanChance(double p) {
+  if (p < 1e-4) return "< 0.01%";
+  if (p > 1 - 1e-4) return "> 99.99%";
+  return HumanPercent(p, 3);
+}
+
 }  // namespace abgate

@@ -104,7 +104,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
         continue;
       }
       const auto& obj = reply.as_object();
-      const auto& preds = obj.at("predictions");
+      const json::value& preds = *obj.if_contains("predictions");
       int top = 0;
       double best = -1;
       if (preds.is_array()) {
@@ -119,11 +119,14 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
       const double p_book = serving::BookingProbability(rows[top].data());
       const bool booked = u01(rng) < p_book;
       const double revenue = booked ? static_cast<double>(rows[top][1]) * rows[top][2] : 0;
-      const std::string arm = StrCat(obj.contains("model_group") ? std::string(obj.at("model_group").as_string()) : "?",
-                                     " (v", obj.contains("model_version") ? std::string(obj.at("model_version").as_string()) : "?",
-                                     ")");
-      const std::string experiment = obj.contains("experiment") ? std::string(obj.at("experiment").as_string()) : o.experiment;
-      const std::string request_id = obj.contains("request_id") ? std::string(obj.at("request_id").as_string()) : "";
+      // The reply came over the network: fields are read without trusting their types.
+      auto field = [&](std::string_view key, std::string fallback) {
+        const json::value* v = obj.if_contains(key);
+        return v && v->is_string() ? std::string(v->as_string()) : fallback;
+      };
+      const std::string arm = StrCat(field("model_group", "?"), " (v", field("model_version", "?"), ")");
+      const std::string experiment = field("experiment", o.experiment);
+      const std::string request_id = field("request_id", "");
       {
         std::lock_guard lock(mu);
         ++report.sent;
