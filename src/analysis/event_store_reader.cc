@@ -73,9 +73,9 @@ struct OutcomeRow {
   uint32_t exposure;  // joined by request: the exposure's index in its partition, else kNone
 };
 
-// Arms in the order the scan met them, shared by the workers (each keeps its own cache, so
-// the lock is taken once per worker and arm). For SQLite the model version is read after the
-// scan from the arm's first row (`first_rowid`), which keeps a text column out of the scan.
+// The (arm, model version) pairs the scan met — an arm defined by alias is served by every
+// version the alias pointed at — shared by the workers (each keeps its own cache, so the lock
+// is taken once per worker and pair). `first_rowid` orders each arm's versions by first sight.
 class ArmTable {
  public:
   struct Arm {
@@ -87,11 +87,8 @@ class ArmTable {
   uint32_t Find(std::string_view name, std::string_view model_version, int64_t rowid) {
     std::lock_guard lock(mu_);
     for (uint32_t i = 0; i < arms_.size(); ++i) {
-      if (arms_[i].name != name) continue;
-      if (rowid < arms_[i].first_rowid) {
-        arms_[i].first_rowid = rowid;
-        arms_[i].model_version = std::string(model_version);
-      }
+      if (arms_[i].name != name || arms_[i].model_version != model_version) continue;
+      arms_[i].first_rowid = std::min(arms_[i].first_rowid, rowid);
       return i;
     }
     arms_.push_back({std::string(name), std::string(model_version), rowid});
@@ -112,7 +109,7 @@ struct ScanOutput {
   std::vector<std::vector<OutcomeRow>> outcomes;          // by unit id, by PartitionOf(unit key)
   std::vector<std::vector<OutcomeRow>> request_outcomes;  // by request id, by PartitionOf(request key)
   std::vector<int64_t> arm_exposures;                     // by ArmTable index
-  std::vector<std::pair<std::string, uint32_t>> arm_cache;
+  std::vector<std::tuple<std::string, std::string, uint32_t>> arm_cache;  // name, version, ArmTable index
   absl::Status status;
 };
 
@@ -182,14 +179,14 @@ class StoreReader {
  private:
   // ---- 1. Scan ----------------------------------------------------------------------------
 
-  // The arm's index in arms_, through the worker's cache. `position` orders first sightings
-  // (a rowid): the arm keeps the model version given with its earliest one.
+  // The (arm, version) pair's index in arms_, through the worker's cache. `position` orders
+  // first sightings (a rowid).
   uint32_t ResolveArm(ScanOutput& out, std::string_view name, std::string_view model_version, int64_t position) {
-    for (const auto& [cached, index] : out.arm_cache) {
-      if (cached == name) return index;
+    for (const auto& [cached, version, index] : out.arm_cache) {
+      if (cached == name && version == model_version) return index;
     }
     const uint32_t arm = arms_.Find(name, model_version, position);
-    out.arm_cache.emplace_back(std::string(name), arm);
+    out.arm_cache.emplace_back(std::string(name), std::string(model_version), arm);
     if (out.arm_exposures.size() <= arm) out.arm_exposures.resize(arm + 1);
     return arm;
   }
@@ -280,7 +277,8 @@ class StoreReader {
                     "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", since_us_ > 0 ? " AND max_ts >= ?4" : "");
     }
     return StrCat(outcomes ? "SELECT abgate_outcome(request_id, unit_id, metric, value, ts) FROM outcomes "
-                           : "SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score) FROM exposures ",
+                           : "SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score, model_version) "
+                             "FROM exposures ",
                   "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", outcomes ? "" : " AND in_experiment = 1",
                   since_us_ > 0 ? " AND ts >= ?4" : "");
   }
@@ -303,7 +301,7 @@ class StoreReader {
   static void ExposureStep(sqlite3_context* context, int, sqlite3_value** v) {
     auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
     const bool scored = sqlite3_value_type(v[5]) != SQLITE_NULL;
-    sink->reader->AddExposureRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), {},
+    sink->reader->AddExposureRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), ValueView(v[6]),
                                  sqlite3_value_int64(v[3]), sqlite3_value_int64(v[4]), scored,
                                  scored ? sqlite3_value_double(v[5]) : 0.0);
   }
@@ -401,7 +399,7 @@ class StoreReader {
           const char* name;
           int args;
           void (*step)(sqlite3_context*, int, sqlite3_value**);
-        } functions[] = {{"abgate_exposure", 6, ExposureStep},
+        } functions[] = {{"abgate_exposure", 7, ExposureStep},
                          {"abgate_outcome", 5, OutcomeStep},
                          {"abgate_exposure_block", 2, ExposureBlockStep},
                          {"abgate_outcome_block", 1, OutcomeBlockStep}};
@@ -440,13 +438,6 @@ class StoreReader {
       if (rc != SQLITE_DONE) out.status = c.db->Error("scan");
     });
 
-    if (blocks_) return absl::OkStatus();  // blocks name each arm's model version
-    // Each arm's model version, from its first row.
-    ABGATE_ASSIGN_OR_RETURN(auto db, internal::OpenForReading(path));
-    for (auto& arm : arms_.arms()) {
-      ABGATE_RETURN_IF_ERROR(db->Query("SELECT model_version FROM exposures WHERE rowid = ?", {arm.first_rowid},
-                                       [&](sqlite3_stmt* st) { arm.model_version = sqlite::Text(st, 0); }));
-    }
     return absl::OkStatus();
   }
 
@@ -579,20 +570,29 @@ class StoreReader {
     }
   }
 
-  // Arms in name order, whatever order the scan met them in, so reports are deterministic.
+  // Arms in name order, whatever order the scan met them in, so reports are deterministic;
+  // each arm's versions in the order they first served it.
   void SortArms() {
     auto& seen = arms_.arms();
     std::vector<uint32_t> order(seen.size());
     for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
-    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) { return seen[a].name < seen[b].name; });
+    std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+      return seen[a].name != seen[b].name ? seen[a].name < seen[b].name : seen[a].first_rowid < seen[b].first_rowid;
+    });
     arm_index_.assign(seen.size(), 0);
-    for (size_t i = 0; i < order.size(); ++i) {
-      arm_index_[order[i]] = static_cast<int>(i);
-      ArmInfo info{seen[order[i]].name, seen[order[i]].model_version, 0, 0};
-      for (const auto& scan : scans_) {
-        if (order[i] < scan.arm_exposures.size()) info.exposures += scan.arm_exposures[order[i]];
+    for (uint32_t pair : order) {
+      if (input_.arms.empty() || input_.arms.back().name != seen[pair].name) {
+        input_.arms.push_back(ArmInfo{seen[pair].name, "", 0, 0});
       }
-      input_.arms.push_back(std::move(info));
+      ArmInfo& info = input_.arms.back();
+      arm_index_[pair] = static_cast<int>(input_.arms.size() - 1);
+      int64_t exposures = 0;
+      for (const auto& scan : scans_) {
+        if (pair < scan.arm_exposures.size()) exposures += scan.arm_exposures[pair];
+      }
+      info.exposures += exposures;
+      info.versions.push_back({seen[pair].model_version, exposures});
+      StrAppend(&info.model_version, info.model_version.empty() ? "" : ",", seen[pair].model_version);
     }
   }
 
@@ -736,7 +736,8 @@ class StoreReader {
         s.units.push_back({e.ts, e.arm, false});
       } else {
         UnitState& u = s.units[it->second];
-        u.multiple_arms |= u.arm != e.arm;
+        // Versions of one arm are one arm (an alias that moved): compare arms, not pairs.
+        u.multiple_arms |= arm_index_[u.arm] != arm_index_[e.arm];
         u.first_ts = std::min(u.first_ts, e.ts);
       }
       s.row_unit[i++] = it->second;

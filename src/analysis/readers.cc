@@ -256,7 +256,11 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
   for (const auto& arm : experiment.arms) {
     ArmInfo info{arm.name, arm.version, arm.weight, 0};
     for (const auto& seen : input.arms) {
-      if (seen.name == arm.name) info.exposures = seen.exposures;
+      if (seen.name != arm.name) continue;
+      info.exposures = seen.exposures;
+      // The versions that actually served it (an arm by alias has no configured version).
+      info.versions = seen.versions;
+      if (!seen.model_version.empty()) info.model_version = seen.model_version;
     }
     arms.push_back(info);
   }

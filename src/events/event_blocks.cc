@@ -68,8 +68,10 @@ void Widen(int64_t ts, size_t size_before, int64_t& min_ts, int64_t& max_ts) {
 
 bool ExposureBlockBuilder::Add(std::string_view request_id, std::string_view unit_id, std::string_view arm,
                                std::string_view model_version, int64_t ts_us, std::optional<double> score) {
+  // One dictionary entry per (arm, model version): an arm defined by alias can be served by a
+  // new version mid-batch, and each version keeps its own exposures.
   size_t index = 0;
-  while (index < arms_.size() && arms_[index].first != arm) ++index;
+  while (index < arms_.size() && (arms_[index].first != arm || arms_[index].second != model_version)) ++index;
   if (index == arms_.size()) {
     if (index == kMaxBlockNames) return false;
     arms_.emplace_back(std::string(arm), std::string(model_version));

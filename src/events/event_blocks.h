@@ -7,8 +7,8 @@
 // assigned arm — exactly what the analysis reads.
 //
 // Layout (little-endian), version 1:
-//   exposures: u8 version, u32 n, u8 arms, arms × (u16 len, name, u16 len, model version of the
-//              arm's first exposure in the block), then columns u64 unit_key[n],
+//   exposures: u8 version, u32 n, u8 arms, arms × (u16 len, name, u16 len, model version; one
+//              entry per arm and version served in the block), then columns u64 unit_key[n],
 //              u64 request_key[n], i64 ts[n], f64 score[n], u8 arm[n], u8 flags[n]
 //              (bit 0: has a unit id, bit 1: scored)
 //   outcomes:  u8 version, u32 n, u8 metrics, metrics × (u16 len, name), then columns

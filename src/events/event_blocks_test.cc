@@ -31,7 +31,7 @@ TEST(EventBlocksTest, ExposuresRoundTrip) {
   ExposureBlockBuilder b;
   ASSERT_TRUE(b.Add("r1", "u1", "A", "7", 100, 0.25));
   ASSERT_TRUE(b.Add("r2", "", "B", "8", 50, std::nullopt));
-  ASSERT_TRUE(b.Add("r3", "u1", "A", "9", 300, 1.0));  // A keeps the version of its first exposure
+  ASSERT_TRUE(b.Add("r3", "u1", "A", "9", 300, 1.0));  // A served by another version: its own entry
   EXPECT_EQ(b.size(), 3u);
   EXPECT_EQ(b.min_ts(), 50);
   EXPECT_EQ(b.max_ts(), 300);
@@ -40,10 +40,12 @@ TEST(EventBlocksTest, ExposuresRoundTrip) {
   auto block = ExposureBlock::Parse(blob);
   ASSERT_TRUE(block.ok()) << block.status();
   ASSERT_EQ(block->size(), 3u);
-  ASSERT_EQ(block->arms().size(), 2u);
+  ASSERT_EQ(block->arms().size(), 3u);
   EXPECT_EQ(block->arms()[0].name, "A");
   EXPECT_EQ(block->arms()[0].model_version, "7");
   EXPECT_EQ(block->arms()[1].name, "B");
+  EXPECT_EQ(block->arms()[2].name, "A");
+  EXPECT_EQ(block->arms()[2].model_version, "9");
   EXPECT_EQ(block->unit_key(0), common::Hash64("u1"));
   EXPECT_EQ(block->request_key(1), common::Hash64("r2"));
   EXPECT_TRUE(block->has_unit(0));
@@ -53,7 +55,7 @@ TEST(EventBlocksTest, ExposuresRoundTrip) {
   EXPECT_EQ(block->score(0), 0.25);
   EXPECT_EQ(block->ts(2), 300);
   EXPECT_EQ(block->arm(1), 1);
-  EXPECT_EQ(block->arm(2), 0);
+  EXPECT_EQ(block->arm(2), 2);
 }
 
 TEST(EventBlocksTest, OutcomesRoundTripKeyedByRequestElseUnit) {

@@ -39,7 +39,10 @@ absl::StatusOr<std::shared_ptr<const CompiledExperiment>> CompiledExperiment::Cr
         return absl::Status(model.status().code(), StrCat("experiment ", e->config.name, ", arm ", arm.name,
                                                           ": cannot load ", uri, ": ", model.status().message()));
       }
-      c.model = *std::move(model);
+      c.model = std::move(model->predictor);
+      // An arm by alias serves (and records in every exposure, header and reply) the version
+      // the alias pointed at when this snapshot was compiled.
+      if (c.version.empty()) c.version = model->version;
     } else {
       ABGATE_ASSIGN_OR_RETURN(c.upstream, config::ParseUpstreamUrl(arm.upstream));
     }

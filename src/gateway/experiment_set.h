@@ -30,11 +30,16 @@ namespace abgate::gateway {
 // Loads (or returns the already loaded) in-process model for a model URI. Called off the data
 // plane: at startup and on the admin thread, so a new version loads while traffic continues on
 // the previous snapshot, and the swap of the snapshot makes the change atomic.
-using ModelLoader = std::function<absl::StatusOr<std::shared_ptr<serving::Predictor>>(const std::string& uri)>;
+// `version` is the registry version the URI resolved to (an alias or stage names none itself).
+struct LoadedModel {
+  std::shared_ptr<serving::Predictor> predictor;
+  std::string version;
+};
+using ModelLoader = std::function<absl::StatusOr<LoadedModel>(const std::string& uri)>;
 
 struct CompiledArm {
   std::string name;
-  std::string version;
+  std::string version;  // as configured, else the version an alias resolved to when compiled
   config::UpstreamUrl upstream;              // when served over HTTP
   std::shared_ptr<serving::Predictor> model;  // when served in-process
   ArmMetrics* metrics = nullptr;

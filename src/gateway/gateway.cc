@@ -399,18 +399,19 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   gw->shared_store_ = !c.events.store.starts_with("sqlite:");
 
   Gateway* self = gw.get();
-  gw->model_loader_ = [self](const std::string& uri) -> absl::StatusOr<std::shared_ptr<serving::Predictor>> {
+  gw->model_loader_ = [self](const std::string& uri) -> absl::StatusOr<LoadedModel> {
     // Resolving an alias or stage asks the registry each time, so a moved alias is picked up
     // by the next snapshot; the folder (name/version) decides whether anything is loaded.
+    std::string version;
     ABGATE_ASSIGN_OR_RETURN(auto folder, serving::ResolveModelFolder(uri, self->config_.registry.uri,
-                                                                     self->config_.registry.cache_dir));
+                                                                     self->config_.registry.cache_dir, &version));
     const std::string key = std::filesystem::absolute(folder).lexically_normal().string();
     std::lock_guard lock(self->models_mu_);
-    if (auto it = self->models_.find(key); it != self->models_.end()) return it->second;
+    if (auto it = self->models_.find(key); it != self->models_.end()) return LoadedModel{it->second, version};
     ABGATE_ASSIGN_OR_RETURN(auto predictor, serving::Predictor::Load(folder));
-    ABGATE_LOG(kInfo, "loaded in-process model %s from %s", uri, key);
+    ABGATE_LOG(kInfo, "loaded in-process model %s (version %s) from %s", uri, version.empty() ? "-" : version, key);
     self->models_[key] = predictor;
-    return predictor;
+    return LoadedModel{predictor, version};
   };
 
   // The YAML is the starting point; changes made through the admin API were stored and win.

@@ -348,3 +348,75 @@ TEST_F(ServingTest, Issue14QuadraticBodiesAreA400AndTheModelServerLives) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// Issue 12: an arm defined by alias records the version it served — in the exposure, the
+// X-Abgate-Model-Version header and the reply — and an alias that moves mid-experiment shows
+// up as two versions of that arm in the analysis, never as a blank.
+TEST_F(ServingTest, ArmsByAliasRecordTheVersionTheyServed) {
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion"});
+  Train({"--quality", "strong", "--seed", "6"});
+  Train({"--quality", "strong", "--seed", "7"});
+  const fs::path config = dir_ / "gateway.yaml";
+  const std::string store = "sqlite:" + (dir_ / "events.db").string();
+  std::ofstream(config) << "server: {listen: 127.0.0.1:0, admin_listen: 127.0.0.1:0, threads: 2}\n"
+                        << "registry: {uri: \"" << uri() << "\", cache_dir: \"" << (dir_ / "gwcache").string() << "\"}\n"
+                        << "events: {store: \"" << store << "\", flush_ms: 5}\n"
+                        << "experiments:\n"
+                        << "  - name: by_alias\n"
+                        << "    model: hyatt_booking_model\n"
+                        << "    default: true\n"
+                        << "    routing_mode: user_hash\n"
+                        << "    arms:\n"
+                        << "      - {name: A, alias: champion, weight: 50}\n"
+                        << "      - {name: B, version: \"2\", weight: 50}\n";
+  Subprocess gw({ABGATE_BINARY, "serve", "--config", config.string()}, {"ABGATE_ADMIN_TOKEN=t"});
+  const std::string line = gw.ReadStdoutLine(30000);
+  const uint16_t port = PortAfter(line, "data=127.0.0.1:");
+  const uint16_t admin = PortAfter(line, "admin=127.0.0.1:");
+  ASSERT_NE(port, 0) << line << gw.stderr_text();
+  const std::string rows = ReadFile(dir_ / "gwcache" / "hyatt_booking_model" / "2" / "serving_input_example.json");
+  auto predict = [&](const std::string& user) {
+    return Score(port, "/predict", R"({"user_id":")" + user + "\"," + rows.substr(1));
+  };
+  // A user of A, before and after the alias moves.
+  auto served_to_a = [&](const std::string& expected) {
+    int seen = 0;
+    for (int i = 0; i < 60; ++i) {
+      ApiReply r = predict("u" + std::to_string(i));
+      EXPECT_EQ(r.status, 200) << r.body;
+      if (S(r["model_group"]) != "A") continue;
+      EXPECT_EQ(r.headers["x-abgate-model-version"], expected);
+      EXPECT_EQ(S(r["model_version"]), expected);
+      ++seen;
+    }
+    EXPECT_GT(seen, 0);
+  };
+  served_to_a("1");
+  ASSERT_EQ(Api("POST", "registered-models/alias", R"({"name":"hyatt_booking_model","alias":"champion","version":"3"})").status,
+            200);
+  // A change recompiles the experiment, which resolves the alias again.
+  RawResponse patched = RawRequest(admin, "POST", "/api/v1/experiments/by_alias/weights", R"({"weights":[50,50]})",
+                                   "application/json", "Authorization: Bearer t\r\n");
+  ASSERT_EQ(patched.status, 200) << patched.body;
+  served_to_a("3");
+  gw.Signal(SIGTERM);
+  ASSERT_EQ(gw.Wait(20000), 0) << gw.stderr_text();
+
+  Subprocess analyze({ABGATE_BINARY, "analyze", "--store", store, "--experiment", "by_alias", "--control", "A",
+                      "--format", "json"});
+  ASSERT_EQ(analyze.Wait(30000), 0) << analyze.stderr_text();
+  const json::value report = json::parse(analyze.stdout_text());
+  const auto& a = report.at("arms").as_array()[0].as_object();
+  EXPECT_EQ(a.at("arm"), "A");
+  EXPECT_EQ(a.at("model_version"), "1,3");
+  ASSERT_EQ(a.at("versions").as_array().size(), 2u);
+  EXPECT_EQ(a.at("versions").as_array()[0].at("version"), "1");
+  EXPECT_EQ(a.at("versions").as_array()[1].at("version"), "3");
+  EXPECT_EQ(report.at("multiple_exposure_units").as_int64(), 0);  // one arm, two versions: not two arms
+}
+
+}  // namespace
+}  // namespace abgate::testing
