@@ -122,7 +122,25 @@ void AdjustFamily(std::vector<ComparisonReport*> family, std::string_view method
 
 }  // namespace
 
+namespace {
+absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in);
+}  // namespace
+
 absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
+  if (in.maturity_us <= 0 || in.as_of_us <= 0) return AnalyzeMature(in);
+  // Units whose outcomes may still come are left out, in every arm alike.
+  AnalysisInput mature = in;
+  const int64_t cutoff = in.as_of_us - in.maturity_us;
+  std::erase_if(mature.units, [&](const UnitObservation& u) { return u.first_ts_us > cutoff; });
+  mature.maturing_units += static_cast<int64_t>(in.units.size() - mature.units.size());
+  mature.maturity_us = 0;
+  auto report = AnalyzeMature(mature);
+  return report;
+}
+
+namespace {
+
+absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   const int k = static_cast<int>(in.arms.size());
   if (k < 1) return absl::InvalidArgumentError("no arms to analyse");
   if (in.control < 0 || in.control >= k) return absl::InvalidArgumentError("control is not one of the arms");
@@ -311,29 +329,70 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
     }
   }
 
-  // Sample-ratio mismatch against the configured weights.
+  // Sample-ratio mismatch against the configured weights; when they changed over time, in each
+  // period on the units first exposed in it, the report showing the period with the smallest p.
   SrmReport& srm = report.srm;
-  std::vector<double> weights;
-  for (int a = 0; a < k; ++a) {
-    srm.observed.push_back(arms[a].units);
-    weights.push_back(in.arms[a].weight);
-  }
-  srm.period = in.srm_period;
-  if (!in.weights_known) {
-    srm.reason = "no configured weights; give --config or --weights";
-  } else if (auto r = stats::SampleRatioMismatch(srm.observed, weights); r.ok()) {
+  for (int a = 0; a < k; ++a) srm.observed.push_back(arms[a].units);
+  auto check = [&](const std::vector<int64_t>& observed, const std::vector<double>& weights, SrmReport* out) {
+    out->observed = observed;
+    auto r = stats::SampleRatioMismatch(observed, weights);
+    if (!r.ok()) {
+      out->reason = std::string(r.status().message());
+      return;
+    }
     double total = 0;
     for (double w : weights) total += w;
-    for (double w : weights) srm.expected_share.push_back(w / total);
-    srm.checked = true;
-    srm.chi2 = r->test.statistic;
-    srm.p_value = r->test.p_value;
-    srm.mismatch = r->mismatch;
-    srm.threshold = 0.001;
-    srm.note = r->note;
+    out->expected_share.clear();
+    for (double w : weights) out->expected_share.push_back(w / total);
+    out->checked = true;
+    out->chi2 = r->test.statistic;
+    out->p_value = r->test.p_value;
+    out->mismatch = r->mismatch;
+    out->threshold = 0.001;
+    out->note = r->note;
+  };
+  if (!in.weights_known) {
+    srm.reason = "no configured weights; give --config or --weights";
+  } else if (in.weight_periods.size() > 1) {
+    const size_t periods = in.weight_periods.size();
+    std::vector<std::vector<int64_t>> observed(periods, std::vector<int64_t>(k, 0));
+    for (const auto& u : in.units) {
+      size_t p = 0;
+      while (p + 1 < periods && in.weight_periods[p + 1].start_us <= u.first_ts_us) ++p;
+      ++observed[p][u.arm];
+    }
+    int checked = 0;
+    std::optional<SrmReport> worst;
+    std::string first_reason;
+    for (size_t p = 0; p < periods; ++p) {
+      int64_t n = 0;
+      for (int64_t x : observed[p]) n += x;
+      if (n == 0 || static_cast<int>(in.weight_periods[p].weights.size()) != k) continue;
+      SrmReport one;
+      check(observed[p], in.weight_periods[p].weights, &one);
+      if (!one.checked) {
+        if (first_reason.empty()) first_reason = one.reason;
+        continue;
+      }
+      ++checked;
+      one.period = StrCat("period ", p + 1, " of ", periods, ", from ts_us ", in.weight_periods[p].start_us);
+      if (!worst || one.p_value < worst->p_value) worst = std::move(one);
+    }
+    if (worst) {
+      srm = *std::move(worst);
+      srm.period = StrCat("weights changed: checked in each of the ", checked,
+                          " periods with units, on the units first exposed in it; shown: the smallest p, ", srm.period);
+    } else {
+      srm.reason = first_reason.empty() ? "no units in any weight period" : first_reason;
+    }
   } else {
-    srm.reason = std::string(r.status().message());
+    std::vector<double> weights;
+    for (int a = 0; a < k; ++a) weights.push_back(in.arms[a].weight);
+    check(srm.observed, weights, &srm);
+    srm.observed.clear();
+    for (int a = 0; a < k; ++a) srm.observed.push_back(arms[a].units);
   }
+  if (srm.period.empty()) srm.period = in.srm_period;
   report.multiple_exposure_units = in.multiple_exposure_units;
   report.outcomes = in.outcomes;
 
@@ -397,5 +456,7 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
   report.decision = Decide(report, DecisionPolicy{report.primary_metric, in.alpha});
   return report;
 }
+
+}  // namespace
 
 }  // namespace abgate::analysis

@@ -48,6 +48,13 @@ struct ArmInfo {
   std::vector<VersionShare> versions;  // every version that served it (an alias can move)
 };
 
+// Weights in force from `start_us` on (an admin change or a controller's ramp step), in the
+// order of AnalysisInput::arms.
+struct WeightPeriod {
+  int64_t start_us = 0;
+  std::vector<double> weights;
+};
+
 struct AnalysisInput {
   std::string experiment;
   std::string unit = "user";  // "user" or "request"
@@ -62,12 +69,20 @@ struct AnalysisInput {
   // came before the unit's first exposure, after the attribution window, or for no exposed unit.
   using OutcomeCounts = analysis::OutcomeCounts;
   std::optional<OutcomeCounts> outcomes;
-  // Units left out because their first exposure is younger than the metrics' maturity (their
-  // outcomes may still come), counted for the report.
-  int64_t maturing_units = 0;
+  // Outcomes arrive after the exposure: a unit first exposed less than `maturity_us` before
+  // `as_of_us` may still convert, and counting it as a non-conversion would penalise the arm
+  // whose traffic is younger. Analyze leaves such units out (all metrics) and counts them.
+  // The store readers set the maturity to the experiment's attribution window. 0: no wait.
+  int64_t as_of_us = 0;
+  int64_t maturity_us = 0;
+  int64_t maturing_units = 0;  // counted by a reader that already left units out
   std::string window;      // what the data covers, for people ("all", "since …")
   std::string srm_period;  // which weights the SRM check used, when they changed over time
   bool weights_known = false;
+  // When the weights changed over the data's time span: SRM is checked in each period on the
+  // units first exposed in it (a unit is assigned by the weights in force at its first
+  // exposure), and the report says so. Empty or one entry: the arms' weights throughout.
+  std::vector<WeightPeriod> weight_periods;
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
   std::string adjustment = "holm";  // of the secondary family: "holm", "bh" or "none"
@@ -123,6 +138,21 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
                                                        const config::ExperimentConfig& experiment,
                                                        const std::string& unit, std::vector<MetricSpec> metrics,
                                                        int64_t since_us = 0);
+
+// The experiment as last stored through the admin API (table experiment_configs), or nullopt
+// when the store has no stored config for it (a YAML-only experiment).
+absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(const std::string& store_uri,
+                                                                             const std::string& experiment);
+
+// The weights of `experiment`'s arms over time, from its audit trail (every admin change's
+// `after`), starting with `experiment`'s own weights when the trail begins later. Consecutive
+// equal weights are one period.
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& store_uri,
+                                                            const config::ExperimentConfig& experiment);
+
+// The metrics the store has outcomes for in `experiment`, by name: binary when every value is
+// 0 or 1, else continuous.
+absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(const std::string& store_uri, const std::string& experiment);
 
 // Shadow traffic of `experiment` (table `shadows`), from `since_us` on: requests mirrored,
 // shadow failures, prediction disagreement (scores on different sides of 0.5), score

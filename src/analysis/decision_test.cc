@@ -212,3 +212,56 @@ TEST(DecisionTest, AnalyzeBuildsSeparateFamiliesWithoutPlaceholders) {
 
 }  // namespace
 }  // namespace abgate::analysis
+
+namespace abgate::analysis {
+namespace {
+
+// Issue 12: outcomes arrive after the exposure. When one arm's traffic is younger (it started
+// later, as after a ramp), counting its not-yet-converted units as non-conversions makes it look
+// worse. Leaving out units younger than the attribution window removes the bias: with equal true
+// rates, the rule almost never rolls the younger arm back; without it, it often does (which
+// shows this test can fail).
+TEST(MaturityTest, DelayedOutcomesDoNotPenaliseTheArmWithYoungerTraffic) {
+  constexpr int kExperiments = 60;
+  constexpr int64_t kSecond = 1'000'000;
+  constexpr int64_t kWindow = 30 * kSecond;  // outcomes after 30 s are not attributed
+  constexpr int64_t kNow = 100 * kSecond;
+  std::mt19937_64 rng(12);
+  std::uniform_real_distribution<double> u(0, 1);
+  std::exponential_distribution<double> delay_s(1.0 / 10);  // mean 10 s to convert
+  int rollbacks_naive = 0, rollbacks_mature = 0;
+  double diff_naive = 0, diff_mature = 0;
+  for (int e = 0; e < kExperiments; ++e) {
+    AnalysisInput in;
+    in.experiment = "young";
+    in.arms = {{"A", "1", 50, 0}, {"B", "2", 50, 0}};
+    in.metrics = {{"booked", MetricKind::kBinary}};
+    for (int i = 0; i < 40000; ++i) {
+      const int arm = i % 2;
+      // A's traffic spans the whole 100 s, B's only the last 50 s.
+      const int64_t first = arm == 0 ? static_cast<int64_t>(u(rng) * kNow) : kNow / 2 + static_cast<int64_t>(u(rng) * kNow / 2);
+      const bool converts = u(rng) < 0.10;  // the same true rate in both arms
+      const int64_t at = first + static_cast<int64_t>(delay_s(rng) * kSecond);
+      const bool seen = converts && at <= kNow && at - first <= kWindow;
+      in.units.push_back({arm, first, {seen ? 1.0 : 0.0}});
+    }
+    auto naive = Analyze(in);
+    ASSERT_TRUE(naive.ok());
+    in.as_of_us = kNow;
+    in.maturity_us = kWindow;
+    auto mature = Analyze(in);
+    ASSERT_TRUE(mature.ok());
+    EXPECT_GT(mature->maturing_units, 0);
+    rollbacks_naive += naive->decision.action == "rollback";
+    rollbacks_mature += mature->decision.action == "rollback";
+    diff_naive += naive->Comparison("booked", "B")->diff / kExperiments;
+    diff_mature += mature->Comparison("booked", "B")->diff / kExperiments;
+  }
+  EXPECT_LT(diff_naive, -0.005);               // the bias is real: about a point lower
+  EXPECT_GT(rollbacks_naive, kExperiments / 3);  // and the naive rule acts on it
+  EXPECT_NEAR(diff_mature, 0, 0.002);
+  EXPECT_LE(rollbacks_mature, kExperiments * 5 / 100);  // within the test's alpha
+}
+
+}  // namespace
+}  // namespace abgate::analysis

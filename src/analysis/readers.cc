@@ -1,6 +1,7 @@
 // Builders of AnalysisInput: the seed's ab_results.csv and a configured experiment in the event
 // store (ReadEventStore itself is in event_store_reader.cc), and the shadow traffic summary.
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <charconv>
 #include <cmath>
@@ -280,7 +281,17 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
   for (auto& p : input.predictions) p.arm = remap[p.arm];
   input.arms = std::move(arms);
   input.control = experiment.ControlIndex();
+  // A unit's outcomes are complete once its attribution window has passed.
+  input.maturity_us = experiment.attribution_window_us;
+  input.as_of_us = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
   input.weights_known = experiment.ramp.empty();  // with a ramp, weights changed over time
+  // Admin changes and ramp steps changed the weights over time: SRM is checked per period.
+  if (input.weights_known) {
+    auto periods = ReadWeightHistory(store_uri, experiment);
+    if (!periods.ok()) return periods.status();
+    if (periods->size() > 1) input.weight_periods = *std::move(periods);
+  }
   return input;
 }
 

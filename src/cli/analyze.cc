@@ -9,6 +9,7 @@
 #include <fstream>
 #include <sstream>
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "analysis/analysis.h"
@@ -16,13 +17,17 @@
 #include "common/logging.h"
 #include "common/strings.h"
 #include "config/gateway_config.h"
+#include "common/status_macros.h"
 #include "config/json_format.h"
+#include "control/promotion.h"
+#include "registry/mlflow_client.h"
 
 namespace abgate::cli {
 namespace {
 
 struct Args {
   std::string csv, store, experiment, config, format = "text", output, metric, control, weights, unit, adjust = "holm";
+  std::string mlflow_uri, mlflow_experiment = "abgate-analyses";
   double alpha = 0.05;
   double tuning = 5000;
 };
@@ -46,6 +51,34 @@ absl::StatusOr<analysis::MetricSpec> ParseMetric(const std::string& text) {
   }
   if (m.name.empty()) return absl::InvalidArgumentError("--metric needs a name");
   return m;
+}
+
+// One MLflow run per arm (tag ab_test=<experiment>, as the controller's): the arm's aggregates
+// and, on treatments, the primary comparison's numbers the decision read; the decision itself
+// as tags. Any experiment, however it was started, gets its evidence tracked this way.
+absl::Status LogToMlflow(const Args& a, const analysis::Report& report) {
+  ABGATE_ASSIGN_OR_RETURN(auto client, registry::MlflowClient::Create(registry::MlflowClientOptions::ForUri(a.mlflow_uri)));
+  ABGATE_ASSIGN_OR_RETURN(std::string exp_id, client->GetOrCreateExperiment(a.mlflow_experiment));
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch()).count();
+  for (const auto& arm : report.arms) {
+    ABGATE_ASSIGN_OR_RETURN(auto run, client->CreateRun(exp_id, StrCat(report.experiment, "-", arm.arm),
+                                                        {{"ab_test", report.experiment}, {"arm", arm.arm}}));
+    std::vector<registry::Metric> metrics = {{"units", static_cast<double>(arm.units), now_ms, 0},
+                                             {"exposures", static_cast<double>(arm.exposures), now_ms, 0}};
+    control::AppendRunMetrics(report, report.decision, arm.arm, now_ms, 0, &metrics);
+    registry::TagMap params = {{"arm", arm.arm},
+                               {"role", arm.arm == report.control ? "control" : "treatment"},
+                               {"model_version", arm.model_version},
+                               {"primary_metric", report.primary_metric}};
+    registry::TagMap tags = {{"ab_test.decision", report.decision.action},
+                             {"ab_test.reason", report.decision.reason.substr(0, 5000)}};
+    if (!report.window.empty()) tags["ab_test.window"] = report.window;
+    ABGATE_RETURN_IF_ERROR(client->LogBatch(run.run_id, metrics, params, tags));
+    ABGATE_RETURN_IF_ERROR(client->SetTerminated(run.run_id, "FINISHED"));
+    std::fprintf(stderr, "abgate analyze: logged arm %s to MLflow run %s\n", arm.arm.c_str(), run.run_id.c_str());
+  }
+  return absl::OkStatus();
 }
 
 int Run(const Args& a) {
@@ -83,6 +116,30 @@ int Run(const Args& a) {
       if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
       metrics = analysis::MetricsOf(*exp);
     }
+    // Without a YAML, the experiment as it ran: the config last stored through the admin API
+    // (arms, control, weights and their history, metrics, attribution window).
+    std::optional<config::ExperimentConfig> stored;
+    if (!exp) {
+      auto from_store = analysis::ReadStoredExperiment(store, a.experiment);
+      if (!from_store.ok()) return Fail(std::string(from_store.status().message()));
+      stored = *std::move(from_store);
+      if (stored) {
+        exp = &*stored;
+        if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
+        if (!exp->metrics.empty()) metrics = analysis::MetricsOf(*exp);
+      }
+    }
+    // Every metric the store has outcomes for, after the configured ones (primary first);
+    // --metric instead names the one to analyse (and skips this scan of the outcome rows).
+    if (a.metric.empty()) {
+      auto found = analysis::ReadStoredMetrics(store, a.experiment);
+      if (!found.ok()) return Fail(std::string(found.status().message()));
+      for (const auto& m : *found) {
+        if (std::none_of(metrics.begin(), metrics.end(), [&](const auto& x) { return x.name == m.name; })) {
+          metrics.push_back(m);
+        }
+      }
+    }
     if (!a.metric.empty()) {
       auto m = ParseMetric(a.metric);
       if (!m.ok()) return Fail(std::string(m.status().message()));
@@ -94,6 +151,15 @@ int Run(const Args& a) {
       }
     }
     if (metrics.empty()) metrics.push_back({"booked", analysis::MetricKind::kBinary});
+    // Metrics the config does not name are analysed as well; they need their kind from the data.
+    if (exp && !exp->metrics.empty()) {
+      std::vector<analysis::MetricSpec> configured = analysis::MetricsOf(*exp);
+      for (auto& m : metrics) {
+        for (const auto& c : configured) {
+          if (c.name == m.name) m.kind = c.kind;
+        }
+      }
+    }
     const auto read_start = std::chrono::steady_clock::now();
     auto in = exp ? analysis::ReadConfiguredExperiment(store, *exp, unit, metrics)
                   : analysis::ReadEventStore(store, a.experiment, unit, metrics);
@@ -122,6 +188,7 @@ int Run(const Args& a) {
     if (w.size() != input.arms.size()) return Fail(StrCat("--weights needs ", input.arms.size(), " numbers (one per arm)"));
     for (size_t i = 0; i < w.size(); ++i) input.arms[i].weight = w[i];
     input.weights_known = true;
+    input.weight_periods.clear();  // the weights given are the ones to check against
   }
   input.alpha = a.alpha;
   input.adjustment = a.adjust;
@@ -134,6 +201,9 @@ int Run(const Args& a) {
   const std::string text = a.format == "json"   ? config::ToJson(analysis::ToJson(*report)) + "\n"
                            : a.format == "html" ? analysis::RenderHtml(*report)
                                                 : analysis::RenderText(*report);
+  if (!a.mlflow_uri.empty()) {
+    if (auto s = LogToMlflow(a, *report); !s.ok()) return Fail(StrCat("--log-to-mlflow: ", s.message()));
+  }
   if (a.output.empty()) {
     std::fwrite(text.data(), 1, text.size(), stdout);
   } else {
@@ -162,6 +232,9 @@ Command AddAnalyze(CLI::App& app) {
   cmd->add_option("--weights", a->weights, "configured weights for the SRM check, e.g. 80,20");
   cmd->add_option("--unit", a->unit, "user or request (default: request for request_random experiments)");
   cmd->add_option("--adjust", a->adjust, "multiple-testing adjustment: holm (default), bh or none");
+  cmd->add_option("--log-to-mlflow", a->mlflow_uri,
+                  "also write one MLflow run per arm (aggregates and the decision's evidence) to this tracking URI");
+  cmd->add_option("--mlflow-experiment", a->mlflow_experiment, "MLflow experiment of those runs (default abgate-analyses)");
   cmd->add_option("--sequential-tuning", a->tuning, "sample size where the confidence sequence is tightest (default 5000)");
   return {cmd, [a] { return Run(*a); }};
 }

@@ -117,6 +117,16 @@ absl::Status ApplyRollback(registry::MlflowClient& reg, GatewayAdmin& gateway, c
   return reg.DeleteAlias(model, "challenger");
 }
 
+absl::StatusOr<std::string> AutoWinner(const analysis::Report& report, const config::ExperimentConfig& experiment,
+                                       const std::map<std::string, analysis::ServingHealth>& health) {
+  const analysis::Decision decision = analysis::Decide(report, PolicyOf(experiment, report.alpha), health);
+  if (decision.action != "promote" || !decision.winner) {
+    return absl::FailedPreconditionError(
+        StrCat("not promoting ", report.experiment, ": ", decision.action, " -- ", decision.reason));
+  }
+  return *decision.winner;
+}
+
 absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayAdmin& gateway,
                                            const std::string& experiment, const std::string& winner,
                                            FleetState* applied) {
@@ -136,10 +146,7 @@ absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayA
   const analysis::Decision decision = analysis::Decide(report, PolicyOf(cfg, report.alpha), health);
   std::string chosen = winner;
   if (winner == "auto") {
-    if (decision.action != "promote" || !decision.winner) {
-      return absl::FailedPreconditionError(StrCat("not promoting ", experiment, ": ", decision.action, " -- ", decision.reason));
-    }
-    chosen = *decision.winner;
+    ABGATE_ASSIGN_OR_RETURN(chosen, AutoWinner(report, cfg, health));
   }
   bool found = false;
   for (const auto& a : cfg.arms) {

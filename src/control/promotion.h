@@ -6,13 +6,16 @@
 #pragma once
 
 #include <chrono>
+#include <map>
 #include <string>
 #include <vector>
 
 #include <boost/json/object.hpp>
 
 #include "absl/status/statusor.h"
+#include "analysis/decision.h"
 #include "analysis/report.h"
+#include "config/gateway_config.h"
 #include "control/gateway_admin.h"
 #include "registry/mlflow_client.h"
 
@@ -44,6 +47,12 @@ absl::Status ApplyRollback(registry::MlflowClient& registry, GatewayAdmin& gatew
                            const std::string& model, const ArmVersion& candidate, const std::string& outcome,
                            const std::string& reason, const boost::json::object& evidence,
                            const std::string& candidate_tag = "ab_test_candidate");
+
+// The winner `promote --winner auto` takes: Decide's on the report and the serving counters
+// under the experiment's policy, or FailedPrecondition with the decision's reason. The same
+// call the controller's final step makes, so the two never disagree on the same data.
+absl::StatusOr<std::string> AutoWinner(const analysis::Report& report, const config::ExperimentConfig& experiment,
+                                       const std::map<std::string, analysis::ServingHealth>& health);
 
 // `abgate promote`: reads the experiment and its results from the gateway and promotes
 // `winner` ("auto": the analysis must call a winner under the sequential test, with no SRM and

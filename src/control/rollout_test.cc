@@ -1,5 +1,7 @@
 #include "control/rollout.h"
 
+#include "control/promotion.h"
+
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
@@ -131,6 +133,32 @@ TEST(Rollout, HealthDifferencesAndPercentiles) {
   EXPECT_EQ(round.attempts, 7);
   EXPECT_EQ(round.latency_buckets.size(), 5u);
   EXPECT_TRUE(std::isinf(round.latency_buckets.back().first));
+}
+
+// Issue 12: on the same data, the controller's final step promotes exactly when
+// `promote --winner auto` would (both are Decide under the experiment's policy).
+TEST(Rollout, ControllerAndPromoteAutoAgreeOnTheSameData) {
+  const auto m = Model();
+  struct Case {
+    analysis::Report report;
+    ArmHealth candidate;
+  };
+  analysis::Report srm = Report(0.03, 0.001, true);
+  srm.srm.observed = {600, 900};
+  srm.srm.expected_share = {0.5, 0.5};
+  const Case cases[] = {{Report(0.03, 0.001), Healthy(1000, 0, 5)},  {Report(0.03, 0.2), Healthy(1000, 0, 5)},
+                        {Report(-0.03, 0.001), Healthy(1000, 0, 5)}, {srm, Healthy(1000, 0, 5)},
+                        {Report(0.03, 0.001), Healthy(200, 30, 5)},  {Report(0.03, 0.001), Healthy(1000, 0, 600)},
+                        {Report(0.03, 0.04), Healthy(1000, 0, 5)}};
+  int promoted = 0;
+  for (const auto& c : cases) {
+    const Verdict v = Evaluate(At(c.report, 1, 21, 32, c.candidate), m, 0.05);
+    auto winner = AutoWinner(c.report, m.parsed, {{"A", Healthy(1000, 0, 5)}, {"B", c.candidate}});
+    EXPECT_EQ(v.action == Action::kPromote, winner.ok() && *winner == "B") << v.reason;
+    if (!winner.ok()) EXPECT_NE(std::string(winner.status().message()).find(v.decision.reason), std::string::npos);
+    promoted += v.action == Action::kPromote;
+  }
+  EXPECT_EQ(promoted, 2);
 }
 
 }  // namespace

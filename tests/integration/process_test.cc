@@ -529,3 +529,70 @@ TEST_F(ProcessTest, ExposureLossOnSigkillIsBoundedByTime) {
 
 }  // namespace
 }  // namespace abgate::testing
+
+namespace abgate::testing {
+namespace {
+
+// Issue 12: `abgate analyze --store` needs no YAML: an experiment created through the admin API
+// is analysed as it ran — its arms, control and metrics from the stored config, its weight
+// change from the audit trail (SRM checked per weight period, and the report says so), and every
+// metric the store has outcomes for.
+TEST_F(ProcessTest, AnalyzeStoreAloneSeesAnAdminCreatedExperimentAsItRan) {
+  StartGateway(ConfigYaml());
+  const std::string upstream_a = "http://127.0.0.1:" + std::to_string(model_a_->port()) + "/invocations";
+  const std::string upstream_b = "http://127.0.0.1:" + std::to_string(model_b_->port()) + "/invocations";
+  RawResponse created = Admin("POST", "/api/v1/experiments",
+                              R"({"name":"made_by_api","model":"hyatt_booking_model","control":"B",)"
+                              R"("metrics":[{"name":"booked","type":"binary","primary":true}],)"
+                              R"("arms":[{"name":"A","version":"7","weight":50,"upstream":")" + upstream_a +
+                                  R"("},{"name":"B","version":"8","weight":50,"upstream":")" + upstream_b + R"("}]})");
+  ASSERT_EQ(created.status, 201) << created.body;
+  std::string outcomes;
+  auto traffic = [&](int from, int to) {
+    for (int i = from; i < to; ++i) {
+      const std::string user = "m" + std::to_string(i);
+      ASSERT_EQ(Predict(R"({"user_id":")" + user + R"(","inputs":[[1]]})", "/predict/made_by_api").status, 200);
+      outcomes += R"({"experiment":"made_by_api","unit_id":")" + user + R"(","metric":"booked","value":)" +
+                  (i % 5 == 0 ? "1" : "0") + "}\n";
+      outcomes += R"({"experiment":"made_by_api","unit_id":")" + user + R"(","metric":"revenue","value":)" +
+                  std::to_string(i % 5 == 0 ? 120.5 + i % 7 : 0.0) + "}\n";
+    }
+  };
+  traffic(0, 600);
+  // A sends its share to B: 50/50 → 10/90 (B's weight does not go down, so nobody moves back).
+  RawResponse weights = Admin("POST", "/api/v1/experiments/made_by_api/weights", R"({"weights":[10,90]})");
+  ASSERT_EQ(weights.status, 200) << weights.body;
+  traffic(600, 1800);
+  ASSERT_EQ(RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson").status, 200);
+  gateway_->Shutdown();
+
+  Subprocess p({ABGATE_BINARY, "analyze", "--store", store_->uri(), "--experiment", "made_by_api", "--format", "json"});
+  ASSERT_EQ(p.Wait(30000), 0) << p.stderr_text();
+  const auto report = boost::json::parse(p.stdout_text());
+  EXPECT_EQ(report.at("control"), "B");  // from the stored config, not the first arm by name
+  EXPECT_EQ(report.at("primary_metric"), "booked");
+  const auto& arm_a = report.at("arms").as_array()[0].as_object();
+  EXPECT_EQ(arm_a.at("metrics").at("booked").at("type"), "binary");
+  EXPECT_EQ(arm_a.at("metrics").at("revenue").at("type"), "continuous");  // found in the store
+  const auto& srm = report.at("srm").as_object();
+  ASSERT_TRUE(srm.at("checked").as_bool()) << boost::json::serialize(srm);
+  EXPECT_FALSE(srm.at("mismatch").as_bool()) << boost::json::serialize(srm);  // against 50/50 it would be
+  EXPECT_NE(std::string(srm.at("period").as_string()).find("weights changed"), std::string::npos);
+  // Against the final 10/90 alone, the whole experiment's split is a mismatch: the check must
+  // have used the weights in force.
+  Subprocess flat({ABGATE_BINARY, "analyze", "--store", store_->uri(), "--experiment", "made_by_api", "--weights",
+                   "10,90", "--format", "json"});
+  ASSERT_EQ(flat.Wait(30000), 0) << flat.stderr_text();
+  EXPECT_TRUE(boost::json::parse(flat.stdout_text()).at("srm").at("mismatch").as_bool());
+  bool found_revenue = false;
+  for (const auto& c : report.at("comparisons").as_array()) {
+    if (c.at("metric") == "revenue") {
+      found_revenue = true;
+      EXPECT_EQ(c.at("family"), "secondary");
+    }
+  }
+  EXPECT_TRUE(found_revenue);
+}
+
+}  // namespace
+}  // namespace abgate::testing
