@@ -354,7 +354,7 @@ json::object ToJson(const Report& r) {
     json::object o;
     o["arm"] = a.arm;
     o["model_version"] = a.model_version;
-    if (!a.versions.empty()) {
+    if (a.versions.size() > 1) {  // an arm that more than one version served (an alias that moved)
       json::array vs;
       for (const auto& v : a.versions) vs.push_back(json::object{{"version", v.version}, {"exposures", v.exposures}});
       o["versions"] = std::move(vs);
