@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <ctime>
 #include <future>
 
 #include <boost/json.hpp>
@@ -85,6 +86,16 @@ MetricSummary Summarize(const AnalysisInput& in, const ArmState& a, size_t j) {
 }
 
 Interval ToInterval(const stats::Interval& i) { return {i.low, i.high}; }
+
+// 2026-11-27T18:18:54Z, for people.
+std::string UtcTime(int64_t ts_us) {
+  const std::time_t t = static_cast<std::time_t>(ts_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
+}
 
 std::vector<double> Adjust(const std::vector<double>& p, std::string_view method) {
   if (method == "holm") return stats::HolmBonferroni(p);
@@ -375,13 +386,16 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
         continue;
       }
       ++checked;
-      one.period = StrCat("period ", p + 1, " of ", periods, ", from ts_us ", in.weight_periods[p].start_us);
+      one.period = in.weight_periods[p].start_us > 0 ? StrCat("since ", UtcTime(in.weight_periods[p].start_us))
+                                                     : std::string("from the start");
       if (!worst || one.p_value < worst->p_value) worst = std::move(one);
     }
     if (worst) {
       srm = *std::move(worst);
-      srm.period = StrCat("weights changed: checked in each of the ", checked,
-                          " periods with units, on the units first exposed in it; shown: the smallest p, ", srm.period);
+      srm.period = checked == 1 ? StrCat("the weights in force ", srm.period)
+                                : StrCat("weights changed: checked in each of the ", checked,
+                                         " weight periods on the units first exposed in it; shown: the period ",
+                                         srm.period, ", with the smallest p");
     } else {
       srm.reason = first_reason.empty() ? "no units in any weight period" : first_reason;
     }
