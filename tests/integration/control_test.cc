@@ -11,6 +11,7 @@
 #include <fstream>
 #include <thread>
 
+#include "common/human.h"
 #include "registry_fixture.h"
 #include "testing/load_balancer.h"
 #include "testing/test_store.h"
@@ -168,6 +169,11 @@ TEST_F(ControlTest, BetterCandidateIsPromotedWithEvidenceEverywhere) {
     EXPECT_FALSE(Tag(v2, key).empty()) << key;
   }
   EXPECT_LT(std::stod(Tag(v2, "ab_test.sequential_p_value")), 0.05);
+  EXPECT_EQ(Tag(v2, "ab_test.status"), "promoted");
+  // Issue 12: one value — the decision line, the tag and the candidate's MLflow run tell the
+  // same sequential p (rounded for people in the line, full precision in the tag and run).
+  const double tag_p = std::stod(Tag(v2, "ab_test.sequential_p_value"));
+  EXPECT_NE(promoted.find("sequential p = " + HumanP(tag_p)), std::string::npos) << promoted << " vs tag " << tag_p;
 
   // Gateway: all traffic to the winner, the experiment stopped, the decision audited.
   ApiReply exp = Admin("GET", "/api/v1/experiments/" + experiment);
@@ -198,7 +204,24 @@ TEST_F(ControlTest, BetterCandidateIsPromotedWithEvidenceEverywhere) {
     const std::string run_id = S(run.as_object().at("info").as_object().at("run_id"));
     ApiReply history = Api("GET", "metrics/get-history?run_id=" + run_id + "&metric_key=units");
     EXPECT_GT(history["metrics"].as_array().size(), 1u);  // one point per look, never one run per request
+    if (json::serialize(data.at("params")).find("candidate") != std::string::npos) {
+      ApiReply p = Api("GET", "metrics/get-history?run_id=" + run_id + "&metric_key=sequential_p_value");
+      ASSERT_FALSE(p["metrics"].as_array().empty()) << p.body;
+      const double last = p["metrics"].as_array().back().as_object().at("value").to_number<double>();
+      EXPECT_NEAR(last, tag_p, 1e-12 * tag_p);
+    }
   }
+
+  // A new test of the champion clears the tags of its earlier one: v3 challenges v2.
+  Train({"--quality", "strong", "--seed", "8", "--tag", "ab_test_candidate=true"});
+  const std::string next = WaitForLine(*controller, "candidate v3", 30000, &log);
+  ASSERT_FALSE(next.empty()) << log << controller->stderr_text();
+  const json::object champion = Version("2");
+  EXPECT_EQ(Tag(champion, "ab_test.sequential_p_value"), "");  // the v2-vs-v1 numbers are gone
+  EXPECT_EQ(Tag(champion, "ab_test.status"), "running");
+  EXPECT_EQ(Tag(champion, "ab_test.role"), "champion");
+  EXPECT_EQ(Tag(champion, "ab_test.experiment"), "hyatt_booking_model-v3-vs-v2");
+  EXPECT_EQ(Tag(Version("3"), "ab_test.status"), "running");
   traffic->Signal(SIGTERM);
   traffic->Wait(10000);
   controller->Signal(SIGTERM);

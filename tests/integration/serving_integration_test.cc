@@ -416,6 +416,20 @@ TEST_F(ServingTest, ArmsByAliasRecordTheVersionTheyServed) {
   EXPECT_EQ(a.at("versions").as_array()[0].at("version"), "1");
   EXPECT_EQ(a.at("versions").as_array()[1].at("version"), "3");
   EXPECT_EQ(report.at("multiple_exposure_units").as_int64(), 0);  // one arm, two versions: not two arms
+
+  // Any experiment can have its per-arm MLflow runs: analyze --log-to-mlflow.
+  Subprocess logged({ABGATE_BINARY, "analyze", "--store", store, "--experiment", "by_alias", "--control", "A",
+                     "--log-to-mlflow", uri(), "--mlflow-experiment", "alias-analyses"});
+  ASSERT_EQ(logged.Wait(30000), 0) << logged.stderr_text();
+  ApiReply tracking = Api("GET", "experiments/get-by-name?experiment_name=alias-analyses");
+  ASSERT_EQ(tracking.status, 200) << tracking.body;
+  const std::string exp_id = S(tracking["experiment"].as_object().at("experiment_id"));
+  ApiReply runs = Api("POST", "runs/search", R"({"experiment_ids":[")" + exp_id + R"("],"filter":"tags.ab_test = 'by_alias'"})");
+  ASSERT_EQ(runs["runs"].as_array().size(), 2u) << runs.body;
+  std::string all = json::serialize(runs.json);
+  EXPECT_NE(all.find("\"1,3\""), std::string::npos) << all.substr(0, 800);  // A's versions as a param
+  EXPECT_NE(all.find("\"units\""), std::string::npos);
+  EXPECT_NE(all.find("ab_test.decision"), std::string::npos);
 }
 
 }  // namespace
