@@ -265,3 +265,37 @@ TEST(MaturityTest, DelayedOutcomesDoNotPenaliseTheArmWithYoungerTraffic) {
 
 }  // namespace
 }  // namespace abgate::analysis
+
+namespace abgate::analysis {
+namespace {
+
+// The rule keeps its error rate when looked at continuously: A/A experiments (two arms, the
+// same 10% rate) analysed every 250 units up to 5000, as the controller looks; an experiment
+// counts as a false positive when any look says promote or rollback. The mixture SPRT is
+// anytime-valid, so this stays under alpha (5%) however often one looks.
+TEST(DecisionSimulationTest, PeekingAtAaExperimentsKeepsTheFalsePositiveRateUnderAlpha) {
+  constexpr int kExperiments = 300;
+  std::mt19937_64 rng(2024);
+  std::uniform_real_distribution<double> u(0, 1);
+  int false_positives = 0;
+  for (int e = 0; e < kExperiments; ++e) {
+    AnalysisInput in;
+    in.experiment = "aa";
+    in.arms = {{"A", "1", 50, 0}, {"B", "2", 50, 0}};
+    in.weights_known = true;
+    in.metrics = {{"booked", MetricKind::kBinary}};
+    bool fired = false;
+    for (int i = 0; i < 5000 && !fired; ++i) {
+      in.units.push_back({static_cast<int>(rng() & 1), i, {u(rng) < 0.10 ? 1.0 : 0.0}});
+      if ((i + 1) % 250 != 0) continue;
+      auto r = Analyze(in);
+      ASSERT_TRUE(r.ok()) << r.status();
+      fired = r->decision.action == "promote" || r->decision.action == "rollback";
+    }
+    false_positives += fired;
+  }
+  EXPECT_LE(false_positives, kExperiments * 5 / 100) << false_positives << " of " << kExperiments;
+}
+
+}  // namespace
+}  // namespace abgate::analysis
