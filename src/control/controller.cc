@@ -1,6 +1,7 @@
 #include "control/controller.h"
 
 
+#include <chrono>
 #include <thread>
 
 #include <boost/json.hpp>
@@ -342,7 +343,13 @@ absl::Status Controller::Evaluate(Rollout& r, const config::ControlledModelConfi
       const json::object patch{
           {"arms", ExperimentFor(model, r.experiment, r.champion_version, r.candidate_version, next).at("arms")},
           {"shadow", json::object{{"arm", "B"}, {"percent", next.shadow_percent}}}};
-      ABGATE_RETURN_IF_ERROR(gateway_->Call("PATCH", StrCat("/api/v1/experiments/", r.experiment), &patch).status());
+      ABGATE_ASSIGN_OR_RETURN(json::object view,
+                              gateway_->Call("PATCH", StrCat("/api/v1/experiments/", r.experiment), &patch));
+      // Every gateway sharing the store routes by the new weights before the step counts data
+      // (a fleet of one answers at once); the wait is audited as fleet_applied.
+      ABGATE_ASSIGN_OR_RETURN(const int64_t version, ConfigVersionOf(view));
+      ABGATE_RETURN_IF_ERROR(
+          gateway_->WaitAndRecordFleet(r.experiment, version, std::chrono::milliseconds(30'000)).status());
       // The step's window starts now that its weights are in force, not when it was decided:
       // exposures served under the previous weights would otherwise count in this step (older
       // units, mostly control's, with more of their outcomes in), which biases the comparison.
