@@ -15,10 +15,10 @@ function(abgate_cc_library)
   add_library(abgate::${ARG_NAME} ALIAS ${target})
 endfunction()
 
-# abgate_cc_test(NAME n SRCS ... [DEPS ...] [LABELS ...])
+# abgate_cc_test(NAME n SRCS ... [DEPS ...] [LABELS ...] [SERIAL])
 #   One GoogleTest binary per component, registered through gtest_discover_tests.
 function(abgate_cc_test)
-  cmake_parse_arguments(ARG "" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "SERIAL" "NAME" "SRCS;DEPS;LABELS" ${ARGN})
   if(NOT ABGATE_BUILD_TESTS)
     return()
   endif()
@@ -28,8 +28,14 @@ function(abgate_cc_test)
     ABGATE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
     ABGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
     ABGATE_BINARY="${PROJECT_BINARY_DIR}/abgate")
+  # SERIAL: each test runs with nothing beside it (floods of connections or descriptors that
+  # would starve a neighbour's sockets under ctest -j).
+  set(serial FALSE)
+  if(ARG_SERIAL)
+    set(serial TRUE)
+  endif()
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
-    PROPERTIES LABELS "${ARG_LABELS}"
+    PROPERTIES LABELS "${ARG_LABELS}" RUN_SERIAL ${serial}
     DISCOVERY_TIMEOUT 30)
 endfunction()
