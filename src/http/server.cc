@@ -581,13 +581,18 @@ void Server::Impl::OnAcceptError(beast::error_code ec) {
 }
 
 int Server::Impl::EvictIdle(int n) {
-  std::vector<std::shared_ptr<Session>> victims;
+  std::vector<std::shared_ptr<Session>> victims, busy;
   {
     std::lock_guard lock(sessions_mu);
     for (auto it = sessions.rbegin(); it != sessions.rend() && static_cast<int>(victims.size()) < n; ++it) {
-      if (auto s = it->lock(); s && s->ClaimIdle()) victims.push_back(std::move(s));
+      auto s = it->lock();
+      if (!s) continue;
+      // Never drop a reference under the lock: if it is the last one, ~Session takes
+      // sessions_mu itself (a self-deadlock seen as a hung server in full test runs).
+      (s->ClaimIdle() ? victims : busy).push_back(std::move(s));
     }
   }
+  busy.clear();
   evicting.fetch_add(static_cast<int64_t>(victims.size()));
   for (auto& s : victims) asio::post(s->executor(), [s] { s->Evict(); });
   return static_cast<int>(victims.size());
