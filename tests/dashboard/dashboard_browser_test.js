@@ -67,6 +67,10 @@ async function main() {
     const shown = (primary.lift > 0 ? '+' : '') + Number((primary.lift * 100).toPrecision(4)) + '%';
     assert.ok(comparisons.includes(shown), `comparisons lack the lift ${shown}: ${comparisons}`);
     // Charts drawn.
+    // The traffic split comes from its own endpoint (…/traffic), polled apart from the results:
+    // wait for it with a deadline rather than asserting at once.
+    await page.waitForFunction(() => document.querySelectorAll('#traffic-chart rect.bar').length >= 2, { timeout: 10000 })
+      .catch(() => {});
     assert.ok((await page.$$('#traffic-chart rect.bar')).length >= 2, 'no bars in the traffic split');
     assert.ok(await page.$('#lift-chart polyline.lift-line'), 'no lift line');
     assert.ok(await page.$('#lift-chart polygon.band'), 'no confidence band');
