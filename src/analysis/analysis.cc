@@ -2,12 +2,12 @@
 
 #include <algorithm>
 #include <cmath>
-#include <ctime>
 #include <future>
 
 #include <boost/json.hpp>
 
 #include "analysis/decision.h"
+#include "common/human.h"
 #include "common/strings.h"
 #include "stats/bayes.h"
 #include "stats/distributions.h"
@@ -86,16 +86,6 @@ MetricSummary Summarize(const AnalysisInput& in, const ArmState& a, size_t j) {
 }
 
 Interval ToInterval(const stats::Interval& i) { return {i.low, i.high}; }
-
-// 2026-11-27T18:18:54Z, for people.
-std::string UtcTime(int64_t ts_us) {
-  const std::time_t t = static_cast<std::time_t>(ts_us / 1'000'000);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
-}
 
 std::vector<double> Adjust(const std::vector<double>& p, std::string_view method) {
   if (method == "holm") return stats::HolmBonferroni(p);
@@ -386,7 +376,7 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
         continue;
       }
       ++checked;
-      one.period = in.weight_periods[p].start_us > 0 ? StrCat("since ", UtcTime(in.weight_periods[p].start_us))
+      one.period = in.weight_periods[p].start_us > 0 ? StrCat("since ", HumanUtc(in.weight_periods[p].start_us))
                                                      : std::string("from the start");
       if (!worst || one.p_value < worst->p_value) worst = std::move(one);
     }
@@ -402,9 +392,7 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   } else {
     std::vector<double> weights;
     for (int a = 0; a < k; ++a) weights.push_back(in.arms[a].weight);
-    check(srm.observed, weights, &srm);
-    srm.observed.clear();
-    for (int a = 0; a < k; ++a) srm.observed.push_back(arms[a].units);
+    check(srm.observed, weights, &srm);  // `observed` may be out's own: assigning it to itself is a no-op
   }
   if (srm.period.empty()) srm.period = in.srm_period;
   report.multiple_exposure_units = in.multiple_exposure_units;

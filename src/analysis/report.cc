@@ -257,6 +257,32 @@ Decision DecisionFromReader(const json::value& v, const std::string& path, absl:
   return d;
 }
 
+ShadowSummary ShadowFromReader(const json::value& v, const std::string& path, absl::Status* status) {
+  Reader r(&v, path, status);
+  ShadowSummary s;
+  if (!r.ok()) return s;
+  s.arm = r.Str("arm");
+  s.shadow_arm = r.Str("shadow_arm");
+  s.requests = r.Int("requests");
+  s.shadow_failures = r.Int("shadow_failures", false);
+  s.compared = r.Int("compared", false);
+  s.disagreement = r.OptNum("disagreement");
+  s.mean_abs_score_diff = r.OptNum("mean_abs_score_diff");
+  s.score_correlation = r.OptNum("score_correlation");
+  if (const auto* lat = r.Find("latency_ms"); lat && !lat->is_null()) {
+    Reader lr(lat, r.Path("latency_ms"), status);
+    for (const auto& [side, out] : {std::pair{"primary", &s.primary_latency_ms}, std::pair{"shadow", &s.shadow_latency_ms}}) {
+      if (!lr.ok()) break;
+      Reader sr(lr.Find(side), lr.Path(side), status);
+      if (!sr.ok()) break;
+      out->mean = sr.Num("mean", false);
+      out->p50 = sr.Num("p50", false);
+      out->p99 = sr.Num("p99", false);
+    }
+  }
+  return s;
+}
+
 }  // namespace
 
 json::object ToJson(const ShadowSummary& s) {
@@ -277,29 +303,7 @@ json::object ToJson(const ShadowSummary& s) {
 
 absl::StatusOr<ShadowSummary> ShadowFromJson(const json::value& v) {
   absl::Status status;
-  Reader r(&v, "shadow", &status);
-  ShadowSummary s;
-  if (r.ok()) {
-    s.arm = r.Str("arm");
-    s.shadow_arm = r.Str("shadow_arm");
-    s.requests = r.Int("requests");
-    s.shadow_failures = r.Int("shadow_failures", false);
-    s.compared = r.Int("compared", false);
-    s.disagreement = r.OptNum("disagreement");
-    s.mean_abs_score_diff = r.OptNum("mean_abs_score_diff");
-    s.score_correlation = r.OptNum("score_correlation");
-    if (const auto* lat = r.Find("latency_ms"); lat && !lat->is_null()) {
-      Reader lr(lat, "shadow.latency_ms", &status);
-      for (const auto& [side, out] : {std::pair{"primary", &s.primary_latency_ms}, std::pair{"shadow", &s.shadow_latency_ms}}) {
-        if (!lr.ok()) break;
-        Reader sr(lr.Find(side), lr.Path(side), &status);
-        if (!sr.ok()) break;
-        out->mean = sr.Num("mean", false);
-        out->p50 = sr.Num("p50", false);
-        out->p99 = sr.Num("p99", false);
-      }
-    }
-  }
+  ShadowSummary s = ShadowFromReader(v, "shadow", &status);
   if (!status.ok()) return status;
   return s;
 }
@@ -607,11 +611,7 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
       out.timeline.push_back(std::move(s));
     }
   }
-  if (const auto* sh = r.Find("shadow"); sh && !sh->is_null() && status.ok()) {
-    auto shadow = ShadowFromJson(*sh);
-    if (!shadow.ok()) return absl::InvalidArgumentError(StrCat("analysis report: report.", shadow.status().message().substr(17)));
-    out.shadow = *std::move(shadow);
-  }
+  if (const auto* sh = r.Find("shadow"); sh && !sh->is_null()) out.shadow = ShadowFromReader(*sh, "report.shadow", &status);
   if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
   if (!status.ok()) return status;
   return out;

@@ -5,7 +5,9 @@
 #pragma once
 
 #include <cmath>
+#include <cstdint>
 #include <cstdio>
+#include <ctime>
 #include <string>
 
 namespace abgate {
@@ -51,6 +53,16 @@ inline std::string HumanChance(double p) {
   if (p < 1e-4) return "< 0.01%";
   if (p > 1 - 1e-4) return "> 99.99%";
   return HumanPercent(p, 3);
+}
+
+// A moment for people and tags: 2026-11-27T18:18:54Z (UTC, seconds).
+inline std::string HumanUtc(int64_t unix_us) {
+  const std::time_t t = static_cast<std::time_t>(unix_us / 1'000'000);
+  std::tm tm{};
+  gmtime_r(&t, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return buf;
 }
 
 }  // namespace abgate

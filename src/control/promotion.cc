@@ -6,6 +6,7 @@
 #include <boost/json.hpp>
 
 #include "analysis/decision.h"
+#include "common/human.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "config/json_format.h"
@@ -16,13 +17,18 @@ namespace json = boost::json;
 
 namespace {
 
-std::string UtcIso() {
-  const std::time_t t = std::time(nullptr);
-  std::tm tm{};
-  gmtime_r(&t, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+int64_t NowUs() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+// The winner of a decision, or FailedPrecondition with its action and reason.
+absl::StatusOr<std::string> WinnerOf(const analysis::Decision& decision, const std::string& experiment) {
+  if (decision.action != "promote" || !decision.winner) {
+    return absl::FailedPreconditionError(
+        StrCat("not promoting ", experiment, ": ", decision.action, " -- ", decision.reason));
+  }
+  return *decision.winner;
 }
 
 std::string Text(const json::value& v) { return v.is_string() ? std::string(v.as_string()) : config::ToJson(v); }
@@ -32,7 +38,7 @@ std::string Text(const json::value& v) { return v.is_string() ? std::string(v.as
 std::vector<std::pair<std::string, std::string>> EvidenceTags(const std::string& experiment,
                                                               const json::object& evidence) {
   std::vector<std::pair<std::string, std::string>> tags = {{"ab_test.experiment", experiment},
-                                                           {"ab_test.decided_at", UtcIso()}};
+                                                           {"ab_test.decided_at", HumanUtc(NowUs())}};
   for (const auto& [k, v] : evidence) {
     tags.emplace_back(StrCat("ab_test.", std::string_view(k.data(), k.size())), Text(v).substr(0, 5000));
   }
@@ -119,12 +125,7 @@ absl::Status ApplyRollback(registry::MlflowClient& reg, GatewayAdmin& gateway, c
 
 absl::StatusOr<std::string> AutoWinner(const analysis::Report& report, const config::ExperimentConfig& experiment,
                                        const std::map<std::string, analysis::ServingHealth>& health) {
-  const analysis::Decision decision = analysis::Decide(report, PolicyOf(experiment, report.alpha), health);
-  if (decision.action != "promote" || !decision.winner) {
-    return absl::FailedPreconditionError(
-        StrCat("not promoting ", report.experiment, ": ", decision.action, " -- ", decision.reason));
-  }
-  return *decision.winner;
+  return WinnerOf(analysis::Decide(report, PolicyOf(experiment, report.alpha), health), report.experiment);
 }
 
 absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayAdmin& gateway,
@@ -146,7 +147,7 @@ absl::StatusOr<Decision> PromoteExperiment(registry::MlflowClient& reg, GatewayA
   const analysis::Decision decision = analysis::Decide(report, PolicyOf(cfg, report.alpha), health);
   std::string chosen = winner;
   if (winner == "auto") {
-    ABGATE_ASSIGN_OR_RETURN(chosen, AutoWinner(report, cfg, health));
+    ABGATE_ASSIGN_OR_RETURN(chosen, WinnerOf(decision, experiment));  // AutoWinner's rule, decided once
   }
   bool found = false;
   for (const auto& a : cfg.arms) {
