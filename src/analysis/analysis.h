@@ -19,6 +19,10 @@
 #include "stats/moments.h"
 #include "stats/tests.h"
 
+namespace abgate::events {
+class EventReader;  // events/event_reader.h: the store readers below read through it
+}  // namespace abgate::events
+
 namespace abgate::analysis {
 
 struct MetricSpec {
@@ -115,12 +119,18 @@ struct ReadTuning {
   bool use_blocks = true;  // read the event blocks when they hold every row, else the rows
 };
 
-// Reads one experiment from the event store (sqlite:PATH or postgresql://…): exposures
+// Reads one experiment from an event store (events::EventReader): exposures
 // (in-experiment only), and outcomes when the store has any, attributed by request_id, else
 // by unit_id, when they fall in [first exposure, first exposure + window] (no window: 0).
 // Binary metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
 // `unit` is "user" (first exposure decides the arm) or "request". Arms in name order; units
 // and predictions in no particular order. Parallel inside; see event_store_reader.cc.
+// Every reader below also comes in a form that opens the store named by a URI (sqlite:PATH or
+// postgresql://…, events::OpenEventReader) for the one call.
+absl::StatusOr<AnalysisInput> ReadEventStore(events::EventReader& reader, const std::string& experiment,
+                                             const std::string& unit, std::vector<MetricSpec> metrics,
+                                             int64_t attribution_window_us = 0, int64_t since_us = 0,
+                                             ReadTuning tuning = {});
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
                                              int64_t attribution_window_us = 0, int64_t since_us = 0,
@@ -134,6 +144,10 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);
 // ReadEventStore for a configured experiment, with the arms laid out as configured: config
 // order, configured weights for SRM (unless a ramp changed them over time), control from the
 // config. InvalidArgument when the store has exposures for an arm the config does not list.
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader,
+                                                       const config::ExperimentConfig& experiment,
+                                                       const std::string& unit, std::vector<MetricSpec> metrics,
+                                                       int64_t since_us = 0);
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
                                                        const config::ExperimentConfig& experiment,
                                                        const std::string& unit, std::vector<MetricSpec> metrics,
@@ -141,23 +155,30 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
 
 // The experiment as last stored through the admin API (table experiment_configs), or nullopt
 // when the store has no stored config for it (a YAML-only experiment).
+absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(events::EventReader& reader,
+                                                                             const std::string& experiment);
 absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(const std::string& store_uri,
                                                                              const std::string& experiment);
 
 // The weights of `experiment`'s arms over time, from its audit trail (every admin change's
 // `after`), starting with `experiment`'s own weights when the trail begins later. Consecutive
 // equal weights are one period.
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader& reader,
+                                                            const config::ExperimentConfig& experiment);
 absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& store_uri,
                                                             const config::ExperimentConfig& experiment);
 
 // The metrics the store has outcomes for in `experiment`, by name: binary when every value is
 // 0 or 1, else continuous.
+absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(events::EventReader& reader, const std::string& experiment);
 absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(const std::string& store_uri, const std::string& experiment);
 
 // Shadow traffic of `experiment` (table `shadows`), from `since_us` on: requests mirrored,
 // shadow failures, prediction disagreement (scores on different sides of 0.5), score
 // correlation, and latency of the served arm vs the shadow on the same requests. nullopt when
 // there was none.
+absl::StatusOr<std::optional<boost::json::object>> ReadShadowSummary(events::EventReader& reader,
+                                                                    const std::string& experiment, int64_t since_us = 0);
 absl::StatusOr<std::optional<boost::json::object>> ReadShadowSummary(const std::string& store_uri,
                                                                     const std::string& experiment, int64_t since_us = 0);
 

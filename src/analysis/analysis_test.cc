@@ -15,6 +15,7 @@
 
 #include "common/strings.h"
 #include "events/event_sink.h"
+#include "events/in_memory_event_reader.h"
 #include "events/sqlite_event_sink.h"
 #include "gtest/gtest.h"
 #include "stats/tests.h"
@@ -566,6 +567,48 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
   check_all("a row added by hand between two batches");
   ASSERT_TRUE(events::SqliteEventSink::Open(db_path).ok());
   check_all("blocks rebuilt");
+}
+
+// The analysis over an in-memory reader fed with the typed rows gives the numbers of the same
+// rows written to SQLite and read back (blocks or rows), to the last bit of the report.
+TEST_F(AnalysisTest, AnInMemoryReaderGivesTheNumbersOfTheSqliteStore) {
+  const std::string db_path = (dir_ / "memory-vs-sqlite.db").string();
+  const GeneratedEvents g = Generate(13);
+  events::InMemoryEventReader memory;
+  for (const auto& e : g.exposures) memory.Add(e);
+  for (const auto& o : g.outcomes) memory.Add(o);
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    WriteInBatches(**sink, g);
+  }
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  for (const std::string unit : {"user", "request"}) {
+    for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
+      const std::string what = StrCat("unit=", unit, " since=", since);
+      const Expected x = Recompute(g.exposures, g.outcomes, "exp", unit == "request", 300'000, since);
+      for (const ReadTuning tuning : {ReadTuning{}, ReadTuning{3, 64, true}, ReadTuning{1, 0, false}}) {
+        auto from_memory = ReadEventStore(memory, "exp", unit, metrics, 300'000, since, tuning);
+        ASSERT_TRUE(from_memory.ok()) << from_memory.status();
+        ExpectMatches(*from_memory, x, what + " in memory");
+        auto from_sqlite = ReadEventStore("sqlite:" + db_path, "exp", unit, metrics, 300'000, since, tuning);
+        ASSERT_TRUE(from_sqlite.ok()) << from_sqlite.status();
+        auto a = AnalyzeToJson(*from_memory), b = AnalyzeToJson(*from_sqlite);
+        ASSERT_TRUE(a.ok() && b.ok());
+        EXPECT_EQ(json::serialize(*a), json::serialize(*b)) << what;
+      }
+    }
+  }
+  auto stored = ReadStoredMetrics("sqlite:" + db_path, "exp");
+  auto in_memory = ReadStoredMetrics(memory, "exp");
+  ASSERT_TRUE(stored.ok() && in_memory.ok());
+  ASSERT_EQ(stored->size(), 3u);  // booked, clicks, revenue
+  ASSERT_EQ(in_memory->size(), stored->size());
+  for (size_t i = 0; i < stored->size(); ++i) {
+    EXPECT_EQ((*in_memory)[i].name, (*stored)[i].name);
+    EXPECT_EQ((*in_memory)[i].kind, (*stored)[i].kind) << (*stored)[i].name;
+  }
+  EXPECT_EQ(ReadEventStore(memory, "nope", "user", metrics).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {

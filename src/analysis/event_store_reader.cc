@@ -2,11 +2,11 @@
 //
 // Built for 10M exposures and 10M outcomes on 2 cores (bench/analyze_vs_pandas.sh). The work
 // is arranged so every core stays busy and no step chases pointers through a big hash map:
-//  1. Scan. Both tables are cut into rowid ranges (SQLite; PostgreSQL streams each table on
-//     its own connection) that workers take in turn, each on its own connection. Every row
-//     becomes a fixed-size record keyed by a 64-bit hash of its unit (or request) id and is
-//     appended to one of 256 partitions picked by the key's top bits, so the exposures of a
-//     unit and the outcomes naming it land in the same partition.
+//  1. Scan. The store's scan (events::EventReader, events/event_reader.h: rowid, block-id or
+//     heap-page ranges, each worker on its own connection) is cut into tasks that workers take
+//     in turn. Every event, its ids already 64-bit keys, becomes a fixed-size record keyed by
+//     its unit (or request) and is appended to one of 256 partitions picked by the key's top
+//     bits, so the exposures of a unit and the outcomes naming it land in the same partition.
 //  2. Request join, only when outcomes carry request ids: exposures and those outcomes are
 //     partitioned by request key and joined partition by partition; each joined outcome moves
 //     to its unit's partition.
@@ -28,30 +28,19 @@
 
 #include "absl/container/flat_hash_map.h"
 #include "analysis/analysis.h"
-#include "analysis/store_scan.h"
-#include "common/hash64.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "events/event_blocks.h"
-#include "sqlite/database.h"
+#include "events/event_reader.h"
 
 namespace abgate::analysis {
 namespace {
-
-using internal::IsPostgres;
-using internal::PgConnection;
-using internal::PgDouble;
-using internal::PgInt64;
 
 constexpr int kPartitionBits = 8;
 constexpr size_t kPartitions = size_t{1} << kPartitionBits;
 constexpr uint32_t kNone = std::numeric_limits<uint32_t>::max();
 
 size_t PartitionOf(uint64_t key) { return static_cast<size_t>(key >> (64 - kPartitionBits)); }
-
-// The same stable hash the event blocks were written with.
-uint64_t KeyOf(std::string_view id) { return common::Hash64(id); }
 
 // Units that are requests (request-level analysis, or an exposure without a unit id) get keys
 // apart from user keys: a bijection of the request key, so distinct requests stay distinct.
@@ -139,9 +128,9 @@ class PhaseLog {
 
 class StoreReader {
  public:
-  StoreReader(const std::string& uri, const std::string& experiment, const std::string& unit,
+  StoreReader(events::EventReader& reader, const std::string& experiment, const std::string& unit,
               std::vector<MetricSpec> metrics, int64_t window_us, int64_t since_us, ReadTuning tuning)
-      : uri_(uri),
+      : reader_(reader),
         experiment_(experiment),
         request_units_(unit == "request"),
         metrics_(std::move(metrics)),
@@ -157,7 +146,7 @@ class StoreReader {
 
   absl::StatusOr<AnalysisInput> Read() {
     PhaseLog log;
-    if (auto s = IsPostgres(uri_) ? ScanPostgres() : ScanSqlite(); !s.ok()) return s;
+    ABGATE_RETURN_IF_ERROR(Scan());
     for (const auto& scan : scans_) {
       if (!scan.status.ok()) return scan.status;
     }
@@ -166,7 +155,9 @@ class StoreReader {
     for (const auto& scan : scans_) {
       for (int64_t n : scan.arm_exposures) exposures += n;
     }
-    if (exposures == 0) return absl::NotFoundError(StrCat("no exposures for experiment '", experiment_, "' in ", uri_));
+    if (exposures == 0) {
+      return absl::NotFoundError(StrCat("no exposures for experiment '", experiment_, "' in ", reader_.uri()));
+    }
     SortArms();
     input_.metrics = std::move(metrics_);
     const size_t joined = JoinRequests();
@@ -178,6 +169,65 @@ class StoreReader {
 
  private:
   // ---- 1. Scan ----------------------------------------------------------------------------
+
+  // The store's scan (events::EventReader) cut into tasks that the workers take in turn, each
+  // worker's events going to its own ScanOutput.
+  absl::Status Scan() {
+    events::ScanRequest request;
+    request.experiment = experiment_;
+    request.since_us = since_us_;
+    for (const auto& m : metrics_) request.metrics.push_back(m.name);
+    request.workers = workers_;
+    request.rows_per_chunk = rows_per_chunk_;
+    request.use_blocks = use_blocks_;
+    ABGATE_ASSIGN_OR_RETURN(auto scan, reader_.ScanEvents(request));
+    Reserve(scan->expected_exposures(), scan->expected_outcomes());
+    std::vector<Visitor> visitors;
+    visitors.reserve(scans_.size());
+    for (auto& out : scans_) visitors.push_back(Visitor(this, &out));
+    ScanChunks(scan->tasks(), [&](ScanOutput& out, size_t worker, size_t task) {
+      out.status = scan->Run(task, static_cast<int>(worker), visitors[worker]);
+    });
+    return absl::OkStatus();
+  }
+
+  // Takes a worker's batches into its ScanOutput.
+  class Visitor : public events::EventVisitor {
+   public:
+    Visitor(StoreReader* reader, ScanOutput* out) : reader_(reader), out_(out) {}
+
+    void Exposures(const events::ExposureBatch& batch) override {
+      // The batch's arms resolved when first used (an arm with no event here is not one seen).
+      arms_.assign(batch.arms.size(), kNone);
+      for (const events::ExposureKeys& e : batch.rows) {
+        uint32_t& arm = arms_[e.arm];
+        if (arm == kNone) {
+          const events::BatchArm& a = batch.arms[e.arm];
+          arm = reader_->ResolveArm(*out_, a.name, a.model_version, a.position);
+        }
+        reader_->AddExposure(*out_, arm, e.request_key, e.has_unit, e.unit_key, e.ts_us, e.scored, e.score);
+      }
+    }
+
+    void Outcomes(const events::OutcomeBatch& batch) override {
+      const auto& metrics = reader_->metrics_;
+      metrics_.resize(batch.metrics.size());
+      for (size_t b = 0; b < batch.metrics.size(); ++b) {
+        uint32_t j = 0;
+        while (j < metrics.size() && metrics[j].name != batch.metrics[b]) ++j;
+        metrics_[b] = j == metrics.size() ? kNone : j;
+      }
+      for (const events::OutcomeKeys& o : batch.rows) {
+        const uint32_t j = metrics_[o.metric];
+        if (j != kNone) reader_->AddOutcome(*out_, j, o.by_request, o.key, o.value, o.ts_us);
+      }
+    }
+
+   private:
+    StoreReader* reader_;
+    ScanOutput* out_;
+    std::vector<uint32_t> arms_, metrics_;  // batch index → ArmTable / metric index
+  };
 
   // The (arm, version) pair's index in arms_, through the worker's cache. `position` orders
   // first sightings (a rowid).
@@ -203,357 +253,6 @@ class StoreReader {
   // Attributed by request id when the outcome has one, else by unit id.
   void AddOutcome(ScanOutput& out, uint32_t metric, bool by_request, uint64_t key, double value, int64_t ts) {
     (by_request ? out.request_outcomes : out.outcomes)[PartitionOf(key)].push_back({key, ts, value, metric, kNone});
-  }
-
-  // One stored row (the row path: PostgreSQL, or a SQLite store without event blocks).
-  void AddExposureRow(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view arm,
-                      std::string_view model_version, int64_t rowid, int64_t ts, bool scored, double score) {
-    AddExposure(out, ResolveArm(out, arm, model_version, rowid), KeyOf(request_id), !unit_id.empty(),
-                unit_id.empty() ? 0 : KeyOf(unit_id), ts, scored, score);
-  }
-
-  void AddOutcomeRow(ScanOutput& out, std::string_view request_id, std::string_view unit_id, std::string_view metric,
-                     double value, int64_t ts) {
-    uint32_t j = 0;
-    while (j < metrics_.size() && metrics_[j].name != metric) ++j;
-    if (j == metrics_.size() || (request_id.empty() && unit_id.empty())) return;
-    const bool by_request = !request_id.empty();
-    AddOutcome(out, j, by_request, KeyOf(by_request ? request_id : unit_id), value, ts);
-  }
-
-  // One event block (events/event_blocks.h): ids are already keys.
-  void AddExposureBlock(ScanOutput& out, std::string_view blob, int64_t rowid) {
-    auto block = events::ExposureBlock::Parse(blob);
-    if (!block.ok()) {
-      out.status = block.status();
-      return;
-    }
-    uint32_t arms[events::kMaxBlockNames];
-    std::fill(std::begin(arms), std::end(arms), kNone);
-    for (size_t i = 0; i < block->size(); ++i) {
-      const int64_t ts = block->ts(i);
-      if (ts < since_us_) continue;
-      uint32_t& arm = arms[block->arm(i)];
-      if (arm == kNone) {
-        const auto& a = block->arms()[block->arm(i)];
-        arm = ResolveArm(out, a.name, a.model_version, rowid);
-      }
-      AddExposure(out, arm, block->request_key(i), block->has_unit(i), block->unit_key(i), ts, block->scored(i),
-                  block->score(i));
-    }
-  }
-
-  void AddOutcomeBlock(ScanOutput& out, std::string_view blob) {
-    auto block = events::OutcomeBlock::Parse(blob);
-    if (!block.ok()) {
-      out.status = block.status();
-      return;
-    }
-    uint32_t metric[events::kMaxBlockNames];
-    for (size_t b = 0; b < block->metrics().size(); ++b) {
-      uint32_t j = 0;
-      while (j < metrics_.size() && metrics_[j].name != block->metrics()[b]) ++j;
-      metric[b] = j == metrics_.size() ? kNone : j;
-    }
-    for (size_t i = 0; i < block->size(); ++i) {
-      const uint32_t j = metric[block->metric(i)];
-      const int64_t ts = block->ts(i);
-      if (j == kNone || ts < since_us_) continue;
-      AddOutcome(out, j, block->by_request(i), block->key(i), block->value(i), ts);
-    }
-  }
-
-  // SQLite hands each row to an aggregate function registered on the worker's connection, so
-  // a chunk is one sqlite3_step: stepping out of the VM and fetching columns through
-  // sqlite3_column_* cost more than the scan itself (5.6 s vs 2.6 s for 10M exposure rows
-  // here). With event blocks a row is a block of thousands of events, and decoding them is
-  // most of the work. Exposures: the assigned arm (intent to treat: a fallback served by
-  // control still counts for the arm it was assigned to). No ORDER BY: the earliest exposure
-  // is tracked per unit. The ts condition only when it filters (each costs ~10% of a row scan).
-  std::string SqliteQuery(bool outcomes) const {
-    if (blocks_) {
-      return StrCat(outcomes ? "SELECT abgate_outcome_block(data) FROM outcome_blocks "
-                             : "SELECT abgate_exposure_block(data, rowid) FROM exposure_blocks ",
-                    "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", since_us_ > 0 ? " AND max_ts >= ?4" : "");
-    }
-    return StrCat(outcomes ? "SELECT abgate_outcome(request_id, unit_id, metric, value, ts) FROM outcomes "
-                           : "SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score, model_version) "
-                             "FROM exposures ",
-                  "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", outcomes ? "" : " AND in_experiment = 1",
-                  since_us_ > 0 ? " AND ts >= ?4" : "");
-  }
-
-  struct SqliteSink {
-    StoreReader* reader;
-    ScanOutput* out;
-  };
-
-  static std::string_view ValueView(sqlite3_value* v) {
-    const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(v));
-    return p ? std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(v))) : std::string_view();
-  }
-
-  static std::string_view BlobView(sqlite3_value* v) {
-    const auto* p = static_cast<const char*>(sqlite3_value_blob(v));
-    return p ? std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(v))) : std::string_view();
-  }
-
-  static void ExposureStep(sqlite3_context* context, int, sqlite3_value** v) {
-    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
-    const bool scored = sqlite3_value_type(v[5]) != SQLITE_NULL;
-    sink->reader->AddExposureRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), ValueView(v[6]),
-                                 sqlite3_value_int64(v[3]), sqlite3_value_int64(v[4]), scored,
-                                 scored ? sqlite3_value_double(v[5]) : 0.0);
-  }
-
-  static void OutcomeStep(sqlite3_context* context, int, sqlite3_value** v) {
-    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
-    sink->reader->AddOutcomeRow(*sink->out, ValueView(v[0]), ValueView(v[1]), ValueView(v[2]),
-                                sqlite3_value_double(v[3]), sqlite3_value_int64(v[4]));
-  }
-
-  static void ExposureBlockStep(sqlite3_context* context, int, sqlite3_value** v) {
-    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
-    sink->reader->AddExposureBlock(*sink->out, BlobView(v[0]), sqlite3_value_int64(v[1]));
-  }
-
-  static void OutcomeBlockStep(sqlite3_context* context, int, sqlite3_value** v) {
-    auto* sink = static_cast<SqliteSink*>(sqlite3_user_data(context));
-    sink->reader->AddOutcomeBlock(*sink->out, BlobView(v[0]));
-  }
-
-  static void NoResult(sqlite3_context* context) { sqlite3_result_null(context); }
-
-  struct Chunk {
-    bool outcomes;
-    int64_t first, last;  // rowids, inclusive
-  };
-
-  // Both tables cut into rowid ranges, exposures and outcomes alternating so the workers
-  // share both.
-  std::vector<Chunk> PlanChunks(std::pair<int64_t, int64_t> exposures, std::pair<int64_t, int64_t> outcomes,
-                                int64_t min_size) const {
-    const auto span = [](std::pair<int64_t, int64_t> r) { return std::max<int64_t>(0, r.second - r.first + 1); };
-    int64_t size = rows_per_chunk_;
-    if (size <= 0) size = std::max<int64_t>(min_size, (span(exposures) + span(outcomes)) / (8 * workers_) + 1);
-    auto cut = [&](std::pair<int64_t, int64_t> r, bool outcome_table) {
-      std::vector<Chunk> chunks;
-      for (int64_t first = r.first; first <= r.second; first += size) {
-        chunks.push_back({outcome_table, first, std::min(r.second, first + size - 1)});
-        if (first > r.second - size) break;  // the next step would overflow
-      }
-      return chunks;
-    };
-    const auto e = cut(exposures, false), o = cut(outcomes, true);
-    std::vector<Chunk> chunks;
-    for (size_t i = 0; i < std::max(e.size(), o.size()); ++i) {
-      if (i < e.size()) chunks.push_back(e[i]);
-      if (i < o.size()) chunks.push_back(o[i]);
-    }
-    return chunks;
-  }
-
-  absl::Status ScanSqlite() {
-    const std::string path = uri_.substr(7);
-    std::pair<int64_t, int64_t> exposure_rows, outcome_rows{1, 0};
-    {
-      ABGATE_ASSIGN_OR_RETURN(auto db, internal::OpenForReading(path));
-      if (!db->HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path, " has no exposures table"));
-      // Blocks exist from schema version 3 on and hold every row while block_coverage says so
-      // (see sqlite_event_sink.cc); otherwise (an older store, or rows added by hand) the rows
-      // are read.
-      blocks_ = use_blocks_ && db->HasTable("exposure_blocks") && db->HasTable("outcome_blocks") &&
-                db->HasTable("block_coverage") && internal::BlocksCoverRows(*db);
-      const char* exposures = blocks_ ? "exposure_blocks" : "exposures";
-      const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
-      exposure_rows = internal::RowidRange(*db, exposures);
-      if (db->HasTable(outcomes)) outcome_rows = internal::RowidRange(*db, outcomes);
-      if (blocks_) {
-        auto events = [&](const char* table) {
-          auto n = db->QueryInt(StrCat("SELECT coalesce(sum(rows), 0) FROM ", table, " WHERE experiment = ?"),
-                                {experiment_});
-          return n.ok() ? *n : 0;
-        };
-        Reserve(events("exposure_blocks"), events("outcome_blocks"));
-      } else {
-        Reserve(exposure_rows.second - exposure_rows.first + 1, outcome_rows.second - outcome_rows.first + 1);
-      }
-    }
-    // Blocks hold ~thousands of events each: chunks of a few blocks.
-    const std::vector<Chunk> chunks = PlanChunks(exposure_rows, outcome_rows, blocks_ ? 4 : 1 << 16);
-
-    struct Connection {
-      std::unique_ptr<sqlite::Database> db;
-      SqliteSink sink;
-      sqlite3_stmt* statements[2] = {nullptr, nullptr};
-      ~Connection() {
-        for (auto* st : statements) sqlite3_finalize(st);
-      }
-      absl::Status Open(const std::string& path) {
-        ABGATE_ASSIGN_OR_RETURN(db, internal::OpenForReading(path));
-        // Pages straight from the page cache instead of a read() copy each (capped by the
-        // library's SQLITE_MAX_MMAP_SIZE; the rest is read as usual).
-        (void)db->ExecScript("PRAGMA mmap_size = 1099511627776");
-        constexpr int kFlags = SQLITE_UTF8 | SQLITE_DIRECTONLY;
-        const struct {
-          const char* name;
-          int args;
-          void (*step)(sqlite3_context*, int, sqlite3_value**);
-        } functions[] = {{"abgate_exposure", 7, ExposureStep},
-                         {"abgate_outcome", 5, OutcomeStep},
-                         {"abgate_exposure_block", 2, ExposureBlockStep},
-                         {"abgate_outcome_block", 1, OutcomeBlockStep}};
-        for (const auto& f : functions) {
-          if (sqlite3_create_function(db->raw(), f.name, f.args, kFlags, &sink, nullptr, f.step, NoResult) !=
-              SQLITE_OK) {
-            return db->Error("register functions");
-          }
-        }
-        return absl::OkStatus();
-      }
-    };
-    std::vector<Connection> connections(static_cast<size_t>(workers_));
-    ScanChunks(chunks.size(), [&](ScanOutput& out, size_t worker, size_t task) {
-      const Chunk& chunk = chunks[task];
-      Connection& c = connections[worker];
-      if (!c.db) {
-        c.sink = {this, &out};
-        if (out.status = c.Open(path); !out.status.ok()) return;
-      }
-      sqlite3_stmt*& st = c.statements[chunk.outcomes];
-      if (st == nullptr) {
-        if (sqlite3_prepare_v2(c.db->raw(), SqliteQuery(chunk.outcomes).c_str(), -1, &st, nullptr) != SQLITE_OK) {
-          out.status = c.db->Error("prepare");
-          return;
-        }
-        sqlite3_bind_text(st, 3, experiment_.c_str(), -1, SQLITE_STATIC);
-        if (since_us_ > 0) sqlite3_bind_int64(st, 4, since_us_);
-      }
-      sqlite3_reset(st);
-      sqlite3_bind_int64(st, 1, chunk.first);
-      sqlite3_bind_int64(st, 2, chunk.last);
-      int rc;
-      while ((rc = sqlite3_step(st)) == SQLITE_ROW) {
-      }
-      if (rc != SQLITE_DONE) out.status = c.db->Error("scan");
-    });
-
-    return absl::OkStatus();
-  }
-
-  // PostgreSQL: every worker reads on its own connection, all in one exported snapshot so they
-  // see the same rows. Event blocks when the experiment's blocks account for all its rows
-  // (postgres_event_sink.cc), in ranges of block ids; else the rows, in ranges of heap pages
-  // (TID range scans, PostgreSQL 14 on; one range per table before). Values arrive in binary,
-  // 20000 rows per FETCH (single-row mode cost a PGresult per row).
-  absl::Status ScanPostgres() {
-    PgConnection lead;
-    if (auto s = lead.Connect(uri_); !s.ok()) return s;
-    if (auto s = lead.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"); !s.ok()) return s;
-    char* quoted = PQescapeLiteral(lead.get(), experiment_.c_str(), experiment_.size());
-    if (!quoted) return lead.Error("quote");
-    const std::string experiment = quoted;
-    PQfreemem(quoted);
-    auto info = lead.Query(
-        "SELECT pg_export_snapshot(), to_regclass('exposures') IS NOT NULL, to_regclass('outcomes') IS NOT NULL, "
-        "pg_relation_size('exposures') / current_setting('block_size')::bigint, "
-        "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint, "
-        "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL");
-    if (!info.ok()) return info.status();
-    auto value = [&](int i) { return PQgetvalue(info->get(), 0, i); };
-    const std::string snapshot = value(0);
-    if (value(1)[0] != 't') return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
-    const bool has_outcomes = value(2)[0] == 't';
-    const int64_t exposure_pages = std::atoll(value(3)), outcome_pages = std::atoll(value(4));
-    std::vector<Chunk> chunks;
-    if (use_blocks_ && has_outcomes && value(5)[0] == 't') {
-      // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
-      // range of their ids, and how many events they hold.
-      struct BlockSummary {
-        bool covers_rows;
-        int64_t first_id, last_id, events;
-      };
-      auto summarize = [&](const char* blocks_table, const char* rows_table) -> absl::StatusOr<BlockSummary> {
-        auto r = lead.Query(StrCat("SELECT coalesce(sum(source_rows), 0) = (SELECT count(*) FROM ", rows_table,
-                                   " WHERE experiment = ", experiment, "), coalesce(min(id), 1), coalesce(max(id), 0), ",
-                                   "coalesce(sum(rows), 0) FROM ", blocks_table, " WHERE experiment = ", experiment));
-        if (!r.ok()) return r.status();
-        auto number = [&](int i) { return std::atoll(PQgetvalue(r->get(), 0, i)); };
-        return BlockSummary{PQgetvalue(r->get(), 0, 0)[0] == 't', number(1), number(2), number(3)};
-      };
-      ABGATE_ASSIGN_OR_RETURN(const BlockSummary e, summarize("exposure_blocks", "exposures"));
-      ABGATE_ASSIGN_OR_RETURN(const BlockSummary o, summarize("outcome_blocks", "outcomes"));
-      blocks_ = e.covers_rows && o.covers_rows;
-      if (blocks_) {
-        chunks = PlanChunks({e.first_id, e.last_id}, {o.first_id, o.last_id}, 4);
-        Reserve(e.events, o.events);
-      }
-    }
-    const bool tid_ranges = PQserverVersion(lead.get()) >= 140000;
-    if (!blocks_) {
-      if (tid_ranges) chunks = PlanChunks({0, exposure_pages - 1}, {0, has_outcomes ? outcome_pages - 1 : -1}, 64);
-      // Each table's last range is open-ended (and is the whole table without TID ranges).
-      for (const bool outcome_table : {false, true}) {
-        if (outcome_table && !has_outcomes) continue;
-        auto last =
-            std::find_if(chunks.rbegin(), chunks.rend(), [&](const Chunk& c) { return c.outcomes == outcome_table; });
-        if (last == chunks.rend()) {
-          chunks.push_back({outcome_table, 0, -1});
-        } else {
-          last->last = -1;
-        }
-      }
-      Reserve(exposure_pages * 40, outcome_pages * 60);  // rows per page, about
-    }
-
-    std::vector<PgConnection> connections(static_cast<size_t>(workers_));
-    ScanChunks(chunks.size(), [&](ScanOutput& out, size_t worker, size_t task) {
-      const Chunk& chunk = chunks[task];
-      PgConnection& c = connections[worker];
-      if (!c.get()) {
-        out.status = c.Connect(uri_);
-        if (out.status.ok()) out.status = c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY");
-        if (out.status.ok()) out.status = c.Exec(StrCat("SET TRANSACTION SNAPSHOT '", snapshot, "'"));
-        if (!out.status.ok()) return;
-      }
-      using internal::PgView;
-      if (blocks_) {
-        const std::string query =
-            StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks",
-                   " WHERE experiment = ", experiment, " AND id BETWEEN ", chunk.first, " AND ", chunk.last,
-                   since_us_ > 0 ? StrCat(" AND max_ts >= ", since_us_) : "", " ORDER BY id");
-        // A damaged block's error (set by Add…Block) comes first.
-        out.status.Update(c.ForEachRow(query, [&](PGresult* r, int i) {
-          if (chunk.outcomes) {
-            AddOutcomeBlock(out, PgView(r, i, 0));
-          } else {
-            AddExposureBlock(out, PgView(r, i, 0), PgInt64(r, i, 1));
-          }
-        }, 64));
-        return;
-      }
-      std::string where = StrCat(" WHERE experiment = ", experiment);
-      if (tid_ranges && chunk.first > 0) where += StrCat(" AND ctid >= '(", chunk.first, ",0)'::tid");
-      if (tid_ranges && chunk.last >= 0) where += StrCat(" AND ctid < '(", chunk.last + 1, ",0)'::tid");
-      if (since_us_ > 0) where += StrCat(" AND ts >= ", since_us_);
-      const std::string query =
-          chunk.outcomes
-              ? StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes", where)
-              : StrCat("SELECT request_id, ts, unit_id, assigned_arm, score, model_version FROM exposures", where,
-                       " AND in_experiment = 1");
-      const int64_t position = static_cast<int64_t>(task) << 40;  // scan order, for each arm's first version
-      int64_t row = 0;
-      out.status = c.ForEachRow(query, [&](PGresult* r, int i) {
-        if (chunk.outcomes) {
-          AddOutcomeRow(out, PgView(r, i, 0), PgView(r, i, 1), PgView(r, i, 2), PgDouble(r, i, 3), PgInt64(r, i, 4));
-        } else {
-          const bool scored = !PQgetisnull(r, i, 4);
-          AddExposureRow(out, PgView(r, i, 0), PgView(r, i, 2), PgView(r, i, 3), PgView(r, i, 5), position + row++,
-                         PgInt64(r, i, 1), scored, scored ? PgDouble(r, i, 4) : 0.0);
-        }
-      });
-    });
-    return absl::OkStatus();
   }
 
   // Sizes every partition from the expected number of events (the blocks' counts, or a bound
@@ -837,7 +536,7 @@ class StoreReader {
     input_.outcomes = counts;
   }
 
-  const std::string& uri_;
+  events::EventReader& reader_;
   const std::string& experiment_;
   const bool request_units_;
   std::vector<MetricSpec> metrics_;
@@ -846,7 +545,6 @@ class StoreReader {
   const int workers_;
   const int64_t rows_per_chunk_;
   const bool use_blocks_;
-  bool blocks_ = false;  // reading event blocks, not rows
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms
@@ -858,16 +556,19 @@ class StoreReader {
 
 }  // namespace
 
+absl::StatusOr<AnalysisInput> ReadEventStore(events::EventReader& reader, const std::string& experiment,
+                                             const std::string& unit, std::vector<MetricSpec> metrics,
+                                             int64_t attribution_window_us, int64_t since_us, ReadTuning tuning) {
+  if (unit != "user" && unit != "request") return absl::InvalidArgumentError("unit must be user or request");
+  if (metrics.empty()) return absl::InvalidArgumentError("at least one metric is needed");
+  return StoreReader(reader, experiment, unit, std::move(metrics), attribution_window_us, since_us, tuning).Read();
+}
+
 absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const std::string& experiment,
                                              const std::string& unit, std::vector<MetricSpec> metrics,
                                              int64_t attribution_window_us, int64_t since_us, ReadTuning tuning) {
-  if (!store_uri.starts_with("sqlite:") && !IsPostgres(store_uri)) {
-    return absl::InvalidArgumentError(
-        StrCat("unsupported event store '", store_uri, "' (use sqlite:PATH or postgresql://...)"));
-  }
-  if (unit != "user" && unit != "request") return absl::InvalidArgumentError("unit must be user or request");
-  if (metrics.empty()) return absl::InvalidArgumentError("at least one metric is needed");
-  return StoreReader(store_uri, experiment, unit, std::move(metrics), attribution_window_us, since_us, tuning).Read();
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadEventStore(*reader, experiment, unit, std::move(metrics), attribution_window_us, since_us, tuning);
 }
 
 }  // namespace abgate::analysis

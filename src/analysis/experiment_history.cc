@@ -10,37 +10,15 @@
 #include <boost/json.hpp>
 
 #include "analysis/analysis.h"
-#include "analysis/store_scan.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
-#include "sqlite/database.h"
+#include "events/event_reader.h"
 
 namespace abgate::analysis {
 
 namespace json = boost::json;
-using internal::IsPostgres;
-using internal::ScanPostgres;
-using internal::ScanSqlite;
 
 namespace {
-
-std::string PgText(PGresult* r, int column) { return PQgetisnull(r, 0, column) ? std::string() : PQgetvalue(r, 0, column); }
-
-// Rows of a query of `columns` text columns for one experiment, from either store.
-absl::Status ScanRows(const std::string& uri, const char* sql, const std::string& experiment, const char* table,
-                      int columns, const std::function<void(const std::vector<std::string>&)>& row) {
-  std::vector<std::string> values(static_cast<size_t>(columns));
-  if (IsPostgres(uri)) {
-    return ScanPostgres(uri, sql, experiment, [&](PGresult* r) {
-      for (int i = 0; i < columns; ++i) values[i] = PgText(r, i);
-      row(values);
-    });
-  }
-  return ScanSqlite(uri.substr(7), sql, experiment, table, /*missing_ok=*/true, [&](sqlite3_stmt* st) {
-    for (int i = 0; i < columns; ++i) values[i] = sqlite::Text(st, i);
-    row(values);
-  });
-}
 
 absl::StatusOr<config::ExperimentConfig> ParseStored(const std::string& text, const std::string& what) {
   boost::system::error_code ec;
@@ -52,17 +30,15 @@ absl::StatusOr<config::ExperimentConfig> ParseStored(const std::string& text, co
 
 }  // namespace
 
-absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(const std::string& store_uri,
+absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(events::EventReader& reader,
                                                                              const std::string& experiment) {
-  std::string stored;
-  ABGATE_RETURN_IF_ERROR(ScanRows(store_uri, "SELECT config FROM experiment_configs WHERE name = %s", experiment,
-                                  "experiment_configs", 1, [&](const auto& row) { stored = row[0]; }));
+  ABGATE_ASSIGN_OR_RETURN(const std::string stored, reader.ReadStoredConfig(experiment));
   if (stored.empty()) return std::optional<config::ExperimentConfig>();
   ABGATE_ASSIGN_OR_RETURN(auto parsed, ParseStored(stored, StrCat("stored experiment ", experiment)));
   return std::optional<config::ExperimentConfig>(std::move(parsed));
 }
 
-absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& store_uri,
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader& reader,
                                                             const config::ExperimentConfig& experiment) {
   auto weights_of = [&](const config::ExperimentConfig& c) {
     std::vector<double> w;
@@ -83,26 +59,41 @@ absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& s
     if (!periods.empty() && periods.back().weights == w) return;
     periods.push_back({start_us, std::move(w)});
   };
-  ABGATE_RETURN_IF_ERROR(ScanRows(store_uri, "SELECT ts, before, after FROM audit_log WHERE experiment = %s ORDER BY id",
-                                  experiment.name, "audit_log", 3, [&](const auto& row) {
-                                    if (periods.empty()) add(0, row[1]);
-                                    add(std::strtoll(row[0].c_str(), nullptr, 10), row[2]);
-                                  }));
+  ABGATE_ASSIGN_OR_RETURN(const std::vector<events::AuditedConfig> history, reader.ReadConfigHistory(experiment.name));
+  for (const events::AuditedConfig& change : history) {
+    if (periods.empty()) add(0, change.before_json);
+    add(change.ts_us, change.after_json);
+  }
   if (periods.empty()) periods.push_back({0, weights_of(experiment)});
   periods.front().start_us = 0;
   return periods;
 }
 
-absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(const std::string& store_uri, const std::string& experiment) {
-  std::map<std::string, bool> binary;  // name → every value 0 or 1
-  ABGATE_RETURN_IF_ERROR(ScanRows(
-      store_uri,
-      "SELECT metric, CASE WHEN min(value) >= 0 AND max(value) <= 1 AND sum(CASE WHEN value = 0 OR value = 1 THEN 0 "
-      "ELSE 1 END) = 0 THEN 'binary' ELSE 'continuous' END FROM outcomes WHERE experiment = %s GROUP BY metric",
-      experiment, "outcomes", 2, [&](const auto& row) { binary[row[0]] = row[1] == "binary"; }));
+absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(events::EventReader& reader, const std::string& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(const std::vector<events::StoredMetric> stored, reader.ReadOutcomeMetrics(experiment));
+  std::map<std::string, bool> binary;  // by name
+  for (const auto& m : stored) binary[m.name] = m.binary;
   std::vector<MetricSpec> out;
   for (const auto& [name, b] : binary) out.push_back({name, b ? MetricKind::kBinary : MetricKind::kContinuous});
   return out;
+}
+
+// The same, opening the store named by a URI.
+absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(const std::string& store_uri,
+                                                                             const std::string& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadStoredExperiment(*reader, experiment);
+}
+
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& store_uri,
+                                                            const config::ExperimentConfig& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadWeightHistory(*reader, experiment);
+}
+
+absl::StatusOr<std::vector<MetricSpec>> ReadStoredMetrics(const std::string& store_uri, const std::string& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadStoredMetrics(*reader, experiment);
 }
 
 }  // namespace abgate::analysis

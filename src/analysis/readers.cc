@@ -12,9 +12,10 @@
 #include <boost/json.hpp>
 
 #include "analysis/analysis.h"
-#include "analysis/store_scan.h"
 #include "common/csv.h"
+#include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event_reader.h"
 
 namespace abgate::analysis {
 namespace {
@@ -134,10 +135,6 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
   return input;
 }
 
-using internal::IsPostgres;
-using internal::ScanPostgres;
-using internal::ScanSqlite;
-
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
   std::vector<MetricSpec> metrics;
   for (const auto& m : experiment.metrics) {
@@ -154,53 +151,15 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
 
 namespace json = boost::json;
 
-absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string& store_uri,
+absl::StatusOr<std::optional<json::object>> ReadShadowSummary(events::EventReader& reader,
                                                               const std::string& experiment, int64_t since_us) {
-  struct Row {
-    std::optional<double> score, shadow_score;
-    int64_t latency_us = 0, shadow_latency_us = 0;
-    int status = 0;
-    std::string arm, shadow_arm;
-  };
-  std::vector<Row> rows;
-  constexpr const char* kSql =
-      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts FROM shadows "
-      "WHERE experiment = %s";
-  absl::Status s;
-  if (IsPostgres(store_uri)) {
-    s = ScanPostgres(store_uri, kSql, experiment, [&](PGresult* r) {
-      if (std::atoll(PQgetvalue(r, 0, 7)) < since_us) return;
-      Row row;
-      if (!PQgetisnull(r, 0, 0)) row.score = std::strtod(PQgetvalue(r, 0, 0), nullptr);
-      if (!PQgetisnull(r, 0, 1)) row.shadow_score = std::strtod(PQgetvalue(r, 0, 1), nullptr);
-      row.latency_us = std::atoll(PQgetvalue(r, 0, 2));
-      row.shadow_latency_us = std::atoll(PQgetvalue(r, 0, 3));
-      row.status = std::atoi(PQgetvalue(r, 0, 4));
-      row.arm = PQgetvalue(r, 0, 5);
-      row.shadow_arm = PQgetvalue(r, 0, 6);
-      rows.push_back(std::move(row));
-    });
-  } else {
-    s = ScanSqlite(store_uri.substr(7), kSql, experiment, "shadows", true, [&](sqlite3_stmt* st) {
-      if (sqlite3_column_int64(st, 7) < since_us) return;
-      Row row;
-      if (sqlite3_column_type(st, 0) != SQLITE_NULL) row.score = sqlite3_column_double(st, 0);
-      if (sqlite3_column_type(st, 1) != SQLITE_NULL) row.shadow_score = sqlite3_column_double(st, 1);
-      row.latency_us = sqlite3_column_int64(st, 2);
-      row.shadow_latency_us = sqlite3_column_int64(st, 3);
-      row.status = sqlite3_column_int(st, 4);
-      row.arm = sqlite::Text(st, 5);
-      row.shadow_arm = sqlite::Text(st, 6);
-      rows.push_back(std::move(row));
-    });
-  }
-  if (!s.ok()) return s;
+  ABGATE_ASSIGN_OR_RETURN(const std::vector<events::ShadowRow> rows, reader.ReadShadows(experiment, since_us));
   if (rows.empty()) return std::optional<json::object>();
   // Disagreement: the two scores on different sides of 0.5; correlation: Pearson's r.
   int64_t failed = 0, pairs = 0, disagree = 0;
   double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, abs_diff = 0;
   std::vector<double> primary_ms, shadow_ms;
-  for (const Row& r : rows) {
+  for (const events::ShadowRow& r : rows) {
     primary_ms.push_back(r.latency_us / 1000.0);
     shadow_ms.push_back(r.shadow_latency_us / 1000.0);
     if (r.status >= 300 || !r.shadow_score) {
@@ -245,11 +204,17 @@ absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string&
   return std::optional<json::object>(std::move(out));
 }
 
-absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
+absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string& store_uri,
+                                                              const std::string& experiment, int64_t since_us) {
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadShadowSummary(*reader, experiment, since_us);
+}
+
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader,
                                                        const config::ExperimentConfig& experiment,
                                                        const std::string& unit, std::vector<MetricSpec> metrics,
                                                        int64_t since_us) {
-  auto read = ReadEventStore(store_uri, experiment.name, unit, std::move(metrics), experiment.attribution_window_us,
+  auto read = ReadEventStore(reader, experiment.name, unit, std::move(metrics), experiment.attribution_window_us,
                              since_us);
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
@@ -288,11 +253,19 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_
   input.weights_known = experiment.ramp.empty();  // with a ramp, weights changed over time
   // Admin changes and ramp steps changed the weights over time: SRM is checked per period.
   if (input.weights_known) {
-    auto periods = ReadWeightHistory(store_uri, experiment);
+    auto periods = ReadWeightHistory(reader, experiment);
     if (!periods.ok()) return periods.status();
     if (periods->size() > 1) input.weight_periods = *std::move(periods);
   }
   return input;
+}
+
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,
+                                                       const config::ExperimentConfig& experiment,
+                                                       const std::string& unit, std::vector<MetricSpec> metrics,
+                                                       int64_t since_us) {
+  ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
+  return ReadConfiguredExperiment(*reader, experiment, unit, std::move(metrics), since_us);
 }
 
 }  // namespace abgate::analysis

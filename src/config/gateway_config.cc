@@ -10,6 +10,7 @@
 
 #include "common/strings.h"
 #include "common/status_macros.h"
+#include "common/store_uri.h"
 #include "config/json_reader.h"
 
 namespace abgate::config {
@@ -158,7 +159,7 @@ absl::Status ReadUpstream(JsonReader r, UpstreamConfig& u) {
 absl::Status ReadEvents(JsonReader r, EventsConfig& e) {
   if (!r.value().is_null() && !r.is_object()) return r.Error("", "must be a mapping");
   ABGATE_ASSIGN_OR_RETURN(e.store, r.String("store", e.store));
-  if (!e.store.starts_with("sqlite:") && !e.store.starts_with("postgresql://") && !e.store.starts_with("postgres://")) {
+  if (!common::ParseStoreUri(e.store).ok()) {
     return r.Error("store", "must be sqlite:PATH or postgresql://user@host:port/db");
   }
   if (r.Has("flush_ms")) {

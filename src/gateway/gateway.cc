@@ -11,8 +11,8 @@
 #include "common/logging.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "common/store_uri.h"
 #include "config/json_format.h"
-#include "events/sqlite_event_sink.h"
 #include "gateway/outlier.h"
 #include "serving/model_server.h"
 
@@ -396,7 +396,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   }
   if (!c.outcomes.token_env.empty()) gw->outcomes_token_ = std::getenv(c.outcomes.token_env.c_str());
   ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
-  gw->shared_store_ = !c.events.store.starts_with("sqlite:");
+  gw->shared_store_ = common::IsSharedStore(c.events.store);
 
   Gateway* self = gw.get();
   gw->model_loader_ = [self](const std::string& uri) -> absl::StatusOr<LoadedModel> {

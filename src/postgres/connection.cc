@@ -7,8 +7,6 @@
 
 namespace abgate::postgres {
 
-bool IsPostgresUri(std::string_view uri) { return uri.starts_with("postgresql://") || uri.starts_with("postgres://"); }
-
 Params& Params::Text(std::string_view s) {
   values_.emplace_back(std::string(s));
   formats_.push_back(0);

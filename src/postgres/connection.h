@@ -24,9 +24,6 @@
 
 namespace abgate::postgres {
 
-// True for postgresql:// and postgres:// URIs.
-bool IsPostgresUri(std::string_view uri);
-
 // Parameters of one statement, copied (temporaries are fine). Text format unless Binary().
 class Params {
  public:

@@ -1,0 +1,141 @@
+// EventReader: the read side of the event store, beside EventSink (its write side). The
+// analysis reads everything it needs through it: an experiment's exposures and outcomes as typed
+// batches (ScanEvents), its shadow traffic, the config last stored for it, its audited configs and
+// the metrics it has outcomes for. Implementations: SqliteEventReader, PostgresEventReader (one
+// connection per scan worker, all in one snapshot) and InMemoryEventReader (typed rows held in
+// memory, for tests of the analysis). OpenEventReader (event_store.cc) picks one by URI.
+//
+// The scan hands over events as the analysis consumes them, never as rows of text: in-experiment
+// exposures with their assigned arm, and outcomes, ids already reduced to 64-bit keys
+// (common::Hash64 — the keys event blocks store, events/event_blocks.h). It is cut into numbered
+// tasks that the caller runs on its own workers; each task delivers its events in store order, so
+// a caller that reads task by task gets the same order whatever the workers.
+// Thread safety: an EventReader's methods may be called from any thread, concurrently; an
+// EventScan's Run may be called concurrently for different `worker`s, each worker's calls one at a
+// time.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+
+namespace abgate::events {
+
+// One in-experiment exposure.
+struct ExposureKeys {
+  uint64_t unit_key = 0;     // Hash64(unit id); 0 when !has_unit
+  uint64_t request_key = 0;  // Hash64(request id)
+  int64_t ts_us = 0;
+  double score = 0;   // when `scored`
+  uint32_t arm = 0;   // index into the batch's arms
+  bool has_unit = false;
+  bool scored = false;
+};
+
+// One outcome.
+struct OutcomeKeys {
+  uint64_t key = 0;  // Hash64 of the request id when `by_request`, else of the unit id
+  int64_t ts_us = 0;
+  double value = 0;
+  uint32_t metric = 0;  // index into the batch's metrics
+  bool by_request = false;
+};
+
+// The assigned arm and the model version that served it (an arm by alias can be served by
+// several versions). `position` is where the batch first met it, in store order (a rowid, a
+// block id, ...): comparable within one scan, to order an arm's versions by first sight.
+struct BatchArm {
+  std::string_view name, model_version;
+  int64_t position = 0;
+};
+
+// Views, valid during the visitor's call only.
+struct ExposureBatch {
+  std::span<const BatchArm> arms;
+  std::span<const ExposureKeys> rows;
+};
+struct OutcomeBatch {
+  std::span<const std::string_view> metrics;
+  std::span<const OutcomeKeys> rows;
+};
+
+// Receives a scan task's events, on the thread that runs the task.
+class EventVisitor {
+ public:
+  virtual ~EventVisitor() = default;
+  virtual void Exposures(const ExposureBatch& batch) = 0;
+  virtual void Outcomes(const OutcomeBatch& batch) = 0;
+};
+
+struct ScanRequest {
+  std::string experiment;
+  int64_t since_us = 0;               // only events at or after it
+  std::vector<std::string> metrics;   // outcomes of other metrics may be left out; empty: all
+  int workers = 1;                    // the caller's threads (each gets its own connection)
+  int64_t rows_per_chunk = 0;         // per task: rowids, blocks or heap pages; 0: from the tables' sizes
+  bool use_blocks = true;             // read the event blocks when they hold every row, else the rows
+};
+
+class EventScan {
+ public:
+  virtual ~EventScan() = default;
+  virtual size_t tasks() const = 0;
+  // About how many events the scan will deliver (for reserving memory; may be far off).
+  virtual int64_t expected_exposures() const = 0;
+  virtual int64_t expected_outcomes() const = 0;
+  // Delivers task `task`'s events to `visitor`, in store order. `worker` in [0, workers) names
+  // the calling thread. Blocking. InvalidArgument for a damaged event block, Unavailable when
+  // the store cannot be read.
+  virtual absl::Status Run(size_t task, int worker, EventVisitor& visitor) = 0;
+};
+
+// One mirrored request (table `shadows`).
+struct ShadowRow {
+  std::optional<double> score, shadow_score;
+  int64_t latency_us = 0, shadow_latency_us = 0;
+  int status = 0;
+  std::string arm, shadow_arm;
+};
+
+// One audited admin change of an experiment: its config before and after ("" for none).
+struct AuditedConfig {
+  int64_t ts_us = 0;
+  std::string before_json, after_json;
+};
+
+// A metric the store has outcomes for: binary when every value is 0 or 1.
+struct StoredMetric {
+  std::string name;
+  bool binary = false;
+};
+
+class EventReader {
+ public:
+  virtual ~EventReader() = default;
+  // The store's URI, for messages.
+  virtual const std::string& uri() const = 0;
+  // Plans a scan of `request.experiment`. FailedPrecondition when the store has no exposures
+  // table; Unavailable when it cannot be read. Blocking.
+  virtual absl::StatusOr<std::unique_ptr<EventScan>> ScanEvents(const ScanRequest& request) = 0;
+  // The experiment's shadow traffic from `since_us` on, in store order. Blocking.
+  virtual absl::StatusOr<std::vector<ShadowRow>> ReadShadows(const std::string& experiment, int64_t since_us) = 0;
+  // The config last stored for it through the admin API; "" when none (or deleted). Blocking.
+  virtual absl::StatusOr<std::string> ReadStoredConfig(const std::string& experiment) = 0;
+  // Its audit trail, oldest first. Blocking.
+  virtual absl::StatusOr<std::vector<AuditedConfig>> ReadConfigHistory(const std::string& experiment) = 0;
+  // The metrics it has outcomes for, by name. Blocking.
+  virtual absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) = 0;
+};
+
+// Opens the reader of the store named by `uri` (common/store_uri.h); no I/O until a read.
+// InvalidArgument for an unsupported URI. Defined in event_store.cc, beside OpenEventSink.
+absl::StatusOr<std::unique_ptr<EventReader>> OpenEventReader(const std::string& uri);
+
+}  // namespace abgate::events

@@ -1,0 +1,246 @@
+#include "events/postgres_event_reader.h"
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <functional>
+#include <optional>
+
+#include "common/status_macros.h"
+#include "common/strings.h"
+#include "events/internal/scan_batcher.h"
+#include "postgres/connection.h"
+
+namespace abgate::events {
+namespace {
+
+using events_internal::Chunk;
+using events_internal::ScanBatcher;
+
+// Runs `select` through a cursor inside the current transaction and calls fn(result, row) for
+// every row, fetched in binary, `batch` rows at a time (single-row mode cost a PGresult per row).
+absl::Status ForEachRow(postgres::Connection& c, const std::string& select,
+                        const std::function<void(const postgres::Result&, int)>& fn, int batch = 20000) {
+  ABGATE_RETURN_IF_ERROR(c.Exec(StrCat("DECLARE abgate_rows NO SCROLL CURSOR FOR ", select)));
+  const std::string fetch = StrCat("FETCH FORWARD ", batch, " FROM abgate_rows");
+  for (;;) {
+    ABGATE_ASSIGN_OR_RETURN(const postgres::Result r, c.Query(fetch, {}, /*binary_results=*/true));
+    const int n = r.rows();
+    for (int i = 0; i < n; ++i) fn(r, i);
+    if (n < batch) break;
+  }
+  return c.Exec("CLOSE abgate_rows");
+}
+
+// Streams the rows of `sql` (the experiment is its one parameter, $1) in single-row mode, so
+// millions of rows stream without being held in one result.
+absl::Status ScanTable(const std::string& uri, const std::string& sql, const std::string& experiment,
+                       const std::function<void(const postgres::Result&)>& row) {
+  ABGATE_ASSIGN_OR_RETURN(auto c, postgres::Connection::Connect(uri));
+  return c.ForEachRowStreamed(sql, postgres::Params().Text(experiment), row);
+}
+
+class PostgresScan : public EventScan {
+ public:
+  PostgresScan(const std::string& uri, const ScanRequest& request) : uri_(uri), request_(request) {}
+
+  absl::Status Plan() {
+    ABGATE_ASSIGN_OR_RETURN(lead_, postgres::Connection::Connect(uri_));
+    ABGATE_RETURN_IF_ERROR(lead_.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+    char* quoted = PQescapeLiteral(lead_.get(), request_.experiment.c_str(), request_.experiment.size());
+    if (!quoted) return lead_.Error("quote");
+    experiment_ = quoted;
+    PQfreemem(quoted);
+    ABGATE_ASSIGN_OR_RETURN(
+        const postgres::Result info,
+        lead_.Query("SELECT pg_export_snapshot(), to_regclass('exposures') IS NOT NULL, to_regclass('outcomes') IS NOT "
+                    "NULL, pg_relation_size('exposures') / current_setting('block_size')::bigint, "
+                    "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint, "
+                    "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL"));
+    auto flag = [&](int i) { return info.View(0, i) == "t"; };
+    snapshot_ = info.Text(0, 0);
+    if (!flag(1)) return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
+    const bool has_outcomes = flag(2);
+    const int64_t exposure_pages = info.Int(0, 3), outcome_pages = info.Int(0, 4);
+    if (request_.use_blocks && has_outcomes && flag(5)) {
+      // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
+      // range of their ids, and how many events they hold. Blocks are read when they stand for
+      // every row (source_rows against count(*)), so rows from an older gateway during a
+      // rolling upgrade, or from a hand-made INSERT, are never missed.
+      struct BlockSummary {
+        bool covers_rows;
+        int64_t first_id, last_id, events;
+      };
+      auto summarize = [&](const char* blocks_table, const char* rows_table) -> absl::StatusOr<BlockSummary> {
+        ABGATE_ASSIGN_OR_RETURN(
+            const postgres::Result r,
+            lead_.Query(StrCat("SELECT coalesce(sum(source_rows), 0) = (SELECT count(*) FROM ", rows_table,
+                               " WHERE experiment = ", experiment_, "), coalesce(min(id), 1), coalesce(max(id), 0), ",
+                               "coalesce(sum(rows), 0) FROM ", blocks_table, " WHERE experiment = ", experiment_)));
+        return BlockSummary{r.View(0, 0) == "t", r.Int(0, 1), r.Int(0, 2), r.Int(0, 3)};
+      };
+      ABGATE_ASSIGN_OR_RETURN(const BlockSummary e, summarize("exposure_blocks", "exposures"));
+      ABGATE_ASSIGN_OR_RETURN(const BlockSummary o, summarize("outcome_blocks", "outcomes"));
+      blocks_ = e.covers_rows && o.covers_rows;
+      if (blocks_) {
+        chunks_ = events_internal::PlanChunks({e.first_id, e.last_id}, {o.first_id, o.last_id}, 4,
+                                              request_.rows_per_chunk, request_.workers);
+        expected_exposures_ = e.events;
+        expected_outcomes_ = o.events;
+      }
+    }
+    tid_ranges_ = PQserverVersion(lead_.get()) >= 140000;
+    if (!blocks_) {
+      if (tid_ranges_) {
+        chunks_ = events_internal::PlanChunks({0, exposure_pages - 1}, {0, has_outcomes ? outcome_pages - 1 : -1}, 64,
+                                              request_.rows_per_chunk, request_.workers);
+      }
+      // Each table's last range is open-ended (and is the whole table without TID ranges).
+      for (const bool outcome_table : {false, true}) {
+        if (outcome_table && !has_outcomes) continue;
+        auto last =
+            std::find_if(chunks_.rbegin(), chunks_.rend(), [&](const Chunk& c) { return c.outcomes == outcome_table; });
+        if (last == chunks_.rend()) {
+          chunks_.push_back({outcome_table, 0, -1});
+        } else {
+          last->last = -1;
+        }
+      }
+      expected_exposures_ = exposure_pages * 40;  // rows per page, about
+      expected_outcomes_ = outcome_pages * 60;
+    }
+    workers_.resize(static_cast<size_t>(std::max(request_.workers, 1)));
+    for (auto& w : workers_) w = std::make_unique<Worker>(request_);
+    return absl::OkStatus();
+  }
+
+  size_t tasks() const override { return chunks_.size(); }
+  int64_t expected_exposures() const override { return expected_exposures_; }
+  int64_t expected_outcomes() const override { return expected_outcomes_; }
+
+  absl::Status Run(size_t task, int worker, EventVisitor& visitor) override {
+    const Chunk& chunk = chunks_[task];
+    Worker& w = *workers_[static_cast<size_t>(worker)];
+    if (!w.connection) {
+      ABGATE_ASSIGN_OR_RETURN(w.connection, postgres::Connection::Connect(uri_));
+      ABGATE_RETURN_IF_ERROR(w.connection->Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+      ABGATE_RETURN_IF_ERROR(w.connection->Exec(StrCat("SET TRANSACTION SNAPSHOT '", snapshot_, "'")));
+    }
+    postgres::Connection& c = *w.connection;
+    ScanBatcher& batcher = w.batcher;
+    batcher.Begin(visitor);
+    absl::Status status;
+    if (blocks_) {
+      const std::string query =
+          StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks", " WHERE experiment = ",
+                 experiment_, " AND id BETWEEN ", chunk.first, " AND ", chunk.last,
+                 request_.since_us > 0 ? StrCat(" AND max_ts >= ", request_.since_us) : "", " ORDER BY id");
+      absl::Status damaged;
+      status = ForEachRow(c, query, [&](const postgres::Result& r, int i) {
+        if (!damaged.ok()) return;
+        damaged = chunk.outcomes ? batcher.AddOutcomeBlock(r.View(i, 0))
+                                 : batcher.AddExposureBlock(r.View(i, 0), r.BinaryInt64(i, 1));
+      }, 64);
+      batcher.Finish();
+      // A damaged block's error comes first.
+      return damaged.ok() ? status : damaged;
+    }
+    std::string where = StrCat(" WHERE experiment = ", experiment_);
+    if (tid_ranges_ && chunk.first > 0) where += StrCat(" AND ctid >= '(", chunk.first, ",0)'::tid");
+    if (tid_ranges_ && chunk.last >= 0) where += StrCat(" AND ctid < '(", chunk.last + 1, ",0)'::tid");
+    if (request_.since_us > 0) where += StrCat(" AND ts >= ", request_.since_us);
+    const std::string query =
+        chunk.outcomes ? StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes", where)
+                       : StrCat("SELECT request_id, ts, unit_id, assigned_arm, score, model_version FROM exposures",
+                                where, " AND in_experiment = 1");
+    const int64_t position = static_cast<int64_t>(task) << 40;  // scan order, for each arm's first version
+    int64_t row = 0;
+    status = ForEachRow(c, query, [&](const postgres::Result& r, int i) {
+      if (chunk.outcomes) {
+        batcher.AddOutcomeRow(r.View(i, 0), r.View(i, 1), r.View(i, 2), r.BinaryDouble(i, 3), r.BinaryInt64(i, 4));
+      } else {
+        const bool scored = !r.IsNull(i, 4);
+        batcher.AddExposureRow(r.View(i, 0), r.View(i, 2), r.View(i, 3), r.View(i, 5), position + row++,
+                               r.BinaryInt64(i, 1), scored, scored ? r.BinaryDouble(i, 4) : 0.0);
+      }
+    });
+    batcher.Finish();
+    return status;
+  }
+
+ private:
+  struct Worker {
+    explicit Worker(const ScanRequest& request) : batcher(request) {}
+    std::optional<postgres::Connection> connection;
+    ScanBatcher batcher;
+  };
+
+  const std::string uri_;
+  const ScanRequest request_;
+  postgres::Connection lead_;  // holds the exported snapshot open until the scan ends
+  std::string experiment_;     // quoted literal
+  std::string snapshot_;
+  bool blocks_ = false;
+  bool tid_ranges_ = false;
+  int64_t expected_exposures_ = 0, expected_outcomes_ = 0;
+  std::vector<Chunk> chunks_;
+  std::vector<std::unique_ptr<Worker>> workers_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<EventScan>> PostgresEventReader::ScanEvents(const ScanRequest& request) {
+  auto scan = std::make_unique<PostgresScan>(uri_, request);
+  ABGATE_RETURN_IF_ERROR(scan->Plan());
+  return std::unique_ptr<EventScan>(std::move(scan));
+}
+
+absl::StatusOr<std::vector<ShadowRow>> PostgresEventReader::ReadShadows(const std::string& experiment,
+                                                                        int64_t since_us) {
+  std::vector<ShadowRow> rows;
+  ABGATE_RETURN_IF_ERROR(ScanTable(
+      uri_,
+      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts FROM shadows "
+      "WHERE experiment = $1",
+      experiment, [&](const postgres::Result& r) {
+        if (r.Int(0, 7) < since_us) return;
+        ShadowRow row;
+        if (!r.IsNull(0, 0)) row.score = std::strtod(PQgetvalue(r.get(), 0, 0), nullptr);
+        if (!r.IsNull(0, 1)) row.shadow_score = std::strtod(PQgetvalue(r.get(), 0, 1), nullptr);
+        row.latency_us = r.Int(0, 2);
+        row.shadow_latency_us = r.Int(0, 3);
+        row.status = static_cast<int>(r.Int(0, 4));
+        row.arm = r.Text(0, 5);
+        row.shadow_arm = r.Text(0, 6);
+        rows.push_back(std::move(row));
+      }));
+  return rows;
+}
+
+absl::StatusOr<std::string> PostgresEventReader::ReadStoredConfig(const std::string& experiment) {
+  std::string stored;
+  ABGATE_RETURN_IF_ERROR(ScanTable(uri_, "SELECT config FROM experiment_configs WHERE name = $1", experiment,
+                                   [&](const postgres::Result& r) { stored = r.Text(0, 0); }));
+  return stored;
+}
+
+absl::StatusOr<std::vector<AuditedConfig>> PostgresEventReader::ReadConfigHistory(const std::string& experiment) {
+  std::vector<AuditedConfig> rows;
+  ABGATE_RETURN_IF_ERROR(ScanTable(uri_, "SELECT ts, before, after FROM audit_log WHERE experiment = $1 ORDER BY id",
+                                   experiment, [&](const postgres::Result& r) {
+                                     rows.push_back({r.Int(0, 0), r.Text(0, 1), r.Text(0, 2)});
+                                   }));
+  return rows;
+}
+
+absl::StatusOr<std::vector<StoredMetric>> PostgresEventReader::ReadOutcomeMetrics(const std::string& experiment) {
+  char sql[512];
+  std::snprintf(sql, sizeof(sql), events_internal::kOutcomeMetricsSql, "$1");
+  std::vector<StoredMetric> rows;
+  ABGATE_RETURN_IF_ERROR(ScanTable(uri_, sql, experiment, [&](const postgres::Result& r) {
+    rows.push_back({r.Text(0, 0), r.View(0, 1) == "binary"});
+  }));
+  return rows;
+}
+
+}  // namespace abgate::events
