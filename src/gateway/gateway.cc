@@ -14,6 +14,7 @@
 #include "common/store_uri.h"
 #include "config/json_format.h"
 #include "gateway/outlier.h"
+#include "gateway/scoring_body.h"
 #include "serving/model_server.h"
 
 namespace abgate::gateway {
@@ -21,8 +22,6 @@ namespace abgate::gateway {
 namespace json = boost::json;
 
 namespace {
-
-constexpr std::string_view kScoringKeys[] = {"dataframe_split", "dataframe_records", "instances", "inputs"};
 
 int64_t SteadyUs() {
   return std::chrono::duration_cast<std::chrono::microseconds>(
@@ -557,55 +556,24 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
   bool have_unit = false;
   std::string forward_body;
   if (kind == BodyKind::kJson) {
-    unsigned char buffer[4096];
-    json::monotonic_resource memory(buffer, sizeof(buffer));
-    boost::system::error_code ec;
-    json::value body = config::ParseJson(req.body, &memory, ec);
-    if (ec) {
-      if (!assign::IsValidUtf8(req.body)) {
-        return reject(http::ErrorResponse(400, "INVALID_UTF8", "the request body is not valid UTF-8"));
-      }
-      return reject(http::ErrorResponse(400, "MALFORMED_JSON", StrCat("the request body is not valid JSON: ", ec.message())));
+    // One SAX pass (no DOM); the unit member is cut out of the bytes, the rest is forwarded as sent.
+    ScoringBody read = ReadScoringBody(req.body, cfg.unit_field);
+    switch (read.error) {
+      case ScoringBody::Error::kNone:
+        break;
+      case ScoringBody::Error::kInvalidUtf8:
+        return reject(http::ErrorResponse(400, "INVALID_UTF8", read.message));
+      case ScoringBody::Error::kMalformedJson:
+        return reject(http::ErrorResponse(400, "MALFORMED_JSON", read.message));
+      case ScoringBody::Error::kNotObject:
+      case ScoringBody::Error::kScoringKeys:
+        return reject(http::ErrorResponse(400, "BAD_REQUEST", read.message));
+      case ScoringBody::Error::kInvalidUnit:
+        return reject(http::ErrorResponse(400, "INVALID_UNIT", read.message));
     }
-    if (!body.is_object()) {
-      return reject(http::ErrorResponse(
-          400, "BAD_REQUEST",
-          StrCat("the input must be a JSON object with exactly one of the fields dataframe_split, "
-                 "dataframe_records, instances, inputs; received ",
-                 body.is_array() ? "a list" : "a JSON scalar")));
-    }
-    auto& obj = body.as_object();
-    int keys = 0;
-    for (auto k : kScoringKeys) keys += obj.contains(k);
-    if (keys != 1) {
-      std::string present;
-      for (auto k : kScoringKeys) {
-        if (obj.contains(k)) StrAppend(&present, present.empty() ? "" : ", ", k);
-      }
-      return reject(http::ErrorResponse(
-          400, "BAD_REQUEST",
-          StrCat("the input must be a JSON object with exactly one of the fields dataframe_split, "
-                 "dataframe_records, instances, inputs; received [", present, "]")));
-    }
-    if (!cfg.unit_field.empty()) {
-      if (auto it = obj.find(cfg.unit_field); it != obj.end()) {
-        const json::value& u = it->value();
-        if (u.is_string() && !u.as_string().empty() && u.as_string().size() <= 512) {
-          unit = std::string(u.as_string());
-        } else if (u.is_int64()) {
-          unit = std::to_string(u.as_int64());
-        } else if (u.is_uint64()) {
-          unit = std::to_string(u.as_uint64());
-        } else if (!u.is_null()) {
-          return reject(http::ErrorResponse(
-              400, "INVALID_UNIT",
-              StrCat("'", cfg.unit_field, "' must be a non-empty string (at most 512 bytes) or an integer")));
-        }
-        have_unit = !unit.empty();
-        obj.erase(it);  // the model gets only the scoring payload
-      }
-    }
-    forward_body = config::ToJson(obj);
+    if (read.has_unit) unit = std::move(read.unit);
+    have_unit = !unit.empty();
+    forward_body = std::move(req.body);
   } else {
     forward_body = std::move(req.body);  // text/csv goes to the model unchanged
   }
