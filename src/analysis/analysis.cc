@@ -10,6 +10,7 @@
 #include "common/human.h"
 #include "common/strings.h"
 #include "stats/bayes.h"
+#include "stats/cuped.h"
 #include "stats/distributions.h"
 #include "stats/model_quality.h"
 #include "stats/multiple_testing.h"
@@ -24,25 +25,52 @@ namespace {
 struct ArmState {
   std::vector<stats::Proportion> props;
   std::vector<stats::Moments> moments;
+  std::vector<stats::CupedState> cuped;  // per metric; filled for metrics with a covariate
   int64_t units = 0;
 };
 
-std::vector<ArmState> Aggregate(const AnalysisInput& in) {
-  std::vector<ArmState> arms(in.arms.size());
-  for (auto& a : arms) {
-    a.props.resize(in.metrics.size());
-    a.moments.resize(in.metrics.size());
+// Per metric, the index of its covariate's value in UnitObservation::values, or -1.
+using CovariateSlots = std::vector<int>;
+
+absl::StatusOr<CovariateSlots> SlotsOf(const AnalysisInput& in) {
+  CovariateSlots slots(in.metrics.size(), -1);
+  for (size_t j = 0; j < in.metrics.size(); ++j) {
+    const std::string& name = in.metrics[j].cuped_covariate;
+    if (name.empty()) continue;
+    auto it = std::find(in.covariates.begin(), in.covariates.end(), name);
+    if (it == in.covariates.end()) {
+      return absl::InvalidArgumentError(StrCat("metric ", in.metrics[j].name, ": covariate ", name, " has no values"));
+    }
+    slots[j] = static_cast<int>(in.metrics.size() + static_cast<size_t>(it - in.covariates.begin()));
   }
+  return slots;
+}
+
+void AddUnit(const AnalysisInput& in, const CovariateSlots& slots, size_t j, double value,
+             const UnitObservation& unit, ArmState& a) {
+  const bool binary = in.metrics[j].kind == MetricKind::kBinary;
+  if (binary) {
+    a.props[j].Add(value > 0);
+  } else {
+    a.moments[j].Add(value);
+  }
+  if (slots[j] >= 0) a.cuped[j].Add(binary ? (value > 0 ? 1.0 : 0.0) : value, unit.values[slots[j]]);
+}
+
+ArmState EmptyArm(const AnalysisInput& in) {
+  ArmState a;
+  a.props.resize(in.metrics.size());
+  a.moments.resize(in.metrics.size());
+  a.cuped.resize(in.metrics.size());
+  return a;
+}
+
+std::vector<ArmState> Aggregate(const AnalysisInput& in, const CovariateSlots& slots) {
+  std::vector<ArmState> arms(in.arms.size(), EmptyArm(in));
   for (const auto& unit : in.units) {
     auto& a = arms[unit.arm];
     ++a.units;
-    for (size_t j = 0; j < in.metrics.size(); ++j) {
-      if (in.metrics[j].kind == MetricKind::kBinary) {
-        a.props[j].Add(unit.values[j] > 0);
-      } else {
-        a.moments[j].Add(unit.values[j]);
-      }
-    }
+    for (size_t j = 0; j < in.metrics.size(); ++j) AddUnit(in, slots, j, unit.values[j], unit, a);
   }
   return arms;
 }
@@ -87,6 +115,42 @@ MetricSummary Summarize(const AnalysisInput& in, const ArmState& a, size_t j) {
 
 Interval ToInterval(const stats::Interval& i) { return {i.low, i.high}; }
 
+// A comparison against control as the decision reads it: CUPED-adjusted when the metric names
+// a covariate and the adjustment applies (Deng et al. 2013), else the raw test, with why.
+struct Compared {
+  absl::StatusOr<stats::Comparison> comparison = absl::FailedPreconditionError("not compared");
+  std::optional<CupedReport> cuped;
+  std::optional<stats::CupedResult> adjusted;
+};
+
+Compared CompareAdjusted(const AnalysisInput& in, const CovariateSlots& slots, const std::vector<ArmState>& arms,
+                         size_t metric, int treatment) {
+  Compared out;
+  out.comparison = Compare(in, arms, metric, treatment);
+  if (slots[metric] < 0) return out;
+  CupedReport k;
+  k.covariate = in.metrics[metric].cuped_covariate;
+  auto r = stats::CupedWelchTest(arms[in.control].cuped[metric], arms[treatment].cuped[metric], in.alpha);
+  if (!r.ok()) {
+    k.not_applied = std::string(r.status().message());
+    out.cuped = std::move(k);
+    return out;
+  }
+  k.applied = true;
+  k.theta = r->theta;
+  k.variance_reduction = r->variance_reduction;
+  // The unadjusted numbers shown beside are the metric's own test's (z for a binary metric).
+  const stats::Comparison& raw = out.comparison.ok() ? *out.comparison : r->unadjusted;
+  k.unadjusted_diff = raw.diff;
+  k.unadjusted_diff_ci = ToInterval(raw.diff_ci);
+  k.unadjusted_lift = raw.lift;
+  k.unadjusted_p_value = raw.p_value;
+  out.comparison = r->comparison;
+  out.cuped = std::move(k);
+  out.adjusted = *std::move(r);
+  return out;
+}
+
 std::vector<double> Adjust(const std::vector<double>& p, std::string_view method) {
   if (method == "holm") return stats::HolmBonferroni(p);
   if (method == "bh") return stats::BenjaminiHochberg(p);
@@ -127,6 +191,16 @@ namespace {
 absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in);
 }  // namespace
 
+std::vector<std::string> CovariatesOf(const std::vector<MetricSpec>& metrics) {
+  std::vector<std::string> out;
+  for (const auto& m : metrics) {
+    if (!m.cuped_covariate.empty() && std::find(out.begin(), out.end(), m.cuped_covariate) == out.end()) {
+      out.push_back(m.cuped_covariate);
+    }
+  }
+  return out;
+}
+
 absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
   if (in.maturity_us <= 0 || in.as_of_us <= 0) return AnalyzeMature(in);
   // Units whose outcomes may still come are left out, in every arm alike.
@@ -153,12 +227,15 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   if (in.adjustment != "holm" && in.adjustment != "bh" && in.adjustment != "none") {
     return absl::InvalidArgumentError("adjustment must be holm, bh or none");
   }
+  auto slots = SlotsOf(in);
+  if (!slots.ok()) return slots.status();
+  const size_t width = in.metrics.size() + in.covariates.size();
   for (const auto& u : in.units) {
-    if (u.arm < 0 || u.arm >= k || u.values.size() != in.metrics.size()) {
+    if (u.arm < 0 || u.arm >= k || u.values.size() != width) {
       return absl::InvalidArgumentError("a unit refers to an unknown arm or has the wrong number of values");
     }
   }
-  const auto arms = Aggregate(in);
+  const auto arms = Aggregate(in, *slots);
 
   Report report;
   report.experiment = in.experiment;
@@ -257,7 +334,9 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
       c.control = in.arms[in.control].name;
       c.treatment = in.arms[t].name;
       c.family = static_cast<int>(j) == in.primary ? Family::kPrimary : Family::kSecondary;
-      auto r = Compare(in, arms, j, t);
+      Compared compared = CompareAdjusted(in, *slots, arms, j, t);
+      c.cuped = std::move(compared.cuped);
+      auto& r = compared.comparison;
       if (!r.ok()) {
         c.insufficient_data = arms[t].units == 0 ? StrCat("no data: ", c.treatment, " has no units")
                               : arms[in.control].units == 0 ? StrCat("no data: ", c.control, " has no units")
@@ -278,7 +357,9 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
         c.sequential_p_value = seq->p_value;
         c.sequential_ci = ToInterval(seq->ci);
       }
-      auto chance = in.metrics[j].kind == MetricKind::kBinary
+      auto chance = compared.adjusted
+                        ? stats::ChanceToBeatGaussian(compared.adjusted->control_adjusted, compared.adjusted->treatment_adjusted)
+                    : in.metrics[j].kind == MetricKind::kBinary
                         ? stats::ChanceToBeatBinomial(arms[in.control].props[j], arms[t].props[j])
                         : stats::ChanceToBeatGaussian(arms[in.control].moments[j], arms[t].moments[j]);
       if (chance.ok()) c.chance_to_beat = *chance;
@@ -410,19 +491,18 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
       uint32_t index;
       int arm;
       double value;
+      double covariate;
     };
+    const int slot = (*slots)[j];
     std::vector<Point> order(in.units.size());
     for (size_t i = 0; i < order.size(); ++i) {
-      order[i] = {in.units[i].first_ts_us, static_cast<uint32_t>(i), in.units[i].arm, in.units[i].values[j]};
+      order[i] = {in.units[i].first_ts_us, static_cast<uint32_t>(i), in.units[i].arm, in.units[i].values[j],
+                  slot >= 0 ? in.units[i].values[slot] : 0.0};
     }
     std::sort(order.begin(), order.end(),
               [](const Point& a, const Point& b) { return a.ts != b.ts ? a.ts < b.ts : a.index < b.index; });
     const bool binary = in.metrics[j].kind == MetricKind::kBinary;
-    std::vector<ArmState> running(in.arms.size());
-    for (auto& a : running) {
-      a.props.resize(in.metrics.size());
-      a.moments.resize(in.metrics.size());
-    }
+    std::vector<ArmState> running(in.arms.size(), EmptyArm(in));
     const int kPoints = 20;
     std::vector<std::vector<TimelinePoint>> points(k);
     int next = 1;
@@ -435,11 +515,13 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
       } else {
         a.moments[j].Add(unit.value);
       }
+      if (slot >= 0) a.cuped[j].Add(binary ? (unit.value > 0 ? 1.0 : 0.0) : unit.value, unit.covariate);
       if (i + 1 != order.size() * next / kPoints) continue;
       ++next;
       for (int t = 0; t < k; ++t) {
         if (t == in.control) continue;
-        auto r = Compare(in, running, j, t);
+        // The same comparison as the report's (CUPED-adjusted when configured), on the units so far.
+        auto r = CompareAdjusted(in, *slots, running, j, t).comparison;
         if (!r.ok() || !r->lift || !(r->lift_variance > 0)) continue;
         auto seq = stats::MixtureSequentialTest(*r->lift, r->lift_variance, running[in.control].units + running[t].units,
                                                 in.alpha, in.sequential_tuning_n);

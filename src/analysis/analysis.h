@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <boost/json/object.hpp>
@@ -26,15 +27,25 @@ class EventReader;  // events/event_reader.h: the store readers below read throu
 namespace abgate::analysis {
 
 struct MetricSpec {
+  MetricSpec() = default;
+  // Not an aggregate, so {name, kind} lists leave the covariate out without a warning.
+  MetricSpec(std::string name_in, MetricKind kind_in = MetricKind::kBinary, std::string covariate = "")
+      : name(std::move(name_in)), kind(kind_in), cuped_covariate(std::move(covariate)) {}
   std::string name;
   MetricKind kind = MetricKind::kBinary;
+  // CUPED: the outcome metric whose values recorded before the unit's first exposure, summed
+  // per unit, are the covariate X (the same name as `name` for the metric's own pre-period).
+  // Empty: no adjustment.
+  std::string cuped_covariate;
 };
 
 // One analysis unit (a user, or a request for request_random experiments).
 struct UnitObservation {
   int arm = 0;
   int64_t first_ts_us = 0;     // first exposure; orders the timeline
-  absl::InlinedVector<double, 4> values;  // one per metric (0 when the unit had no outcome); inline up to 4
+  // One per metric (0 when the unit had no outcome), then one per covariate of
+  // AnalysisInput::covariates (0 without pre-exposure outcomes); inline up to 4.
+  absl::InlinedVector<double, 4> values;
 };
 
 // One scored prediction with its binary label, for model quality.
@@ -66,6 +77,9 @@ struct AnalysisInput {
   int control = 0;
   std::vector<MetricSpec> metrics;  // metrics[primary] decides
   int primary = 0;
+  // The distinct covariates the metrics name (MetricSpec::cuped_covariate), in the order of
+  // their values in UnitObservation::values after the metrics'.
+  std::vector<std::string> covariates;
   std::vector<UnitObservation> units;
   std::vector<ScoredPrediction> predictions;
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
@@ -123,6 +137,8 @@ struct ReadTuning {
 // (in-experiment only), and outcomes when the store has any, attributed by request_id, else
 // by unit_id, when they fall in [first exposure, first exposure + window] (no window: 0).
 // Binary metrics are 1 for a unit with any positive outcome; continuous metrics sum per unit.
+// A metric's CUPED covariate is the sum of that outcome metric's values recorded before the
+// unit's first exposure (read even before `since_us`); AnalysisInput::covariates lists them.
 // `unit` is "user" (first exposure decides the arm) or "request". Arms in name order; units
 // and predictions in no particular order. Parallel inside; see event_store_reader.cc.
 // Every reader below also comes in a form that opens the store named by a URI (sqlite:PATH or
@@ -135,6 +151,9 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
                                              const std::string& unit, std::vector<MetricSpec> metrics,
                                              int64_t attribution_window_us = 0, int64_t since_us = 0,
                                              ReadTuning tuning = {});
+
+// The distinct covariates `metrics` name, in first-named order (AnalysisInput::covariates).
+std::vector<std::string> CovariatesOf(const std::vector<MetricSpec>& metrics);
 
 // The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);

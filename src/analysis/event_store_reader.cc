@@ -142,6 +142,22 @@ class StoreReader {
         scans_(static_cast<size_t>(std::max(workers_, 2))) {
     input_.experiment = experiment;
     input_.unit = unit;
+    // The outcome names to read: every metric's (its values after the first exposure), and
+    // every CUPED covariate's (its values before it), a name possibly serving as both.
+    input_.covariates = CovariatesOf(metrics_);
+    for (uint32_t j = 0; j < metrics_.size(); ++j) {
+      names_.push_back(metrics_[j].name);
+      slots_.push_back({j, kNone});
+    }
+    for (size_t c = 0; c < input_.covariates.size(); ++c) {
+      auto it = std::find(names_.begin(), names_.end(), input_.covariates[c]);
+      if (it == names_.end()) {
+        names_.push_back(input_.covariates[c]);
+        slots_.push_back({kNone, kNone});
+        it = names_.end() - 1;
+      }
+      slots_[static_cast<size_t>(it - names_.begin())].pre = static_cast<uint32_t>(metrics_.size() + c);
+    }
   }
 
   absl::StatusOr<AnalysisInput> Read() {
@@ -176,7 +192,10 @@ class StoreReader {
     events::ScanRequest request;
     request.experiment = experiment_;
     request.since_us = since_us_;
-    for (const auto& m : metrics_) request.metrics.push_back(m.name);
+    // A covariate is measured before the first exposure, so its outcomes are read from the
+    // start; AddOutcome drops the metrics' own outcomes before since_us.
+    if (!input_.covariates.empty()) request.outcomes_since_us = 0;
+    request.metrics = names_;
     request.workers = workers_;
     request.rows_per_chunk = rows_per_chunk_;
     request.use_blocks = use_blocks_;
@@ -210,12 +229,12 @@ class StoreReader {
     }
 
     void Outcomes(const events::OutcomeBatch& batch) override {
-      const auto& metrics = reader_->metrics_;
+      const auto& names = reader_->names_;
       metrics_.resize(batch.metrics.size());
       for (size_t b = 0; b < batch.metrics.size(); ++b) {
         uint32_t j = 0;
-        while (j < metrics.size() && metrics[j].name != batch.metrics[b]) ++j;
-        metrics_[b] = j == metrics.size() ? kNone : j;
+        while (j < names.size() && names[j] != batch.metrics[b]) ++j;
+        metrics_[b] = j == names.size() ? kNone : j;
       }
       for (const events::OutcomeKeys& o : batch.rows) {
         const uint32_t j = metrics_[o.metric];
@@ -226,7 +245,7 @@ class StoreReader {
    private:
     StoreReader* reader_;
     ScanOutput* out_;
-    std::vector<uint32_t> arms_, metrics_;  // batch index → ArmTable / metric index
+    std::vector<uint32_t> arms_, metrics_;  // batch index → ArmTable / outcome name index (names_)
   };
 
   // The (arm, version) pair's index in arms_, through the worker's cache. `position` orders
@@ -251,7 +270,9 @@ class StoreReader {
   }
 
   // Attributed by request id when the outcome has one, else by unit id.
+  // `metric` indexes names_. Before since_us only a covariate's outcomes are kept.
   void AddOutcome(ScanOutput& out, uint32_t metric, bool by_request, uint64_t key, double value, int64_t ts) {
+    if (ts < since_us_ && slots_[metric].pre == kNone) return;
     (by_request ? out.request_outcomes : out.outcomes)[PartitionOf(key)].push_back({key, ts, value, metric, kNone});
   }
 
@@ -421,7 +442,7 @@ class StoreReader {
   };
 
   void ProcessPartition(size_t p, Scratch& s, PartitionResult& r) {
-    const size_t m = input_.metrics.size();
+    const size_t m = input_.metrics.size() + input_.covariates.size();  // values per unit
     size_t n = 0;
     for (const auto& scan : scans_) n += scan.exposures[p].size();
     s.index.clear();
@@ -448,20 +469,29 @@ class StoreReader {
 
     // An outcome counts for its unit when it falls in [first exposure, first exposure +
     // window]; otherwise it is kept in the store and counted as unattributed here.
+    // A CUPED covariate is the sum of its outcomes before the first exposure (a pre-period
+    // measure the treatment cannot have moved).
     auto attribute = [&](const OutcomeRow& o, uint32_t u) {
       const int64_t first = s.units[u].first_ts;
+      const Slots slot = slots_[o.metric];
       if (o.ts < first) {
-        ++r.counts.before_exposure;
+        if (slot.pre != kNone) {
+          s.values[u * m + slot.pre] += o.value;
+          ++r.counts.covariate;
+        } else {
+          ++r.counts.before_exposure;
+        }
         return;
       }
+      if (slot.post == kNone) return;  // a covariate's own outcomes after the exposure: not used
       if (window_us_ > 0 && o.ts > first + window_us_) {
         ++r.counts.after_window;
         return;
       }
       ++r.counts.attributed;
-      double& v = s.values[u * m + o.metric];
-      v = input_.metrics[o.metric].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
-      if (o.exposure != kNone && o.metric == 0) {
+      double& v = s.values[u * m + slot.post];
+      v = input_.metrics[slot.post].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
+      if (o.exposure != kNone && slot.post == 0) {
         s.request_label[o.exposure] = std::max(s.request_label[o.exposure], o.value > 0 ? 1.0 : 0.0);
       }
     };
@@ -529,6 +559,7 @@ class StoreReader {
       counts.before_exposure += r.counts.before_exposure;
       counts.after_window += r.counts.after_window;
       counts.unknown_unit += r.counts.unknown_unit;
+      counts.covariate += r.counts.covariate;
       input_.multiple_exposure_units += r.multiple_arm_units;
       r = PartitionResult();
     }
@@ -540,6 +571,14 @@ class StoreReader {
   const std::string& experiment_;
   const bool request_units_;
   std::vector<MetricSpec> metrics_;
+  // Outcome names read (OutcomeRow::metric indexes them) and where each one's values go: the
+  // metric's index for outcomes from the first exposure on, the covariate's value index
+  // (metrics + covariate) for outcomes before it; kNone for neither.
+  struct Slots {
+    uint32_t post, pre;
+  };
+  std::vector<std::string> names_;
+  std::vector<Slots> slots_;
   const int64_t window_us_;
   const int64_t since_us_;
   const int workers_;

@@ -138,7 +138,8 @@ absl::StatusOr<AnalysisInput> ReadResultsCsv(const std::string& path, const std:
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
   std::vector<MetricSpec> metrics;
   for (const auto& m : experiment.metrics) {
-    MetricSpec spec{m.name, m.type == config::MetricType::kBinary ? MetricKind::kBinary : MetricKind::kContinuous};
+    MetricSpec spec{m.name, m.type == config::MetricType::kBinary ? MetricKind::kBinary : MetricKind::kContinuous,
+                    m.cuped_covariate};
     if (m.primary) {
       metrics.insert(metrics.begin(), spec);
     } else {

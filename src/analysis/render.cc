@@ -63,6 +63,22 @@ std::string Lift(const ComparisonReport& c) {
 
 std::string P(const std::optional<double>& p) { return p ? HumanP(*p) : "-"; }
 
+// One line per CUPED-adjusted comparison: what the adjustment did, and the raw numbers.
+std::string CupedLine(const ComparisonReport& c, MetricKind kind) {
+  const CupedReport& k = *c.cuped;
+  const std::string head = StrCat("CUPED ", c.treatment, " vs ", c.control, " on ", c.metric, " (covariate ", k.covariate,
+                                  " before first exposure): ");
+  if (!k.applied) return StrCat(head, "not applied, unadjusted test shown -- ", k.not_applied);
+  ComparisonReport raw;
+  raw.metric = c.metric;
+  raw.diff = k.unadjusted_diff;
+  raw.diff_ci = k.unadjusted_diff_ci;
+  return StrCat(head, "variance of the difference ", Signed(-100 * k.variance_reduction), "%, theta ", Human(k.theta),
+                "; adjusted ", Diff(c, kind), " p ", HumanP(c.p_value),
+                c.family == Family::kPrimary ? " (shown above; the decision reads it)" : " (shown above)", "; unadjusted ",
+                Diff(raw, kind), " p ", HumanP(k.unadjusted_p_value));
+}
+
 // A table whose columns are as wide as their widest cell.
 class Table {
  public:
@@ -94,16 +110,6 @@ class Table {
   }
   std::vector<std::vector<std::string>> rows_;
 };
-
-std::string WithThousands(int64_t n) {
-  std::string digits = std::to_string(n < 0 ? -n : n);
-  std::string out;
-  for (size_t i = 0; i < digits.size(); ++i) {
-    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
-    out.push_back(digits[i]);
-  }
-  return n < 0 ? "-" + out : out;
-}
 
 std::string SrmLine(const SrmReport& srm) {
   if (!srm.checked) return StrCat("SRM: not checked: ", srm.reason);
@@ -180,6 +186,9 @@ std::string RenderText(const Report& r) {
   }
   out += "\n" + cmp.Render();
   out += "(seq p: always-valid sequential p-value; adj: adjusted within its family; significant: seq p adj < alpha)\n";
+  for (const auto& c : r.comparisons) {
+    if (c.cuped && c.insufficient_data.empty()) out += CupedLine(c, r.KindOf(c.metric)) + "\n";
+  }
   for (const auto& c : r.chi_squared) {
     if (c.insufficient_data.empty()) {
       out += StrCat("chi-squared across all arms on ", c.metric, ": ", Human(c.statistic), " (df ", c.df,
@@ -309,6 +318,14 @@ std::string RenderHtml(const Report& r) {
       html += "<h3>" + Escape(m) + (m == r.primary_metric ? " (primary)" : "") + " &mdash; mean and " +
               Human(100 * (1 - r.alpha)) + "% CI</h3>" + plot;
     }
+  }
+  std::string cuped;
+  for (const auto& c : r.comparisons) {
+    if (c.cuped && c.insufficient_data.empty()) cuped += "<li>" + Escape(CupedLine(c, r.KindOf(c.metric))) + "</li>";
+  }
+  if (!cuped.empty()) {
+    html += "<h2>Variance reduction (CUPED)</h2><ul>" + cuped +
+            "</ul><p>The adjusted effect is the one every table, plot and the decision use.</p>";
   }
   html += "<h2>Cumulative lift with its confidence sequence</h2>";
   for (const auto& s : r.timeline) {

@@ -88,6 +88,20 @@ json::object ToJson(const ComparisonReport& c) {
     o["sequential_family_size"] = c.sequential_family_size;
   }
   if (c.chance_to_beat) o["chance_to_beat"] = *c.chance_to_beat;
+  if (c.cuped) {
+    const CupedReport& k = *c.cuped;
+    json::object cu{{"covariate", k.covariate}, {"applied", k.applied}};
+    if (k.applied) {
+      cu["theta"] = k.theta;
+      cu["variance_reduction"] = k.variance_reduction;
+      json::object raw{{"diff", k.unadjusted_diff}, {"diff_ci", Pair(k.unadjusted_diff_ci)}, {"p_value", k.unadjusted_p_value}};
+      raw["lift"] = k.unadjusted_lift ? json::value(*k.unadjusted_lift) : json::value(nullptr);
+      cu["unadjusted"] = std::move(raw);
+    } else {
+      cu["reason"] = k.not_applied;
+    }
+    o["cuped"] = std::move(cu);
+  }
   o["significant"] = c.significant;
   return o;
 }
@@ -212,6 +226,25 @@ ComparisonReport ComparisonFromJson(const json::value& v, const std::string& pat
   c.sequential_p_value_adjusted = r.OptNum("sequential_p_value_adjusted");
   c.sequential_family_size = static_cast<int>(r.Int("sequential_family_size", false));
   c.chance_to_beat = r.OptNum("chance_to_beat");
+  if (const auto* cu = r.Find("cuped"); cu && !cu->is_null()) {
+    Reader k(cu, r.Path("cuped"), status);
+    if (!k.ok()) return c;
+    CupedReport out;
+    out.covariate = k.Str("covariate");
+    out.applied = k.Bool("applied", false);
+    out.not_applied = k.Str("reason", false);
+    if (out.applied) {
+      out.theta = k.Num("theta");
+      out.variance_reduction = k.Num("variance_reduction");
+      Reader raw(k.Find("unadjusted"), k.Path("unadjusted"), status);
+      if (!raw.ok()) return c;
+      out.unadjusted_diff = raw.Num("diff");
+      out.unadjusted_diff_ci = raw.Pair("diff_ci");
+      out.unadjusted_lift = raw.OptNum("lift");
+      out.unadjusted_p_value = raw.Num("p_value");
+    }
+    c.cuped = std::move(out);
+  }
   return c;
 }
 
@@ -438,6 +471,7 @@ json::object ToJson(const Report& r) {
                                       {"unattributed", json::object{{"before_exposure", r.outcomes->before_exposure},
                                                                     {"after_window", r.outcomes->after_window},
                                                                     {"unknown_unit", r.outcomes->unknown_unit}}}};
+    if (r.outcomes->covariate > 0) report["outcomes"].as_object()["covariate"] = r.outcomes->covariate;
   }
   report["maturing_units"] = r.maturing_units;
   report["decision"] = ToJson(r.decision);
@@ -582,6 +616,7 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
     if (orr.ok()) {
       OutcomeCounts c;
       c.attributed = orr.Int("attributed", false);
+      c.covariate = orr.Int("covariate", false);
       if (const auto* u = orr.Find("unattributed"); u && u->is_object()) {
         Reader ur(u, "report.outcomes.unattributed", &status);
         c.before_exposure = ur.Int("before_exposure", false);

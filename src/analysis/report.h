@@ -69,6 +69,21 @@ struct ArmReport {
 enum class Family { kPrimary, kSecondary };
 std::string_view FamilyName(Family f);
 
+// CUPED on one comparison (Deng, Xu, Kohavi, Walker 2013): when `applied`, the comparison's own
+// numbers (diff, CIs, lift, p-values, chance to beat) are those of the adjusted means, so the
+// decision reads the adjusted effect; the raw comparison is kept here for reference.
+struct CupedReport {
+  std::string covariate;    // the outcome metric whose pre-exposure sum per unit is X
+  bool applied = false;
+  std::string not_applied;  // why the comparison is unadjusted (e.g. the covariate has no variance)
+  double theta = 0;         // cov(X, Y) / var(X), pooled over both arms
+  double variance_reduction = 0;  // 1 - Var(adjusted diff) / Var(raw diff)
+  double unadjusted_diff = 0;
+  Interval unadjusted_diff_ci;
+  std::optional<double> unadjusted_lift;
+  double unadjusted_p_value = 1;
+};
+
 struct ComparisonReport {
   std::string metric;
   std::string control;
@@ -88,6 +103,7 @@ struct ComparisonReport {
   std::optional<Interval> sequential_ci;              // its confidence sequence for diff
   std::optional<double> sequential_p_value_adjusted;  // within `family`, sequential p-values
   std::optional<double> chance_to_beat;
+  std::optional<CupedReport> cuped;  // the metric names a covariate
   int family_size = 0;             // comparisons in the family's fixed-horizon adjustment
   int sequential_family_size = 0;  // comparisons in its sequential adjustment
   // Under the always-valid test, adjusted within the family: sequential_p_value_adjusted < alpha
@@ -121,6 +137,7 @@ struct OutcomeCounts {
   int64_t before_exposure = 0;
   int64_t after_window = 0;
   int64_t unknown_unit = 0;
+  int64_t covariate = 0;  // pre-exposure outcomes of a CUPED covariate, used as X
 };
 
 // One guardrail, a labelled one-sided sequential test of one treatment: "error_rate" (the

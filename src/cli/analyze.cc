@@ -13,6 +13,7 @@
 #include <string>
 
 #include "analysis/analysis.h"
+#include "analysis/holdout.h"
 #include "cli/commands.h"
 #include "common/logging.h"
 #include "common/strings.h"
@@ -28,8 +29,10 @@ namespace {
 struct Args {
   std::string csv, store, experiment, config, format = "text", output, metric, control, weights, unit, adjust = "holm";
   std::string mlflow_uri, mlflow_experiment = "abgate-analyses";
+  std::vector<std::string> cuped;  // METRIC=COVARIATE
   double alpha = 0.05;
   double tuning = 5000;
+  bool holdout = false;
 };
 
 int Fail(const std::string& message) {
@@ -81,20 +84,74 @@ absl::Status LogToMlflow(const Args& a, const analysis::Report& report) {
   return absl::OkStatus();
 }
 
+// analyze --holdout: the global holdout against everyone else, across every experiment (or the
+// one named), per metric.
+int RunHoldout(const Args& a) {
+  if (!a.csv.empty() || (a.store.empty() && a.config.empty())) {
+    return Fail("--holdout reads the event store: give --store URI or --config FILE (not --csv)");
+  }
+  if (a.format == "html") return Fail("--holdout prints text or json");
+  analysis::HoldoutOptions options;
+  options.experiment = a.experiment;
+  std::string store = a.store;
+  if (!a.config.empty()) {
+    auto cfg = config::LoadGatewayConfig(a.config);
+    if (!cfg.ok()) return Fail(std::string(cfg.status().message()));
+    if (store.empty()) store = cfg->events.store;
+    options.percent = cfg->holdout.percent;
+    // The configured metrics of the experiments in scope, each once, primary ones first.
+    for (const auto& e : cfg->experiments) {
+      if (!a.experiment.empty() && e.name != a.experiment) continue;
+      if (e.metrics.empty()) continue;
+      for (const auto& m : analysis::MetricsOf(e)) {
+        if (std::none_of(options.metrics.begin(), options.metrics.end(), [&](const auto& x) { return x.name == m.name; })) {
+          options.metrics.push_back(m);
+        }
+      }
+    }
+  }
+  if (!a.metric.empty()) {
+    auto m = ParseMetric(a.metric);
+    if (!m.ok()) return Fail(std::string(m.status().message()));
+    options.metrics = {*m};
+  }
+  auto input = analysis::ReadHoldout(store, options);
+  if (!input.ok()) return Fail(std::string(input.status().message()));
+  input->alpha = a.alpha;
+  input->sequential_tuning_n = a.tuning;
+  input->adjustment = a.adjust;
+  auto report = analysis::Analyze(*input);
+  if (!report.ok()) return Fail(std::string(report.status().message()));
+  const std::string scope = a.experiment.empty() ? "all experiments" : StrCat("experiment ", a.experiment);
+  const std::string text = a.format == "json"
+                               ? config::ToJson(analysis::HoldoutToJson(*report, scope, options.percent)) + "\n"
+                               : analysis::RenderHoldoutText(*report, scope, options.percent);
+  if (a.output.empty()) {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    return 0;
+  }
+  std::ofstream out(a.output, std::ios::binary);
+  out << text;
+  if (!out) return Fail(StrCat("cannot write ", a.output));
+  return 0;
+}
+
 int Run(const Args& a) {
-  if (a.csv.empty() == (a.store.empty() && a.config.empty())) {
+  if (!a.holdout && a.csv.empty() == (a.store.empty() && a.config.empty())) {
     return Fail("give either --csv FILE or --store URI (or --config FILE) with --experiment NAME");
   }
   if (a.format != "text" && a.format != "json" && a.format != "html") return Fail("--format must be text, json or html");
   if (!(a.alpha > 0 && a.alpha < 1)) return Fail("--alpha must be in (0, 1)");
   if (a.adjust != "holm" && a.adjust != "bh" && a.adjust != "none") return Fail("--adjust must be holm, bh or none");
   if (!(a.tuning > 0)) return Fail("--sequential-tuning must be positive");
+  if (a.holdout) return RunHoldout(a);
 
   analysis::AnalysisInput input;
   if (!a.csv.empty()) {
     auto in = analysis::ReadResultsCsv(a.csv, a.control);
     if (!in.ok()) return Fail(std::string(in.status().message()));
     input = std::move(*in);
+    if (!a.cuped.empty()) return Fail("--cuped needs the event store (--store or --config): ab_results.csv has no pre-period");
     if (!a.metric.empty() && a.metric != "booked" && a.metric != "booked:binary") {
       return Fail("ab_results.csv has one metric, booked (from y_true)");
     }
@@ -151,6 +208,33 @@ int Run(const Args& a) {
       }
     }
     if (metrics.empty()) metrics.push_back({"booked", analysis::MetricKind::kBinary});
+    // --cuped METRIC=COVARIATE adds or replaces a metric's covariate.
+    for (const auto& spec : a.cuped) {
+      const size_t eq = spec.find('=');
+      if (eq == std::string::npos || eq == 0 || eq + 1 == spec.size()) {
+        return Fail(StrCat("--cuped ", spec, ": give METRIC=COVARIATE (an outcome metric recorded before exposure)"));
+      }
+      const std::string name = spec.substr(0, eq);
+      auto it = std::find_if(metrics.begin(), metrics.end(), [&](const auto& x) { return x.name == name; });
+      if (it == metrics.end()) {
+        return Fail(StrCat("--cuped ", spec, ": no metric '", name, "' in this analysis (name it with --metric)"));
+      }
+      it->cuped_covariate = spec.substr(eq + 1);
+    }
+    // A metric found in the store that serves only as another metric's covariate (a pre-period
+    // import such as pre_revenue) is not analysed as an outcome of its own.
+    std::vector<std::string> covariate_only;
+    for (const auto& m : metrics) {
+      const bool configured = exp && std::any_of(exp->metrics.begin(), exp->metrics.end(),
+                                                 [&](const auto& c) { return c.name == m.name; });
+      const bool named = !a.metric.empty() && m.name == metrics.front().name;
+      const bool covariate = std::any_of(metrics.begin(), metrics.end(),
+                                         [&](const auto& x) { return x.cuped_covariate == m.name && x.name != m.name; });
+      if (covariate && !configured && !named && m.cuped_covariate.empty()) covariate_only.push_back(m.name);
+    }
+    std::erase_if(metrics, [&](const analysis::MetricSpec& m) {
+      return std::find(covariate_only.begin(), covariate_only.end(), m.name) != covariate_only.end();
+    });
     // Metrics the config does not name are analysed as well; they need their kind from the data.
     if (exp && !exp->metrics.empty()) {
       std::vector<analysis::MetricSpec> configured = analysis::MetricsOf(*exp);
@@ -235,6 +319,11 @@ Command AddAnalyze(CLI::App& app) {
   cmd->add_option("--log-to-mlflow", a->mlflow_uri,
                   "also write one MLflow run per arm (aggregates and the decision's evidence) to this tracking URI");
   cmd->add_option("--mlflow-experiment", a->mlflow_experiment, "MLflow experiment of those runs (default abgate-analyses)");
+  cmd->add_flag("--holdout", a->holdout,
+               "compare the global holdout with everyone else (every experiment, or --experiment's), per metric");
+  cmd->add_option("--cuped", a->cuped,
+                  "METRIC=COVARIATE: adjust METRIC by CUPED with COVARIATE's outcomes recorded before each unit's first "
+                  "exposure (repeatable; or metrics[].cuped.covariate in the config)");
   cmd->add_option("--sequential-tuning", a->tuning, "sample size where the confidence sequence is tightest (default 5000)");
   return {cmd, [a] { return Run(*a); }};
 }

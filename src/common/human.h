@@ -55,6 +55,17 @@ inline std::string HumanChance(double p) {
   return HumanPercent(p, 3);
 }
 
+// A count with thousands separators: 1234567 → "1,234,567".
+inline std::string WithThousands(int64_t n) {
+  std::string digits = std::to_string(n < 0 ? -n : n);
+  std::string out;
+  for (size_t i = 0; i < digits.size(); ++i) {
+    if (i > 0 && (digits.size() - i) % 3 == 0) out.push_back(',');
+    out.push_back(digits[i]);
+  }
+  return n < 0 ? "-" + out : out;
+}
+
 // A moment for people and tags: 2026-11-27T18:18:54Z (UTC, seconds).
 inline std::string HumanUtc(int64_t unix_us) {
   const std::time_t t = static_cast<std::time_t>(unix_us / 1'000'000);

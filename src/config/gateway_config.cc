@@ -322,6 +322,13 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
         if (!t.ok()) return m.Error("type", t.status().message());
         metric.type = *t;
         ABGATE_ASSIGN_OR_RETURN(metric.primary, m.Bool("primary", false));
+        JsonReader cuped = m.Child("cuped");
+        if (!cuped.value().is_null()) {
+          if (!cuped.is_object()) return cuped.Error("", "must be a mapping {covariate: METRIC}");
+          ABGATE_ASSIGN_OR_RETURN(metric.cuped_covariate, cuped.String("covariate"));
+          if (metric.cuped_covariate.empty()) return cuped.Error("covariate", "is required (an outcome metric's name)");
+          ABGATE_RETURN_IF_ERROR(cuped.CheckNoUnknownKeys());
+        }
         ABGATE_RETURN_IF_ERROR(m.CheckNoUnknownKeys());
         e.metrics.push_back(std::move(metric));
       }
@@ -431,6 +438,10 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
     if (!metric_names.insert(m.name).second) {
       return absl::InvalidArgumentError(StrCat("metric '", m.name, "' is listed twice"));
     }
+    if (!m.cuped_covariate.empty() && !IsName(m.cuped_covariate)) {
+      return absl::InvalidArgumentError(
+          StrCat("metric '", m.name, "': cuped covariate '", m.cuped_covariate, "' is not a valid metric name"));
+    }
     primaries += m.primary;
   }
   if (primaries > 1) return absl::InvalidArgumentError("metrics: at most one primary metric");
@@ -502,7 +513,9 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
   if (!e.metrics.empty()) {
     json::array metrics;
     for (const auto& m : e.metrics) {
-      metrics.push_back(json::object{{"name", m.name}, {"type", MetricTypeName(m.type)}, {"primary", m.primary}});
+      json::object mo{{"name", m.name}, {"type", MetricTypeName(m.type)}, {"primary", m.primary}};
+      if (!m.cuped_covariate.empty()) mo["cuped"] = json::object{{"covariate", m.cuped_covariate}};
+      metrics.push_back(std::move(mo));
     }
     o["metrics"] = std::move(metrics);
   }

@@ -60,6 +60,9 @@ struct MetricConfig {
   std::string name;
   MetricType type = MetricType::kBinary;
   bool primary = false;
+  // `cuped: {covariate: NAME}`: the analysis adjusts this metric by CUPED with, per unit, the
+  // sum of NAME's outcomes recorded before the unit's first exposure. Empty: no adjustment.
+  std::string cuped_covariate;
 };
 
 struct GuardrailConfig {

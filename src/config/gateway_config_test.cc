@@ -173,6 +173,29 @@ TEST(GatewayConfigTest, ParsesTheHoldout) {
   EXPECT_NE(ErrorOf(std::string("holdout: {percent: 5, size: 1}\n") + kMinimal).find("size"), std::string::npos);
 }
 
+TEST(GatewayConfigTest, AMetricMayNameACupedCovariate) {
+  const std::string yaml = std::string(kMinimal) +
+                           "    metrics:\n"
+                           "      - {name: revenue, type: continuous, primary: true, cuped: {covariate: pre_revenue}}\n"
+                           "      - {name: booked}\n";
+  auto c = ParseGatewayConfig(yaml);
+  ASSERT_TRUE(c.ok()) << c.status();
+  EXPECT_EQ(c->experiments[0].metrics[0].cuped_covariate, "pre_revenue");
+  EXPECT_EQ(c->experiments[0].metrics[1].cuped_covariate, "");
+  const auto j = ExperimentToJson(c->experiments[0]);
+  EXPECT_EQ(j.at("metrics").at(0).at("cuped").at("covariate"), "pre_revenue");
+  auto back = ParseExperimentConfig(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(back->metrics[0].cuped_covariate, "pre_revenue");
+  auto with = [&](const std::string& cuped) {
+    return ErrorOf(std::string(kMinimal) + "    metrics:\n      - {name: revenue, cuped: " + cuped + "}\n");
+  };
+  EXPECT_NE(with("{covariat: x}").find("metrics[0].cuped"), std::string::npos) << with("{covariat: x}");
+  EXPECT_NE(with("{}").find("covariate"), std::string::npos) << with("{}");
+  EXPECT_NE(with("pre_revenue").find("cuped"), std::string::npos) << with("pre_revenue");
+  EXPECT_NE(with("{covariate: 'a b'}").find("not a valid metric name"), std::string::npos);
+}
+
 TEST(GatewayConfigTest, ReportsYamlSyntaxErrorsWithLine) {
   EXPECT_NE(ErrorOf("server:\n  listen: [unclosed\n").find("line"), std::string::npos);
 }

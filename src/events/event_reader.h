@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <span>
@@ -77,10 +78,16 @@ class EventVisitor {
 struct ScanRequest {
   std::string experiment;
   int64_t since_us = 0;               // only events at or after it
+  // Outcomes from this time on instead (a CUPED covariate is measured before the exposures in
+  // view); unset: since_us.
+  std::optional<int64_t> outcomes_since_us;
   std::vector<std::string> metrics;   // outcomes of other metrics may be left out; empty: all
   int workers = 1;                    // the caller's threads (each gets its own connection)
   int64_t rows_per_chunk = 0;         // per task: rowids, blocks or heap pages; 0: from the tables' sizes
   bool use_blocks = true;             // read the event blocks when they hold every row, else the rows
+
+  // The time filter of one table's scan.
+  int64_t SinceUs(bool outcomes) const { return outcomes ? outcomes_since_us.value_or(since_us) : since_us; }
 };
 
 class EventScan {
@@ -110,6 +117,20 @@ struct AuditedConfig {
   std::string before_json, after_json;
 };
 
+// One exposure with a unit id, in any experiment, for the global holdout's analysis. Views valid
+// during the callback only.
+struct UnitExposure {
+  std::string_view unit_id, request_id;
+  int64_t ts_us = 0;
+  bool holdout = false;  // routing_mode kHoldoutRoutingMode: the unit is in the global holdout
+};
+// One outcome row, by name. Views valid during the callback only.
+struct OutcomeRecord {
+  std::string_view request_id, unit_id, metric;
+  double value = 0;
+  int64_t ts_us = 0;
+};
+
 // A metric the store has outcomes for: binary when every value is 0 or 1.
 struct StoredMetric {
   std::string name;
@@ -130,6 +151,11 @@ class EventReader {
   virtual absl::StatusOr<std::string> ReadStoredConfig(const std::string& experiment) = 0;
   // Its audit trail, oldest first. Blocking.
   virtual absl::StatusOr<std::vector<AuditedConfig>> ReadConfigHistory(const std::string& experiment) = 0;
+  // Every exposure with a unit id (in or out of the experiment), then every outcome, of
+  // `experiment`, or of every experiment when it is empty, in store order. Blocking.
+  virtual absl::Status ScanPopulation(const std::string& experiment,
+                                      const std::function<void(const UnitExposure&)>& exposure,
+                                      const std::function<void(const OutcomeRecord&)>& outcome) = 0;
   // The metrics it has outcomes for, by name. Blocking.
   virtual absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) = 0;
 };

@@ -84,6 +84,21 @@ absl::StatusOr<std::vector<AuditedConfig>> InMemoryEventReader::ReadConfigHistor
   return rows;
 }
 
+absl::Status InMemoryEventReader::ScanPopulation(const std::string& experiment,
+                                                 const std::function<void(const UnitExposure&)>& exposure,
+                                                 const std::function<void(const OutcomeRecord&)>& outcome) {
+  auto in_scope = [&](const std::string& e) { return experiment.empty() || e == experiment; };
+  for (const Exposure& e : exposures_) {
+    if (in_scope(e.experiment) && !e.unit_id.empty()) {
+      exposure({e.unit_id, e.request_id, e.ts_us, e.routing_mode == kHoldoutRoutingMode});
+    }
+  }
+  for (const Outcome& o : outcomes_) {
+    if (in_scope(o.experiment)) outcome({o.request_id, o.unit_id, o.metric, o.value, o.ts_us});
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<std::vector<StoredMetric>> InMemoryEventReader::ReadOutcomeMetrics(const std::string& experiment) {
   std::map<std::string, bool> binary;
   for (const Outcome& o : outcomes_) {

@@ -8,6 +8,7 @@
 
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event.h"
 #include "events/internal/scan_batcher.h"
 #include "postgres/connection.h"
 
@@ -130,11 +131,12 @@ class PostgresScan : public EventScan {
     ScanBatcher& batcher = w.batcher;
     batcher.Begin(visitor);
     absl::Status status;
+    const int64_t since = request_.SinceUs(chunk.outcomes);
     if (blocks_) {
       const std::string query =
           StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks", " WHERE experiment = ",
                  experiment_, " AND id BETWEEN ", chunk.first, " AND ", chunk.last,
-                 request_.since_us > 0 ? StrCat(" AND max_ts >= ", request_.since_us) : "", " ORDER BY id");
+                 since > 0 ? StrCat(" AND max_ts >= ", since) : "", " ORDER BY id");
       absl::Status damaged;
       status = ForEachRow(c, query, [&](const postgres::Result& r, int i) {
         if (!damaged.ok()) return;
@@ -148,7 +150,7 @@ class PostgresScan : public EventScan {
     std::string where = StrCat(" WHERE experiment = ", experiment_);
     if (tid_ranges_ && chunk.first > 0) where += StrCat(" AND ctid >= '(", chunk.first, ",0)'::tid");
     if (tid_ranges_ && chunk.last >= 0) where += StrCat(" AND ctid < '(", chunk.last + 1, ",0)'::tid");
-    if (request_.since_us > 0) where += StrCat(" AND ts >= ", request_.since_us);
+    if (since > 0) where += StrCat(" AND ts >= ", since);
     const std::string query =
         chunk.outcomes ? StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes", where)
                        : StrCat("SELECT request_id, ts, unit_id, assigned_arm, score, model_version FROM exposures",
@@ -231,6 +233,23 @@ absl::StatusOr<std::vector<AuditedConfig>> PostgresEventReader::ReadConfigHistor
                                      rows.push_back({r.Int(0, 0), r.Text(0, 1), r.Text(0, 2)});
                                    }));
   return rows;
+}
+
+absl::Status PostgresEventReader::ScanPopulation(const std::string& experiment,
+                                                 const std::function<void(const UnitExposure&)>& exposure,
+                                                 const std::function<void(const OutcomeRecord&)>& outcome) {
+  const std::string scope = experiment.empty() ? "experiment <> $1" : "experiment = $1";
+  ABGATE_RETURN_IF_ERROR(ScanTable(uri_,
+                                   StrCat("SELECT unit_id, request_id, ts, routing_mode FROM exposures WHERE ", scope,
+                                          " AND unit_id IS NOT NULL AND unit_id <> ''"),
+                                   experiment, [&](const postgres::Result& r) {
+                                     exposure({r.View(0, 0), r.View(0, 1), r.Int(0, 2), r.View(0, 3) == kHoldoutRoutingMode});
+                                   }));
+  return ScanTable(uri_, StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE ", scope), experiment,
+                   [&](const postgres::Result& r) {
+                     outcome({r.View(0, 0), r.View(0, 1), r.View(0, 2), std::strtod(PQgetvalue(r.get(), 0, 3), nullptr),
+                              r.Int(0, 4)});
+                   });
 }
 
 absl::StatusOr<std::vector<StoredMetric>> PostgresEventReader::ReadOutcomeMetrics(const std::string& experiment) {

@@ -23,6 +23,8 @@ class PostgresEventReader : public EventReader {
   absl::StatusOr<std::string> ReadStoredConfig(const std::string& experiment) override;
   absl::StatusOr<std::vector<AuditedConfig>> ReadConfigHistory(const std::string& experiment) override;
   absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) override;
+  absl::Status ScanPopulation(const std::string& experiment, const std::function<void(const UnitExposure&)>& exposure,
+                              const std::function<void(const OutcomeRecord&)>& outcome) override;
 
  private:
   const std::string uri_;

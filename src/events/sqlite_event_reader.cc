@@ -7,6 +7,7 @@
 #include "absl/functional/function_ref.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "events/event.h"
 #include "events/event_blocks.h"
 #include "events/internal/scan_batcher.h"
 #include "sqlite/database.h"
@@ -115,7 +116,7 @@ class SqliteScan : public EventScan {
         return w.db->Error("prepare");
       }
       sqlite3_bind_text(st, 3, request_.experiment.c_str(), -1, SQLITE_STATIC);
-      if (request_.since_us > 0) sqlite3_bind_int64(st, 4, request_.since_us);
+      if (request_.SinceUs(chunk.outcomes) > 0) sqlite3_bind_int64(st, 4, request_.SinceUs(chunk.outcomes));
     }
     sqlite3_reset(st);
     sqlite3_bind_int64(st, 1, chunk.first);
@@ -195,7 +196,7 @@ class SqliteScan : public EventScan {
   // the arm it was assigned to). No ORDER BY: the earliest exposure is tracked per unit. The ts
   // condition only when it filters (each costs ~10% of a row scan).
   std::string Query(bool outcomes) const {
-    const bool since = request_.since_us > 0;
+    const bool since = request_.SinceUs(outcomes) > 0;
     if (blocks_) {
       return StrCat(outcomes ? "SELECT abgate_outcome_block(data) FROM outcome_blocks "
                              : "SELECT abgate_exposure_block(data, rowid) FROM exposure_blocks ",
@@ -261,6 +262,25 @@ absl::StatusOr<std::vector<AuditedConfig>> SqliteEventReader::ReadConfigHistory(
                                                      sqlite::Text(st, 2)});
                                    }));
   return rows;
+}
+
+// Experiment names are never empty, so `experiment <> ''` is every experiment.
+absl::Status SqliteEventReader::ScanPopulation(const std::string& experiment,
+                                               const std::function<void(const UnitExposure&)>& exposure,
+                                               const std::function<void(const OutcomeRecord&)>& outcome) {
+  const std::string scope = experiment.empty() ? "experiment <> ?" : "experiment = ?";
+  ABGATE_RETURN_IF_ERROR(ScanTable(
+      path_, StrCat("SELECT unit_id, request_id, ts, routing_mode FROM exposures WHERE ", scope,
+                    " AND unit_id IS NOT NULL AND unit_id <> ''"),
+      experiment, "exposures", [&](sqlite3_stmt* st) {
+        exposure({sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite3_column_int64(st, 2),
+                  sqlite::Text(st, 3) == kHoldoutRoutingMode});
+      }));
+  return ScanTable(path_, StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE ", scope), experiment,
+                   "outcomes", [&](sqlite3_stmt* st) {
+                     outcome({sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite::Text(st, 2),
+                              sqlite3_column_double(st, 3), sqlite3_column_int64(st, 4)});
+                   });
 }
 
 absl::StatusOr<std::vector<StoredMetric>> SqliteEventReader::ReadOutcomeMetrics(const std::string& experiment) {

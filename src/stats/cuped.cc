@@ -35,12 +35,16 @@ absl::StatusOr<CupedResult> CupedWelchTest(const CupedState& control, const Cupe
   if (!(var_x > 0)) return absl::FailedPreconditionError("CUPED needs a covariate with variance");
   CupedResult out;
   out.theta = (all.sum_xy / n - mx * my) / var_x;
-  auto adjusted = WelchTTest(Adjusted(control, out.theta, mx), Adjusted(treatment, out.theta, mx), alpha);
+  out.control_adjusted = Adjusted(control, out.theta, mx);
+  out.treatment_adjusted = Adjusted(treatment, out.theta, mx);
+  auto adjusted = WelchTTest(out.control_adjusted, out.treatment_adjusted, alpha);
   if (!adjusted.ok()) return adjusted.status();
   out.comparison = *adjusted;
   out.comparison.test = "welch_t_cuped";
   auto raw = WelchTTest(Raw(control), Raw(treatment), alpha);
-  if (raw.ok() && raw->diff_variance > 0) out.variance_reduction = 1 - adjusted->diff_variance / raw->diff_variance;
+  if (!raw.ok()) return raw.status();
+  out.unadjusted = *raw;
+  if (raw->diff_variance > 0) out.variance_reduction = 1 - adjusted->diff_variance / raw->diff_variance;
   return out;
 }
 

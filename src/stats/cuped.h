@@ -37,7 +37,11 @@ struct CupedState {
 struct CupedResult {
   double theta = 0;
   Comparison comparison;     // Welch test on the adjusted means
+  Comparison unadjusted;     // Welch test on the raw means, for reference
   double variance_reduction = 0;  // 1 - Var(adjusted diff) / Var(raw diff)
+  // Per arm: the adjusted mean, mean Y - theta (mean X - grand mean X), with the sample
+  // variance of Y - theta X (for chance to beat and sequential tests on the adjusted effect).
+  Moments control_adjusted, treatment_adjusted;
 };
 
 // FailedPrecondition when an arm has < 2 units or X has no variance.

@@ -11,6 +11,7 @@
 
 #include "common/strings.h"
 #include "stats/distributions.h"
+#include "stats/moments.h"
 
 namespace abgate::stats {
 namespace {
@@ -130,6 +131,121 @@ absl::StatusOr<Comparison> AucDifferenceTest(const Auc& control, const Auc& trea
   out.diff_ci = {out.diff - half, out.diff + half};
   out.statistic = out.diff / std::sqrt(var);
   out.p_value = TwoSidedNormalP(out.statistic);
+  return out;
+}
+
+namespace {
+
+// DeLong's structural components of one model: V10 for every positive (the share of negatives
+// it outscores, ties counting half) and V01 for every negative (the share of positives that
+// outscore it), each in the input order of the positives / negatives. One sort, then a walk
+// over tied groups as in ComputeAuc.
+void StructuralComponents(std::span<const double> scores, std::span<const int> labels, int64_t n1, int64_t n0,
+                          std::vector<double>& v10, std::vector<double>& v01) {
+  struct Item {
+    uint64_t key;
+    uint32_t index;  // among the positives or the negatives
+    int label;
+  };
+  std::vector<Item> items(scores.size());
+  uint32_t pos = 0, neg = 0;
+  for (size_t i = 0; i < scores.size(); ++i) items[i] = {OrderedKey(scores[i]), labels[i] ? pos++ : neg++, labels[i]};
+  std::sort(items.begin(), items.end(), [](const Item& a, const Item& b) { return a.key < b.key; });
+  v10.assign(static_cast<size_t>(n1), 0);
+  v01.assign(static_cast<size_t>(n0), 0);
+  const double m = static_cast<double>(n1), n = static_cast<double>(n0);
+  int64_t neg_below = 0, pos_below = 0;
+  for (size_t i = 0; i < items.size();) {
+    size_t j = i;
+    int64_t p = 0, q = 0;
+    while (j < items.size() && items[j].key == items[i].key) {
+      (items[j].label ? p : q)++;
+      ++j;
+    }
+    const double here10 = (static_cast<double>(neg_below) + 0.5 * static_cast<double>(q)) / n;
+    const double here01 = (static_cast<double>(n1 - pos_below - p) + 0.5 * static_cast<double>(p)) / m;
+    for (size_t k = i; k < j; ++k) (items[k].label ? v10[items[k].index] : v01[items[k].index]) = items[k].label ? here10 : here01;
+    neg_below += q;
+    pos_below += p;
+    i = j;
+  }
+}
+
+// Sample covariance (n - 1 denominator) of two equally long series.
+double Covariance(const std::vector<double>& x, const std::vector<double>& y) {
+  const double n = static_cast<double>(x.size());
+  double mx = 0, my = 0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    mx += x[i];
+    my += y[i];
+  }
+  mx /= n;
+  my /= n;
+  double c = 0;
+  for (size_t i = 0; i < x.size(); ++i) c += (x[i] - mx) * (y[i] - my);
+  return c / (n - 1);
+}
+
+}  // namespace
+
+absl::StatusOr<PairedModelComparison> ComparePairedModels(std::span<const double> scores_a,
+                                                          std::span<const double> scores_b,
+                                                          std::span<const int> labels, double alpha) {
+  if (scores_a.size() != scores_b.size()) return absl::InvalidArgumentError("the two models' scores differ in length");
+  if (auto s = CheckInputs(scores_a, labels); !s.ok()) return s;
+  if (auto s = CheckInputs(scores_b, labels); !s.ok()) return s;
+  PairedModelComparison out;
+  out.n = static_cast<int64_t>(labels.size());
+  auto a = ComputeAuc(scores_a, labels, alpha);
+  if (!a.ok()) return a.status();
+  auto b = ComputeAuc(scores_b, labels, alpha);
+  if (!b.ok()) return b.status();
+  out.a = *a;
+  out.b = *b;
+  const int64_t n1 = a->positives, n0 = a->negatives;
+  std::vector<double> v10a, v01a, v10b, v01b;
+  StructuralComponents(scores_a, labels, n1, n0, v10a, v01a);
+  StructuralComponents(scores_b, labels, n1, n0, v10b, v01b);
+  const double m = static_cast<double>(n1), n = static_cast<double>(n0);
+  const double s_aa = Covariance(v10a, v10a) / m + Covariance(v01a, v01a) / n;
+  const double s_bb = Covariance(v10b, v10b) / m + Covariance(v01b, v01b) / n;
+  const double s_ab = Covariance(v10a, v10b) / m + Covariance(v01a, v01b) / n;
+  out.auc_diff = b->value - a->value;
+  out.auc_diff_variance = s_aa + s_bb - 2 * s_ab;
+  if (s_aa > 0 && s_bb > 0) out.auc_correlation = s_ab / std::sqrt(s_aa * s_bb);
+  const double z_crit = NormalQuantile(1 - alpha / 2);
+  if (!(out.auc_diff_variance > 0)) {
+    return absl::FailedPreconditionError("the paired AUC difference has no variance (the two models rank alike)");
+  }
+  const double se = std::sqrt(out.auc_diff_variance);
+  out.auc_z = out.auc_diff / se;
+  out.auc_p_value = TwoSidedNormalP(out.auc_z);
+  out.auc_diff_ci = {out.auc_diff - z_crit * se, out.auc_diff + z_crit * se};
+
+  // Per-observation log-loss differences, clipped as LogLoss (scikit-learn's eps).
+  constexpr double kEps = std::numeric_limits<double>::epsilon();
+  auto loss = [&](double score, int label) {
+    const double p = std::clamp(score, kEps, 1 - kEps);
+    return label ? -std::log(p) : -std::log1p(-p);
+  };
+  Moments d;
+  double la = 0, lb = 0;
+  for (size_t i = 0; i < labels.size(); ++i) {
+    const double x = loss(scores_a[i], labels[i]), y = loss(scores_b[i], labels[i]);
+    la += x;
+    lb += y;
+    d.Add(y - x);
+  }
+  out.log_loss_a = la / static_cast<double>(labels.size());
+  out.log_loss_b = lb / static_cast<double>(labels.size());
+  out.log_loss_diff = d.mean;
+  auto v = d.VarianceOfMean();
+  if (!v.ok() || !(*v > 0)) return absl::FailedPreconditionError("the paired log-loss difference has no variance");
+  out.log_loss_diff_variance = *v;
+  const double lse = std::sqrt(*v);
+  out.log_loss_z = d.mean / lse;
+  out.log_loss_p_value = TwoSidedNormalP(out.log_loss_z);
+  out.log_loss_diff_ci = {d.mean - z_crit * lse, d.mean + z_crit * lse};
   return out;
 }
 

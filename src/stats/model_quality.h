@@ -27,6 +27,39 @@ absl::StatusOr<Auc> ComputeAuc(std::span<const double> scores, std::span<const i
 // z = (a_t - a_c) / sqrt(var_t + var_c) for AUCs on independent samples (different arms).
 absl::StatusOr<Comparison> AucDifferenceTest(const Auc& control, const Auc& treatment, double alpha = 0.05);
 
+// Two models scored on the same observations (a shadowed candidate and the served model on the
+// same requests), each observation's label known.
+struct PairedModelComparison {
+  int64_t n = 0;
+  Auc a, b;  // each model's AUC with its DeLong variance
+  // AUC: b - a, with DeLong, DeLong & Clarke-Pearson (1988)'s variance for correlated ROC curves,
+  // Var(A_b - A_a) = S_aa + S_bb - 2 S_ab with S = S10 / m + S01 / n from the structural
+  // components; z test and normal CI.
+  double auc_diff = 0;
+  double auc_diff_variance = 0;
+  Interval auc_diff_ci;
+  double auc_z = 0;
+  double auc_p_value = 1;
+  double auc_correlation = 0;  // of the two AUC estimates, S_ab / sqrt(S_aa S_bb)
+  // Log loss: the mean of the per-observation difference l_b - l_a (clipped as LogLoss), with
+  // its sample variance / n, a z test and a normal CI (paired: each observation once).
+  double log_loss_a = 0, log_loss_b = 0;
+  double log_loss_diff = 0;
+  double log_loss_diff_variance = 0;
+  Interval log_loss_diff_ci;
+  double log_loss_z = 0;
+  double log_loss_p_value = 1;
+};
+
+// The paired comparison of model b against model a. InvalidArgument when the spans differ in
+// length or hold a non-finite score or a label other than 0/1; FailedPrecondition with fewer than
+// 2 positives or 2 negatives, or when the AUC difference or the log-loss difference has no
+// variance (e.g. identical models). O(n log n): the structural components come from one sort per
+// model (as ComputeAuc).
+absl::StatusOr<PairedModelComparison> ComparePairedModels(std::span<const double> scores_a,
+                                                          std::span<const double> scores_b,
+                                                          std::span<const int> labels, double alpha = 0.05);
+
 // Mean binary cross-entropy; scores are clipped to [eps, 1 - eps] with eps the float64 machine
 // epsilon, as scikit-learn 1.2's log_loss does.
 absl::StatusOr<double> LogLoss(std::span<const double> scores, std::span<const int> labels);

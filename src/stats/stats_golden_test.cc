@@ -4,6 +4,7 @@
 #include <fstream>
 #include <map>
 #include <optional>
+#include <random>
 #include <sstream>
 #include <string>
 #include <vector>
@@ -11,6 +12,7 @@
 #include "gtest/gtest.h"
 #include "stats/bayes.h"
 #include "stats/cuped.h"
+#include "stats/distributions.h"
 #include "stats/model_quality.h"
 #include "stats/multiple_testing.h"
 #include "stats/power.h"
@@ -379,6 +381,109 @@ TEST(EdgeCaseTest, MomentsCombineEqualsOnePass) {
   EXPECT_EQ(a.n, all.n);
   EXPECT_NEAR(a.mean, all.mean, 1e-12 * all.mean);
   EXPECT_NEAR(*a.Variance(), *all.Variance(), 1e-9 * *all.Variance());
+}
+
+// Paired DeLong (issue 18 item 6) against its definition, computed the slow way: the
+// Mann-Whitney kernel psi(x, y) = 1, 1/2, 0 over every (positive, negative) pair, the structural
+// components V10(i) = mean_j psi(x_i, y_j) and V01(j) = mean_i psi(x_i, y_j) per model, their 2x2
+// sample covariance matrices S10 and S01, S = S10 / m + S01 / n, Var(A_b - A_a) = S_bb + S_aa -
+// 2 S_ab (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44(3), eqs. 2-5).
+TEST(GoldenTest, PairedDelongMatchesTheQuadraticDefinition) {
+  std::mt19937_64 rng(1988);
+  std::normal_distribution<double> noise(0, 1);
+  std::uniform_real_distribution<double> u(0, 1);
+  for (int trial = 0; trial < 4; ++trial) {
+    const int n = 150 + 100 * trial;
+    std::vector<double> a, b;
+    std::vector<int> y;
+    for (int i = 0; i < n; ++i) {
+      const int label = u(rng) < 0.3;
+      const double common = noise(rng);
+      // Scores in (0, 1), rounded to 0.02 in half the trials so ties occur within and across models.
+      auto squash = [&](double z) {
+        double p = 1 / (1 + std::exp(-z));
+        if (trial % 2 == 0) p = std::round(p * 50) / 50;
+        return std::clamp(p, 0.001, 0.999);
+      };
+      a.push_back(squash(0.8 * label + common + 0.7 * noise(rng)));
+      b.push_back(squash(1.2 * label + common + 0.7 * noise(rng)));
+      y.push_back(label);
+    }
+    std::vector<size_t> pos, neg;
+    for (int i = 0; i < n; ++i) (y[i] ? pos : neg).push_back(i);
+    const double m = static_cast<double>(pos.size()), k = static_cast<double>(neg.size());
+    auto psi = [](double x, double z) { return x > z ? 1.0 : x == z ? 0.5 : 0.0; };
+    auto components = [&](const std::vector<double>& s, std::vector<double>& v10, std::vector<double>& v01) {
+      v10.assign(pos.size(), 0);
+      v01.assign(neg.size(), 0);
+      for (size_t i = 0; i < pos.size(); ++i) {
+        for (size_t j = 0; j < neg.size(); ++j) {
+          const double p = psi(s[pos[i]], s[neg[j]]);
+          v10[i] += p / k;
+          v01[j] += p / m;
+        }
+      }
+    };
+    auto cov = [](const std::vector<double>& x, const std::vector<double>& z) {
+      double mx = 0, mz = 0;
+      for (size_t i = 0; i < x.size(); ++i) mx += x[i] / x.size(), mz += z[i] / z.size();
+      double c = 0;
+      for (size_t i = 0; i < x.size(); ++i) c += (x[i] - mx) * (z[i] - mz);
+      return c / (x.size() - 1);
+    };
+    std::vector<double> a10, a01, b10, b01;
+    components(a, a10, a01);
+    components(b, b10, b01);
+    double auc_a = 0, auc_b = 0;
+    for (size_t i = 0; i < pos.size(); ++i) auc_a += a10[i] / m, auc_b += b10[i] / m;
+    const double s_aa = cov(a10, a10) / m + cov(a01, a01) / k;
+    const double s_bb = cov(b10, b10) / m + cov(b01, b01) / k;
+    const double s_ab = cov(a10, b10) / m + cov(a01, b01) / k;
+    const double var = s_aa + s_bb - 2 * s_ab;
+    const double z = (auc_b - auc_a) / std::sqrt(var);
+    double la = 0, lb = 0;
+    std::vector<double> d;
+    for (int i = 0; i < n; ++i) {
+      const double x = y[i] ? -std::log(a[i]) : -std::log(1 - a[i]);
+      const double w = y[i] ? -std::log(b[i]) : -std::log(1 - b[i]);
+      la += x / n, lb += w / n;
+      d.push_back(w - x);
+    }
+    const double d_var = cov(d, d) / n;
+
+    auto r = ComparePairedModels(a, b, y);
+    ASSERT_TRUE(r.ok()) << r.status();
+    SCOPED_TRACE(trial);
+    EXPECT_NEAR(r->a.value, auc_a, 1e-12);
+    EXPECT_NEAR(r->b.value, auc_b, 1e-12);
+    EXPECT_NEAR(r->auc_diff, auc_b - auc_a, 1e-12);
+    EXPECT_NEAR(r->auc_diff_variance, var, 1e-12 * var + 1e-15);
+    EXPECT_NEAR(r->auc_z, z, 1e-9 * std::fabs(z));
+    EXPECT_NEAR(r->auc_p_value, TwoSidedNormalP(z), 1e-12);
+    EXPECT_NEAR(r->auc_correlation, s_ab / std::sqrt(s_aa * s_bb), 1e-9);
+    EXPECT_NEAR(r->a.variance, s_aa, 1e-12);  // each model alone: ComputeAuc's DeLong variance
+    const double half = NormalQuantile(0.975) * std::sqrt(var);
+    EXPECT_NEAR(r->auc_diff_ci.low, auc_b - auc_a - half, 1e-12);
+    EXPECT_NEAR(r->log_loss_a, la, 1e-12);
+    EXPECT_NEAR(r->log_loss_b, lb, 1e-12);
+    EXPECT_NEAR(r->log_loss_diff, lb - la, 1e-12);
+    EXPECT_NEAR(r->log_loss_diff_variance, d_var, 1e-12 * d_var);
+    EXPECT_NEAR(r->log_loss_z, (lb - la) / std::sqrt(d_var), 1e-9);
+    // The paired variance is smaller than treating the two AUCs as independent samples.
+    EXPECT_LT(var, s_aa + s_bb);
+  }
+}
+
+TEST(EdgeCaseTest, PairedComparisonRefusesWhatItCannotCompare) {
+  const std::vector<double> a = {0.1, 0.4, 0.35, 0.8, 0.7, 0.2}, shorter = {0.1, 0.2};
+  const std::vector<int> y = {0, 0, 1, 1, 1, 0};
+  EXPECT_EQ(ComparePairedModels(a, shorter, y).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(ComparePairedModels(a, a, y).status().code(), absl::StatusCode::kFailedPrecondition);
+  const std::vector<int> one_positive = {0, 0, 1, 0, 0, 0};
+  EXPECT_EQ(ComparePairedModels(a, std::vector<double>{0.3, 0.1, 0.5, 0.2, 0.9, 0.6}, one_positive).status().code(),
+            absl::StatusCode::kFailedPrecondition);
+  const std::vector<double> nan = {0.1, 0.4, std::nan(""), 0.8, 0.7, 0.2};
+  EXPECT_EQ(ComparePairedModels(a, nan, y).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

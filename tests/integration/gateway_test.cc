@@ -4,6 +4,7 @@
 
 #include <boost/json.hpp>
 
+#include "analysis/holdout.h"
 #include "assign/allocation.h"
 #include "assign/eligibility.h"
 #include "assign/hash.h"
@@ -197,6 +198,65 @@ TEST_F(GatewayTest, HoldoutKeepsTheSameUnitsOutOfEveryExperimentAcrossRestarts) 
   EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE routing_mode = 'holdout'"), held * 4);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE routing_mode = 'holdout' AND (in_experiment = 1 OR arm <> 'A')"), 0);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE in_experiment = 0"), held * 4);
+}
+
+// Issue 18 item 4: `analyze --holdout` on a store the gateway wrote. Held-out users book at 15%,
+// everyone else at 40% (the launched models' cumulative effect, by construction); both groups
+// are read across the two experiments, outcomes arrive through POST /outcomes.
+TEST_F(GatewayTest, HoldoutAnalysisComparesTheHoldoutWithEveryoneElse) {
+  StartGateway("holdout: {percent: 20}\n" + ConfigYaml("", "50, 50") +
+               SecondExperiment("second", "", model_a_->port(), model_b_->port()));
+  const assign::Holdout holdout("abgate-holdout", 20);
+  int held = 0, held_booked = 0, rest_booked = 0;
+  std::string outcomes;
+  const int users = 600;
+  for (int i = 0; i < users; ++i) {
+    const std::string user = "ho-" + std::to_string(i);
+    for (const char* target : {"/predict", "/predict/second"}) ASSERT_EQ(Predict(Body(user), target).status, 200);
+    const bool out = holdout.Contains(user);
+    const bool booked = out ? i % 20 < 3 : i % 20 < 8;
+    held += out;
+    (out ? held_booked : rest_booked) += booked;
+    outcomes += R"({"experiment": "hyatt_booking_ab", "metric": "booked", "unit_id": ")" + user + R"(", "value": )" +
+                (booked ? "1" : "0") + "}\n";
+  }
+  const auto posted = RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson");
+  ASSERT_EQ(posted.status, 200) << posted.body;
+  gateway_->FlushEventsForTest();
+  ASSERT_GT(held, 60);
+
+  auto input = analysis::ReadHoldout(store_->uri(), {.percent = 20});
+  ASSERT_TRUE(input.ok()) << input.status();
+  auto report = analysis::Analyze(*input);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const auto* h = report->Arm(analysis::kHoldoutArm);
+  const auto* rest = report->Arm(analysis::kEveryoneElseArm);
+  ASSERT_TRUE(h && rest);
+  EXPECT_EQ(h->units, held);
+  EXPECT_EQ(rest->units, users - held);
+  EXPECT_EQ(h->exposures, 2 * held);  // both experiments
+  EXPECT_DOUBLE_EQ(*h->Metric("booked")->mean, static_cast<double>(held_booked) / held);
+  EXPECT_DOUBLE_EQ(*rest->Metric("booked")->mean, static_cast<double>(rest_booked) / (users - held));
+  const auto* c = report->Comparison("booked", analysis::kEveryoneElseArm);
+  ASSERT_TRUE(c && c->lift && c->lift_ci);
+  EXPECT_GT(c->lift_ci->low, 0);
+  EXPECT_LT(c->p_value, 0.01);
+  EXPECT_TRUE(report->srm.checked);
+  EXPECT_FALSE(report->srm.mismatch);
+  const auto j = analysis::HoldoutToJson(*report, "all experiments", 20);
+  EXPECT_EQ(j.at("metrics").at(0).at("metric"), "booked");
+  EXPECT_EQ(j.at("metrics").at(0).at("holdout").at("n").as_int64(), held);
+  EXPECT_EQ(j.at("metrics").at(0).at("lift").as_double(), *c->lift);
+  EXPECT_TRUE(j.at("metrics").at(0).at("significant").as_bool());
+  EXPECT_NE(analysis::RenderHoldoutText(*report, "all experiments", 20).find("everyone else vs the holdout"),
+            std::string::npos);
+  // One experiment's scope: the same units (every user was in both), its outcomes only.
+  auto second = analysis::ReadHoldout(store_->uri(), {.experiment = "second", .metrics = {{"booked"}}});
+  ASSERT_TRUE(second.ok()) << second.status();
+  EXPECT_EQ(second->units.size(), static_cast<size_t>(users));
+  EXPECT_EQ(second->outcomes->attributed, 0);
+  // No held-out exposure in scope: a clear NotFound.
+  EXPECT_EQ(analysis::ReadHoldout(store_->uri(), {.experiment = "nope"}).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {

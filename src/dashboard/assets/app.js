@@ -508,8 +508,13 @@
           h('td', { colspan: hasFamily ? 8 : 7, class: 'muted' }, 'insufficient data: ' + c.insufficient_data));
       }
       const isRate = !['auc'].includes(c.metric) && typeof c.lift === 'number';
+      // CUPED: the numbers in the row are the adjusted ones (the decision's); the raw ones beside.
+      const cu = c.cuped && typeof c.cuped === 'object' ? c.cuped : null;
+      const cupedNote = !cu ? null : cu.applied
+        ? h('div', { class: 'muted small cuped' }, `CUPED on ${cu.covariate}: variance ${signedPct(-cu.variance_reduction)}; unadjusted ${num((cu.unadjusted || {}).diff)} p ${pval((cu.unadjusted || {}).p_value)}`)
+        : h('div', { class: 'muted small cuped' }, `CUPED on ${cu.covariate} not applied: ${cu.reason || ''}`);
       return h('tr', {},
-        h('td', {}, c.metric), h('td', {}, c.treatment + ' vs ' + c.control),
+        h('td', {}, c.metric, cupedNote), h('td', {}, c.treatment + ' vs ' + c.control),
         h('td', {}, num(c.diff), ' ', h('span', { class: 'muted' }, interval(c.diff_ci, num))),
         h('td', {}, isRate || typeof c.lift === 'number' ? [h('b', {}, signedPct(c.lift)), ' ', h('span', { class: 'muted' }, interval(c.lift_ci, signedPct))] : '–'),
         h('td', {}, pval(c.p_value), typeof c.p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.p_value_adjusted)) : null),

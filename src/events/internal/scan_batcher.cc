@@ -63,7 +63,7 @@ void ScanBatcher::AddExposureRow(std::string_view request_id, std::string_view u
 
 void ScanBatcher::AddOutcomeRow(std::string_view request_id, std::string_view unit_id, std::string_view metric,
                                 double value, int64_t ts_us) {
-  if (ts_us < request_.since_us || (request_id.empty() && unit_id.empty())) return;
+  if (ts_us < request_.SinceUs(true) || (request_id.empty() && unit_id.empty())) return;
   int j;
   if (request_.metrics.empty()) {
     j = 0;
@@ -130,7 +130,7 @@ absl::Status ScanBatcher::AddOutcomeBlock(std::string_view blob) {
   for (size_t b = 0; b < block->metrics().size(); ++b) {
     wanted[b] = request_.metrics.empty() || Wanted(block->metrics()[b]) >= 0;
   }
-  const int64_t since = request_.since_us;
+  const int64_t since = request_.SinceUs(true);
   const size_t n = block->size();
   if (block_outcomes_.size() < n) block_outcomes_.resize(n);
   size_t kept = 0;
