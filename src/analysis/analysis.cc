@@ -535,6 +535,38 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
     }
   }
 
+  // Shadow traffic: the shadow model against the served one on the same requests (paired).
+  for (const ShadowPairs& g : in.shadows) {
+    ShadowEvaluation e;
+    e.arm = g.arm;
+    e.shadow_arm = g.shadow_arm;
+    e.requests = static_cast<int64_t>(g.labels.size());
+    for (int label : g.labels) e.positives += label;
+    auto r = stats::ComparePairedModels(g.scores, g.shadow_scores, g.labels, in.alpha);
+    if (!r.ok()) {
+      e.insufficient_data = std::string(r.status().message());
+      report.shadow_evaluation.push_back(std::move(e));
+      continue;
+    }
+    e.auc = r->a.value;
+    e.shadow_auc = r->b.value;
+    e.auc_diff = r->auc_diff;
+    e.auc_diff_ci = ToInterval(r->auc_diff_ci);
+    e.auc_p_value = r->auc_p_value;
+    e.log_loss = r->log_loss_a;
+    e.shadow_log_loss = r->log_loss_b;
+    e.log_loss_diff = r->log_loss_diff;
+    e.log_loss_diff_ci = ToInterval(r->log_loss_diff_ci);
+    e.log_loss_p_value = r->log_loss_p_value;
+    const bool auc_worse = e.auc_p_value < in.alpha && e.auc_diff < 0;
+    const bool loss_worse = e.log_loss_p_value < in.alpha && e.log_loss_diff > 0;
+    const bool auc_better = e.auc_p_value < in.alpha && e.auc_diff > 0;
+    const bool loss_better = e.log_loss_p_value < in.alpha && e.log_loss_diff < 0;
+    e.shadow_worse = auc_worse || loss_worse;
+    e.shadow_better = !e.shadow_worse && (auc_better || loss_better);
+    report.shadow_evaluation.push_back(std::move(e));
+  }
+
   // The decision, by the one rule (decision.h); serving guardrails are added by callers that
   // have the gateway's counters.
   report.decision = Decide(report, DecisionPolicy{report.primary_metric, in.alpha});

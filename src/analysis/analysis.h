@@ -55,6 +55,15 @@ struct ScoredPrediction {
   int label = 0;
 };
 
+// Requests served by `arm` and also scored by `shadow_arm` (the gateway's shadow traffic), each
+// with its label: the request's own outcome on the primary binary metric, else its unit's (as
+// for model quality). Parallel vectors, in store order.
+struct ShadowPairs {
+  std::string arm, shadow_arm;
+  std::vector<double> scores, shadow_scores;
+  std::vector<int> labels;
+};
+
 struct ArmInfo {
   std::string name;
   std::string model_version;
@@ -82,6 +91,9 @@ struct AnalysisInput {
   std::vector<std::string> covariates;
   std::vector<UnitObservation> units;
   std::vector<ScoredPrediction> predictions;
+  // Shadow traffic joined with the requests' labels, one entry per (served arm, shadow arm):
+  // Analyze compares the shadow with the served model on the same requests (paired).
+  std::vector<ShadowPairs> shadows;
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
   // Outcomes read from a store: attributed to a unit, or kept but unattributed because they
   // came before the unit's first exposure, after the attribution window, or for no exposed unit.
@@ -115,6 +127,7 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& input);
 std::string RenderText(const Report& report);
 std::string RenderHtml(const Report& report);
 std::string ShadowLine(const ShadowSummary& shadow);  // one line for people
+std::string ShadowEvaluationLine(const ShadowEvaluation& evaluation);  // one line for people
 
 // Reads the seed's ab_results.csv (`user_id, model_version, y_true, y_pred`, header row,
 // columns in any order). Arms are model versions; control is `control_version` or else the

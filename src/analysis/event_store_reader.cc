@@ -27,7 +27,9 @@
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "analysis/analysis.h"
+#include "common/hash64.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -106,6 +108,7 @@ struct ScanOutput {
 struct PartitionResult {
   std::vector<UnitObservation> units;
   std::vector<ScoredPrediction> predictions;
+  std::vector<std::pair<uint64_t, int>> shadow_labels;  // (request key, label) of shadowed requests
   AnalysisInput::OutcomeCounts counts;
   int64_t multiple_arm_units = 0;
 };
@@ -162,6 +165,11 @@ class StoreReader {
 
   absl::StatusOr<AnalysisInput> Read() {
     PhaseLog log;
+    // Shadow traffic, to be paired with its requests' labels (a store without any: none).
+    ABGATE_ASSIGN_OR_RETURN(shadow_rows_, reader_.ReadShadows(experiment_, since_us_));
+    for (const events::ShadowRow& row : shadow_rows_) {
+      if (row.score && row.shadow_score && row.status < 300) shadow_keys_.insert(common::Hash64(row.request_id));
+    }
     ABGATE_RETURN_IF_ERROR(Scan());
     for (const auto& scan : scans_) {
       if (!scan.status.ok()) return scan.status;
@@ -526,8 +534,13 @@ class StoreReader {
         const uint32_t u = s.row_unit[i];
         const double request_label = any_request_labels ? s.request_label[i] : -1;
         ++i;
-        if (std::isnan(e.score) || s.units[u].multiple_arms) return;
+        if (s.units[u].multiple_arms) return;
         const double label = request_label >= 0 ? request_label : s.values[u * m];
+        // A shadowed request: its label, for the paired comparison with the shadow's score.
+        if (!shadow_keys_.empty() && shadow_keys_.contains(e.request_key)) {
+          r.shadow_labels.emplace_back(e.request_key, label > 0 ? 1 : 0);
+        }
+        if (std::isnan(e.score)) return;
         r.predictions.push_back({arm_index_[e.arm], e.score, label > 0 ? 1 : 0});
       });
     }
@@ -552,7 +565,9 @@ class StoreReader {
     }
     input_.units.reserve(units);
     input_.predictions.reserve(predictions);
+    absl::flat_hash_map<uint64_t, int> shadow_labels;
     for (auto& r : results) {
+      for (const auto& [key, label] : r.shadow_labels) shadow_labels.emplace(key, label);
       std::move(r.units.begin(), r.units.end(), std::back_inserter(input_.units));
       input_.predictions.insert(input_.predictions.end(), r.predictions.begin(), r.predictions.end());
       counts.attributed += r.counts.attributed;
@@ -565,6 +580,25 @@ class StoreReader {
     }
     for (int64_t n : request_unknown_) counts.unknown_unit += n;
     input_.outcomes = counts;
+    PairShadows(shadow_labels);
+  }
+
+  // The shadow rows whose request has a label, grouped by (served arm, shadow arm) in store order.
+  void PairShadows(const absl::flat_hash_map<uint64_t, int>& labels) {
+    for (const events::ShadowRow& row : shadow_rows_) {
+      if (!row.score || !row.shadow_score || row.status >= 300) continue;
+      auto label = labels.find(common::Hash64(row.request_id));
+      if (label == labels.end()) continue;
+      auto group = std::find_if(input_.shadows.begin(), input_.shadows.end(),
+                                [&](const ShadowPairs& g) { return g.arm == row.arm && g.shadow_arm == row.shadow_arm; });
+      if (group == input_.shadows.end()) {
+        input_.shadows.push_back({row.arm, row.shadow_arm, {}, {}, {}});
+        group = input_.shadows.end() - 1;
+      }
+      group->scores.push_back(*row.score);
+      group->shadow_scores.push_back(*row.shadow_score);
+      group->labels.push_back(label->second);
+    }
   }
 
   events::EventReader& reader_;
@@ -590,6 +624,8 @@ class StoreReader {
   std::vector<TaskMark> marks_;  // one per scan task
   std::vector<std::vector<std::vector<OutcomeRow>>> joined_;  // [request partition][unit partition]
   std::vector<int64_t> request_unknown_;                      // [worker] outcomes naming no exposed request
+  std::vector<events::ShadowRow> shadow_rows_;
+  absl::flat_hash_set<uint64_t> shadow_keys_;  // request keys of the comparable shadow rows
   AnalysisInput input_;
 };
 

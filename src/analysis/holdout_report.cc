@@ -107,13 +107,13 @@ std::string RenderHoldoutText(const Report& r, const std::string& scope, double 
     }
     out += StrCat("  lift ", c->lift ? StrCat(Signed(100 * *c->lift), "%") : std::string("-"),
                   c->lift_ci ? StrCat(" [", Signed(100 * c->lift_ci->low), ", ", Signed(100 * c->lift_ci->high), "]") : "",
-                  ", p = ", HumanP(c->p_value), ", always-valid p = ",
-                  c->sequential_p_value ? HumanP(*c->sequential_p_value) : std::string("-"),
+                  ", ", HumanPIs(c->p_value), ", always-valid ",
+                  c->sequential_p_value ? HumanPIs(*c->sequential_p_value) : std::string("p -"),
                   c->sequential_p_value && *c->sequential_p_value < r.alpha ? "  (significant)" : "", "\n");
   }
   if (r.srm.checked) {
-    out += StrCat("\nsplit: ", r.srm.mismatch ? "MISMATCH" : "ok", " against ", Human(percent), "% held out (p = ",
-                  HumanP(r.srm.p_value), ")\n");
+    out += StrCat("\nsplit: ", r.srm.mismatch ? "MISMATCH" : "ok", " against ", Human(percent), "% held out (",
+                  HumanPIs(r.srm.p_value), ")\n");
   }
   return out;
 }

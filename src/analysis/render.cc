@@ -145,6 +145,21 @@ std::string ShadowLine(const ShadowSummary& s) {
                 Human(s.primary_latency_ms.p99, 3), " ms served vs ", Human(s.shadow_latency_ms.p99, 3), " ms shadow");
 }
 
+std::string ShadowEvaluationLine(const ShadowEvaluation& e) {
+  const std::string head = StrCat("shadow evaluation: ", e.shadow_arm, " (shadow) vs ", e.arm, " (served) on ",
+                                  WithThousands(e.requests), " requests with outcomes (", WithThousands(e.positives),
+                                  " positive)");
+  if (!e.insufficient_data.empty()) return StrCat(head, ": insufficient data -- ", e.insufficient_data);
+  const std::string verdict = e.shadow_worse    ? StrCat(e.shadow_arm, " is significantly worse offline")
+                              : e.shadow_better ? StrCat(e.shadow_arm, " is significantly better offline")
+                                                : std::string("no significant difference offline");
+  return StrCat(head, ": AUC ", Human(e.shadow_auc), " vs ", Human(e.auc), ", diff ", Signed(e.auc_diff), " [",
+                Signed(e.auc_diff_ci.low), ", ", Signed(e.auc_diff_ci.high), "], ", HumanPIs(e.auc_p_value),
+                " (paired DeLong); log loss ", Human(e.shadow_log_loss), " vs ", Human(e.log_loss), ", diff ",
+                Signed(e.log_loss_diff), " [", Signed(e.log_loss_diff_ci.low), ", ", Signed(e.log_loss_diff_ci.high),
+                "], ", HumanPIs(e.log_loss_p_value), " -- ", verdict);
+}
+
 std::string RenderText(const Report& r) {
   std::string out = StrCat("experiment ", r.experiment, "   unit: ", r.unit, "   control: ", r.control, "   alpha ",
                            Human(r.alpha), r.window.empty() ? std::string() : StrCat("   data: ", r.window), "\n");
@@ -207,6 +222,7 @@ std::string RenderText(const Report& r) {
   }
   out += DecisionLine(r.decision) + "\n";
   if (r.shadow) out += ShadowLine(*r.shadow) + "\n";
+  for (const auto& e : r.shadow_evaluation) out += ShadowEvaluationLine(e) + "\n";
   return out;
 }
 
@@ -326,6 +342,13 @@ std::string RenderHtml(const Report& r) {
   if (!cuped.empty()) {
     html += "<h2>Variance reduction (CUPED)</h2><ul>" + cuped +
             "</ul><p>The adjusted effect is the one every table, plot and the decision use.</p>";
+  }
+  if (!r.shadow_evaluation.empty()) {
+    html += "<h2>Shadow evaluation (same requests, paired)</h2><ul>";
+    for (const auto& e : r.shadow_evaluation) {
+      html += std::string("<li class=\"") + (e.shadow_worse ? "bad" : "ok") + "\">" + Escape(ShadowEvaluationLine(e)) + "</li>";
+    }
+    html += "</ul>";
   }
   html += "<h2>Cumulative lift with its confidence sequence</h2>";
   for (const auto& s : r.timeline) {

@@ -485,6 +485,25 @@ json::object ToJson(const Report& r) {
   }
   report["timeline"] = std::move(timeline);
   if (r.shadow) report["shadow"] = ToJson(*r.shadow);
+  if (!r.shadow_evaluation.empty()) {
+    json::array evaluations;
+    for (const auto& e : r.shadow_evaluation) {
+      json::object o{{"arm", e.arm}, {"shadow_arm", e.shadow_arm}, {"requests", e.requests}, {"positives", e.positives}};
+      if (!e.insufficient_data.empty()) {
+        o["insufficient_data"] = e.insufficient_data;
+      } else {
+        o["test"] = "paired_delong";
+        o["auc"] = json::object{{"served", e.auc}, {"shadow", e.shadow_auc}, {"diff", e.auc_diff},
+                                {"diff_ci", Pair(e.auc_diff_ci)}, {"p_value", e.auc_p_value}};
+        o["log_loss"] = json::object{{"served", e.log_loss}, {"shadow", e.shadow_log_loss}, {"diff", e.log_loss_diff},
+                                     {"diff_ci", Pair(e.log_loss_diff_ci)}, {"p_value", e.log_loss_p_value}};
+        o["shadow_worse"] = e.shadow_worse;
+        o["shadow_better"] = e.shadow_better;
+      }
+      evaluations.push_back(std::move(o));
+    }
+    report["shadow_evaluation"] = std::move(evaluations);
+  }
   return report;
 }
 
@@ -647,6 +666,36 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
     }
   }
   if (const auto* sh = r.Find("shadow"); sh && !sh->is_null()) out.shadow = ShadowFromReader(*sh, "report.shadow", &status);
+  if (const auto* list = r.Array("shadow_evaluation", false)) {
+    for (size_t i = 0; i < list->size() && status.ok(); ++i) {
+      Reader er(&(*list)[i], StrCat("report.shadow_evaluation[", i, "]"), &status);
+      if (!er.ok()) break;
+      ShadowEvaluation e;
+      e.arm = er.Str("arm");
+      e.shadow_arm = er.Str("shadow_arm");
+      e.requests = er.Int("requests", false);
+      e.positives = er.Int("positives", false);
+      e.insufficient_data = er.Str("insufficient_data", false);
+      if (e.insufficient_data.empty()) {
+        Reader auc(er.Find("auc"), er.Path("auc"), &status);
+        Reader loss(er.Find("log_loss"), er.Path("log_loss"), &status);
+        if (!auc.ok() || !loss.ok()) break;
+        e.auc = auc.Num("served");
+        e.shadow_auc = auc.Num("shadow");
+        e.auc_diff = auc.Num("diff");
+        e.auc_diff_ci = auc.Pair("diff_ci");
+        e.auc_p_value = auc.Num("p_value");
+        e.log_loss = loss.Num("served");
+        e.shadow_log_loss = loss.Num("shadow");
+        e.log_loss_diff = loss.Num("diff");
+        e.log_loss_diff_ci = loss.Pair("diff_ci");
+        e.log_loss_p_value = loss.Num("p_value");
+        e.shadow_worse = er.Bool("shadow_worse", false);
+        e.shadow_better = er.Bool("shadow_better", false);
+      }
+      out.shadow_evaluation.push_back(std::move(e));
+    }
+  }
   if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
   if (!status.ok()) return status;
   return out;

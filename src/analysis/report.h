@@ -197,6 +197,29 @@ struct ShadowSummary {
   std::optional<double> score_correlation;
   Latency primary_latency_ms, shadow_latency_ms;
 };
+// The shadow model against the served one on the same requests, from the requests' outcomes
+// (paired): AUC difference with DeLong's variance for correlated ROC curves, log-loss difference
+// with the variance of the per-request differences; both shadow - served, fixed-horizon z tests.
+struct ShadowEvaluation {
+  std::string arm;         // served
+  std::string shadow_arm;  // the candidate, scored on the same requests
+  int64_t requests = 0;    // with both scores and a label
+  int64_t positives = 0;
+  std::string insufficient_data;  // non-empty: nothing below is set
+  double auc = 0, shadow_auc = 0;
+  double auc_diff = 0;
+  Interval auc_diff_ci;
+  double auc_p_value = 1;
+  double log_loss = 0, shadow_log_loss = 0;
+  double log_loss_diff = 0;
+  Interval log_loss_diff_ci;
+  double log_loss_p_value = 1;
+  // At alpha: AUC significantly lower or log loss significantly higher (worse), or AUC
+  // significantly higher or log loss significantly lower without the other worse (better).
+  bool shadow_worse = false;
+  bool shadow_better = false;
+};
+
 boost::json::object ToJson(const ShadowSummary& s);
 absl::StatusOr<ShadowSummary> ShadowFromJson(const boost::json::value& json);
 
@@ -219,6 +242,7 @@ struct Report {
   Decision decision;
   std::vector<TimelineSeries> timeline;
   std::optional<ShadowSummary> shadow;
+  std::vector<ShadowEvaluation> shadow_evaluation;  // one per (served arm, shadow arm)
 
   const ArmReport* Arm(std::string_view name) const;
   const ComparisonReport* Comparison(std::string_view metric, std::string_view treatment) const;

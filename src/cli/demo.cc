@@ -272,6 +272,7 @@ controller:
   if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {
     if (auto all = (*admin)->Report(experiment); all.ok() && all->shadow) {
       std::printf("\n== shadow step ==\n  %s\n", analysis::ShadowLine(*all->shadow).c_str());
+      for (const auto& e : all->shadow_evaluation) std::printf("  %s\n", analysis::ShadowEvaluationLine(e).c_str());
     } else if (!all.ok()) {
       std::printf("\n== shadow step ==\n  (no report: %s)\n", std::string(all.status().message()).c_str());
     }

@@ -48,6 +48,9 @@ inline std::string HumanPercent(double fraction, int significant = 4) { return H
 // A p-value: "< 0.0001" below that, else 4 significant digits ("0.001587", "0.0458").
 inline std::string HumanP(double p) { return p < 1e-4 ? std::string("< 0.0001") : Human(p, 4); }
 
+// A p-value after its name: "p = 0.0458", or "p < 0.0001".
+inline std::string HumanPIs(double p) { return p < 1e-4 ? std::string("p < 0.0001") : "p = " + Human(p, 4); }
+
 // A probability for people: "< 0.01%" and "> 99.99%" at the ends, else a percentage.
 inline std::string HumanChance(double p) {
   if (p < 1e-4) return "< 0.01%";

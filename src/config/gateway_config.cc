@@ -626,6 +626,7 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
     if (mc.name.empty()) return m.Error("name", "is required");
     ABGATE_ASSIGN_OR_RETURN(mc.candidate_tag, m.String("candidate_tag", mc.candidate_tag));
     ABGATE_ASSIGN_OR_RETURN(mc.max_duration_us, m.DurationUs("max_duration", mc.max_duration_us));
+    ABGATE_ASSIGN_OR_RETURN(mc.shadow_gate, m.Bool("shadow_gate", mc.shadow_gate));
     JsonReader exp = m.Child("experiment");
     if (!exp.value().is_null()) {
       if (!exp.is_object()) return m.Error("experiment", "must be a mapping of experiment fields");

@@ -203,6 +203,10 @@ struct ControlledModelConfig {
   ExperimentConfig parsed;  // `experiment` parsed and validated (guardrails, metrics)
   std::vector<RolloutStepConfig> plan;
   int64_t max_duration_us = 3'600'000'000;  // then: inconclusive, the champion stays
+  // `shadow_gate`: at the end of a shadow step, a candidate significantly worse than the champion
+  // on the same requests (paired AUC or log loss, the report's shadow_evaluation) is rolled
+  // back instead of advancing to live traffic. true by default.
+  bool shadow_gate = true;
   std::map<std::string, std::string> upstreams;  // version → upstream URL; other versions in-process
 };
 

@@ -261,6 +261,12 @@ TEST(ControllerConfig, ExampleParsesAndMistakesAreNamed) {
             std::string::npos);
   EXPECT_NE(bad("      plan: [{percent: 10, min_units: x}]\n").find("min_units"), std::string::npos);
   EXPECT_NE(bad("      plan: [{percent: 10}]\n      upstreams: {\"2\": \"ftp://x\"}\n").find("http"), std::string::npos);
+  // The shadow gate is on unless turned off.
+  EXPECT_TRUE(m.shadow_gate);
+  auto off = ParseGatewayConfig(base + "      plan: [{percent: 10}]\n      shadow_gate: false\n");
+  ASSERT_TRUE(off.ok()) << off.status();
+  EXPECT_FALSE(off->controller->models[0].shadow_gate);
+  EXPECT_NE(bad("      plan: [{percent: 10}]\n      shadow_gate: maybe\n").find("shadow_gate"), std::string::npos);
 }
 
 }  // namespace

@@ -8,6 +8,7 @@
 
 #include "common/strings.h"
 #include "common/human.h"
+#include "analysis/analysis.h"
 
 namespace abgate::control {
 namespace json = boost::json;
@@ -174,6 +175,23 @@ Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, d
     v.reason = StrCat("step ", step.name, " (", step.percent, "%): waiting for its minimum duration and ", step.min_units,
                       " units (", units_a + units_b, " so far)");
     return v;
+  }
+  // The shadow gate: before any user sees the candidate, it must not be significantly worse
+  // than the champion on the same requests (paired, from the step's outcomes).
+  if (step.shadow_percent > 0) {
+    for (const auto& e : report.shadow_evaluation) {
+      if (e.shadow_arm != look.candidate_arm || !e.insufficient_data.empty()) continue;
+      v.evidence["shadow_auc_diff"] = e.auc_diff;
+      v.evidence["shadow_auc_p_value"] = e.auc_p_value;
+      v.evidence["shadow_log_loss_diff"] = e.log_loss_diff;
+      v.evidence["shadow_log_loss_p_value"] = e.log_loss_p_value;
+      if (e.shadow_worse && model.shadow_gate) {
+        v.action = Action::kRollback;
+        v.reason = StrCat("shadow gate: ", analysis::ShadowEvaluationLine(e));
+        v.evidence["guardrail"] = "shadow_evaluation";
+        return v;
+      }
+    }
   }
   if (!last) {
     v.action = Action::kAdvance;

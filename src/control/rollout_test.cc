@@ -86,6 +86,36 @@ TEST(Rollout, WaitsThenAdvancesThenPromotesOnlyWhenSignificant) {
   EXPECT_EQ(Evaluate(At(srm, 1, 21, 32), m, 0.05).action, Action::kWait);
 }
 
+// Issue 18 item 6: a candidate significantly worse than the champion on the same requests is
+// rolled back at the end of its shadow step (with the paired numbers as evidence), unless the
+// gate is off; not significantly worse advances.
+TEST(Rollout, TheShadowGateRefusesACandidateWorseOffline) {
+  auto m = Model();
+  m.plan.insert(m.plan.begin(), {.name = "shadow", .percent = 0, .shadow_percent = 100, .min_duration_us = 10'000'000});
+  analysis::Report report = Report(0, 0.9);
+  analysis::ShadowEvaluation e;
+  e.arm = "A";
+  e.shadow_arm = "B";
+  e.requests = 2000;
+  e.auc = 0.74;
+  e.shadow_auc = 0.69;
+  e.auc_diff = -0.05;
+  e.auc_p_value = 0.001;
+  e.shadow_worse = true;
+  report.shadow_evaluation.push_back(e);
+  EXPECT_EQ(Evaluate(At(report, 0, 5, 5), m, 0.05).action, Action::kWait);  // the step is not over
+  const Verdict worse = Evaluate(At(report, 0, 11, 11), m, 0.05);
+  EXPECT_EQ(worse.action, Action::kRollback);
+  EXPECT_NE(worse.reason.find("shadow gate"), std::string::npos) << worse.reason;
+  EXPECT_EQ(worse.evidence.at("guardrail"), "shadow_evaluation");
+  EXPECT_EQ(worse.evidence.at("shadow_auc_diff").as_double(), -0.05);
+  m.shadow_gate = false;
+  EXPECT_EQ(Evaluate(At(report, 0, 11, 11), m, 0.05).action, Action::kAdvance);
+  m.shadow_gate = true;
+  report.shadow_evaluation[0].shadow_worse = false;
+  EXPECT_EQ(Evaluate(At(report, 0, 11, 11), m, 0.05).action, Action::kAdvance);
+}
+
 TEST(Rollout, GuardrailsRollBack) {
   const auto m = Model();
   const analysis::Report fine = Report(0, 1);

@@ -105,6 +105,7 @@ class EventScan {
 
 // One mirrored request (table `shadows`).
 struct ShadowRow {
+  std::string request_id;  // the served request, which outcomes may name
   std::optional<double> score, shadow_score;
   int64_t latency_us = 0, shadow_latency_us = 0;
   int status = 0;

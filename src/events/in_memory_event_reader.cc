@@ -66,7 +66,8 @@ absl::StatusOr<std::vector<ShadowRow>> InMemoryEventReader::ReadShadows(const st
   std::vector<ShadowRow> rows;
   for (const Exposure& e : exposures_) {
     if (e.experiment != experiment || !e.shadow || e.ts_us < since_us) continue;
-    rows.push_back({e.score, e.shadow->score, e.latency_us, e.shadow->latency_us, e.shadow->status, e.arm, e.shadow->arm});
+    rows.push_back({e.request_id, e.score, e.shadow->score, e.latency_us, e.shadow->latency_us, e.shadow->status, e.arm,
+                    e.shadow->arm});
   }
   return rows;
 }

@@ -202,8 +202,8 @@ absl::StatusOr<std::vector<ShadowRow>> PostgresEventReader::ReadShadows(const st
   std::vector<ShadowRow> rows;
   ABGATE_RETURN_IF_ERROR(ScanTable(
       uri_,
-      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts FROM shadows "
-      "WHERE experiment = $1",
+      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts, request_id "
+      "FROM shadows WHERE experiment = $1",
       experiment, [&](const postgres::Result& r) {
         if (r.Int(0, 7) < since_us) return;
         ShadowRow row;
@@ -214,6 +214,7 @@ absl::StatusOr<std::vector<ShadowRow>> PostgresEventReader::ReadShadows(const st
         row.status = static_cast<int>(r.Int(0, 4));
         row.arm = r.Text(0, 5);
         row.shadow_arm = r.Text(0, 6);
+        row.request_id = r.Text(0, 8);
         rows.push_back(std::move(row));
       }));
   return rows;

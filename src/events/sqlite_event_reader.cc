@@ -230,8 +230,8 @@ absl::StatusOr<std::vector<ShadowRow>> SqliteEventReader::ReadShadows(const std:
   std::vector<ShadowRow> rows;
   ABGATE_RETURN_IF_ERROR(ScanTable(
       path_,
-      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts FROM shadows "
-      "WHERE experiment = ?",
+      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts, request_id "
+      "FROM shadows WHERE experiment = ?",
       experiment, "shadows", [&](sqlite3_stmt* st) {
         if (sqlite3_column_int64(st, 7) < since_us) return;
         ShadowRow row;
@@ -242,6 +242,7 @@ absl::StatusOr<std::vector<ShadowRow>> SqliteEventReader::ReadShadows(const std:
         row.status = sqlite3_column_int(st, 4);
         row.arm = sqlite::Text(st, 5);
         row.shadow_arm = sqlite::Text(st, 6);
+        row.request_id = sqlite::Text(st, 8);
         rows.push_back(std::move(row));
       }));
   return rows;

@@ -450,11 +450,16 @@ TEST_F(ControlTest, DemoPromotesAndRollsBack) {
   Subprocess good({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-good").string(), "--seed", "7"});
   ASSERT_EQ(good.Wait(120000), 0) << good.stdout_text() << good.stderr_text();
   EXPECT_NE(good.stdout_text().find(": promoted"), std::string::npos) << good.stdout_text();
+  // The shadow step compared the candidate with the champion on the same requests (issue 18).
+  EXPECT_NE(good.stdout_text().find("shadow evaluation: B (shadow) vs A (served)"), std::string::npos) << good.stdout_text();
   EXPECT_TRUE(fs::exists(dir_ / "demo-good" / "report.html"));
   // Again in the folder the first run made: its marker lets the demo empty it.
   Subprocess bad({ABGATE_BINARY, "demo", "--workdir", (dir_ / "demo-good").string(), "--seed", "7", "--candidate-worse"});
   ASSERT_EQ(bad.Wait(120000), 0) << bad.stdout_text() << bad.stderr_text();
   EXPECT_NE(bad.stdout_text().find(": rolled_back"), std::string::npos) << bad.stdout_text();
+  // The weak candidate never reaches users: the shadow gate refuses it offline.
+  EXPECT_NE(bad.stdout_text().find("shadow gate: "), std::string::npos) << bad.stdout_text();
+  EXPECT_NE(bad.stdout_text().find("B is significantly worse offline"), std::string::npos) << bad.stdout_text();
 }
 
 // Issue 14: `--workdir .` wiped the current folder. A folder the demo did not make is refused

@@ -463,6 +463,23 @@ TEST_F(GatewayTest, ShadowTrafficScoresTheCandidateAndDiscardsItsReply) {
   EXPECT_EQ(shadow.at("requests").to_number<int64_t>(), 50);
   EXPECT_EQ(shadow.at("disagreement").to_number<double>(), 1.0);
   EXPECT_EQ(shadow.at("shadow_failures").to_number<int64_t>(), 0);
+  // With outcomes, the results pair the shadow with the served model on the same requests
+  // (issue 18): the stand-ins' constant scores cannot be ranked, which the report says.
+  std::string outcomes;
+  for (int i = 0; i < 50; ++i) {
+    outcomes += R"({"experiment": "hyatt_booking_ab", "metric": "booked", "unit_id": "shadow-)" + std::to_string(i) +
+                R"(", "value": )" + (i % 5 == 0 ? "1" : "0") + "}\n";
+  }
+  ASSERT_EQ(RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson").status, 200);
+  gateway_->FlushEventsForTest();
+  results = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results");
+  ASSERT_EQ(results.status, 200) << results.body;
+  const auto evaluation = json::parse(results.body).at("shadow_evaluation").at(0).as_object();
+  EXPECT_EQ(evaluation.at("arm"), "A");
+  EXPECT_EQ(evaluation.at("shadow_arm"), "B");
+  EXPECT_EQ(evaluation.at("requests").to_number<int64_t>(), 50);
+  EXPECT_EQ(evaluation.at("positives").to_number<int64_t>(), 10);
+  EXPECT_NE(evaluation.at("insufficient_data").as_string().find("rank alike"), std::string::npos) << results.body;
   // A failing shadow never fails the request; it is counted in the candidate's health.
   model_b_->set_mode(UpstreamMode::kServerError);
   EXPECT_EQ(Predict(Body("shadow-x")).status, 200);

@@ -582,7 +582,19 @@
       }
     };
     walk(sh, '');
-    return kv(pairs);
+    const block = [kv(pairs)];
+    // The paired offline comparison on the same requests (the report's shadow_evaluation).
+    for (const e of report.shadow_evaluation || []) {
+      if (e.insufficient_data) {
+        block.push(h('p', { class: 'muted shadow-eval' }, `${e.shadow_arm} vs ${e.arm}: insufficient data — ${e.insufficient_data}`));
+        continue;
+      }
+      const verdict = e.shadow_worse ? badge('shadow worse offline', 'bad') : e.shadow_better ? badge('shadow better offline', 'good') : badge('no significant difference', 'muted');
+      block.push(h('p', { class: 'shadow-eval' }, `${e.shadow_arm} (shadow) vs ${e.arm} (served) on ${count(e.requests)} requests with outcomes: `,
+        `AUC ${num(e.auc.shadow)} vs ${num(e.auc.served)}, diff ${num(e.auc.diff)} ${interval(e.auc.diff_ci, num)}, p ${pval(e.auc.p_value)}; `,
+        `log loss ${num(e.log_loss.shadow)} vs ${num(e.log_loss.served)}, diff ${num(e.log_loss.diff)} ${interval(e.log_loss.diff_ci, num)}, p ${pval(e.log_loss.p_value)} `, verdict));
+    }
+    return block;
   }
   function auditSummary(row) {
     const before = row.before && row.before.experiment ? row.before.experiment : row.before;
