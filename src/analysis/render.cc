@@ -74,9 +74,9 @@ std::string CupedLine(const ComparisonReport& c, MetricKind kind) {
   raw.diff = k.unadjusted_diff;
   raw.diff_ci = k.unadjusted_diff_ci;
   return StrCat(head, "variance of the difference ", Signed(-100 * k.variance_reduction), "%, theta ", Human(k.theta),
-                "; adjusted ", Diff(c, kind), " p ", HumanP(c.p_value),
+                "; adjusted ", Diff(c, kind), ", ", HumanPIs(c.p_value),
                 c.family == Family::kPrimary ? " (shown above; the decision reads it)" : " (shown above)", "; unadjusted ",
-                Diff(raw, kind), " p ", HumanP(k.unadjusted_p_value));
+                Diff(raw, kind), ", ", HumanPIs(k.unadjusted_p_value));
 }
 
 // A table whose columns are as wide as their widest cell.
