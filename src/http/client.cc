@@ -67,7 +67,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
     StrAppend(&head_, req_.method, " ", req_.target, " HTTP/1.1\r\nHost: ", authority_, "\r\n");
     if (!req_.content_type.empty()) StrAppend(&head_, "Content-Type: ", req_.content_type, "\r\n");
     for (const auto& h : req_.headers) {
-      if (h.value.find_first_of("\r\n") != std::string::npos) continue;
+      if (HasLineBreak(h.value)) continue;
       StrAppend(&head_, h.name, ": ", h.value, "\r\n");
     }
     StrAppend(&head_, "Content-Length: ", req_.body.size(), "\r\n\r\n");

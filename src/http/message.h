@@ -24,6 +24,15 @@ struct Header {
 // ASCII case-insensitive equality, for header names.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
+// Whether `s` holds a CR or LF (a header value that would inject headers). One pass: the
+// standard find_first_of("\r\n") calls memchr once per byte of `s`.
+inline bool HasLineBreak(std::string_view s) {
+  for (const char c : s) {
+    if (c == '\r' || c == '\n') return true;
+  }
+  return false;
+}
+
 // Where a streamed request body goes as it arrives, instead of into Request::body (an artifact
 // upload written to a temporary file). Called on the connection's I/O thread, in order; a
 // non-OK status stops the read and is answered (StatusResponse) before the connection closes.

@@ -234,6 +234,7 @@ class Session : public std::enable_shared_from_this<Session> {
  private:
   enum class State { kIdle, kReading, kHandling, kWriting, kClosed };
   static constexpr size_t kReadSize = 64 << 10;
+  static constexpr size_t kFirstReadSize = 4 << 10;
 
   void DoRead() {
     if (draining_ && buffer_.size() == 0) return Close();
@@ -250,7 +251,12 @@ class Session : public std::enable_shared_from_this<Session> {
     state_ = State::kIdle;
     SetIdle(true);
     stream_.expires_after(std::chrono::microseconds(server_->options.idle_timeout_us));
-    stream_.async_read_some(buffer_.prepare(kReadSize), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    // An idle connection holds a small buffer (memory grows with the work, not with the
+    // connections): a request's first read takes up to kFirstReadSize, enough for a JSON call;
+    // the rest of a large body continues in kReadSize reads (ReadMore), and that buffer is
+    // given back here once the request is done.
+    if (buffer_.capacity() > kFirstReadSize) buffer_.shrink_to_fit();
+    stream_.async_read_some(buffer_.prepare(kFirstReadSize), [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->buffer_.commit(n);
       if (ec) return self->OnReadError(ec);
       self->BeginRequest();
@@ -434,7 +440,10 @@ class Session : public std::enable_shared_from_this<Session> {
               "\r\nContent-Type: ", r.content_type.empty() ? std::string_view("application/json") : std::string_view(r.content_type),
               "\r\nContent-Length: ", r.body.size(), "\r\n");
     for (const auto& h : r.headers) {
-      if (h.value.find_first_of("\r\n") != std::string::npos || h.name.find_first_of("\r\n: ") != std::string_view::npos) continue;
+      if (HasLineBreak(h.value) || HasLineBreak(h.name) || h.name.find(':') != std::string_view::npos ||
+          h.name.find(' ') != std::string_view::npos) {
+        continue;
+      }
       StrAppend(&head_, h.name, ": ", h.value, "\r\n");
     }
     if (!keep_alive) {
@@ -465,7 +474,8 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DiscardSome() {
     if (discarded_ > (4 << 20)) return Close();
-    stream_.async_read_some(asio::buffer(scratch_), [self = shared_from_this()](beast::error_code ec, size_t n) {
+    if (!scratch_) scratch_ = std::make_unique<char[]>(kScratchSize);
+    stream_.async_read_some(asio::buffer(scratch_.get(), kScratchSize), [self = shared_from_this()](beast::error_code ec, size_t n) {
       self->discarded_ += n;
       if (ec) return self->Close();
       self->DiscardSome();
@@ -497,7 +507,10 @@ class Session : public std::enable_shared_from_this<Session> {
     idle_.compare_exchange_strong(expected, idle ? kIdleNow : kBusy);
   }
   std::list<std::weak_ptr<Session>>::iterator self_it_;
-  char scratch_[4096];
+  // Discarded bytes after a response with Connection: close; allocated then only (not 4 KB
+  // held by every keep-alive connection).
+  static constexpr size_t kScratchSize = 4096;
+  std::unique_ptr<char[]> scratch_;
   size_t discarded_ = 0;
 };
 
