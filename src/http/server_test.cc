@@ -239,6 +239,7 @@ class LimitsTest : public ::testing::Test {
     options.read_timeout_us = 5'000'000;
     options.max_connections = max_connections;
     options.head_handler = [this](const Request& head) {
+      heads_.fetch_add(1);
       HeadDecision d;
       if (head.path == "/private" && head.FindHeader("Authorization") != "Bearer ok") {
         d.reject = ErrorResponse(401, "UNAUTHENTICATED", "no");
@@ -275,6 +276,7 @@ class LimitsTest : public ::testing::Test {
   IoPool pool_{2};
   std::unique_ptr<Server> server_;
   std::atomic<int64_t> streamed_{0};
+  std::atomic<int> heads_{0};  // request heads the server has read (each connection is then busy)
 };
 
 // Issue 14 item 3: idle connections beyond the cap do not lock a fresh probe out; the oldest
@@ -301,7 +303,10 @@ TEST_F(LimitsTest, BusyConnectionsAtTheCapGet503) {
     busy.push_back(std::make_unique<RawConnection>(server_->port()));
     ASSERT_TRUE(busy.back()->Send("POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\n{"));
   }
-  ASSERT_TRUE(WaitFor([&] { return server_->open_connections() == 5; }, 2000));
+  // Busy means the server has read their heads: an accepted connection that has not been read
+  // from yet still counts as idle (and would be closed to make room, not refused).
+  ASSERT_TRUE(WaitFor([&] { return heads_.load() == 5; }, 10000)) << heads_.load();
+  ASSERT_EQ(server_->open_connections(), 5);
   auto r = RawRequest(server_->port(), "GET", "/healthz");
   EXPECT_EQ(r.status, 503);
   EXPECT_NE(r.body.find("TOO_MANY_CONNECTIONS"), std::string::npos);
