@@ -23,19 +23,23 @@ function(abgate_cc_test)
     return()
   endif()
   add_executable(${ARG_NAME} ${ARG_SRCS})
-  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} GTest::gtest GTest::gmock GTest::gtest_main)
-  target_compile_definitions(${ARG_NAME} PRIVATE
-    ABGATE_TEST_DATA_DIR="${PROJECT_SOURCE_DIR}/tests/data"
-    ABGATE_SOURCE_DIR="${PROJECT_SOURCE_DIR}"
-    ABGATE_BINARY="${PROJECT_BINARY_DIR}/abgate")
+  # Paths come from testing/test_paths.h (one generated file), not -D flags: a test's object
+  # code then does not depend on where the tree is, and ccache hits across clones.
+  target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} abgate::test_paths GTest::gtest GTest::gmock
+                        GTest::gtest_main)
   # SERIAL: each test runs with nothing beside it (floods of connections or descriptors that
   # would starve a neighbour's sockets under ctest -j).
-  set(serial FALSE)
+  # The property list is built so that an empty LABELS never shifts it: `LABELS "" RUN_SERIAL
+  # TRUE` reached ctest as LABELS=RUN_SERIAL, and the fault suite ran beside other tests.
+  set(properties RUN_SERIAL FALSE)
   if(ARG_SERIAL)
-    set(serial TRUE)
+    set(properties RUN_SERIAL TRUE)
+  endif()
+  if(ARG_LABELS)
+    list(APPEND properties LABELS ${ARG_LABELS})
   endif()
   gtest_discover_tests(${ARG_NAME}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
-    PROPERTIES LABELS "${ARG_LABELS}" RUN_SERIAL ${serial}
+    PROPERTIES ${properties}
     DISCOVERY_TIMEOUT 30)
 endfunction()

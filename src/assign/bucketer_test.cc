@@ -7,6 +7,7 @@
 
 #include "assign/golden_test_util.h"
 #include "gtest/gtest.h"
+#include "testing/test_paths.h"
 
 namespace abgate::assign {
 namespace {
@@ -15,7 +16,7 @@ namespace json = boost::json;
 
 using testing::ToRanges;
 
-json::value LoadCases() { return json::parse(testing::ReadFile(ABGATE_TEST_DATA_DIR "/assign/growthbook_cases.json")); }
+json::value LoadCases() { return json::parse(testing::ReadFile(std::string(ABGATE_TEST_DATA_DIR) + "/assign/growthbook_cases.json")); }
 
 TEST(BucketerTest, GetBucketRangesMatchesGrowthBookCases) {
   const auto cases = LoadCases();

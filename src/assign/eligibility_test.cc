@@ -9,6 +9,7 @@
 
 #include "assign/allocation.h"
 #include "gtest/gtest.h"
+#include "testing/test_paths.h"
 
 namespace abgate::assign {
 namespace {
@@ -19,7 +20,7 @@ TEST(EligibilityTest, NamespaceMatchesGrowthBookSdkGoldenFile) {
   // 449 rows from the GrowthBook JS SDK itself (tests/tools/gen_namespace_vectors.js): its
   // inNamespace and whole runs of an experiment with a namespace, which abgate must reproduce
   // with its own namespace rule and allocation.
-  std::ifstream in(ABGATE_TEST_DATA_DIR "/assign/growthbook_namespace_vectors.jsonl");
+  std::ifstream in(std::string(ABGATE_TEST_DATA_DIR) + "/assign/growthbook_namespace_vectors.jsonl");
   std::string line;
   int rows = 0, inside = 0;
   while (std::getline(in, line)) {

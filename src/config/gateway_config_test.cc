@@ -7,6 +7,7 @@
 #include "common/strings.h"
 #include "config/json_reader.h"
 #include "gtest/gtest.h"
+#include "testing/test_paths.h"
 
 namespace abgate::config {
 namespace {
@@ -25,7 +26,7 @@ std::string ErrorOf(std::string_view yaml) {
 }
 
 TEST(GatewayConfigTest, ParsesTheExampleConfig) {
-  auto c = LoadGatewayConfig(ABGATE_SOURCE_DIR "/examples/hyatt.yaml");
+  auto c = LoadGatewayConfig(std::string(ABGATE_SOURCE_DIR) + "/examples/hyatt.yaml");
   ASSERT_TRUE(c.ok()) << c.status();
   EXPECT_EQ(c->server.listen.port, 8080);
   EXPECT_EQ(c->server.admin_listen.port, 8081);
@@ -218,7 +219,7 @@ TEST(GatewayConfigTest, Issue14AliasBombAndSelfReferenceAreRefused) {
 }
 
 TEST(GatewayConfigTest, ExperimentRoundTripsThroughJson) {
-  auto c = LoadGatewayConfig(ABGATE_SOURCE_DIR "/examples/hyatt.yaml");
+  auto c = LoadGatewayConfig(std::string(ABGATE_SOURCE_DIR) + "/examples/hyatt.yaml");
   ASSERT_TRUE(c.ok());
   const auto j = ExperimentToJson(c->experiments[0]);
   auto back = ParseExperimentConfig(j);

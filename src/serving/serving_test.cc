@@ -16,6 +16,7 @@
 #include "serving/predictor.h"
 #include "serving/scoring_input.h"
 #include "serving/training.h"
+#include "testing/test_paths.h"
 
 namespace abgate::serving {
 namespace {

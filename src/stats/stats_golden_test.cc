@@ -18,13 +18,14 @@
 #include "stats/power.h"
 #include "stats/sequential.h"
 #include "stats/tests.h"
+#include "testing/test_paths.h"
 
 namespace abgate::stats {
 namespace {
 
 // Rows of a reference CSV as column name → text. Lines starting with '#' are provenance.
 std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& name) {
-  std::ifstream in(std::string(ABGATE_TEST_DATA_DIR "/stats/") + name);
+  std::ifstream in((std::string(ABGATE_TEST_DATA_DIR) + "/stats/") + name);
   EXPECT_TRUE(in.good()) << name;
   std::vector<std::map<std::string, std::string>> rows;
   std::vector<std::string> header;

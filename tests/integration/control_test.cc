@@ -14,6 +14,7 @@
 #include "common/human.h"
 #include "registry_fixture.h"
 #include "testing/load_balancer.h"
+#include "testing/test_paths.h"
 #include "testing/test_store.h"
 
 namespace abgate::testing {

@@ -27,6 +27,7 @@
 #include "gtest/gtest.h"
 #include "testing/raw_http.h"
 #include "testing/subprocess.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 namespace {

@@ -18,6 +18,7 @@
 #include "gateway_fixture.h"
 #include "testing/load_balancer.h"
 #include "testing/subprocess.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 namespace {

@@ -20,6 +20,7 @@
 #include "assign/hash.h"
 #include "gateway_fixture.h"
 #include "testing/subprocess.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 namespace {

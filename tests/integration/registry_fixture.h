@@ -16,6 +16,7 @@
 
 #include "testing/raw_http.h"
 #include "testing/subprocess.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 

@@ -15,6 +15,7 @@
 #include "common/strings.h"
 #include "registry_fixture.h"
 #include "serving/predictor.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 namespace {
