@@ -11,6 +11,7 @@ cmake -S . -B build-asan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_
   -DABGATE_SANITIZE=address,undefined -DABGATE_BUILD_FUZZERS=ON -DABGATE_BUILD_BENCH=OFF >/dev/null
 ninja -C build-asan
 (cd tests/npm_client && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
+(cd tests/dashboard && npm ci --no-audit --no-fund --loglevel=error >/dev/null)
 
 source scripts/throwaway-postgres.sh
 start_throwaway_postgres
