@@ -24,9 +24,12 @@ function(abgate_cc_test)
   endif()
   add_executable(${ARG_NAME} ${ARG_SRCS})
   # Paths come from testing/test_paths.h (one generated file), not -D flags: a test's object
-  # code then does not depend on where the tree is, and ccache hits across clones.
+  # code then does not depend on where the tree is, and ccache hits across clones. The header
+  # is force-included, so ABGATE_BINARY & co. work in every test as the -D flags did (but they
+  # are no longer string literals: std::string(ABGATE_TEST_DATA_DIR) + "/x", not "..." "/x").
   target_link_libraries(${ARG_NAME} PRIVATE ${ARG_DEPS} abgate::test_paths GTest::gtest GTest::gmock
                         GTest::gtest_main)
+  target_compile_options(${ARG_NAME} PRIVATE -include testing/test_paths.h)
   # SERIAL: each test runs with nothing beside it (floods of connections or descriptors that
   # would starve a neighbour's sockets under ctest -j).
   # The property list is built so that an empty LABELS never shifts it: `LABELS "" RUN_SERIAL

@@ -23,7 +23,7 @@ namespace {
 namespace json = boost::json;
 
 std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& name) {
-  std::ifstream in(std::string(ABGATE_TEST_DATA_DIR "/stats/") + name);
+  std::ifstream in((std::string(ABGATE_TEST_DATA_DIR) + "/stats/") + name);
   EXPECT_TRUE(in.good()) << name;
   std::vector<std::map<std::string, std::string>> rows;
   std::vector<std::string> header;
