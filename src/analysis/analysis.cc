@@ -205,8 +205,8 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
   if (in.maturity_us <= 0 || in.as_of_us <= 0) return AnalyzeMature(in);
   // Units whose outcomes may still come are left out, in every arm alike.
   AnalysisInput mature = in;
-  const int64_t cutoff = in.as_of_us - in.maturity_us;
-  std::erase_if(mature.units, [&](const UnitObservation& u) { return u.first_ts_us > cutoff; });
+  std::erase_if(mature.units,
+                [&](const UnitObservation& u) { return IsMaturing(u.first_ts_us, in.as_of_us, in.maturity_us); });
   mature.maturing_units += static_cast<int64_t>(in.units.size() - mature.units.size());
   mature.maturity_us = 0;
   auto report = AnalyzeMature(mature);

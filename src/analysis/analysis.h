@@ -74,6 +74,26 @@ struct ArmInfo {
 
 // Weights in force from `start_us` on (an admin change or a controller's ramp step), in the
 // order of AnalysisInput::arms.
+// One served request's labels exactly as the analysis attributes them (ReadEventStore with
+// ReadTuning::request_labels), for `abgate export training-data`. Per metric: the request's own
+// attributed outcomes when an outcome of that metric named it (binary: any positive;
+// continuous: their sum), else its unit's attributed value — for the primary metric, the label
+// the analysis scores the request's prediction against for model quality (AUC).
+struct RequestLabels {
+  uint64_t request_key = 0;     // common::Hash64(request_id), as in the event blocks
+  int arm = 0;                  // index in AnalysisInput::arms (the assigned arm)
+  int64_t unit_first_ts_us = 0; // the unit's first exposure (decides maturity, IsMaturing)
+  bool multiple_arms = false;   // the unit was seen in two arms: the analysis leaves it out
+  bool by_request = false;      // an outcome named this request (for at least one metric)
+  absl::InlinedVector<double, 4> values;  // one per metric
+};
+
+// The analysis' maturity rule (Analyze): a unit first exposed less than `maturity_us` before
+// `as_of_us` may still convert, so it is left out until its attribution window has passed.
+inline bool IsMaturing(int64_t first_ts_us, int64_t as_of_us, int64_t maturity_us) {
+  return maturity_us > 0 && as_of_us > 0 && first_ts_us > as_of_us - maturity_us;
+}
+
 struct WeightPeriod {
   int64_t start_us = 0;
   std::vector<double> weights;
@@ -94,6 +114,7 @@ struct AnalysisInput {
   // Shadow traffic joined with the requests' labels, one entry per (served arm, shadow arm):
   // Analyze compares the shadow with the served model on the same requests (paired).
   std::vector<ShadowPairs> shadows;
+  std::vector<RequestLabels> request_labels;  // only with ReadTuning::request_labels
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
   // Outcomes read from a store: attributed to a unit, or kept but unattributed because they
   // came before the unit's first exposure, after the attribution window, or for no exposed unit.
@@ -144,6 +165,7 @@ struct ReadTuning {
   // 0: from the tables' sizes.
   int64_t rows_per_chunk = 0;
   bool use_blocks = true;  // read the event blocks when they hold every row, else the rows
+  bool request_labels = false;  // also fill AnalysisInput::request_labels (one per exposure)
 };
 
 // Reads one experiment from an event store (events::EventReader): exposures

@@ -109,6 +109,7 @@ struct PartitionResult {
   std::vector<UnitObservation> units;
   std::vector<ScoredPrediction> predictions;
   std::vector<std::pair<uint64_t, int>> shadow_labels;  // (request key, label) of shadowed requests
+  std::vector<RequestLabels> request_labels;
   AnalysisInput::OutcomeCounts counts;
   int64_t multiple_arm_units = 0;
 };
@@ -142,6 +143,7 @@ class StoreReader {
         workers_(tuning.workers > 0 ? tuning.workers : common::DefaultParallelism()),
         rows_per_chunk_(tuning.rows_per_chunk),
         use_blocks_(tuning.use_blocks),
+        want_request_labels_(tuning.request_labels),
         scans_(static_cast<size_t>(std::max(workers_, 2))) {
     input_.experiment = experiment;
     input_.unit = unit;
@@ -447,6 +449,7 @@ class StoreReader {
     std::vector<double> values;     // units × metrics
     std::vector<uint32_t> row_unit; // exposure row → units[]
     std::vector<double> request_label;
+    std::vector<double> request_values;  // exposures × metrics, NaN: no outcome named it
   };
 
   void ProcessPartition(size_t p, Scratch& s, PartitionResult& r) {
@@ -474,6 +477,7 @@ class StoreReader {
     bool any_request_labels = false;
     for (const auto& q : joined_) any_request_labels |= !q[p].empty();
     if (any_request_labels) s.request_label.assign(n, -1);
+    if (want_request_labels_ && any_request_labels) s.request_values.assign(n * m, std::numeric_limits<double>::quiet_NaN());
 
     // An outcome counts for its unit when it falls in [first exposure, first exposure +
     // window]; otherwise it is kept in the store and counted as unattributed here.
@@ -501,6 +505,12 @@ class StoreReader {
       v = input_.metrics[slot.post].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
       if (o.exposure != kNone && slot.post == 0) {
         s.request_label[o.exposure] = std::max(s.request_label[o.exposure], o.value > 0 ? 1.0 : 0.0);
+      }
+      if (o.exposure != kNone && !s.request_values.empty()) {  // the same rule, per request
+        double& rv = s.request_values[o.exposure * m + o.metric];
+        const double before = std::isnan(rv) ? 0.0 : rv;
+        rv = input_.metrics[o.metric].kind == MetricKind::kBinary ? std::max(before, o.value > 0 ? 1.0 : 0.0)
+                                                                   : before + o.value;
       }
     };
     ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o) {
@@ -544,6 +554,25 @@ class StoreReader {
         r.predictions.push_back({arm_index_[e.arm], e.score, label > 0 ? 1 : 0});
       });
     }
+    if (want_request_labels_) {
+      r.request_labels.reserve(n);
+      i = 0;
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
+        const size_t row = i++;
+        const uint32_t u = s.row_unit[row];
+        RequestLabels l{e.request_key, arm_index_[e.arm], s.units[u].first_ts, s.units[u].multiple_arms, false, {}};
+        l.values.assign(s.values.begin() + u * m, s.values.begin() + (u + 1) * m);
+        if (!s.request_values.empty()) {  // per metric: the request's own outcomes when any named it
+          for (size_t j = 0; j < m; ++j) {
+            const double rv = s.request_values[row * m + j];
+            if (std::isnan(rv)) continue;
+            l.values[j] = rv;
+            l.by_request = true;
+          }
+        }
+        r.request_labels.push_back(std::move(l));
+      });
+    }
   }
 
   void AttributeByPartition() {
@@ -570,6 +599,7 @@ class StoreReader {
       for (const auto& [key, label] : r.shadow_labels) shadow_labels.emplace(key, label);
       std::move(r.units.begin(), r.units.end(), std::back_inserter(input_.units));
       input_.predictions.insert(input_.predictions.end(), r.predictions.begin(), r.predictions.end());
+      std::move(r.request_labels.begin(), r.request_labels.end(), std::back_inserter(input_.request_labels));
       counts.attributed += r.counts.attributed;
       counts.before_exposure += r.counts.before_exposure;
       counts.after_window += r.counts.after_window;
@@ -618,6 +648,7 @@ class StoreReader {
   const int workers_;
   const int64_t rows_per_chunk_;
   const bool use_blocks_;
+  const bool want_request_labels_;
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms

@@ -40,7 +40,7 @@ int Main(int argc, char** argv) {
   CLI::App app{"abgate: an A/B testing gateway for machine-learning model versions"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "abgate 0.1.0");
-  const std::vector<Command> commands = {AddServe(app), AddAssign(app), AddAnalyze(app), AddPlan(app), AddImport(app), AddRegistry(app), AddModelServer(app), AddTrain(app), AddPromote(app), AddRollout(app), AddController(app), AddSimulate(app), AddDemo(app)};
+  const std::vector<Command> commands = {AddServe(app), AddAssign(app), AddAnalyze(app), AddPlan(app), AddImport(app), AddRegistry(app), AddModelServer(app), AddTrain(app), AddExport(app), AddPromote(app), AddRollout(app), AddController(app), AddSimulate(app), AddDemo(app)};
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

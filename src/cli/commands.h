@@ -29,6 +29,7 @@ Command AddImport(CLI::App& app);
 Command AddRegistry(CLI::App& app);
 Command AddModelServer(CLI::App& app);
 Command AddTrain(CLI::App& app);
+Command AddExport(CLI::App& app);
 Command AddPromote(CLI::App& app);
 Command AddRollout(CLI::App& app);
 Command AddController(CLI::App& app);

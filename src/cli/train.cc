@@ -1,5 +1,6 @@
-// abgate train: trains a booking model on synthetic data (see serving/training.h), writes it as
-// an MLflow model folder and/or logs it to a run and registers a version.
+// abgate train: trains a booking model on synthetic data (see serving/training.h), or on a file
+// `abgate export training-data` wrote (--data, feedback/export_training.h), writes it as an
+// MLflow model folder and/or logs it to a run and registers a version.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -11,6 +12,7 @@
 #include "cli/commands.h"
 #include "common/strings.h"
 #include "registry/mlflow_client.h"
+#include "feedback/export_training.h"
 #include "serving/training.h"
 
 namespace abgate::cli {
@@ -28,6 +30,15 @@ struct TrainFlags {
   std::vector<std::string> tags;
   std::string alias;
   std::string stage;
+  // Training on an export.
+  std::string data;
+  std::string label;
+  std::string weight = "ipw";
+  bool top_ranked_only = false;
+  double holdout = 0.2;
+  int rounds = 60;
+  std::vector<std::string> params;
+  std::vector<std::string> features;
 };
 
 int Fail(std::string_view message) {
@@ -35,10 +46,62 @@ int Fail(std::string_view message) {
   return 1;
 }
 
+int TrainOnExport(const TrainFlags& f, const registry::TagMap& tags, registry::MlflowClient* client) {
+  feedback::TrainingOptions o;
+  o.label = f.label;
+  o.features = f.features;
+  o.inverse_probability_weights = f.weight == "ipw";
+  o.top_ranked_only = f.top_ranked_only;
+  o.holdout_fraction = f.holdout;
+  o.rounds = f.rounds;
+  for (const auto& p : f.params) {
+    const size_t eq = p.find('=');
+    if (eq == std::string::npos || eq == 0) return Fail(StrCat("--param '", p, "' is not KEY=VALUE"));
+    o.params.emplace_back(p.substr(0, eq), p.substr(eq + 1));
+  }
+  auto data = feedback::ReadTrainingData(f.data, o);
+  if (!data.ok()) return Fail(ToStd(data.status().message()));
+  auto trained = feedback::TrainOnData(*data, o);
+  if (!trained.ok()) return Fail(ToStd(trained.status().message()));
+  auto metric = [](const std::optional<double>& v) { return v ? StrCat(*v) : std::string("n/a (one class)"); };
+  std::printf("trained on %s: %lld rows (%lld train, %lld holdout; %lld without a label, %lld not ranked first), "
+              "%zu features, weighting %s: holdout AUC %s, log loss %s\n",
+              f.data.c_str(), static_cast<long long>(data->rows), static_cast<long long>(trained->train_rows),
+              static_cast<long long>(trained->holdout_rows), static_cast<long long>(data->skipped_no_label),
+              static_cast<long long>(data->skipped_rank), data->features.size(),
+              data->weight.empty() ? "none" : "1/assignment_probability", metric(trained->holdout_auc).c_str(),
+              metric(trained->holdout_log_loss).c_str());
+  serving::ModelSignature signature{data->features, {}};
+  const size_t cols = data->features.size();
+  signature.example.assign(data->x.begin(), data->x.begin() + static_cast<std::ptrdiff_t>(std::min<size_t>(2, data->rows) * cols));
+  if (!f.output.empty()) {
+    absl::Status s = serving::WriteMlflowModel(trained->booster, f.output, f.format, "", signature);
+    if (!s.ok()) return Fail(ToStd(s.message()));
+    std::printf("wrote the MLflow model folder %s\n", f.output.c_str());
+  }
+  if (client) {
+    const serving::RunRecord record = feedback::RunRecordFor(f.data, *data, *trained, o, f.experiment, f.model_name);
+    auto reg = serving::LogAndRegisterModel(*client, trained->booster, signature, record, f.model_name, tags, f.format);
+    if (!reg.ok()) return Fail(ToStd(reg.status().message()));
+    std::printf("registered %s version %s (run %s, source %s)\n", f.model_name.c_str(), reg->version.c_str(),
+                reg->run_id.c_str(), reg->source.c_str());
+    if (!f.stage.empty()) {
+      auto moved = client->TransitionStage(f.model_name, reg->version, f.stage, true);
+      if (!moved.ok()) return Fail(ToStd(moved.status().message()));
+    }
+    if (!f.alias.empty()) {
+      absl::Status s = client->SetAlias(f.model_name, f.alias, reg->version);
+      if (!s.ok()) return Fail(ToStd(s.message()));
+    }
+  }
+  std::fflush(stdout);
+  return 0;
+}
+
 }  // namespace
 
 Command AddTrain(CLI::App& app) {
-  auto* cmd = app.add_subcommand("train", "Train a booking model on synthetic data; save and/or register it");
+  auto* cmd = app.add_subcommand("train", "Train a booking model (synthetic data, or --data an export); save and/or register it");
   auto f = std::make_shared<TrainFlags>();
   if (const char* uri = std::getenv("MLFLOW_TRACKING_URI")) f->registry_uri = uri;
   cmd->add_option("--quality", f->quality, "strong (every feature) or weak (lead time and price only)")
@@ -54,6 +117,16 @@ Command AddTrain(CLI::App& app) {
   cmd->add_option("--tag", f->tags, "KEY=VALUE tag on the new version (repeatable), e.g. ab_test_candidate=true");
   cmd->add_option("--alias", f->alias, "point this alias at the new version");
   cmd->add_option("--stage", f->stage, "transition the new version to this stage");
+  cmd->add_option("--data", f->data, "train on this export (abgate export training-data: CSV or JSON lines) instead of synthetic data");
+  cmd->add_option("--label", f->label, "the label column of --data (0/1), e.g. booked");
+  cmd->add_option("--weight", f->weight, "ipw: weight rows by 1/assignment_probability; none")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"ipw", "none"}));
+  cmd->add_flag("--top-ranked-only", f->top_ranked_only, "only rows the served model ranked first (rank = 1)");
+  cmd->add_option("--holdout", f->holdout, "share of units held out for the metrics")->capture_default_str()->check(CLI::Range(0.0, 0.9));
+  cmd->add_option("--rounds", f->rounds, "boosting rounds (--data)")->capture_default_str()->check(CLI::Range(1, 10000));
+  cmd->add_option("--param", f->params, "KEY=VALUE XGBoost parameter (repeatable), e.g. max_depth=6");
+  cmd->add_option("--features", f->features, "feature columns (default: the export's)")->delimiter(',');
   return {cmd, [f]() -> int {
     if (f->output.empty() && f->model_name.empty()) return Fail("give --output DIR and/or --model-name NAME");
     registry::TagMap tags;
@@ -62,6 +135,7 @@ Command AddTrain(CLI::App& app) {
       if (eq == std::string::npos || eq == 0) return Fail(StrCat("--tag '", t, "' is not KEY=VALUE"));
       tags[t.substr(0, eq)] = t.substr(eq + 1);
     }
+    if (f->data.empty() != f->label.empty()) return Fail("--data and --label go together");
     std::unique_ptr<registry::MlflowClient> client;
     if (!f->model_name.empty()) {
       if (f->registry_uri.empty()) return Fail("--model-name needs --registry-uri (or MLFLOW_TRACKING_URI)");
@@ -69,6 +143,7 @@ Command AddTrain(CLI::App& app) {
       if (!c.ok()) return Fail(ToStd(c.status().message()));
       client = *std::move(c);
     }
+    if (!f->data.empty()) return TrainOnExport(*f, tags, client.get());
     const auto quality = f->quality == "weak" ? serving::ModelQuality::kWeak : serving::ModelQuality::kStrong;
     auto trained = serving::TrainBookingModel(quality, f->seed, f->rows);
     if (!trained.ok()) return Fail(ToStd(trained.status().message()));

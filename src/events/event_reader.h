@@ -132,6 +132,19 @@ struct OutcomeRecord {
   int64_t ts_us = 0;
 };
 
+// One in-experiment served request with what the gateway kept of it (tables `exposures` and
+// `payloads`), for the training-data export.
+struct ServedRequest {
+  std::string request_id;
+  int64_t ts_us = 0;
+  std::string unit_id, arm, assigned_arm, model_name, model_version, routing_mode;
+  std::optional<double> score;
+  std::optional<double> assignment_probability;  // when the store records one per exposure
+  bool sampled = false;  // a payload was stored (payload_sample_rate); then:
+  std::string request, response;  // the scoring payload and the reply, as stored (bytes)
+  bool truncated = false;
+};
+
 // A metric the store has outcomes for: binary when every value is 0 or 1.
 struct StoredMetric {
   std::string name;
@@ -159,6 +172,11 @@ class EventReader {
                                       const std::function<void(const OutcomeRecord&)>& outcome) = 0;
   // The metrics it has outcomes for, by name. Blocking.
   virtual absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) = 0;
+  // Calls `visit` for every in-experiment exposure at or after `since_us`, in store order, with
+  // its payload when one was sampled (the sampled payloads are held in memory meanwhile).
+  // Blocking.
+  virtual absl::Status ReadServedRequests(const std::string& experiment, int64_t since_us,
+                                          const std::function<void(const ServedRequest&)>& visit) = 0;
 };
 
 // Opens the reader of the store named by `uri` (common/store_uri.h); no I/O until a read.

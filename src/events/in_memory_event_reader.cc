@@ -112,4 +112,16 @@ absl::StatusOr<std::vector<StoredMetric>> InMemoryEventReader::ReadOutcomeMetric
   return out;
 }
 
+absl::Status InMemoryEventReader::ReadServedRequests(const std::string& experiment, int64_t since_us,
+                                                     const std::function<void(const ServedRequest&)>& visit) {
+  for (const Exposure& e : exposures_) {
+    if (e.experiment != experiment || !e.in_experiment || e.ts_us < since_us) continue;
+    ServedRequest r{e.request_id, e.ts_us, e.unit_id, e.arm, e.assigned_arm, e.model_name, e.model_version,
+                    e.routing_mode, e.score, std::nullopt, e.request_payload.has_value(),
+                    e.request_payload.value_or(""), e.response_payload.value_or(""), e.payload_truncated};
+    visit(r);
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace abgate::events

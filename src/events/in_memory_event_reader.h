@@ -38,6 +38,8 @@ class InMemoryEventReader : public EventReader {
   absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) override;
   absl::Status ScanPopulation(const std::string& experiment, const std::function<void(const UnitExposure&)>& exposure,
                               const std::function<void(const OutcomeRecord&)>& outcome) override;
+  absl::Status ReadServedRequests(const std::string& experiment, int64_t since_us,
+                                  const std::function<void(const ServedRequest&)>& visit) override;
 
  private:
   const std::string uri_ = "memory:";

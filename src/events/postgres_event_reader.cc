@@ -6,6 +6,7 @@
 #include <functional>
 #include <optional>
 
+#include "absl/container/flat_hash_map.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "events/event.h"
@@ -261,6 +262,66 @@ absl::StatusOr<std::vector<StoredMetric>> PostgresEventReader::ReadOutcomeMetric
     rows.push_back({r.Text(0, 0), r.View(0, 1) == "binary"});
   }));
   return rows;
+}
+
+absl::Status PostgresEventReader::ReadServedRequests(const std::string& experiment, int64_t since_us,
+                                                     const std::function<void(const ServedRequest&)>& visit) {
+  ABGATE_ASSIGN_OR_RETURN(auto c, postgres::Connection::Connect(uri_));
+  // One snapshot for both tables, so a payload and its exposure are seen together.
+  ABGATE_RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ABGATE_ASSIGN_OR_RETURN(const postgres::Result info,
+                          c.Query("SELECT to_regclass('exposures') IS NOT NULL, to_regclass('payloads') IS NOT NULL, "
+                                  "EXISTS (SELECT 1 FROM information_schema.columns WHERE table_name = 'exposures' AND "
+                                  "column_name = 'assignment_probability')"));
+  if (info.View(0, 0) != "t") return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
+  const bool has_probability = info.View(0, 2) == "t";
+  struct Payload {
+    std::string request, response;
+    bool truncated;
+  };
+  // Payloads are bytea: read as hex text and decoded here.
+  auto unhex = [](std::string_view hex) {
+    auto nibble = [](char ch) { return ch <= '9' ? ch - '0' : (ch | 0x20) - 'a' + 10; };
+    std::string out;
+    out.reserve(hex.size() / 2);
+    for (size_t i = 0; i + 1 < hex.size(); i += 2) out.push_back(static_cast<char>(nibble(hex[i]) * 16 + nibble(hex[i + 1])));
+    return out;
+  };
+  absl::flat_hash_map<std::string, Payload> payloads;
+  if (info.View(0, 1) == "t") {
+    ABGATE_RETURN_IF_ERROR(c.ForEachRowStreamed(
+        "SELECT request_id, encode(request, 'hex'), encode(response, 'hex'), truncated FROM payloads WHERE "
+        "experiment = $1 AND ts >= $2",
+        postgres::Params().Text(experiment).Int(since_us), [&](const postgres::Result& r) {
+          payloads.insert_or_assign(r.Text(0, 0), Payload{unhex(r.View(0, 1)), unhex(r.View(0, 2)), r.Int(0, 3) != 0});
+        }));
+  }
+  ServedRequest row;
+  ABGATE_RETURN_IF_ERROR(c.ForEachRowStreamed(
+      StrCat("SELECT request_id, ts, unit_id, arm, assigned_arm, model_name, model_version, routing_mode, score, ",
+             has_probability ? "assignment_probability" : "NULL",
+             " FROM exposures WHERE experiment = $1 AND in_experiment = 1 AND ts >= $2"),
+      postgres::Params().Text(experiment).Int(since_us), [&](const postgres::Result& r) {
+        row.request_id = r.Text(0, 0);
+        row.ts_us = r.Int(0, 1);
+        row.unit_id = r.Text(0, 2);
+        row.arm = r.Text(0, 3);
+        row.assigned_arm = r.Text(0, 4);
+        row.model_name = r.Text(0, 5);
+        row.model_version = r.Text(0, 6);
+        row.routing_mode = r.Text(0, 7);
+        row.score = r.IsNull(0, 8) ? std::nullopt : std::optional(std::strtod(PQgetvalue(r.get(), 0, 8), nullptr));
+        row.assignment_probability =
+            r.IsNull(0, 9) ? std::nullopt : std::optional(std::strtod(PQgetvalue(r.get(), 0, 9), nullptr));
+        auto it = payloads.find(row.request_id);
+        row.sampled = it != payloads.end();
+        row.request = row.sampled ? std::move(it->second.request) : std::string();
+        row.response = row.sampled ? std::move(it->second.response) : std::string();
+        row.truncated = row.sampled && it->second.truncated;
+        if (row.sampled) payloads.erase(it);
+        visit(row);
+      }));
+  return c.Exec("COMMIT");
 }
 
 }  // namespace abgate::events

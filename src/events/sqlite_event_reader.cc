@@ -4,6 +4,7 @@
 
 #include <cstdio>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/function_ref.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -54,6 +55,12 @@ absl::Status ScanTable(const std::string& path, const std::string& sql, const st
 std::string_view ValueView(sqlite3_value* v) {
   const auto* p = reinterpret_cast<const char*>(sqlite3_value_text(v));
   return p ? std::string_view(p, static_cast<size_t>(sqlite3_value_bytes(v))) : std::string_view();
+}
+
+// A column's bytes (text or blob), empty for NULL.
+std::string_view BlobOf(sqlite3_stmt* st, int i) {
+  const auto* p = static_cast<const char*>(sqlite3_column_blob(st, i));
+  return p ? std::string_view(p, static_cast<size_t>(sqlite3_column_bytes(st, i))) : std::string_view();
 }
 
 std::string_view BlobView(sqlite3_value* v) {
@@ -292,6 +299,61 @@ absl::StatusOr<std::vector<StoredMetric>> SqliteEventReader::ReadOutcomeMetrics(
     rows.push_back({sqlite::Text(st, 0), sqlite::Text(st, 1) == "binary"});
   }));
   return rows;
+}
+
+absl::Status SqliteEventReader::ReadServedRequests(const std::string& experiment, int64_t since_us,
+                                                   const std::function<void(const ServedRequest&)>& visit) {
+  ABGATE_ASSIGN_OR_RETURN(auto db, OpenForReading(path_));
+  if (!db->HasTable("exposures")) return absl::FailedPreconditionError(StrCat(path_, " has no exposures table"));
+  // The sampled payloads first (a small share of the requests), then one pass over the exposures.
+  struct Payload {
+    std::string request, response;
+    bool truncated;
+  };
+  absl::flat_hash_map<std::string, Payload> payloads;
+  if (db->HasTable("payloads")) {
+    ABGATE_RETURN_IF_ERROR(db->Query(
+        "SELECT request_id, request, response, truncated FROM payloads WHERE experiment = ? AND ts >= ?",
+        {experiment, since_us}, [&](sqlite3_stmt* st) {
+          payloads.insert_or_assign(sqlite::Text(st, 0), Payload{std::string(BlobOf(st, 1)), std::string(BlobOf(st, 2)),
+                                                                 sqlite3_column_int(st, 3) != 0});
+        }));
+  }
+  bool has_probability = false;
+  ABGATE_RETURN_IF_ERROR(db->Query("SELECT name FROM pragma_table_info('exposures')", {}, [&](sqlite3_stmt* st) {
+    has_probability |= sqlite::Text(st, 0) == "assignment_probability";
+  }));
+  ServedRequest r;
+  return db->Query(
+      StrCat("SELECT request_id, ts, unit_id, arm, assigned_arm, model_name, model_version, routing_mode, score, ",
+             has_probability ? "assignment_probability" : "NULL",
+             " FROM exposures WHERE experiment = ? AND in_experiment = 1 AND ts >= ?"),
+      {experiment, since_us}, [&](sqlite3_stmt* st) {
+        r.request_id = sqlite::Text(st, 0);
+        r.ts_us = sqlite3_column_int64(st, 1);
+        r.unit_id = sqlite::Text(st, 2);
+        r.arm = sqlite::Text(st, 3);
+        r.assigned_arm = sqlite::Text(st, 4);
+        r.model_name = sqlite::Text(st, 5);
+        r.model_version = sqlite::Text(st, 6);
+        r.routing_mode = sqlite::Text(st, 7);
+        r.score = sqlite3_column_type(st, 8) == SQLITE_NULL ? std::nullopt : std::optional(sqlite3_column_double(st, 8));
+        r.assignment_probability =
+            sqlite3_column_type(st, 9) == SQLITE_NULL ? std::nullopt : std::optional(sqlite3_column_double(st, 9));
+        auto it = payloads.find(r.request_id);
+        r.sampled = it != payloads.end();
+        if (r.sampled) {
+          r.request = std::move(it->second.request);
+          r.response = std::move(it->second.response);
+          r.truncated = it->second.truncated;
+          payloads.erase(it);
+        } else {
+          r.request.clear();
+          r.response.clear();
+          r.truncated = false;
+        }
+        visit(r);
+      });
 }
 
 }  // namespace abgate::events

@@ -63,8 +63,10 @@ absl::StatusOr<Booster> Booster::FromFile(const std::string& path) {
 
 absl::StatusOr<Booster> Booster::Train(const std::vector<float>& features, int64_t rows, int64_t cols,
                                        const std::vector<float>& labels,
-                                       const std::vector<std::pair<std::string, std::string>>& params, int rounds) {
-  if (static_cast<int64_t>(features.size()) != rows * cols || static_cast<int64_t>(labels.size()) != rows) {
+                                       const std::vector<std::pair<std::string, std::string>>& params, int rounds,
+                                       const std::vector<float>& weights) {
+  if (static_cast<int64_t>(features.size()) != rows * cols || static_cast<int64_t>(labels.size()) != rows ||
+      (!weights.empty() && static_cast<int64_t>(weights.size()) != rows)) {
     return absl::InvalidArgumentError("training data shape mismatch");
   }
   DMatrixHandle dtrain = nullptr;
@@ -74,6 +76,7 @@ absl::StatusOr<Booster> Booster::Train(const std::vector<float>& features, int64
     ~Free() { XGDMatrixFree(m); }
   } free_dtrain{dtrain};
   if (XGDMatrixSetFloatInfo(dtrain, "label", labels.data(), rows) != 0) return XgbError("labels");
+  if (!weights.empty() && XGDMatrixSetFloatInfo(dtrain, "weight", weights.data(), rows) != 0) return XgbError("weights");
   BoosterHandle h = nullptr;
   if (XGBoosterCreate(&dtrain, 1, &h) != 0) return XgbError("create");
   Booster booster(h);

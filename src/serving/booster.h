@@ -22,11 +22,13 @@ class Booster {
   // bytes, not the file name).
   static absl::StatusOr<Booster> FromBytes(std::string_view bytes);
   static absl::StatusOr<Booster> FromFile(const std::string& path);
-  // Trains binary:logistic on row-major `features` (rows × cols) and 0/1 `labels`.
+  // Trains binary:logistic on row-major `features` (rows × cols) and 0/1 `labels`, each row
+  // weighted by `weights` when given (one per row; empty: all 1).
   // `params` are XGBoost parameters ("max_depth" → "4"); nthread=1 keeps it deterministic.
   static absl::StatusOr<Booster> Train(const std::vector<float>& features, int64_t rows, int64_t cols,
                                        const std::vector<float>& labels,
-                                       const std::vector<std::pair<std::string, std::string>>& params, int rounds);
+                                       const std::vector<std::pair<std::string, std::string>>& params, int rounds,
+                                       const std::vector<float>& weights = {});
 
   Booster() = default;  // empty: only assignable
   Booster(Booster&& other) noexcept;

@@ -111,8 +111,18 @@ std::string UtcNow() {
 
 }  // namespace
 
+ModelSignature BookingSignature() {
+  const BookingData example = GenerateBookings(2, 1);
+  return {BookingColumns(), example.features};
+}
+
 absl::Status WriteMlflowModel(const Booster& booster, const fs::path& folder, const std::string& format,
                               const std::string& run_id) {
+  return WriteMlflowModel(booster, folder, format, run_id, BookingSignature());
+}
+
+absl::Status WriteMlflowModel(const Booster& booster, const fs::path& folder, const std::string& format,
+                              const std::string& run_id, const ModelSignature& signature) {
   const std::string file = format == "xgb" ? "model.xgb" : (format == "json" ? "model.json" : "model.ubj");
   ABGATE_ASSIGN_OR_RETURN(std::string bytes, booster.Save(format));
   std::error_code ec;
@@ -120,9 +130,10 @@ absl::Status WriteMlflowModel(const Booster& booster, const fs::path& folder, co
   if (ec) return absl::UnavailableError(StrCat("cannot create ", folder.string(), ": ", ec.message()));
   ABGATE_RETURN_IF_ERROR(WriteFile(folder / file, bytes));
   json::array inputs;
-  for (const auto& c : BookingColumns()) inputs.push_back(json::object{{"type", "double"}, {"name", c}, {"required", true}});
-  // JSON inside YAML single quotes: a quote would be doubled, but none can occur here.
+  for (const auto& c : signature.columns) inputs.push_back(json::object{{"type", "double"}, {"name", c}, {"required", true}});
+  // JSON inside YAML single quotes: a quote is doubled.
   std::string inputs_text = config::ToJson(inputs);
+  for (size_t pos = 0; (pos = inputs_text.find('\'', pos)) != std::string::npos; pos += 2) inputs_text.insert(pos, 1, '\'');
   for (size_t pos = 0; (pos = inputs_text.find("\",\"", pos)) != std::string::npos;) inputs_text.replace(pos, 3, "\", \"");
   common::Xoshiro256 rng = common::Xoshiro256::FromEntropy();
   char uuid[33];
@@ -168,15 +179,18 @@ absl::Status WriteMlflowModel(const Booster& booster, const fs::path& folder, co
                                    "python: 3.11.2\nbuild_dependencies:\n- pip==23.0.1\n- setuptools\n- wheel\n"
                                    "dependencies:\n- -r requirements.txt\n"));
   ABGATE_RETURN_IF_ERROR(WriteFile(folder / "requirements.txt", "mlflow==2.17.2\nnumpy\npandas\nxgboost==1.7.4\n"));
-  const BookingData example = GenerateBookings(2, 1);
+  const size_t width = signature.columns.size();
   json::array rows;
-  for (int64_t i = 0; i < example.rows; ++i) {
+  for (size_t i = 0; width > 0 && (i + 1) * width <= signature.example.size(); ++i) {
     json::array row;
-    for (int j = 0; j < 8; ++j) row.push_back(static_cast<double>(example.features[i * 8 + j]));
+    for (size_t j = 0; j < width; ++j) {
+      const float v = signature.example[i * width + j];
+      row.push_back(std::isnan(v) ? json::value(nullptr) : json::value(static_cast<double>(v)));
+    }
     rows.push_back(std::move(row));
   }
   json::array columns;
-  for (const auto& c : BookingColumns()) columns.push_back(json::value(c));
+  for (const auto& c : signature.columns) columns.push_back(json::value(c));
   const json::object split{{"columns", columns}, {"data", rows}};
   ABGATE_RETURN_IF_ERROR(WriteFile(folder / "input_example.json", config::ToJson(split)));
   return WriteFile(folder / "serving_input_example.json", config::ToJson(json::object{{"dataframe_split", split}}));
@@ -186,26 +200,34 @@ absl::StatusOr<Registration> LogAndRegister(registry::MlflowClient& client, cons
                                             ModelQuality quality, uint64_t seed, const std::string& experiment,
                                             const std::string& model_name, const registry::TagMap& tags,
                                             const std::string& format) {
-  ABGATE_ASSIGN_OR_RETURN(std::string experiment_id, client.GetOrCreateExperiment(experiment));
   const std::string quality_name = quality == ModelQuality::kStrong ? "strong" : "weak";
-  ABGATE_ASSIGN_OR_RETURN(registry::RunHandle run,
-                          client.CreateRun(experiment_id, StrCat("train-", model_name, "-", quality_name),
-                                           {{"mlflow.source.name", "abgate train"}, {"quality", quality_name}}));
-  registry::TagMap params;
-  for (const auto& [k, v] : trained.params) params[k] = v;
-  params["num_boost_round"] = std::to_string(trained.rounds);
-  params["data_seed"] = std::to_string(seed);
-  params["features"] = quality == ModelQuality::kStrong ? "all" : "lead_time_days,nightly_price";
+  RunRecord record;
+  record.experiment = experiment;
+  record.run_name = StrCat("train-", model_name, "-", quality_name);
+  record.run_tags = {{"mlflow.source.name", "abgate train"}, {"quality", quality_name}};
+  for (const auto& [k, v] : trained.params) record.params[k] = v;
+  record.params["num_boost_round"] = std::to_string(trained.rounds);
+  record.params["data_seed"] = std::to_string(seed);
+  record.params["features"] = quality == ModelQuality::kStrong ? "all" : "lead_time_days,nightly_price";
+  record.metrics = {{"holdout_auc", trained.holdout_auc}, {"holdout_log_loss", trained.holdout_log_loss}};
+  return LogAndRegisterModel(client, trained.booster, BookingSignature(), record, model_name, tags, format);
+}
+
+absl::StatusOr<Registration> LogAndRegisterModel(registry::MlflowClient& client, const Booster& booster,
+                                                 const ModelSignature& signature, const RunRecord& record,
+                                                 const std::string& model_name, const registry::TagMap& tags,
+                                                 const std::string& format) {
+  ABGATE_ASSIGN_OR_RETURN(std::string experiment_id, client.GetOrCreateExperiment(record.experiment));
+  ABGATE_ASSIGN_OR_RETURN(registry::RunHandle run, client.CreateRun(experiment_id, record.run_name, record.run_tags));
   const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
                              std::chrono::system_clock::now().time_since_epoch())
                              .count();
-  ABGATE_RETURN_IF_ERROR(client.LogBatch(run.run_id,
-                                         {{"holdout_auc", trained.holdout_auc, now_ms, 0},
-                                          {"holdout_log_loss", trained.holdout_log_loss, now_ms, 0}},
-                                         params, {}));
+  std::vector<registry::Metric> metrics;
+  for (const auto& [k, v] : record.metrics) metrics.push_back({k, v, now_ms, 0});
+  ABGATE_RETURN_IF_ERROR(client.LogBatch(run.run_id, metrics, record.params, {}));
   // Write the folder locally, then upload each file as the MLflow client does (one PUT each).
   const fs::path tmp = fs::temp_directory_path() / StrCat("abgate-train-", run.run_id);
-  ABGATE_RETURN_IF_ERROR(WriteMlflowModel(trained.booster, tmp, format, run.run_id));
+  ABGATE_RETURN_IF_ERROR(WriteMlflowModel(booster, tmp, format, run.run_id, signature));
   std::error_code ec;
   for (const auto& entry : fs::directory_iterator(tmp, ec)) {
     std::ifstream in(entry.path(), std::ios::binary);

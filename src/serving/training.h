@@ -55,6 +55,16 @@ absl::StatusOr<TrainedModel> TrainBookingModel(ModelQuality quality, uint64_t se
 absl::Status WriteMlflowModel(const Booster& booster, const std::filesystem::path& folder, const std::string& format,
                               const std::string& run_id);
 
+// The columns of a model's signature (all `double`) and a few rows for its input example.
+struct ModelSignature {
+  std::vector<std::string> columns;
+  std::vector<float> example;  // row-major, columns.size() per row (NaN: missing)
+};
+ModelSignature BookingSignature();
+// The same for any columns (models trained on an export).
+absl::Status WriteMlflowModel(const Booster& booster, const std::filesystem::path& folder, const std::string& format,
+                              const std::string& run_id, const ModelSignature& signature);
+
 struct Registration {
   std::string run_id;
   std::string version;
@@ -63,6 +73,21 @@ struct Registration {
 // Logs `folder` as artifact `model` of a new run in experiment `experiment` (params and holdout
 // metrics included), records it with runs/log-model and registers it as a new version of
 // `model_name` with `tags`.
+// What a training run records besides the model: its name and tags, params and metrics.
+struct RunRecord {
+  std::string experiment;  // tracking experiment of the run
+  std::string run_name;
+  registry::TagMap run_tags;
+  registry::TagMap params;
+  std::vector<std::pair<std::string, double>> metrics;
+};
+// Creates the run, logs `record`, uploads the model folder as artifact `model`, records it with
+// runs/log-model and registers a new version of `model_name` with `tags`.
+absl::StatusOr<Registration> LogAndRegisterModel(registry::MlflowClient& client, const Booster& booster,
+                                                 const ModelSignature& signature, const RunRecord& record,
+                                                 const std::string& model_name, const registry::TagMap& tags,
+                                                 const std::string& format);
+
 absl::StatusOr<Registration> LogAndRegister(registry::MlflowClient& client, const TrainedModel& trained,
                                             ModelQuality quality, uint64_t seed, const std::string& experiment,
                                             const std::string& model_name, const registry::TagMap& tags,
