@@ -21,6 +21,7 @@
 #include "control/manual_rollout.h"
 #include "control/promotion.h"
 #include "control/simulator.h"
+#include "feedback/retrain.h"
 
 namespace abgate::cli {
 namespace {
@@ -141,6 +142,7 @@ Command AddController(CLI::App& app) {
       std::printf("%s\n", line.c_str());
       std::fflush(stdout);
     });
+    (*controller)->set_retrainer(feedback::Retrain);  // controller.retrain: export, train, register, tag
     if (*once) {
       absl::Status s = (*controller)->Tick();
       return s.ok() ? 0 : Fail("controller", ToStd(s.message()));

@@ -31,6 +31,7 @@
 #include "control/controller.h"
 #include "control/gateway_admin.h"
 #include "control/simulator.h"
+#include "feedback/retrain.h"
 #include "gateway/gateway.h"
 #include "registry/registry_server.h"
 #include "serving/training.h"
@@ -48,6 +49,7 @@ struct DemoFlags {
   double rate = 1500;
   double max_seconds = 100;
   bool candidate_worse = false;
+  int generations = 1;
   std::string model = "hyatt_booking_model";
 };
 
@@ -183,12 +185,21 @@ controller:
         metrics:
           - {name: booked, type: binary, primary: true}
           - {name: revenue, type: continuous}
-        guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 250}
+        guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 250})", f.generations > 1 ? R"(
+        payload_sample_rate: 1.0)" : "", R"(
       plan:
         - {name: shadow, percent: 0, shadow: 100, min_duration: 3s, min_units: 1000}
         - {name: canary, percent: 10, min_duration: 4s, min_units: 500}
         - {name: half, percent: 50, min_duration: 6s, min_units: 4000}
-)");
+)", f.generations > 1 ? StrCat(R"(
+  retrain:
+    model: )", f.model, R"(
+    every: 1h
+    min_new_labels: 2000
+    top_ranked_only: true
+    data_dir: ")", (dir / "retrain").string(), R"("
+    params: {max_depth: 4, eta: 0.2, rounds: 60}
+)") : std::string());
   auto ctl_doc = config::YamlToJson(controller_yaml);
   if (!ctl_doc.ok()) return Fail(ToStd(ctl_doc.status().message()));
   auto ctl_config = config::ParseControllerConfig(ctl_doc->as_object().at("controller"));
@@ -198,6 +209,7 @@ controller:
   auto controller = control::Controller::Create(with_controller, token, common::SystemClock::Get());
   if (!controller.ok()) return Fail(ToStd(controller.status().message()));
   (*controller)->set_on_event([t0](const std::string& line) { Say("[%s] controller   %s", Elapsed(t0).c_str(), line.c_str()); });
+  (*controller)->set_retrainer(feedback::Retrain);
   if (auto s = (*controller)->Tick(); !s.ok()) return Fail(ToStd(s.message()));
   auto rollouts = (*controller)->Rollouts();
   if (rollouts.empty()) return Fail("the controller did not pick up the candidate");
@@ -210,19 +222,34 @@ controller:
   so.gateway = data_url;
   so.users = f.users;
   so.rate = f.rate;
-  so.duration_s = f.max_seconds + 10;
+  so.duration_s = f.generations * (f.max_seconds + 10);
   so.seed = f.seed;
   so.workers = 8;
   Say("[%s] simulate     %lld users, %.0f requests/s, 3 hotels per search; a user books the hotel listed first",
       Elapsed(t0).c_str(), static_cast<long long>(f.users), f.rate);
   std::atomic<bool> decided{false};
+  // Generation 2: after the first decision the controller exports what the gateway logged in the
+  // first test, trains the next version on it and tests it against the (new) champion.
+  if (f.generations > 1) {
+    Say("[%s] feedback     generation 2 follows: the controller retrains on the first test's logged payloads and "
+        "outcomes (controller.retrain), then tests that version against the champion",
+        Elapsed(t0).c_str());
+  }
+  const double limit_s = f.generations * (f.max_seconds + 15);
   std::thread watcher([&] {
     while (!decided.load()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(250));
-      for (const auto& r : (*controller)->Rollouts()) {
-        if (r.experiment == experiment && r.status != "running") decided = true;
+      const auto all = (*controller)->Rollouts();
+      int finished = 0;
+      for (const auto& r : all) finished += r.status != "running";
+      if (finished >= f.generations) decided = true;
+      // A retrain that failed or found too little data ends the demo too (its line says why).
+      if (f.generations > 1 && finished >= 1 && all.size() == static_cast<size_t>(finished)) {
+        for (const auto& h : (*controller)->Retrains()) {
+          if (h.status != "registered") decided = true;
+        }
       }
-      if (std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(f.max_seconds + 15)) decided = true;
+      if (std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(limit_s)) decided = true;
     }
   });
   auto sim = control::Simulate(
@@ -246,15 +273,17 @@ controller:
 
   // 5. The report.
   (*gateway)->FlushEventsForTest();
-  std::string outcome = "undecided";
-  std::string reason;
+  // The last test's analysis is shown (with --generations 2, the retrained version's test).
+  const auto tests = (*controller)->Rollouts();
+  std::string shown = experiment;
   std::string report_text;
-  for (const auto& r : (*controller)->Rollouts()) {
-    if (r.experiment == experiment) {
-      outcome = r.status;
-      reason = r.reason;
-      report_text = r.report_json;
-    }
+  for (const auto& r : tests) {
+    shown = r.experiment;
+    report_text = r.report_json;
+  }
+  std::vector<std::string> all_versions(std::begin(versions), std::end(versions));
+  for (const auto& h : (*controller)->Retrains()) {
+    if (h.status == "registered") all_versions.push_back(h.version);
   }
   // The analysis the decision rested on (the final look, the last rollout step's data).
   boost::system::error_code jec;
@@ -270,7 +299,7 @@ controller:
   }
   // Shadow step: the candidate scored every request next to the champion, its replies discarded.
   if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {
-    if (auto all = (*admin)->Report(experiment); all.ok() && all->shadow) {
+    if (auto all = (*admin)->Report(shown); all.ok() && all->shadow) {
       std::printf("\n== shadow step ==\n  %s\n", analysis::ShadowLine(*all->shadow).c_str());
       for (const auto& e : all->shadow_evaluation) std::printf("  %s\n", analysis::ShadowEvaluationLine(e).c_str());
     } else if (!all.ok()) {
@@ -278,7 +307,7 @@ controller:
     }
   }
   std::printf("\n== registry after the decision ==\n");
-  for (const std::string& v : versions) {
+  for (const std::string& v : all_versions) {
     auto mv = (*client)->GetModelVersion(f.model, v);
     if (!mv.ok()) continue;
     auto by_alias = (*client)->GetModelVersionByAlias(f.model, "champion");
@@ -289,7 +318,19 @@ controller:
     }
     std::printf("\n");
   }
-  std::printf("\n== decision ==\n  %s: %s\n  %s\n", experiment.c_str(), outcome.c_str(), reason.c_str());
+  std::printf("\n== decision%s ==\n", tests.size() > 1 ? "s" : "");
+  bool undecided = tests.empty() || static_cast<int>(tests.size()) < f.generations;
+  for (const auto& r : tests) {
+    std::printf("  %s: %s\n  %s\n", r.experiment.c_str(), r.status.c_str(), r.reason.c_str());
+    undecided |= r.status == "running";
+  }
+  if (f.generations > 1) {
+    for (const auto& h : (*controller)->Retrains()) {
+      std::printf("  retrain of %s on %s: %s%s%s\n", h.model.c_str(), h.experiment.c_str(), h.status.c_str(),
+                  h.message.empty() ? "" : ": ", h.message.c_str());
+      if (!h.export_file.empty()) std::printf("    training data: %s\n", h.export_file.c_str());
+    }
+  }
   std::printf("\nsimulated %lld requests in %.1f s (%lld failed); outcomes sent %lld\n",
               static_cast<long long>(sim->sent), sim->elapsed_s, static_cast<long long>(sim->failed),
               static_cast<long long>(sim->outcomes));
@@ -298,7 +339,8 @@ controller:
   std::fflush(stdout);
   (*gateway)->Shutdown();
   (*reg_server)->Shutdown();
-  if (outcome == "running" || outcome == "undecided") return Fail("no decision within the time limit");
+  if (undecided) return Fail(static_cast<int>(tests.size()) < f.generations ? "the next generation never reached a test"
+                                                                          : "no decision within the time limit");
   return 0;
 }
 
@@ -312,11 +354,20 @@ Command AddDemo(CLI::App& app) {
   cmd->add_option("--seed", f->seed, "reproducible data, training and traffic")->capture_default_str();
   cmd->add_option("--users", f->users, "simulated users")->capture_default_str()->check(CLI::Range(int64_t{100}, int64_t{10'000'000}));
   cmd->add_option("--rate", f->rate, "simulated requests per second")->capture_default_str()->check(CLI::Range(10.0, 100000.0));
-  cmd->add_option("--max-seconds", f->max_seconds, "experiment time limit (then inconclusive)")
+  auto* max_seconds = cmd->add_option("--max-seconds", f->max_seconds, "experiment time limit (then inconclusive; 45 per test with --generations 2)")
       ->capture_default_str()
       ->check(CLI::Range(10.0, 3600.0));
   cmd->add_flag("--candidate-worse", f->candidate_worse, "make the candidate the weaker model (the rollback path)");
-  return {cmd, [f]() { return RunDemo(*f); }};
+  cmd->add_option("--generations", f->generations,
+                  "2: after the first test the controller retrains on what the gateway logged and tests that version too")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 2));
+  return {cmd, [f, max_seconds]() {
+    // Two tests: the second (a retrained version against a strong champion) is often a close
+    // call, so each test gets less time unless asked otherwise.
+    if (f->generations > 1 && max_seconds->count() == 0) f->max_seconds = 45;
+    return RunDemo(*f);
+  }};
 }
 
 }  // namespace abgate::cli

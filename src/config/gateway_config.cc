@@ -1,5 +1,6 @@
 #include "config/gateway_config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <fstream>
 #include <set>
@@ -11,6 +12,7 @@
 #include "common/strings.h"
 #include "common/status_macros.h"
 #include "common/store_uri.h"
+#include "config/json_format.h"
 #include "config/json_reader.h"
 
 namespace abgate::config {
@@ -678,6 +680,53 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
     }
     ABGATE_RETURN_IF_ERROR(m.CheckNoUnknownKeys());
     c.models.push_back(std::move(mc));
+  }
+  JsonReader retrain = r.Child("retrain");
+  if (!retrain.value().is_null()) {
+    json::array entries;
+    if (retrain.value().is_array()) {
+      entries = retrain.value().as_array();
+    } else {
+      entries.push_back(retrain.value());
+    }
+    for (size_t i = 0; i < entries.size(); ++i) {
+      JsonReader e(entries[i], retrain.value().is_array() ? StrCat(retrain.path(), "[", i, "]") : retrain.path());
+      if (!e.is_object()) return e.Error("", "must be a mapping {model, every, min_new_labels, params}");
+      RetrainConfig rc;
+      ABGATE_ASSIGN_OR_RETURN(rc.model, e.String("model"));
+      if (std::none_of(c.models.begin(), c.models.end(), [&](const auto& m) { return m.name == rc.model; })) {
+        return e.Error("model", "must name one of controller.models");
+      }
+      ABGATE_ASSIGN_OR_RETURN(rc.experiment, e.String("experiment", ""));
+      ABGATE_ASSIGN_OR_RETURN(rc.every_us, e.DurationUs("every", rc.every_us));
+      if (rc.every_us <= 0) return e.Error("every", "must be positive");
+      ABGATE_ASSIGN_OR_RETURN(rc.min_new_labels, e.Int("min_new_labels", rc.min_new_labels));
+      if (rc.min_new_labels < 1) return e.Error("min_new_labels", "must be at least 1");
+      ABGATE_ASSIGN_OR_RETURN(rc.label, e.String("label", ""));
+      ABGATE_ASSIGN_OR_RETURN(rc.top_ranked_only, e.Bool("top_ranked_only", false));
+      std::string weight;
+      ABGATE_ASSIGN_OR_RETURN(weight, e.String("weight", "ipw"));
+      if (weight != "ipw" && weight != "none") return e.Error("weight", "must be ipw or none");
+      rc.inverse_probability_weights = weight == "ipw";
+      ABGATE_ASSIGN_OR_RETURN(rc.data_dir, e.String("data_dir", rc.data_dir));
+      JsonReader params = e.Child("params");
+      if (!params.value().is_null()) {
+        if (!params.is_object()) return e.Error("params", "must map XGBoost parameters (and rounds) to values");
+        for (const auto& [k, v] : params.value().as_object()) {
+          const std::string key(k.data(), k.size());
+          if (!v.is_string() && !v.is_number() && !v.is_bool()) return params.Error(key, "must be a scalar");
+          const std::string value = v.is_string() ? std::string(v.as_string()) : ToJson(v);
+          if (key == "rounds" || key == "num_boost_round") {
+            if (!v.is_int64() || v.as_int64() < 1 || v.as_int64() > 10000) return params.Error(key, "must be in [1, 10000]");
+            rc.rounds = static_cast<int>(v.as_int64());
+          } else {
+            rc.params.emplace_back(key, value);
+          }
+        }
+      }
+      ABGATE_RETURN_IF_ERROR(e.CheckNoUnknownKeys());
+      c.retrain.push_back(std::move(rc));
+    }
   }
   ABGATE_RETURN_IF_ERROR(r.CheckNoUnknownKeys());
   return c;

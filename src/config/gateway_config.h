@@ -210,6 +210,24 @@ struct ControlledModelConfig {
   std::map<std::string, std::string> upstreams;  // version → upstream URL; other versions in-process
 };
 
+// controller.retrain: the feedback loop for one controlled model. When no test of `model` is
+// running, at most once per `every`, the controller exports what the gateway logged since the
+// last retrain (sampled payloads + attributed labels), and when that holds at least
+// `min_new_labels` labelled rows it trains a new version on them, registers it and tags it as a
+// candidate, which the controller then tests against the champion as usual.
+struct RetrainConfig {
+  std::string model;              // one of controller.models
+  std::string experiment;         // whose logs; empty: the controller's latest test of `model`
+  int64_t every_us = 86'400'000'000LL;
+  int64_t min_new_labels = 1000;  // exported rows (sampled, labelled, past the attribution window)
+  std::string label;              // the label column; empty: the model's primary metric
+  bool top_ranked_only = false;   // only rows the served model ranked first
+  bool inverse_probability_weights = true;
+  std::string data_dir = "abgate-retrain";  // where the exports are kept (the run names the file)
+  int rounds = 60;
+  std::vector<std::pair<std::string, std::string>> params;  // XGBoost parameters
+};
+
 struct ControllerConfig {
   std::string gateway_admin = "http://127.0.0.1:8081";  // the gateway's admin API
   int64_t poll_interval_us = 5'000'000;
@@ -217,6 +235,7 @@ struct ControllerConfig {
   std::string tracking_experiment = "abgate-ab-tests";  // MLflow experiment: one run per arm
   double alpha = 0.05;
   std::vector<ControlledModelConfig> models;
+  std::vector<RetrainConfig> retrain;  // `retrain:` one mapping or a list
 };
 
 struct GatewayConfig {

@@ -1,6 +1,7 @@
 #include "control/controller.h"
 
 
+#include <algorithm>
 #include <chrono>
 #include <thread>
 
@@ -36,6 +37,20 @@ CREATE TABLE IF NOT EXISTS rollouts (
   runs              TEXT    NOT NULL,
   report            TEXT    NOT NULL,
   updated_ms        INTEGER NOT NULL
+);
+CREATE TABLE IF NOT EXISTS retrains (
+  id          INTEGER PRIMARY KEY AUTOINCREMENT,
+  model       TEXT    NOT NULL,
+  ts_ms       INTEGER NOT NULL,
+  experiment  TEXT    NOT NULL,
+  since_us    INTEGER NOT NULL,
+  until_us    INTEGER NOT NULL,
+  rows        INTEGER NOT NULL,
+  version     TEXT    NOT NULL,
+  run_id      TEXT    NOT NULL,
+  export_file TEXT    NOT NULL,
+  status      TEXT    NOT NULL,
+  message     TEXT    NOT NULL
 );
 )sql";
 
@@ -89,8 +104,11 @@ absl::StatusOr<std::unique_ptr<Controller>> Controller::Create(const config::Gat
                                                           "controller state"));
   ABGATE_RETURN_IF_ERROR(db->ExecScript(kSchema));
   ABGATE_RETURN_IF_ERROR(db->Exec("INSERT INTO schema_version SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM schema_version)"));
-  return std::unique_ptr<Controller>(
+  auto controller = std::unique_ptr<Controller>(
       new Controller(*config.controller, std::move(registry), std::move(gateway), std::move(db), clock));
+  controller->store_uri_ = config.events.store;
+  controller->registry_uri_ = config.registry.uri;
+  return controller;
 }
 
 void Controller::Emit(const std::string& line) {
@@ -143,6 +161,15 @@ absl::Status Controller::Tick() {
         if (first_error.ok()) first_error = s;
       }
     }
+    // The feedback loop first, so a candidate it registers is started in this same pass.
+    for (const auto& rc : config_.retrain) {
+      if (rc.model != model.name) continue;
+      absl::Status s = MaybeRetrain(rc);
+      if (!s.ok()) {
+        Emit(StrCat(model.name, ": retrain: ", s.message()));
+        if (first_error.ok()) first_error = s;
+      }
+    }
     absl::Status s = StartCandidates(model);
     if (!s.ok()) {
       Emit(StrCat(model.name, ": ", s.message()));
@@ -150,6 +177,107 @@ absl::Status Controller::Tick() {
     }
   }
   return first_error;
+}
+
+std::vector<RetrainRecord> Controller::Retrains() const {
+  std::vector<RetrainRecord> out;
+  const absl::Status read = db_->Query(
+      "SELECT model, ts_ms, experiment, since_us, until_us, rows, version, run_id, export_file, status, message "
+      "FROM retrains ORDER BY id",
+      {}, [&](sqlite3_stmt* st) {
+        using sqlite::Text;
+        out.push_back({Text(st, 0), sqlite3_column_int64(st, 1), Text(st, 2), sqlite3_column_int64(st, 3),
+                       sqlite3_column_int64(st, 4), sqlite3_column_int64(st, 5), Text(st, 6), Text(st, 7), Text(st, 8),
+                       Text(st, 9), Text(st, 10)});
+      });
+  if (!read.ok()) ABGATE_LOG(kError, "controller: %s", read.message());
+  return out;
+}
+
+absl::Status Controller::SaveRetrain(const RetrainRecord& r) {
+  return db_->Exec(
+      "INSERT INTO retrains (model, ts_ms, experiment, since_us, until_us, rows, version, run_id, export_file, status, "
+      "message) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+      {r.model, r.ts_ms, r.experiment, r.since_us, r.until_us, r.rows, r.version, r.run_id, r.export_file, r.status,
+       r.message});
+}
+
+absl::Status Controller::MaybeRetrain(const config::RetrainConfig& rc) {
+  if (!retrainer_) {
+    if (!warned_no_retrainer_) Emit(StrCat(rc.model, ": controller.retrain is set but this controller has no trainer"));
+    warned_no_retrainer_ = true;
+    return absl::OkStatus();
+  }
+  const config::ControlledModelConfig* model = nullptr;
+  for (const auto& m : config_.models) {
+    if (m.name == rc.model) model = &m;
+  }
+  if (!model) return absl::OkStatus();  // the config parser refuses this
+  // Never while a test of the model runs: its data is still coming, and a new candidate waits.
+  std::string experiment = rc.experiment;
+  for (const Rollout& r : Rollouts()) {
+    if (r.model != rc.model) continue;
+    if (r.status == "running") return absl::OkStatus();
+    if (rc.experiment.empty()) experiment = r.experiment;  // the latest test (ordered by start)
+  }
+  if (experiment.empty()) return absl::OkStatus();  // no logs yet
+  // At most once per `every` after a registered version; a check that found too little new
+  // data (or failed) is repeated after min(every, 5 min).
+  const RetrainRecord* last_ok = nullptr;
+  const RetrainRecord* last = nullptr;
+  const auto history = Retrains();
+  for (const auto& h : history) {
+    if (h.model != rc.model) continue;
+    last = &h;
+    if (h.status == "registered") last_ok = &h;
+  }
+  const int64_t now_ms = NowMs();
+  if (last_ok && now_ms - last_ok->ts_ms < rc.every_us / 1000) return absl::OkStatus();
+  if (last && last != last_ok && now_ms - last->ts_ms < std::min<int64_t>(rc.every_us / 1000, 300'000)) {
+    return absl::OkStatus();
+  }
+  // A candidate already waiting for its test: no new one on top of it.
+  ABGATE_ASSIGN_OR_RETURN(auto tagged, registry_->SearchModelVersions(StrCat("name = '", model->name, "' AND tags.`",
+                                                                             model->candidate_tag, "` = 'true'")));
+  if (!tagged.empty()) return absl::OkStatus();
+
+  RetrainRequest req;
+  req.config = rc;
+  req.experiment = experiment;
+  req.store = store_uri_;
+  req.registry_uri = registry_uri_;
+  req.tracking_experiment = StrCat(config_.tracking_experiment, "-training");
+  req.candidate_tag = model->candidate_tag;
+  req.label = rc.label;
+  if (req.label.empty()) {
+    const auto& metrics = model->parsed.metrics;
+    auto primary = std::find_if(metrics.begin(), metrics.end(), [](const auto& m) { return m.primary; });
+    req.label = primary != metrics.end() ? primary->name : (metrics.empty() ? "booked" : metrics.front().name);
+  }
+  req.since_us = last_ok ? last_ok->until_us + 1 : 0;
+  RetrainRecord rec;
+  rec.model = rc.model;
+  rec.ts_ms = now_ms;
+  rec.experiment = experiment;
+  rec.since_us = req.since_us;
+  auto result = retrainer_(req);
+  if (result.ok()) {
+    rec.until_us = result->until_us;
+    rec.rows = result->rows;
+    rec.version = result->version;
+    rec.run_id = result->run_id;
+    rec.export_file = result->export_file;
+    rec.status = "registered";
+    rec.message = result->summary;
+    ABGATE_RETURN_IF_ERROR(SaveRetrain(rec));
+    Emit(StrCat(rc.model, ": retrained on ", experiment, ": ", result->summary));
+    return absl::OkStatus();
+  }
+  rec.status = result.status().code() == absl::StatusCode::kFailedPrecondition ? "waiting" : "failed";
+  rec.message = std::string(result.status().message());
+  ABGATE_RETURN_IF_ERROR(SaveRetrain(rec));
+  if (!last || last->message != rec.message) Emit(StrCat(rc.model, ": retrain ", rec.status, ": ", rec.message));
+  return absl::OkStatus();
 }
 
 void Controller::Run(const std::atomic<bool>& stop) {

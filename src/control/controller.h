@@ -30,6 +30,42 @@ class Database;
 
 namespace abgate::control {
 
+// The feedback loop's work (controller.retrain), done by a function the binary installs
+// (set_retrainer): export what the gateway logged since `since_us`, and when at least
+// `config.min_new_labels` rows are labelled, train on them, register the version tagged as a
+// candidate and say so. FailedPrecondition means not enough new labelled data (yet). The
+// controller itself links no event-store reader or trainer.
+struct RetrainRequest {
+  config::RetrainConfig config;
+  std::string experiment;           // whose logs
+  std::string store;                // events.store
+  std::string registry_uri;
+  std::string tracking_experiment;  // MLflow experiment of the training run
+  std::string candidate_tag;        // tagged <candidate_tag>=true on the new version
+  std::string label;                // resolved: config.label or the model's primary metric
+  int64_t since_us = 0;             // data after the previous retrain's
+};
+struct RetrainResult {
+  std::string version;
+  std::string run_id;
+  std::string export_file;
+  int64_t rows = 0;
+  int64_t until_us = 0;  // the last exposure trained on: the next retrain's data starts after it
+  std::string summary;   // one line for people
+};
+using Retrainer = std::function<absl::StatusOr<RetrainResult>(const RetrainRequest&)>;
+
+// One row of the retrain history (state table `retrains`).
+struct RetrainRecord {
+  std::string model;
+  int64_t ts_ms = 0;
+  std::string experiment;
+  int64_t since_us = 0, until_us = 0, rows = 0;
+  std::string version, run_id, export_file;
+  std::string status;  // registered | waiting (too few new labels) | failed
+  std::string message;
+};
+
 struct Rollout {
   std::string experiment;
   std::string model;
@@ -61,6 +97,9 @@ class Controller {
   std::vector<Rollout> Rollouts() const;
   // Progress lines ("hyatt_booking_model: v8 advanced to 50%"), for the CLI and the demo.
   void set_on_event(std::function<void(const std::string&)> f) { on_event_ = std::move(f); }
+  // Installs the feedback loop's trainer (controller.retrain does nothing without one).
+  void set_retrainer(Retrainer f) { retrainer_ = std::move(f); }
+  std::vector<RetrainRecord> Retrains() const;
 
  private:
   Controller(config::ControllerConfig config, std::unique_ptr<registry::MlflowClient> registry,
@@ -69,6 +108,8 @@ class Controller {
   absl::Status StartCandidates(const config::ControlledModelConfig& model);
   absl::Status EnsureExperiment(const Rollout& r, const config::ControlledModelConfig& model);
   absl::Status Save(const Rollout& r);
+  absl::Status MaybeRetrain(const config::RetrainConfig& rc);
+  absl::Status SaveRetrain(const RetrainRecord& r);
   void Emit(const std::string& line);
   int64_t NowMs() const { return clock_.NowUs() / 1000; }
 
@@ -78,6 +119,10 @@ class Controller {
   std::unique_ptr<sqlite::Database> db_;  // rollout state
   const common::Clock& clock_;
   std::function<void(const std::string&)> on_event_;
+  Retrainer retrainer_;
+  std::string store_uri_;     // events.store, for the retrainer
+  std::string registry_uri_;
+  bool warned_no_retrainer_ = false;
 };
 
 // The experiment a controller creates for `candidate` vs `champion` (exposed for tests).

@@ -9,6 +9,7 @@
 
 #include <chrono>
 #include <fstream>
+#include <map>
 #include <thread>
 
 #include "common/human.h"
@@ -445,6 +446,109 @@ TEST_F(ControlTest, KilledControllerResumesFromItsState) {
   traffic->Wait(10000);
   second->Signal(SIGTERM);
   second->Wait(10000);
+}
+
+// Issue 17, one turn of the feedback loop with real processes: the first test (payloads sampled)
+// ends in a promotion; the controller (controller.retrain) exports what the gateway logged,
+// trains v3 on it, registers and tags it, and tests it against the new champion; v3 serves in
+// the gateway. The export and train commands do the same by hand on the same store.
+TEST_F(ControlTest, Issue17RetrainLoopTrainsTheNextVersionOnTheLoggedTrafficAndTestsIt) {
+  Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
+  Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});
+  StartGateway();
+  const fs::path config = dir_ / "controller.yaml";
+  std::ofstream(config) << "registry: {uri: \"" << uri() << "\"}\n"
+                        << "events: {store: \"sqlite:" << (dir_ / "events.db").string() << "\"}\n"
+                        << "experiments: []\n"
+                        << "controller:\n"
+                        << "  gateway_admin: http://127.0.0.1:" << admin_port_ << "\n"
+                        << "  poll_interval: 500ms\n"
+                        << "  state: \"sqlite:" << (dir_ / "controller.db").string() << "\"\n"
+                        << "  models:\n"
+                        << "    - name: hyatt_booking_model\n"
+                        << "      max_duration: 60s\n"
+                        << "      experiment:\n"
+                        << "        routing_mode: user_hash\n"
+                        << "        payload_sample_rate: 0.5\n"
+                        << "        metrics: [{name: booked, type: binary, primary: true}]\n"
+                        << "        guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 1000}\n"
+                        << "      plan:\n"
+                        << "        - {name: canary, percent: 10, min_duration: 2s, min_units: 300}\n"
+                        << "        - {name: half, percent: 50, min_duration: 3s, min_units: 3000}\n"
+                        << "  retrain:\n"
+                        << "    model: hyatt_booking_model\n"
+                        << "    every: 1h\n"
+                        << "    min_new_labels: 1000\n"
+                        << "    top_ranked_only: true\n"
+                        << "    data_dir: \"" << (dir_ / "retrain").string() << "\"\n"
+                        << "    params: {max_depth: 3, rounds: 30}\n";
+  auto controller = StartController(config.string());
+  std::string log;
+  ASSERT_FALSE(WaitForLine(*controller, "started", 20000, &log).empty()) << log << controller->stderr_text();
+  auto traffic = StartTraffic(90);
+  ASSERT_FALSE(WaitForLine(*controller, "PROMOTED", 80000, &log).empty()) << log << controller->stderr_text();
+  const std::string retrained = WaitForLine(*controller, "retrained on", 30000, &log);
+  ASSERT_FALSE(retrained.empty()) << log << controller->stderr_text();
+  EXPECT_NE(retrained.find("v3 trained on"), std::string::npos) << retrained;
+  const std::string next = WaitForLine(*controller, "candidate v3 vs champion v2", 30000, &log);
+  ASSERT_FALSE(next.empty()) << log << controller->stderr_text();
+
+  // The candidate's run says which export it learnt from.
+  const std::string first = "hyatt_booking_model-v2-vs-v1";
+  const json::object v3 = Version("3");
+  EXPECT_NE(Tag(v3, "abgate.trained_on").find(first), std::string::npos);
+  ApiReply run = Api("GET", "runs/get?run_id=" + S(v3.at("run_id")));
+  ASSERT_EQ(run.status, 200) << run.body;
+  std::map<std::string, std::string> tags, params;
+  for (const auto& t : run["run"].as_object().at("data").as_object().at("tags").as_array()) {
+    tags[S(t.as_object().at("key"))] = S(t.as_object().at("value"));
+  }
+  for (const auto& t : run["run"].as_object().at("data").as_object().at("params").as_array()) {
+    params[S(t.as_object().at("key"))] = S(t.as_object().at("value"));
+  }
+  EXPECT_EQ(tags["abgate.training_data.experiment"], first);
+  EXPECT_GE(std::stoll(tags["abgate.training_data.rows"]), 1000);
+  EXPECT_NE(tags["abgate.training_data.range"].find(" to "), std::string::npos);
+  EXPECT_TRUE(fs::exists(tags["abgate.training_data.file"])) << tags["abgate.training_data.file"];
+  EXPECT_EQ(params["label"], "booked");
+  EXPECT_EQ(params["top_ranked_only"], "true");
+  EXPECT_EQ(params["max_depth"], "3");
+  EXPECT_EQ(params["num_boost_round"], "30");
+
+  // v3 serves in the gateway (in-process): its exposures appear in the store.
+  sqlite3* db = nullptr;
+  ASSERT_EQ(sqlite3_open((dir_ / "events.db").c_str(), &db), SQLITE_OK);
+  int64_t served = 0;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (served == 0 && std::chrono::steady_clock::now() < deadline) {
+    sqlite3_stmt* st = nullptr;
+    sqlite3_prepare_v2(db, "SELECT count(*) FROM exposures WHERE model_version = '3' AND status = 200", -1, &st, nullptr);
+    if (sqlite3_step(st) == SQLITE_ROW) served = sqlite3_column_int64(st, 0);
+    sqlite3_finalize(st);
+    if (served == 0) std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
+  sqlite3_close(db);
+  EXPECT_GT(served, 0);
+  // Only one retrain per `every`: the second test's end would not start another within the hour.
+  traffic->Signal(SIGTERM);
+  traffic->Wait(10000);
+  controller->Signal(SIGTERM);
+  EXPECT_EQ(controller->Wait(10000), 0);
+
+  // By hand: export the first test, train on it, and the folder is an MLflow model.
+  Subprocess exported({ABGATE_BINARY, "export", "training-data", "--store", "sqlite:" + (dir_ / "events.db").string(),
+                       "--experiment", first, "--output", (dir_ / "first.csv").string(), "--registry-uri", uri()});
+  ASSERT_EQ(exported.Wait(60000), 0) << exported.stderr_text();
+  EXPECT_NE(exported.stdout_text().find("unsampled"), std::string::npos) << exported.stdout_text();
+  Subprocess again({ABGATE_BINARY, "export", "training-data", "--store", "sqlite:" + (dir_ / "events.db").string(),
+                    "--experiment", first, "--output", (dir_ / "first.csv").string(), "--registry-uri", uri()});
+  EXPECT_EQ(again.Wait(60000), 1);  // never over a file that exists
+  EXPECT_NE(again.stderr_text().find("exists"), std::string::npos) << again.stderr_text();
+  Subprocess trained({ABGATE_BINARY, "train", "--data", (dir_ / "first.csv").string(), "--label", "booked",
+                      "--top-ranked-only", "--output", (dir_ / "by-hand").string()});
+  ASSERT_EQ(trained.Wait(60000), 0) << trained.stderr_text();
+  EXPECT_NE(trained.stdout_text().find("holdout AUC"), std::string::npos) << trained.stdout_text();
+  EXPECT_TRUE(fs::exists(dir_ / "by-hand" / "MLmodel"));
 }
 
 TEST_F(ControlTest, DemoPromotesAndRollsBack) {
