@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <utility>
@@ -166,6 +167,10 @@ struct ReadTuning {
   int64_t rows_per_chunk = 0;
   bool use_blocks = true;  // read the event blocks when they hold every row, else the rows
   bool request_labels = false;  // also fill AnalysisInput::request_labels (one per exposure)
+  // With request_labels: only for the requests it accepts (their request keys), so an export of
+  // a sampled 1% holds 1% of the exposures' labels; unset: every exposure. Called from the
+  // reader's workers concurrently.
+  std::function<bool(uint64_t request_key)> label_requests;
 };
 
 // Reads one experiment from an event store (events::EventReader): exposures

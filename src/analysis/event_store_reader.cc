@@ -144,6 +144,7 @@ class StoreReader {
         rows_per_chunk_(tuning.rows_per_chunk),
         use_blocks_(tuning.use_blocks),
         want_request_labels_(tuning.request_labels),
+        label_requests_(std::move(tuning.label_requests)),
         scans_(static_cast<size_t>(std::max(workers_, 2))) {
     input_.experiment = experiment;
     input_.unit = unit;
@@ -555,10 +556,11 @@ class StoreReader {
       });
     }
     if (want_request_labels_) {
-      r.request_labels.reserve(n);
+      if (!label_requests_) r.request_labels.reserve(n);
       i = 0;
       ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
         const size_t row = i++;
+        if (label_requests_ && !label_requests_(e.request_key)) return;
         const uint32_t u = s.row_unit[row];
         RequestLabels l{e.request_key, arm_index_[e.arm], s.units[u].first_ts, s.units[u].multiple_arms, false, {}};
         l.values.assign(s.values.begin() + u * m, s.values.begin() + (u + 1) * m);
@@ -649,6 +651,7 @@ class StoreReader {
   const int64_t rows_per_chunk_;
   const bool use_blocks_;
   const bool want_request_labels_;
+  const std::function<bool(uint64_t)> label_requests_;
   std::vector<ScanOutput> scans_;  // one per worker
   ArmTable arms_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms

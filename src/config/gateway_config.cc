@@ -694,10 +694,13 @@ absl::StatusOr<ControllerConfig> ParseControllerConfig(const json::value& v) {
       if (!e.is_object()) return e.Error("", "must be a mapping {model, every, min_new_labels, params}");
       RetrainConfig rc;
       ABGATE_ASSIGN_OR_RETURN(rc.model, e.String("model"));
-      if (std::none_of(c.models.begin(), c.models.end(), [&](const auto& m) { return m.name == rc.model; })) {
-        return e.Error("model", "must name one of controller.models");
-      }
+      auto model = std::find_if(c.models.begin(), c.models.end(), [&](const auto& m) { return m.name == rc.model; });
+      if (model == c.models.end()) return e.Error("model", "must name one of controller.models");
       ABGATE_ASSIGN_OR_RETURN(rc.experiment, e.String("experiment", ""));
+      if (rc.experiment.empty() && model->parsed.payload_sample_rate <= 0) {
+        return e.Error("model", StrCat("'", rc.model, "': its experiments store no payloads to train on; set "
+                                       "payload_sample_rate in its experiment: section"));
+      }
       ABGATE_ASSIGN_OR_RETURN(rc.every_us, e.DurationUs("every", rc.every_us));
       if (rc.every_us <= 0) return e.Error("every", "must be positive");
       ABGATE_ASSIGN_OR_RETURN(rc.min_new_labels, e.Int("min_new_labels", rc.min_new_labels));

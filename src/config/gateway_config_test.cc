@@ -270,5 +270,35 @@ TEST(ControllerConfig, ExampleParsesAndMistakesAreNamed) {
   EXPECT_NE(bad("      plan: [{percent: 10}]\n      shadow_gate: maybe\n").find("shadow_gate"), std::string::npos);
 }
 
+TEST(ConfigTest, Issue17RetrainSection) {
+  const std::string models =
+      "experiments: []\ncontroller:\n  models:\n    - name: m\n      experiment: {payload_sample_rate: 0.2}\n"
+      "      plan: [{percent: 10}]\n";
+  auto c = ParseGatewayConfig(models +
+                              "  retrain: {model: m, every: 12h, min_new_labels: 500, top_ranked_only: true,\n"
+                              "            params: {max_depth: 6, eta: 0.1, rounds: 80}}\n");
+  ASSERT_TRUE(c.ok()) << c.status();
+  ASSERT_EQ(c->controller->retrain.size(), 1u);
+  const RetrainConfig& r = c->controller->retrain[0];
+  EXPECT_EQ(r.model, "m");
+  EXPECT_EQ(r.every_us, int64_t{12} * 3600 * 1000000);
+  EXPECT_EQ(r.min_new_labels, 500);
+  EXPECT_TRUE(r.top_ranked_only);
+  EXPECT_TRUE(r.inverse_probability_weights);
+  EXPECT_EQ(r.rounds, 80);
+  EXPECT_EQ(r.params, (std::vector<std::pair<std::string, std::string>>{{"max_depth", "6"}, {"eta", "0.1"}}));
+  auto bad = [&](const std::string& base, const std::string& rest) {
+    return std::string(ParseGatewayConfig(base + rest).status().message());
+  };
+  EXPECT_NE(bad(models, "  retrain: {model: other}\n").find("must name one of controller.models"), std::string::npos);
+  EXPECT_NE(bad(models, "  retrain: [{model: m, min_new_labels: 0}]\n").find("retrain[0].min_new_labels"),
+            std::string::npos);
+  EXPECT_NE(bad(models, "  retrain: {model: m, wieght: ipw}\n").find("wieght"), std::string::npos);
+  EXPECT_NE(bad(models, "  retrain: {model: m, params: {rounds: 0}}\n").find("rounds"), std::string::npos);
+  // Nothing to train on: the model's experiments sample no payloads.
+  const std::string no_payloads = "experiments: []\ncontroller:\n  models:\n    - name: m\n      plan: [{percent: 10}]\n";
+  EXPECT_NE(bad(no_payloads, "  retrain: {model: m}\n").find("payload_sample_rate"), std::string::npos);
+}
+
 }  // namespace
 }  // namespace abgate::config

@@ -14,6 +14,7 @@
 #include <boost/json.hpp>
 
 #include "absl/container/flat_hash_map.h"
+#include "absl/container/flat_hash_set.h"
 #include "analysis/analysis.h"
 #include "common/hash64.h"
 #include "common/human.h"
@@ -199,17 +200,20 @@ absl::StatusOr<ExportSummary> ExportTrainingData(const ExportOptions& o) {
   const bool per_request = exp && exp->routing_mode == config::RoutingMode::kRequestRandom;
   const int64_t window_us = exp ? exp->attribution_window_us : 0;
 
-  // 2. Labels, attributed by the analysis' own reader.
-  analysis::ReadTuning tuning;
-  tuning.request_labels = true;
-  ABGATE_ASSIGN_OR_RETURN(analysis::AnalysisInput input,
-                          analysis::ReadEventStore(*reader, o.experiment, per_request ? "request" : "user", metrics,
-                                                   window_us, o.since_us, tuning));
-  for (const auto& m : input.metrics) sum.labels.push_back(m.name);
-  absl::flat_hash_map<uint64_t, const analysis::RequestLabels*> labels;
-  labels.reserve(input.request_labels.size());
-  for (const auto& l : input.request_labels) labels.try_emplace(l.request_key, &l);
-
+  // 2. The served requests, with their payloads where sampled.
+  std::vector<events::ServedRequest> served;
+  int64_t stored_probabilities = 0;
+  ABGATE_RETURN_IF_ERROR(reader->ReadServedRequests(o.experiment, o.since_us, [&](const events::ServedRequest& r) {
+    if (!o.arm.empty() && r.arm != o.arm) return;
+    ++sum.exposures;
+    if (!r.sampled) {
+      ++sum.unsampled;
+      return;
+    }
+    ++sum.sampled;
+    stored_probabilities += r.assignment_probability.has_value();
+    served.push_back(r);
+  }));
   // 3. Weights in force over time, for the assignment probability.
   std::vector<analysis::WeightPeriod> periods;
   if (exp) {
@@ -219,7 +223,6 @@ absl::StatusOr<ExportSummary> ExportTrainingData(const ExportOptions& o) {
       exp ? "the weight history: the assigned arm's share of the weights in force at the unit's first exposure (at the "
             "request for request_random)"
           : "unknown (no stored config): left empty";
-  int64_t stored_probabilities = 0;
   auto probability_from_weights = [&](const std::string& arm, int64_t ts_us) {
     if (!exp || periods.empty()) return kNaN;
     const analysis::WeightPeriod* in_force = &periods.front();
@@ -234,19 +237,6 @@ absl::StatusOr<ExportSummary> ExportTrainingData(const ExportOptions& o) {
     return total > 0 && !std::isnan(mine) ? mine / total : kNaN;
   };
 
-  // 4. The served requests, with their payloads where sampled.
-  std::vector<events::ServedRequest> served;
-  ABGATE_RETURN_IF_ERROR(reader->ReadServedRequests(o.experiment, o.since_us, [&](const events::ServedRequest& r) {
-    if (!o.arm.empty() && r.arm != o.arm) return;
-    ++sum.exposures;
-    if (!r.sampled) {
-      ++sum.unsampled;
-      return;
-    }
-    ++sum.sampled;
-    stored_probabilities += r.assignment_probability.has_value();
-    served.push_back(r);
-  }));
   sum.assignment_probability_source =
       stored_probabilities == 0 ? from_weights
                                 : StrCat("recorded by the gateway with each exposure (", stored_probabilities, " of ",
@@ -260,6 +250,21 @@ absl::StatusOr<ExportSummary> ExportTrainingData(const ExportOptions& o) {
     return absl::NotFoundError(StrCat(sum.exposures, " exposures of '", o.experiment,
                                       "' and none with a stored payload: set payload_sample_rate on the experiment"));
   }
+  // 4. Labels of the sampled requests, attributed by the analysis' own reader.
+  analysis::ReadTuning tuning;
+  tuning.request_labels = true;
+  absl::flat_hash_set<uint64_t> sampled_keys;
+  sampled_keys.reserve(served.size());
+  for (const auto& r : served) sampled_keys.insert(common::Hash64(r.request_id));
+  tuning.label_requests = [&sampled_keys](uint64_t key) { return sampled_keys.contains(key); };
+  ABGATE_ASSIGN_OR_RETURN(analysis::AnalysisInput input,
+                          analysis::ReadEventStore(*reader, o.experiment, per_request ? "request" : "user", metrics,
+                                                   window_us, o.since_us, tuning));
+  for (const auto& m : input.metrics) sum.labels.push_back(m.name);
+  absl::flat_hash_map<uint64_t, const analysis::RequestLabels*> labels;
+  labels.reserve(input.request_labels.size());
+  for (const auto& l : input.request_labels) labels.try_emplace(l.request_key, &l);
+
   std::sort(served.begin(), served.end(), [](const auto& a, const auto& b) {
     return a.ts_us != b.ts_us ? a.ts_us < b.ts_us : a.request_id < b.request_id;
   });
