@@ -1,16 +1,18 @@
 #!/usr/bin/env bash
-# The concurrent suites (HTTP server, event writer, gateway, admin, outcomes, sticky, whole
-# process, serving) built with ThreadSanitizer (clang, build-tsan/, ccache) and run: a data race
-# in the test binary or in a child `abgate` process fails the test. Extra arguments go to ctest.
+# The concurrent suites (HTTP server and its limits, event writer, gateway, admin, outcomes,
+# sticky, whole process, serving, the results cache, the network fault suite) built with
+# ThreadSanitizer (clang, build-tsan/, ccache) and run: a data race in the test binary or in a
+# child `abgate` process fails the test. Extra arguments go to ctest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 export CCACHE_BASEDIR="$PWD" CCACHE_NOHASHDIR=1
 cmake -S . -B build-tsan -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DCMAKE_CXX_COMPILER=clang++ \
   -DABGATE_SANITIZE=thread -DABGATE_BUILD_BENCH=OFF >/dev/null
-ninja -C build-tsan abgate http_test events_test gateway_integration_test serving_integration_test
+ninja -C build-tsan abgate http_test events_test gateway_integration_test serving_integration_test \
+  dashboard_test fault_test
 # halt_on_error: the first race ends the process with its report on stderr (the test fails).
 export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/scripts/tsan.supp"
 cd build-tsan
 ctest --output-on-failure -j2 --timeout 600 -E '^postgres\.' \
-  -R '^(ServerTest|BatchingWriterTest|GatewayTest|AdminTest|OutcomesTest|StickyTest|ProcessTest|ServingTest|Predictor)\.' "$@"
+  -R '^(ServerTest|LimitsTest|BatchingWriterTest|GatewayTest|AdminTest|OutcomesTest|StickyTest|ProcessTest|ServingTest|Predictor|ResultsCacheTest|DashboardApiTest|FaultTest|IdleFloodTest)\.' "$@"
