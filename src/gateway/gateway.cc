@@ -761,10 +761,12 @@ std::optional<Rejection> ParseOutcome(const json::value& v, size_t line, const E
   const CompiledExperiment* exp = snapshot.Find(out.experiment);
   if (!exp) return reject("UNKNOWN_EXPERIMENT", StrCat("no experiment named '", out.experiment, "'"));
   const config::MetricConfig* metric = nullptr;
+  bool covariate = false;  // a CUPED covariate a metric names (pre-period values, e.g. last year's revenue)
   for (const auto& m : exp->config.metrics) {
     if (m.name == out.metric) metric = &m;
+    covariate |= m.cuped_covariate == out.metric;
   }
-  if (!metric && !exp->config.metrics.empty()) {
+  if (!metric && !covariate && !exp->config.metrics.empty()) {
     return reject("UNKNOWN_METRIC", StrCat("experiment '", out.experiment, "' has no metric '", out.metric, "'"));
   }
   const json::value& value = o.at("value");

@@ -66,6 +66,10 @@ async function main() {
     const comparisons = await page.$eval('#comparisons', (t) => t.innerText);
     const shown = (primary.lift > 0 ? '+' : '') + Number((primary.lift * 100).toPrecision(4)) + '%';
     assert.ok(comparisons.includes(shown), `comparisons lack the lift ${shown}: ${comparisons}`);
+    // Revenue is CUPED-adjusted by last year's revenue: the row says so, with the raw numbers.
+    const revenue = report.comparisons.find((c) => c.metric === 'revenue');
+    assert.ok(revenue.cuped && revenue.cuped.applied, `revenue not adjusted: ${JSON.stringify(revenue)}`);
+    assert.ok(comparisons.includes('CUPED on pre_revenue: variance'), `comparisons lack the CUPED note: ${comparisons}`);
     // Charts drawn.
     // The traffic split comes from its own endpoint (…/traffic), polled apart from the results:
     // wait for it with a deadline rather than asserting at once.

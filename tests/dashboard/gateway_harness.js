@@ -64,7 +64,7 @@ experiments:
       - {name: B, version: '8', weight: ${weights[1]}, upstream: 'http://127.0.0.1:${models[1].address().port}/invocations'}
     metrics:
       - {name: booked, type: binary, primary: true}
-      - {name: revenue, type: continuous}
+      - {name: revenue, type: continuous, cuped: {covariate: pre_revenue}}
     guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 250}
 `;
   fs.writeFileSync(path.join(dir, 'gateway.yaml'), yaml);
@@ -102,7 +102,8 @@ experiments:
     return JSON.parse(text);
   };
   // `n` users u<from>…: one prediction each; about a third book (B's users a little more often,
-  // deterministic by user number), with revenue.
+  // deterministic by user number), with revenue; each user's revenue of last year (stamped a
+  // year ago: before the exposure) is the CUPED covariate.
   gw.traffic = async (from, n) => {
     const lines = [];
     for (let i = from; i < from + n; i++) {
@@ -114,6 +115,8 @@ experiments:
       assert.strictEqual(r.status, 200, text);
       const reply = JSON.parse(text);
       const threshold = reply.model_group === 'B' ? 45 : 30;
+      lines.push(JSON.stringify({ experiment: 'hyatt_booking_ab', unit_id: 'u' + i, metric: 'pre_revenue', value: 80 + (i % 50) + (i % 7),
+        ts: Math.floor(Date.now() / 1000) - 365 * 86400 }));
       if ((i * 37) % 100 < threshold) {
         lines.push(JSON.stringify({ experiment: 'hyatt_booking_ab', request_id: reply.request_id, metric: 'booked', value: 1 }));
         lines.push(JSON.stringify({ experiment: 'hyatt_booking_ab', request_id: reply.request_id, metric: 'revenue', value: 100 + (i % 50) }));

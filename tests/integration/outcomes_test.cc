@@ -15,7 +15,7 @@ class OutcomesTest : public GatewayFixture {
   void SetUp() override {
     GatewayFixture::SetUp();
     std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n"
-                                  "      - {name: revenue, type: continuous}\n");
+                                  "      - {name: revenue, type: continuous, cuped: {covariate: pre_revenue}}\n");
     yaml.replace(yaml.find("  flush_ms: 5\n"), 13, "  flush_ms: 5\n  max_outcome_batch: 50\n");
     StartGateway(yaml);
   }
@@ -62,6 +62,20 @@ TEST_F(OutcomesTest, JsonLinesKeepValidLinesAndExplainRejectedOnes) {
   EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 2);
   EXPECT_EQ(QueryInt("SELECT ts FROM outcomes WHERE request_id = 'r1'"), 1790000000500000);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes WHERE unit_id = '42' AND value = 180.5"), 1);
+}
+
+// Issue 18: a CUPED covariate (a pre-period value such as last year's revenue, stamped before the
+// exposure) is accepted like the metrics that name it; other undeclared metrics are not.
+TEST_F(OutcomesTest, ACupedCovariateIsAcceptedLikeTheMetricsThatNameIt) {
+  const auto r = Post(R"({"experiment":"hyatt_booking_ab","unit_id":"u1","metric":"pre_revenue","value":310.5,"ts":1700000000})"
+                      "\n"
+                      R"({"experiment":"hyatt_booking_ab","unit_id":"u1","metric":"pre_clicks","value":3})" "\n");
+  ASSERT_EQ(r.status, 200) << r.body;
+  const auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("stored"), 1);
+  ASSERT_EQ(v.at("rejected").as_array().size(), 1u);
+  EXPECT_EQ(v.at("rejected").at(0).at("error_code"), "UNKNOWN_METRIC");
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes WHERE metric = 'pre_revenue' AND ts = 1700000000000000"), 1);
 }
 
 TEST_F(OutcomesTest, ARetriedBatchIsStoredOnce) {
