@@ -562,8 +562,12 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
     const bool loss_worse = e.log_loss_p_value < in.alpha && e.log_loss_diff > 0;
     const bool auc_better = e.auc_p_value < in.alpha && e.auc_diff > 0;
     const bool loss_better = e.log_loss_p_value < in.alpha && e.log_loss_diff < 0;
-    e.shadow_worse = auc_worse || loss_worse;
-    e.shadow_better = !e.shadow_worse && (auc_better || loss_better);
+    // The ranking decides when the two disagree: a model that orders requests significantly
+    // better is not refused for a worse calibration (log loss), and one that orders them
+    // significantly worse is refused whatever its log loss. Log loss alone decides when the
+    // AUC difference is not significant.
+    e.shadow_worse = auc_worse || (loss_worse && !auc_better);
+    e.shadow_better = auc_better || (loss_better && !auc_worse);
     report.shadow_evaluation.push_back(std::move(e));
   }
 

@@ -214,8 +214,9 @@ struct ShadowEvaluation {
   double log_loss_diff = 0;
   Interval log_loss_diff_ci;
   double log_loss_p_value = 1;
-  // At alpha: AUC significantly lower or log loss significantly higher (worse), or AUC
-  // significantly higher or log loss significantly lower without the other worse (better).
+  // At alpha: the AUC significantly lower, or the log loss significantly higher while the AUC
+  // is not significantly higher (worse); the mirror image (better). The ranking (AUC) decides
+  // when the two disagree; never both.
   bool shadow_worse = false;
   bool shadow_better = false;
 };

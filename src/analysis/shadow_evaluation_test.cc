@@ -133,5 +133,37 @@ TEST_F(ShadowEvaluationTest, ABetterShadowIsSaidToBeBetterAndStepsFilterIt) {
   EXPECT_EQ(later->shadows[0].labels.size(), 1000u);
 }
 
+// A candidate that ranks requests better but is badly calibrated (every score above 0.5): its log
+// loss is worse, its AUC better. The ranking decides: not refused (the demo's strong candidate).
+TEST(ShadowEvaluationRule, TheRankingDecidesWhenAucAndLogLossDisagree) {
+  std::mt19937_64 rng(7);
+  std::normal_distribution<double> noise(0, 1);
+  std::uniform_real_distribution<double> u(0, 1);
+  AnalysisInput in;
+  in.experiment = "e";
+  in.arms = {{"A", "1", 100, 0, {}}, {"B", "2", 0, 0, {}}};
+  in.metrics = {MetricSpec("booked")};
+  ShadowPairs pairs{"A", "B", {}, {}, {}};
+  for (int i = 0; i < 3000; ++i) {
+    const int label = u(rng) < 0.3;
+    const double z = noise(rng);
+    pairs.scores.push_back(1 / (1 + std::exp(-(-1 + 0.8 * label + z))));
+    pairs.shadow_scores.push_back(0.5 + 0.49 / (1 + std::exp(-(-1 + 2.0 * label + 0.6 * z))));
+    pairs.labels.push_back(label);
+    in.units.push_back({0, i, {static_cast<double>(label)}});
+  }
+  in.shadows.push_back(pairs);
+  auto report = Analyze(in);
+  ASSERT_TRUE(report.ok()) << report.status();
+  const ShadowEvaluation& e = report->shadow_evaluation.at(0);
+  ASSERT_TRUE(e.insufficient_data.empty()) << e.insufficient_data;
+  EXPECT_GT(e.auc_diff, 0);
+  EXPECT_LT(e.auc_p_value, 0.05);
+  EXPECT_GT(e.log_loss_diff, 0);
+  EXPECT_LT(e.log_loss_p_value, 0.05);
+  EXPECT_FALSE(e.shadow_worse);
+  EXPECT_TRUE(e.shadow_better);
+}
+
 }  // namespace
 }  // namespace abgate::analysis
