@@ -611,6 +611,92 @@ TEST_F(AnalysisTest, AnInMemoryReaderGivesTheNumbersOfTheSqliteStore) {
   EXPECT_EQ(ReadEventStore(memory, "nope", "user", metrics).status().code(), absl::StatusCode::kNotFound);
 }
 
+// A follower (the dashboard's results) reads only what was stored since its last read, and its
+// report is the full read's to the last bit: as batches arrive (timestamps out of order), when
+// a row added by hand switches the store to rows, while rows are read, and when the blocks are
+// rebuilt.
+TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
+  const std::string db_path = (dir_ / "follow.db").string();
+  const std::string uri = "sqlite:" + db_path;
+  const GeneratedEvents g = Generate(17);
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  auto reader = events::OpenEventReader(uri);
+  ASSERT_TRUE(reader.ok());
+  struct Case {
+    std::string unit;
+    int64_t since;
+    ReadTuning tuning;
+    std::unique_ptr<EventStoreFollower> follower;
+  };
+  std::vector<Case> cases;
+  for (const std::string unit : {"user", "request"}) {
+    for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
+      for (const ReadTuning tuning : {ReadTuning{}, ReadTuning{3, 2, true}}) {
+        cases.push_back({unit, since, tuning, std::make_unique<EventStoreFollower>("exp", unit, metrics, 300'000, since)});
+      }
+    }
+  }
+  auto check = [&](const std::string& stage, bool incremental) {
+    for (auto& c : cases) {
+      const std::string what = StrCat(stage, " unit=", c.unit, " since=", c.since, " workers=", c.tuning.workers);
+      auto followed = c.follower->Read(**reader, c.tuning);
+      ASSERT_TRUE(followed.ok()) << followed.status() << " " << what;
+      EXPECT_EQ(c.follower->last_read_incremental(), incremental) << what;
+      auto full = ReadEventStore(uri, "exp", c.unit, metrics, 300'000, c.since, c.tuning);
+      ASSERT_TRUE(full.ok()) << full.status();
+      auto a = AnalyzeToJson(*followed), b = AnalyzeToJson(*full);
+      ASSERT_TRUE(a.ok() && b.ok()) << what;
+      EXPECT_EQ(json::serialize(*a), json::serialize(*b)) << what;
+    }
+  };
+  auto write = [&](size_t from, size_t to, events::EventSink& sink) {
+    for (size_t i = from; i < to; i += 100) {
+      const size_t n = std::min<size_t>(100, to - i);
+      const size_t o_from = std::min(g.outcomes.size(), i), o_to = std::min(g.outcomes.size(), i + n);
+      ASSERT_TRUE(sink.WriteBatch(std::span(g.exposures).subspan(i, n), {},
+                                  std::span(g.outcomes).subspan(o_from, o_to - o_from))
+                      .ok());
+    }
+  };
+  auto hand_insert = [&] {
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
+    ASSERT_EQ(sqlite3_exec(db,
+                           "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, "
+                           "model_name, model_version, routing_mode, status, latency_us, score, fallback, in_experiment) "
+                           "VALUES ('r-by-hand', 1500000, 'exp', 'u-by-hand', 0, 'A', 'A', NULL, '7', 'user_hash', 200, "
+                           "1000, 0.5, 0, 1)",
+                           nullptr, nullptr, nullptr),
+              SQLITE_OK);
+    sqlite3_close(db);
+  };
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    write(0, 1000, **sink);
+    check("first read", false);
+    write(1000, 1500, **sink);
+    check("new batches", true);
+    check("nothing new", true);
+    // A row added by hand: the blocks no longer hold every row, so the rows are read (all of
+    // them), and while the sink runs it keeps writing rows the blocks do not cover.
+    hand_insert();
+    check("a row by hand: rows", false);
+    write(1500, 2000, **sink);
+    check("rows, new batches", true);
+  }
+  // The next sink rebuilds the blocks: read whole again, then only new blocks.
+  {
+    auto sink = events::SqliteEventSink::Open(db_path);
+    ASSERT_TRUE(sink.ok());
+    check("blocks rebuilt", false);
+    write(2000, 2500, **sink);
+    check("more batches after the rebuild", true);
+    write(2500, g.exposures.size(), **sink);
+    check("the last batches", true);
+  }
+}
+
 TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {
   const std::string db_path = (dir_ / "damaged.db").string();
   {

@@ -87,6 +87,7 @@ class ArmTable {
   }
   // After the scan (no lock).
   std::vector<Arm>& arms() { return arms_; }
+  void Clear() { arms_.clear(); }
 
  private:
   std::mutex mu_;
@@ -103,6 +104,20 @@ struct ScanOutput {
   std::vector<std::tuple<std::string, std::string, uint32_t>> arm_cache;  // name, version, ArmTable index
   absl::Status status;
 };
+
+}  // namespace
+
+// What an EventStoreFollower keeps between reads: every event read so far, in store order, as
+// one scan task of one worker would have produced it, the arms met, and where the store's scan
+// ended.
+struct EventStoreFollower::State {
+  ScanOutput kept;
+  ArmTable arms;
+  events::ScanCursor cursor;
+  bool last_incremental = false;
+};
+
+namespace {
 
 // A unit partition's share of the result.
 struct PartitionResult {
@@ -133,8 +148,11 @@ class PhaseLog {
 class StoreReader {
  public:
   StoreReader(events::EventReader& reader, const std::string& experiment, const std::string& unit,
-              std::vector<MetricSpec> metrics, int64_t window_us, int64_t since_us, ReadTuning tuning)
-      : reader_(reader),
+              std::vector<MetricSpec> metrics, int64_t window_us, int64_t since_us, ReadTuning tuning,
+              EventStoreFollower::State* follow = nullptr)
+      : follow_(follow),
+        arms_(follow ? follow->arms : own_arms_),
+        reader_(reader),
         experiment_(experiment),
         request_units_(unit == "request"),
         metrics_(std::move(metrics)),
@@ -173,11 +191,28 @@ class StoreReader {
     for (const events::ShadowRow& row : shadow_rows_) {
       if (row.score && row.shadow_score && row.status < 300) shadow_keys_.insert(common::Hash64(row.request_id));
     }
-    ABGATE_RETURN_IF_ERROR(Scan());
-    for (const auto& scan : scans_) {
-      if (!scan.status.ok()) return scan.status;
+    absl::Status scanned = Scan();
+    for (const auto& scan : scans_) scanned.Update(scan.status);
+    if (!scanned.ok()) {
+      // What was kept may now hold part of a scan: the next read starts over.
+      if (follow_) {
+        follow_->kept = ScanOutput();
+        follow_->arms.Clear();
+        follow_->cursor = {};
+      }
+      return scanned;
     }
     log.Mark("scan");
+    if (follow_) Fold();
+    auto result = Compute(log);
+    if (follow_) {  // the rows stay for the next read
+      follow_->kept = std::move(scans_[0]);
+    }
+    return result;
+  }
+
+ private:
+  absl::StatusOr<AnalysisInput> Compute(PhaseLog& log) {
     int64_t exposures = 0;
     for (const auto& scan : scans_) {
       for (int64_t n : scan.arm_exposures) exposures += n;
@@ -194,7 +229,30 @@ class StoreReader {
     return std::move(input_);
   }
 
- private:
+  // Follower: this scan's rows appended, in task order, to the kept ones (which a scan that
+  // was not incremental emptied first), and the kept rows put where the phases below read: one
+  // output, one task. Store order throughout, so the result is the full read's to the last bit.
+  void Fold() {
+    ScanOutput& kept = follow_->kept;
+    common::ParallelFor(workers_, kPartitions, [&](int, size_t p) {
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p,
+                     [&](const ExposureRow& e) { kept.exposures[p].push_back(e); });
+      ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p,
+                     [&](const OutcomeRow& o) { kept.outcomes[p].push_back(o); });
+      ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
+                     [&](const OutcomeRow& o) { kept.request_outcomes[p].push_back(o); });
+    });
+    for (const auto& scan : scans_) {
+      if (kept.arm_exposures.size() < scan.arm_exposures.size()) kept.arm_exposures.resize(scan.arm_exposures.size());
+      for (size_t i = 0; i < scan.arm_exposures.size(); ++i) kept.arm_exposures[i] += scan.arm_exposures[i];
+    }
+    follow_->cursor = cursor_;
+    follow_->last_incremental = incremental_;
+    scans_.clear();
+    scans_.push_back(std::move(kept));
+    marks_.assign(1, TaskMark{});
+  }
+
   // ---- 1. Scan ----------------------------------------------------------------------------
 
   // The store's scan (events::EventReader) cut into tasks that the workers take in turn, each
@@ -210,7 +268,14 @@ class StoreReader {
     request.workers = workers_;
     request.rows_per_chunk = rows_per_chunk_;
     request.use_blocks = use_blocks_;
+    if (follow_) request.after = follow_->cursor;
     ABGATE_ASSIGN_OR_RETURN(auto scan, reader_.ScanEvents(request));
+    incremental_ = scan->incremental();
+    cursor_ = scan->cursor();
+    if (follow_ && !incremental_) {  // everything again: forget what was kept
+      follow_->kept = ScanOutput();
+      follow_->arms.Clear();
+    }
     Reserve(scan->expected_exposures(), scan->expected_outcomes());
     std::vector<Visitor> visitors;
     visitors.reserve(scans_.size());
@@ -583,6 +648,7 @@ class StoreReader {
     common::ParallelFor(workers_, kPartitions, [&](int worker, size_t p) {
       ProcessPartition(p, scratch[static_cast<size_t>(worker)], results[p]);
       for (auto& scan : scans_) {  // done with them: the memory goes back before the next partition
+        if (follow_) break;  // a follower keeps them
         std::vector<ExposureRow>().swap(scan.exposures[p]);
         std::vector<OutcomeRow>().swap(scan.outcomes[p]);
       }
@@ -633,6 +699,9 @@ class StoreReader {
     }
   }
 
+  EventStoreFollower::State* const follow_;  // null for a one-off read
+  ArmTable own_arms_;
+  ArmTable& arms_;  // the follower's, or own_arms_
   events::EventReader& reader_;
   const std::string& experiment_;
   const bool request_units_;
@@ -652,8 +721,9 @@ class StoreReader {
   const bool use_blocks_;
   const bool want_request_labels_;
   const std::function<bool(uint64_t)> label_requests_;
-  std::vector<ScanOutput> scans_;  // one per worker
-  ArmTable arms_;
+  std::vector<ScanOutput> scans_;  // one per worker (a follower's kept rows, after Fold)
+  bool incremental_ = false;       // the scan read only what was stored after the follower's cursor
+  events::ScanCursor cursor_;
   std::vector<int> arm_index_;  // ArmTable index → index in input_.arms
   std::vector<TaskMark> marks_;  // one per scan task
   std::vector<std::vector<std::vector<OutcomeRow>>> joined_;  // [request partition][unit partition]
@@ -679,5 +749,50 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
   ABGATE_ASSIGN_OR_RETURN(auto reader, events::OpenEventReader(store_uri));
   return ReadEventStore(*reader, experiment, unit, std::move(metrics), attribution_window_us, since_us, tuning);
 }
+
+EventStoreFollower::EventStoreFollower(std::string experiment, std::string unit, std::vector<MetricSpec> metrics,
+                                       int64_t attribution_window_us, int64_t since_us)
+    : experiment_(std::move(experiment)),
+      unit_(std::move(unit)),
+      metrics_(std::move(metrics)),
+      window_us_(attribution_window_us),
+      since_us_(since_us),
+      state_(std::make_unique<State>()) {}
+
+EventStoreFollower::~EventStoreFollower() = default;
+
+bool EventStoreFollower::Follows(const std::string& unit, const std::vector<MetricSpec>& metrics,
+                                 int64_t attribution_window_us, int64_t since_us) const {
+  if (unit != unit_ || metrics.size() != metrics_.size() || attribution_window_us != window_us_ ||
+      since_us != since_us_) {
+    return false;
+  }
+  for (size_t i = 0; i < metrics.size(); ++i) {
+    if (metrics[i].name != metrics_[i].name || metrics[i].kind != metrics_[i].kind ||
+        metrics[i].cuped_covariate != metrics_[i].cuped_covariate) {
+      return false;
+    }
+  }
+  return true;
+}
+
+absl::StatusOr<AnalysisInput> EventStoreFollower::Read(events::EventReader& reader, ReadTuning tuning) {
+  if (unit_ != "user" && unit_ != "request") return absl::InvalidArgumentError("unit must be user or request");
+  if (metrics_.empty()) return absl::InvalidArgumentError("at least one metric is needed");
+  return StoreReader(reader, experiment_, unit_, metrics_, window_us_, since_us_, tuning, state_.get()).Read();
+}
+
+int64_t EventStoreFollower::kept_events() const {
+  int64_t n = 0;
+  for (size_t p = 0; p < kPartitions; ++p) {
+    n += static_cast<int64_t>(state_->kept.exposures[p].size() + state_->kept.outcomes[p].size() +
+                              state_->kept.request_outcomes[p].size());
+  }
+  return n;
+}
+
+bool EventStoreFollower::last_read_incremental() const { return state_->last_incremental; }
+
+bool EventStoreFollower::can_resume() const { return state_->cursor.valid; }
 
 }  // namespace abgate::analysis

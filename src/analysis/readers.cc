@@ -211,12 +211,11 @@ absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string&
   return ReadShadowSummary(*reader, experiment, since_us);
 }
 
-absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader,
-                                                       const config::ExperimentConfig& experiment,
-                                                       const std::string& unit, std::vector<MetricSpec> metrics,
-                                                       int64_t since_us) {
-  auto read = ReadEventStore(reader, experiment.name, unit, std::move(metrics), experiment.attribution_window_us,
-                             since_us);
+namespace {
+
+// The arms laid out as `experiment` configures them (see ReadConfiguredExperiment).
+absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const config::ExperimentConfig& experiment,
+                                        absl::StatusOr<AnalysisInput> read) {
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
   std::vector<ArmInfo> arms;
@@ -259,6 +258,22 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& read
     if (periods->size() > 1) input.weight_periods = *std::move(periods);
   }
   return input;
+}
+
+}  // namespace
+
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader,
+                                                       const config::ExperimentConfig& experiment,
+                                                       const std::string& unit, std::vector<MetricSpec> metrics,
+                                                       int64_t since_us) {
+  return Configure(reader, experiment,
+                   ReadEventStore(reader, experiment.name, unit, std::move(metrics), experiment.attribution_window_us,
+                                  since_us));
+}
+
+absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader, EventStoreFollower& follower,
+                                                       const config::ExperimentConfig& experiment) {
+  return Configure(reader, experiment, follower.Read(reader));
 }
 
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,

@@ -75,6 +75,16 @@ class EventVisitor {
   virtual void Outcomes(const OutcomeBatch& batch) = 0;
 };
 
+// Where a scan ended, so the next one can read only what was stored after it (a dashboard's
+// refresh folds new events into what it kept). Stores whose new rows always come after the
+// ones already read (SQLite: one writer, rowids in commit order) give one; others (PostgreSQL:
+// sequence values are not in commit order, heap pages are reused) do not.
+struct ScanCursor {
+  bool valid = false;  // false: read everything
+  bool blocks = false;  // the positions are event blocks' (else rows')
+  int64_t exposures = 0, outcomes = 0;  // the last position read in each table
+};
+
 struct ScanRequest {
   std::string experiment;
   int64_t since_us = 0;               // only events at or after it
@@ -85,6 +95,7 @@ struct ScanRequest {
   int workers = 1;                    // the caller's threads (each gets its own connection)
   int64_t rows_per_chunk = 0;         // per task: rowids, blocks or heap pages; 0: from the tables' sizes
   bool use_blocks = true;             // read the event blocks when they hold every row, else the rows
+  ScanCursor after;                   // read only the events stored after it, when the store can
 
   // The time filter of one table's scan.
   int64_t SinceUs(bool outcomes) const { return outcomes ? outcomes_since_us.value_or(since_us) : since_us; }
@@ -97,6 +108,12 @@ class EventScan {
   // About how many events the scan will deliver (for reserving memory; may be far off).
   virtual int64_t expected_exposures() const = 0;
   virtual int64_t expected_outcomes() const = 0;
+  // True when the scan delivers only the events stored after request.after (false: every
+  // event; the caller must drop what it kept, e.g. because the store switched between rows and
+  // blocks).
+  virtual bool incremental() const { return false; }
+  // Where this scan ends, for the next request's `after`; invalid when the store cannot resume.
+  virtual ScanCursor cursor() const { return {}; }
   // Delivers task `task`'s events to `visitor`, in store order. `worker` in [0, workers) names
   // the calling thread. Blocking. InvalidArgument for a damaged event block, Unavailable when
   // the store cannot be read.

@@ -89,7 +89,18 @@ class SqliteScan : public EventScan {
     const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
     exposure_rows = RowidRange(*db, exposures);
     if (db->HasTable(outcomes)) outcome_rows = RowidRange(*db, outcomes);
-    if (blocks_) {
+    // One writer appends, so rows (and blocks) stored after the last scan have larger rowids,
+    // and every rowid up to the max read here is committed. Resuming needs the same kind of
+    // positions, and positions that still exist (a store rebuilt behind our back reads whole).
+    const ScanCursor& after = request_.after;
+    incremental_ = after.valid && after.blocks == blocks_ && after.exposures <= exposure_rows.second &&
+                   after.outcomes <= std::max<int64_t>(outcome_rows.second, 0);
+    cursor_ = {true, blocks_, std::max<int64_t>(exposure_rows.second, 0), std::max<int64_t>(outcome_rows.second, 0)};
+    if (incremental_) {
+      exposure_rows.first = std::max(exposure_rows.first, after.exposures + 1);
+      outcome_rows.first = std::max(outcome_rows.first, after.outcomes + 1);
+      expected_exposures_ = expected_outcomes_ = 0;  // a refresh's few events need no reserve
+    } else if (blocks_) {
       auto events = [&](const char* table) {
         auto n = db->QueryInt(StrCat("SELECT coalesce(sum(rows), 0) FROM ", table, " WHERE experiment = ?"),
                               {request_.experiment});
@@ -112,6 +123,8 @@ class SqliteScan : public EventScan {
   size_t tasks() const override { return chunks_.size(); }
   int64_t expected_exposures() const override { return expected_exposures_; }
   int64_t expected_outcomes() const override { return expected_outcomes_; }
+  bool incremental() const override { return incremental_; }
+  ScanCursor cursor() const override { return cursor_; }
 
   absl::Status Run(size_t task, int worker, EventVisitor& visitor) override {
     const Chunk& chunk = chunks_[task];
@@ -219,6 +232,8 @@ class SqliteScan : public EventScan {
   const std::string path_;
   const ScanRequest request_;
   bool blocks_ = false;
+  bool incremental_ = false;
+  ScanCursor cursor_;
   int64_t expected_exposures_ = 0, expected_outcomes_ = 0;
   std::vector<Chunk> chunks_;
   std::vector<std::unique_ptr<Worker>> workers_;  // by worker; the step functions point at them

@@ -221,8 +221,34 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     return out;
   }
   const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
-  auto input = analysis::ReadConfiguredExperiment(config_.events.store, e->config, unit,
-                                                  analysis::MetricsOf(e->config), key.since_us);
+  const std::vector<analysis::MetricSpec> metrics = analysis::MetricsOf(e->config);
+  // The key's follower reads only what was stored since its last read (same result as a full
+  // read); a new one when the experiment's metrics, unit or window changed.
+  std::shared_ptr<analysis::EventStoreFollower> follower;
+  {
+    absl::MutexLock lock(&followers_mu_);
+    Followed& f = followers_[key];
+    if (!f.follower || !f.follower->Follows(unit, metrics, e->config.attribution_window_us, key.since_us)) {
+      f = {std::make_shared<analysis::EventStoreFollower>(key.experiment, unit, metrics,
+                                                          e->config.attribution_window_us, key.since_us),
+           0};
+    }
+    follower = f.follower;
+  }
+  auto input = analysis::ReadConfiguredExperiment(*results_reader_, *follower, e->config);
+  {
+    // Kept only where it saves a read (a store that can resume a scan) and within the memory
+    // bound: ~40 bytes per event, kFollowedEvents events over every key.
+    constexpr int64_t kFollowedEvents = 8'000'000;
+    absl::MutexLock lock(&followers_mu_);
+    auto it = followers_.find(key);
+    if (it != followers_.end() && it->second.follower == follower) {
+      it->second.kept = follower->kept_events();
+      int64_t total = 0;
+      for (const auto& [_, f] : followers_) total += f.kept;
+      if (!follower->can_resume() || total > kFollowedEvents || followers_.size() > 64) followers_.erase(it);
+    }
+  }
   if (!input.ok()) {
     out.status = input.status();
     return out;
@@ -232,7 +258,7 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     out.status = report.status();
     return out;
   }
-  auto shadow = analysis::ReadShadowSummary(config_.events.store, key.experiment, key.since_us);
+  auto shadow = analysis::ReadShadowSummary(*results_reader_, key.experiment, key.since_us);
   if (shadow.ok() && *shadow) {
     if (auto typed = analysis::ShadowFromJson(json::value(std::move(**shadow))); typed.ok()) report->shadow = *typed;
   }

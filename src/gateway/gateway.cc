@@ -395,6 +395,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
   }
   if (!c.outcomes.token_env.empty()) gw->outcomes_token_ = std::getenv(c.outcomes.token_env.c_str());
   ABGATE_ASSIGN_OR_RETURN(gw->sink_, events::OpenEventSink(c.events.store));
+  ABGATE_ASSIGN_OR_RETURN(gw->results_reader_, events::OpenEventReader(c.events.store));
   gw->shared_store_ = common::IsSharedStore(c.events.store);
 
   Gateway* self = gw.get();

@@ -23,13 +23,16 @@
 
 #include <boost/json/value.hpp>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
 #include "common/random.h"
 #include "common/worker_thread.h"
 #include "config/gateway_config.h"
 #include "dashboard/results_cache.h"
 #include "events/batching_writer.h"
+#include "events/event_reader.h"
 #include "events/event_sink.h"
 #include "gateway/experiment_set.h"
 #include "gateway/metrics.h"
@@ -38,6 +41,10 @@
 #include "http/io_pool.h"
 #include "http/router.h"
 #include "http/server.h"
+
+namespace abgate::analysis {
+class EventStoreFollower;
+}  // namespace abgate::analysis
 
 namespace abgate::gateway {
 
@@ -168,6 +175,16 @@ class Gateway {
   common::WorkerThread admin_thread_;
   // GET …/results and …/traffic: analyses on their own threads, shared and cached (admin_api.cc).
   std::unique_ptr<dashboard::ResultsCache> results_;
+  std::unique_ptr<events::EventReader> results_reader_;
+  // Per results key, what its analyses read so far, so a refresh reads only new events (a
+  // follower is used by its key's one running computation at a time; `kept` is its size after
+  // its last read, for the memory bound).
+  struct Followed {
+    std::shared_ptr<analysis::EventStoreFollower> follower;
+    int64_t kept = 0;
+  };
+  absl::Mutex followers_mu_;
+  std::map<dashboard::ResultsKey, Followed> followers_ ABSL_GUARDED_BY(followers_mu_);
   common::WorkerThread store_thread_;  // blocking store reads of the request path (shared stores)
   bool shared_store_ = false;          // PostgreSQL: other gateways write the same assignments
   bool claims_failing_ = false;        // touched on store_thread_ only (one log line per change)
