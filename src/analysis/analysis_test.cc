@@ -619,7 +619,9 @@ TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
   const std::string db_path = (dir_ / "follow.db").string();
   const std::string uri = "sqlite:" + db_path;
   const GeneratedEvents g = Generate(17);
-  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  // With a CUPED covariate: its outcomes before each unit's first exposure are read from the start.
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary},
+                                           {"revenue", MetricKind::kContinuous, "clicks"}};
   auto reader = events::OpenEventReader(uri);
   ASSERT_TRUE(reader.ok());
   struct Case {
