@@ -225,7 +225,8 @@ absl::StatusOr<TrainedOnExport> TrainOnData(const TrainingData& d, const Trainin
   TrainedOnExport out;
   out.params = DefaultParams();
   for (const auto& [k, v] : o.params) {
-    auto it = std::find_if(out.params.begin(), out.params.end(), [&](const auto& p) { return p.first == k; });
+    // An init-capture: clang 14 cannot capture a structured binding itself (fuzz/sanitizer builds).
+    auto it = std::find_if(out.params.begin(), out.params.end(), [&key = k](const auto& p) { return p.first == key; });
     if (it != out.params.end()) {
       it->second = v;
     } else {
