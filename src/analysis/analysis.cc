@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <future>
+#include <limits>
 
 #include <boost/json.hpp>
 
@@ -189,6 +190,50 @@ void AdjustFamily(std::vector<ComparisonReport*> family, std::string_view method
 
 namespace {
 absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in);
+
+// The bandit section of the report (see BanditReport): IPW rate per arm from the recorded
+// assignment probabilities (Hájek's estimator, stats::IpwMeans), the posterior probability
+// that each arm is best (Monte Carlo with a fixed seed, so the same data gives the same
+// number), and each arm's share of the traffic now.
+BanditReport BanditSection(const AnalysisInput& in) {
+  const int k = static_cast<int>(in.arms.size());
+  BanditReport b;
+  b.metric = in.metrics[in.primary].name;
+  b.floor = in.bandit->floor;
+  b.note = "traffic followed the outcomes (bandit), so fixed-horizon p-values do not apply: rates are "
+           "inverse-propensity weighted and arms ranked by the posterior probability of being best";
+  const std::vector<stats::BanditArm> evidence = BanditEvidence(in);
+  common::Xoshiro256 rng(0xab6a7e18);
+  auto best = stats::ThompsonWeights(evidence, 0, 100000, rng);
+  double total_weight = 0;
+  for (const auto& a : in.arms) total_weight += a.weight;
+  std::vector<std::vector<stats::PropensityObservation>> per_arm(k);
+  for (const auto& u : in.units) {
+    if (!(u.propensity > 0 && u.propensity <= 1)) {
+      ++b.without_probability;
+      continue;
+    }
+    per_arm[u.arm].push_back({0, u.values[in.primary] > 0 ? 1.0 : 0.0, static_cast<double>(u.propensity)});
+  }
+  for (int a = 0; a < k; ++a) {
+    BanditArmReport o;
+    o.arm = in.arms[a].name;
+    o.requests = evidence[a].trials;
+    o.successes = evidence[a].successes;
+    o.weight = total_weight > 0 ? in.arms[a].weight / total_weight : 0;
+    o.prob_best = best.ok() ? (*best)[a] : 0;
+    auto ipw = stats::IpwMeans(per_arm[a], 1, in.alpha);
+    if (ipw.ok()) {
+      o.ipw_mean = (*ipw)[0].mean;
+      o.ipw_ci = ToInterval((*ipw)[0].ci);
+    } else {
+      o.insufficient_data = per_arm[a].size() < 2 ? "fewer than 2 requests with a recorded probability"
+                                                  : std::string(ipw.status().message());
+    }
+    b.arms.push_back(std::move(o));
+  }
+  return b;
+}
 }  // namespace
 
 std::vector<std::string> CovariatesOf(const std::vector<MetricSpec>& metrics) {
@@ -199,6 +244,25 @@ std::vector<std::string> CovariatesOf(const std::vector<MetricSpec>& metrics) {
     }
   }
   return out;
+}
+
+std::string UnitOf(const config::ExperimentConfig& experiment) {
+  return experiment.routing_mode == config::RoutingMode::kRequestRandom ||
+                 experiment.routing_mode == config::RoutingMode::kBandit
+             ? "request"
+             : "user";
+}
+
+std::vector<stats::BanditArm> BanditEvidence(const AnalysisInput& in) {
+  std::vector<stats::BanditArm> arms(in.arms.size());
+  const int64_t cutoff = in.maturity_us > 0 && in.as_of_us > 0 ? in.as_of_us - in.maturity_us : std::numeric_limits<int64_t>::max();
+  for (const auto& u : in.units) {
+    if (u.first_ts_us > cutoff || u.arm < 0 || u.arm >= static_cast<int>(arms.size())) continue;
+    if (in.primary < 0 || static_cast<size_t>(in.primary) >= u.values.size()) continue;
+    ++arms[u.arm].trials;
+    if (u.values[in.primary] > 0) ++arms[u.arm].successes;
+  }
+  return arms;
 }
 
 absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
@@ -569,6 +633,14 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
     e.shadow_worse = auc_worse || (loss_worse && !auc_better);
     e.shadow_better = auc_better || (loss_better && !auc_worse);
     report.shadow_evaluation.push_back(std::move(e));
+  }
+  // Bandits: traffic followed the outcomes, so no fixed-horizon (or sequential) comparison is
+  // reported; the bandit section estimates the rates by IPW and ranks the arms instead.
+  if (in.bandit) {
+    report.bandit = BanditSection(in);
+    report.comparisons.clear();
+    report.chi_squared.clear();
+    report.timeline.clear();
   }
 
   // The decision, by the one rule (decision.h); serving guardrails are added by callers that

@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "analysis/report.h"
 #include "config/gateway_config.h"
+#include "stats/bandit.h"
 #include "stats/moments.h"
 #include "stats/tests.h"
 
@@ -48,6 +49,9 @@ struct UnitObservation {
   // One per metric (0 when the unit had no outcome), then one per covariate of
   // AnalysisInput::covariates (0 without pre-exposure outcomes); inline up to 4.
   absl::InlinedVector<double, 4> values;
+  // Bandits (request units): the probability the request's arm was drawn with, as the gateway
+  // recorded it; 0 when none was (another mode, an override, an older row).
+  float propensity = 0;
 };
 
 // One scored prediction with its binary label, for model quality.
@@ -136,6 +140,12 @@ struct AnalysisInput {
   // units first exposed in it (a unit is assigned by the weights in force at its first
   // exposure), and the report says so. Empty or one entry: the arms' weights throughout.
   std::vector<WeightPeriod> weight_periods;
+  // A bandit experiment: the report gets its bandit section (IPW rates, probability best) and
+  // no fixed-horizon comparisons, which do not apply to adaptively assigned traffic.
+  struct Bandit {
+    double floor = 0;
+  };
+  std::optional<Bandit> bandit;
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
   std::string adjustment = "holm";  // of the secondary family: "holm", "bh" or "none"
@@ -145,6 +155,12 @@ struct AnalysisInput {
 // made by `Decide` without serving counters. InvalidArgument for inconsistent input;
 // per-metric shortages (too little data) become explicit "insufficient data" entries, never NaN.
 absl::StatusOr<Report> Analyze(const AnalysisInput& input);
+
+// A bandit's evidence per arm (in the order of input.arms): requests whose outcomes can be
+// complete (the maturity rule of Analyze) as trials, and those with a positive value of the
+// primary metric as successes. What the gateway's Thompson sampling and the report's
+// probability-best both use.
+std::vector<stats::BanditArm> BanditEvidence(const AnalysisInput& input);
 
 // Renderers of the report, for people: numbers rounded to at most 4 significant digits.
 std::string RenderText(const Report& report);
@@ -238,7 +254,11 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& read
                                                        const config::ExperimentConfig& experiment);
 
 // The metrics of an experiment's config, primary first (a binary `booked` when it declares none).
+// A bandit's metric is its primary metric.
 std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment);
+// The analysis unit of an experiment: "request" where each request is assigned afresh
+// (request_random, bandit), else "user".
+std::string UnitOf(const config::ExperimentConfig& experiment);
 
 // `since_us` > 0 keeps only exposures and outcomes at or after it (one phase of a ramp: the
 // controller analyses each rollout step on its own, so the split it checks is that step's).

@@ -499,13 +499,15 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
   auto check_all = [&](const std::string& stage) { CheckAgainstRecomputation("sqlite:" + db_path, g, stage); };
   check_all("written with blocks");
 
-  // A store from before the blocks (schema version 2): the reader falls back to rows, and the
-  // next sink to open it fills the blocks in.
+  // A store from before the blocks (schema version 2, without the bandits' assignment
+  // probability of version 4): the reader falls back to rows, and the next sink to open it
+  // fills the blocks in and adds the column.
   {
     sqlite3* db = nullptr;
     ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
     ASSERT_EQ(sqlite3_exec(db,
                            "DROP TABLE exposure_blocks; DROP TABLE outcome_blocks; DROP TABLE block_coverage; "
+                           "ALTER TABLE exposures DROP COLUMN assignment_probability; DROP TABLE bandit_weights; "
                            "DELETE FROM schema_version; "
                            "INSERT INTO schema_version VALUES (2)",
                            nullptr, nullptr, nullptr),
@@ -518,11 +520,16 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
     sqlite3* db = nullptr;
     sqlite3_stmt* st = nullptr;
     ASSERT_EQ(sqlite3_open(db_path.c_str(), &db), SQLITE_OK);
-    sqlite3_prepare_v2(db, "SELECT (SELECT sum(rows) FROM exposure_blocks), (SELECT max(version) FROM schema_version)", -1,
-                       &st, nullptr);
+    sqlite3_prepare_v2(db,
+                       "SELECT (SELECT sum(rows) FROM exposure_blocks), (SELECT max(version) FROM schema_version), "
+                       "(SELECT count(*) FROM pragma_table_info('exposures') WHERE name = 'assignment_probability'), "
+                       "(SELECT count(*) FROM bandit_weights)",
+                       -1, &st, nullptr);
     ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
     EXPECT_GT(sqlite3_column_int64(st, 0), 2000);
-    EXPECT_EQ(sqlite3_column_int(st, 1), 3);
+    EXPECT_EQ(sqlite3_column_int(st, 1), 4);
+    EXPECT_EQ(sqlite3_column_int(st, 2), 1);
+    EXPECT_EQ(sqlite3_column_int(st, 3), 0);
     sqlite3_finalize(st);
     sqlite3_close(db);
   }

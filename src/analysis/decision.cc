@@ -133,6 +133,43 @@ GuardrailResult PrimaryWorse(const Report& r, const std::string& metric, const s
 
 }  // namespace
 
+namespace {
+
+// A bandit never has a fixed-horizon winner: its traffic followed the outcomes, so the tests
+// behind a promotion do not apply. It keeps running (the bandit already sends most traffic to
+// the arm most likely best) and says which arm that is and how sure the posterior is; only a
+// failed serving guardrail (error rate, latency: counters, not the adaptive comparison) rolls
+// back. Promoting a bandit's leader is a person's call (POST …/promote with the winner).
+Decision DecideBandit(const Report& r, Decision d) {
+  const BanditReport& b = *r.bandit;
+  if (!d.failed_arms.empty()) {
+    d.action = "rollback";
+    for (const auto& g : d.guardrails) {
+      if (g.status == GuardrailResult::Status::kFail) {
+        d.reason = StrCat("bandit arm ", g.arm, " failed its ", g.name, " guardrail: ", g.detail);
+        break;
+      }
+    }
+    return d;
+  }
+  d.action = "continue";
+  const BanditArmReport* best = nullptr;
+  for (const auto& a : b.arms) {
+    if (!best || a.prob_best > best->prob_best) best = &a;
+  }
+  if (!best || best->requests == 0) {
+    d.reason = "bandit: no outcomes yet; fixed-horizon p-values do not apply to a bandit";
+    return d;
+  }
+  std::string rate = best->ipw_mean ? StrCat(", ", b.metric, " ", Human(*best->ipw_mean), " (IPW)") : "";
+  d.reason = StrCat("bandit: ", best->arm, " is best with posterior probability ", HumanChance(best->prob_best), rate,
+                    ", serving ", HumanPercent(best->weight, 3),
+                    " of traffic; fixed-horizon p-values do not apply to a bandit, so no winner is declared");
+  return d;
+}
+
+}  // namespace
+
 Decision Decide(const Report& r, const DecisionPolicy& policy, const std::map<std::string, ServingHealth>& serving) {
   Decision d;
   d.metric = policy.primary_metric.empty() ? r.primary_metric : policy.primary_metric;
@@ -163,6 +200,7 @@ Decision Decide(const Report& r, const DecisionPolicy& policy, const std::map<st
     }
   }
   d.srm_mismatch = r.srm.checked && r.srm.mismatch;
+  if (r.bandit) return DecideBandit(r, std::move(d));
 
   // The primary family: the best significant improvement among treatments that passed.
   const ComparisonReport* winner = nullptr;

@@ -49,20 +49,40 @@ absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader&
     return w;
   };
   // Each audited change's `after` starts a period; the first change's `before` (the YAML the
-  // gateway started from) was in force until then.
-  std::vector<WeightPeriod> periods;
+  // gateway started from) was in force until then. A bandit's recomputations are not audited
+  // one by one: each row of its compact weight history (bandit_weights) starts a period too.
+  std::vector<std::pair<int64_t, std::vector<double>>> changes;  // (from, weights), in time order
   auto add = [&](int64_t start_us, const std::string& text) {
     if (text.empty()) return;  // a deletion, or an action that names no config
     auto c = ParseStored(text, "audited config");
     if (!c.ok() || c->name != experiment.name) return;
-    std::vector<double> w = weights_of(*c);
-    if (!periods.empty() && periods.back().weights == w) return;
-    periods.push_back({start_us, std::move(w)});
+    changes.emplace_back(start_us, weights_of(*c));
   };
   ABGATE_ASSIGN_OR_RETURN(const std::vector<events::AuditedConfig> history, reader.ReadConfigHistory(experiment.name));
   for (const events::AuditedConfig& change : history) {
-    if (periods.empty()) add(0, change.before_json);
+    if (changes.empty()) add(0, change.before_json);
     add(change.ts_us, change.after_json);
+  }
+  // (Only for bandits: a PostgreSQL store no newer gateway has opened has no such table.)
+  if (experiment.routing_mode == config::RoutingMode::kBandit) {
+    ABGATE_ASSIGN_OR_RETURN(const std::vector<events::BanditWeights> updates, reader.ReadBanditWeights(experiment.name));
+    for (const events::BanditWeights& u : updates) {
+      boost::system::error_code ec;
+      const json::value v = json::parse(u.weights_json, ec);
+      if (ec || !v.is_object()) continue;
+      std::vector<double> w;
+      for (const auto& arm : experiment.arms) {
+        const json::value* x = v.as_object().if_contains(arm.name);
+        w.push_back(x && x->is_number() ? x->to_number<double>() : 0.0);
+      }
+      changes.emplace_back(u.ts_us, std::move(w));
+    }
+  }
+  std::stable_sort(changes.begin(), changes.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
+  std::vector<WeightPeriod> periods;
+  for (auto& [start_us, w] : changes) {
+    if (!periods.empty() && periods.back().weights == w) continue;
+    periods.push_back({start_us, std::move(w)});
   }
   if (periods.empty()) periods.push_back({0, weights_of(experiment)});
   periods.front().start_us = 0;

@@ -251,6 +251,7 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
   input.as_of_us = std::chrono::duration_cast<std::chrono::microseconds>(
                        std::chrono::system_clock::now().time_since_epoch()).count();
   input.weights_known = experiment.ramp.empty();  // with a ramp, weights changed over time
+  if (experiment.bandit) input.bandit = AnalysisInput::Bandit{experiment.bandit->floor};
   // Admin changes and ramp steps changed the weights over time: SRM is checked per period.
   if (input.weights_known) {
     auto periods = ReadWeightHistory(reader, experiment);

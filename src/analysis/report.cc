@@ -316,7 +316,51 @@ ShadowSummary ShadowFromReader(const json::value& v, const std::string& path, ab
   return s;
 }
 
+BanditReport BanditFromReader(const json::value& v, const std::string& path, absl::Status* status) {
+  Reader r(&v, path, status);
+  BanditReport b;
+  if (!r.ok()) return b;
+  b.metric = r.Str("metric");
+  b.floor = r.Num("floor", false);
+  b.without_probability = r.Int("without_probability", false);
+  b.note = r.Str("note", false);
+  if (const auto* arms = r.Array("arms")) {
+    for (size_t i = 0; i < arms->size() && status->ok(); ++i) {
+      Reader ar(&(*arms)[i], StrCat(r.Path("arms"), "[", i, "]"), status);
+      if (!ar.ok()) break;
+      BanditArmReport a;
+      a.arm = ar.Str("arm");
+      a.requests = ar.Int("requests");
+      a.successes = ar.Int("successes");
+      a.weight = ar.Num("weight", false);
+      a.prob_best = ar.Num("prob_best");
+      a.ipw_mean = ar.OptNum("ipw_mean");
+      a.ipw_ci = ar.OptInterval("ipw_ci");
+      a.insufficient_data = ar.Str("insufficient_data", false);
+      b.arms.push_back(std::move(a));
+    }
+  }
+  return b;
+}
+
 }  // namespace
+
+json::object ToJson(const BanditReport& b) {
+  json::array arms;
+  for (const auto& a : b.arms) {
+    json::object o{{"arm", a.arm},           {"requests", a.requests}, {"successes", a.successes},
+                   {"weight", a.weight},     {"prob_best", a.prob_best}};
+    if (a.ipw_mean) o["ipw_mean"] = *a.ipw_mean;
+    if (a.ipw_ci) o["ipw_ci"] = Pair(*a.ipw_ci);
+    if (!a.insufficient_data.empty()) o["insufficient_data"] = a.insufficient_data;
+    arms.push_back(std::move(o));
+  }
+  return json::object{{"metric", b.metric},
+                      {"floor", b.floor},
+                      {"arms", std::move(arms)},
+                      {"without_probability", b.without_probability},
+                      {"note", b.note}};
+}
 
 json::object ToJson(const ShadowSummary& s) {
   json::object o{{"arm", s.arm},
@@ -504,6 +548,7 @@ json::object ToJson(const Report& r) {
     }
     report["shadow_evaluation"] = std::move(evaluations);
   }
+  if (r.bandit) report["bandit"] = ToJson(*r.bandit);
   return report;
 }
 
@@ -696,6 +741,7 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
       out.shadow_evaluation.push_back(std::move(e));
     }
   }
+  if (const auto* b = r.Find("bandit"); b && !b->is_null()) out.bandit = BanditFromReader(*b, "report.bandit", &status);
   if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
   if (!status.ok()) return status;
   return out;

@@ -224,6 +224,30 @@ struct ShadowEvaluation {
 boost::json::object ToJson(const ShadowSummary& s);
 absl::StatusOr<ShadowSummary> ShadowFromJson(const boost::json::value& json);
 
+// A bandit experiment (routing_mode: bandit): traffic followed the outcomes, so the
+// fixed-horizon comparisons do not apply and none is reported. Each arm's rate is estimated by
+// inverse-propensity weighting of its requests (each weighted by 1 / the probability it was
+// drawn with, as the gateway recorded it), and the arms are ranked by the posterior
+// probability of being best.
+struct BanditArmReport {
+  std::string arm;
+  int64_t requests = 0;   // requests whose outcomes can be complete (Thompson's trials)
+  int64_t successes = 0;  // of them, with a positive metric
+  double weight = 0;      // its share of the traffic now
+  double prob_best = 0;   // P(best) under Beta(1 + successes, 1 + failures) posteriors
+  std::optional<double> ipw_mean;
+  std::optional<Interval> ipw_ci;
+  std::string insufficient_data;  // non-empty: no IPW estimate
+};
+struct BanditReport {
+  std::string metric;
+  double floor = 0;
+  std::vector<BanditArmReport> arms;
+  int64_t without_probability = 0;  // requests with no recorded probability (overrides, older rows): not in IPW
+  std::string note;                 // why there are no p-values, for people
+};
+boost::json::object ToJson(const BanditReport& b);
+
 struct Report {
   std::string experiment;
   std::string unit = "user";
@@ -244,6 +268,7 @@ struct Report {
   std::vector<TimelineSeries> timeline;
   std::optional<ShadowSummary> shadow;
   std::vector<ShadowEvaluation> shadow_evaluation;  // one per (served arm, shadow arm)
+  std::optional<BanditReport> bandit;  // bandit experiments only
 
   const ArmReport* Arm(std::string_view name) const;
   const ComparisonReport* Comparison(std::string_view metric, std::string_view treatment) const;

@@ -74,6 +74,14 @@ absl::StatusOr<Allocation> Allocation::Create(std::vector<double> weights, doubl
       // The same double GrowthBook compares: (fnv % 10000) / 10000.
       step.table[k] = static_cast<int8_t>(ChooseVariation(k / 10000.0, step.ranges));
     }
+    // The exact chance of each arm for a uniformly drawn bucket: its share of the 10000 buckets
+    // (GrowthBook's ranges, quantised), not the raw weight.
+    std::vector<uint32_t> buckets(num_arms, 0);
+    for (uint32_t k = 0; k < kNumBuckets; ++k) {
+      if (step.table[k] >= 0) ++buckets[step.table[k]];
+    }
+    step.probability.resize(num_arms);
+    for (size_t arm = 0; arm < num_arms; ++arm) step.probability[arm] = static_cast<double>(buckets[arm]) / kNumBuckets;
     if (s > 0) {
       // Monotone ramps: an arm whose weight does not decrease keeps all of its buckets.
       const Step& prev = a.steps_.back();

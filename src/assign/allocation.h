@@ -43,6 +43,9 @@ class Allocation {
   }
   // Normalised weights (sum 1) and GrowthBook ranges in force at `elapsed_us`.
   std::span<const double> WeightsAt(int64_t elapsed_us) const { return StepAt(elapsed_us).normalized; }
+  // The probability that a uniformly drawn bucket lands in `arm` at `elapsed_us` (its share of
+  // the 10000 buckets): the assignment probability of a request routed at random (bandits).
+  double ProbabilityAt(int arm, int64_t elapsed_us) const { return StepAt(elapsed_us).probability[arm]; }
   // Index of the ramp step in force (0 = the base weights) at `elapsed_us`.
   int StepIndexAt(int64_t elapsed_us) const;
 
@@ -55,6 +58,7 @@ class Allocation {
     std::vector<double> normalized;
     std::vector<BucketRange> ranges;
     std::vector<int8_t> table;  // kNumBuckets entries: arm index or -1
+    std::vector<double> probability;  // per arm: its buckets / kNumBuckets
   };
   Allocation() = default;
   const Step& StepAt(int64_t elapsed_us) const { return steps_[StepIndexAt(elapsed_us)]; }

@@ -19,6 +19,18 @@ TEST(AllocationTest, TableAgreesWithGrowthBookRangesForEveryBucket) {
   }
 }
 
+TEST(AllocationTest, ProbabilityIsTheArmsShareOfBuckets) {
+  auto a = Allocation::Create({0.1234567, 0.8765433}, 0.9);
+  ASSERT_TRUE(a.ok()) << a.status();
+  int counts[2] = {0, 0};
+  for (uint32_t k = 0; k < kNumBuckets; ++k) {
+    if (const int arm = a->ArmForBucket(k, 0); arm >= 0) ++counts[arm];
+  }
+  EXPECT_NEAR(a->ProbabilityAt(0, 0), counts[0] / 10000.0, 1e-12);
+  EXPECT_NEAR(a->ProbabilityAt(1, 0), counts[1] / 10000.0, 1e-12);
+  EXPECT_NEAR(a->ProbabilityAt(0, 0) + a->ProbabilityAt(1, 0), 0.9, 1.5e-4);  // 9001 buckets: GrowthBook's ranges
+}
+
 TEST(AllocationTest, SplitsTenThousandUnitsWithinTolerance) {
   auto a = Allocation::Create({80, 20}, 1.0);
   ASSERT_TRUE(a.ok());

@@ -173,7 +173,7 @@ int Run(const Args& a) {
       }
       if (!exp) return Fail(StrCat("no experiment named '", a.experiment, "' in ", a.config));
       if (store.empty()) store = cfg->events.store;
-      if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
+      if (a.unit.empty()) unit = analysis::UnitOf(*exp);
       metrics = analysis::MetricsOf(*exp);
     }
     // Without a YAML, the experiment as it ran: the config last stored through the admin API
@@ -185,7 +185,7 @@ int Run(const Args& a) {
       stored = *std::move(from_store);
       if (stored) {
         exp = &*stored;
-        if (a.unit.empty() && exp->routing_mode == config::RoutingMode::kRequestRandom) unit = "request";
+        if (a.unit.empty()) unit = analysis::UnitOf(*exp);
         if (!exp->metrics.empty()) metrics = analysis::MetricsOf(*exp);
       }
     }

@@ -1,6 +1,8 @@
 // abgate assign --config FILE --experiment NAME UNIT...: prints UNIT<TAB>ARM (or UNIT<TAB>-
 // outside coverage, outside the experiment's namespace range, or in the global holdout) with
-// exactly the functions the gateway uses.
+// exactly the functions the gateway uses. A bandit draws every request afresh, so no unit has
+// an arm: it prints the chance of each arm under the weights in force (the stored config, as
+// the gateway serves it), the same numbers the gateway records in each exposure.
 #include <CLI/CLI.hpp>
 
 #include <cstdio>
@@ -12,6 +14,7 @@
 #include "assign/allocation.h"
 #include "assign/eligibility.h"
 #include "assign/hash.h"
+#include "analysis/analysis.h"
 #include "cli/commands.h"
 #include "config/gateway_config.h"
 #include "config/json_reader.h"
@@ -24,12 +27,16 @@ Command AddAssign(CLI::App& app) {
     std::string config;
     std::string experiment;
     std::string at = "0s";
+    std::string store;
     std::vector<std::string> units;
   };
   auto args = std::make_shared<Args>();
   cmd->add_option("--config,-c", args->config, "YAML config file")->required();
   cmd->add_option("--experiment,-e", args->experiment, "experiment name")->required();
   cmd->add_option("--elapsed", args->at, "time since the experiment started, for ramps (e.g. 36h); default 0s");
+  cmd->add_option("--store", args->store,
+                  "event store holding changes made through the admin API (default: the config's events.store; "
+                  "read for bandits, whose weights live there)");
   cmd->add_option("units", args->units, "unit ids")->required();
   return {cmd, [args]() -> int {
     auto config = config::LoadGatewayConfig(args->config);
@@ -45,6 +52,20 @@ Command AddAssign(CLI::App& app) {
       std::fprintf(stderr, "abgate assign: no experiment named '%s' in %s\n", args->experiment.c_str(),
                    args->config.c_str());
       return 1;
+    }
+    // A bandit's weights are recomputed in the gateway and stored: read them where it does.
+    std::optional<config::ExperimentConfig> stored;
+    if (exp->routing_mode == config::RoutingMode::kBandit || !args->store.empty()) {
+      const std::string store = args->store.empty() ? config->events.store : args->store;
+      auto from_store = analysis::ReadStoredExperiment(store, exp->name);
+      if (!from_store.ok()) {
+        std::fprintf(stderr, "abgate assign: %s: %s\n", store.c_str(), std::string(from_store.status().message()).c_str());
+        return 1;
+      }
+      if (*from_store) {
+        stored = std::move(*from_store);
+        exp = &*stored;
+      }
     }
     auto elapsed = config::ParseDurationUs(args->at);
     if (!elapsed.ok()) {
@@ -69,8 +90,19 @@ Command AddAssign(CLI::App& app) {
     std::optional<assign::NamespaceRange> ns;
     if (exp->namespace_range) ns = assign::NamespaceRange{exp->namespace_range->name, exp->namespace_range->low,
                                                           exp->namespace_range->high};
+    const bool bandit = exp->routing_mode == config::RoutingMode::kBandit;
+    std::string chances = "bandit:";  // each arm's chance per request, as the gateway records it
+    for (size_t i = 0; i < names.size(); ++i) {
+      char p[32];
+      std::snprintf(p, sizeof p, "%.6g", allocation->ProbabilityAt(static_cast<int>(i), *elapsed));
+      chances += " " + names[i] + "=" + p;
+    }
     for (const auto& unit : args->units) {
       const bool excluded = holdout.Contains(unit) || (ns && !assign::InNamespace(*ns, unit));
+      if (bandit) {
+        std::printf("%s\t%s\n", unit.c_str(), excluded ? "-" : chances.c_str());
+        continue;
+      }
       const int arm = excluded ? -1 : allocation->ArmForBucket(hasher.Bucket(unit), *elapsed);
       std::printf("%s\t%s\n", unit.c_str(), arm < 0 ? "-" : names[arm].c_str());
     }

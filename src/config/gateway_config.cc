@@ -24,6 +24,7 @@ std::string_view RoutingModeName(RoutingMode mode) {
     case RoutingMode::kRequestRandom: return "request_random";
     case RoutingMode::kUserHash: return "user_hash";
     case RoutingMode::kSticky: return "sticky";
+    case RoutingMode::kBandit: return "bandit";
   }
   return "?";
 }
@@ -32,8 +33,9 @@ absl::StatusOr<RoutingMode> ParseRoutingMode(std::string_view name) {
   if (name == "request_random") return RoutingMode::kRequestRandom;
   if (name == "user_hash") return RoutingMode::kUserHash;
   if (name == "sticky") return RoutingMode::kSticky;
+  if (name == "bandit") return RoutingMode::kBandit;
   return absl::InvalidArgumentError(StrCat(
-      "unknown routing_mode '", name, "' (use request_random, user_hash or sticky)"));
+      "unknown routing_mode '", name, "' (use request_random, user_hash, sticky or bandit)"));
 }
 
 std::string_view ExperimentStateName(ExperimentState state) {
@@ -378,6 +380,24 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
       e.namespace_range = std::move(n);
     }
   }
+  {
+    JsonReader b = r.Child("bandit");
+    if (!b.value().is_null()) {
+      if (!b.is_object()) return r.Error("bandit", "must be {metric, floor, update_interval}");
+      BanditConfig bandit;
+      ABGATE_ASSIGN_OR_RETURN(bandit.metric, b.String("metric"));
+      ABGATE_ASSIGN_OR_RETURN(bandit.floor, b.Number("floor", bandit.floor));
+      ABGATE_ASSIGN_OR_RETURN(bandit.update_interval_us, b.DurationUs("update_interval", bandit.update_interval_us));
+      ABGATE_RETURN_IF_ERROR(b.CheckNoUnknownKeys());
+      e.bandit = std::move(bandit);
+      // The bandit's metric decides: it is the primary metric unless another one is declared
+      // primary (which ValidateBandit refuses).
+      const bool any_primary = std::any_of(e.metrics.begin(), e.metrics.end(), [](const auto& m) { return m.primary; });
+      for (auto& m : e.metrics) {
+        if (!any_primary && m.name == e.bandit->metric) m.primary = true;
+      }
+    }
+  }
   ABGATE_ASSIGN_OR_RETURN(e.payload_sample_rate, r.Number("payload_sample_rate", 0));
   if (e.payload_sample_rate < 0 || e.payload_sample_rate > 1) return r.Error("payload_sample_rate", "must be in [0, 1]");
   ABGATE_ASSIGN_OR_RETURN(e.payload_max_bytes, r.Int("payload_max_bytes", e.payload_max_bytes));
@@ -453,6 +473,51 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
   if (e.guardrails.max_p99_latency_ms < 0) {
     return absl::InvalidArgumentError("guardrails.max_p99_latency_ms must be >= 0");
   }
+  return ValidateBandit(e);
+}
+
+absl::Status ValidateBandit(const ExperimentConfig& e) {
+  const bool bandit_mode = e.routing_mode == RoutingMode::kBandit;
+  if (!bandit_mode) {
+    if (e.bandit) return absl::InvalidArgumentError("bandit: only with routing_mode: bandit");
+    return absl::OkStatus();
+  }
+  if (!e.bandit) {
+    return absl::InvalidArgumentError(
+        "routing_mode bandit needs bandit: {metric: NAME, floor: F, update_interval: DURATION}");
+  }
+  const BanditConfig& b = *e.bandit;
+  const size_t k = e.arms.size();
+  if (k < 2) return absl::InvalidArgumentError("bandit: a bandit needs at least two arms");
+  if (b.metric.empty()) return absl::InvalidArgumentError("bandit.metric is required: the binary metric to maximise");
+  const MetricConfig* metric = nullptr;
+  for (const auto& m : e.metrics) {
+    if (m.name == b.metric) metric = &m;
+  }
+  if (!metric) {
+    return absl::InvalidArgumentError(StrCat("bandit.metric '", b.metric,
+                                             "' must be one of the experiment's metrics (list it under metrics "
+                                             "with type: binary)"));
+  }
+  if (metric->type != MetricType::kBinary) {
+    return absl::InvalidArgumentError(StrCat("bandit.metric '", b.metric, "' is ", MetricTypeName(metric->type),
+                                             ": Thompson sampling here needs a binary metric (0 or 1 per request)"));
+  }
+  if (!metric->primary) {
+    return absl::InvalidArgumentError(StrCat("bandit.metric '", b.metric,
+                                             "' must be the primary metric: the bandit maximises it and the analysis "
+                                             "decides on it (mark it primary: true, or no metric primary)"));
+  }
+  if (!(b.floor >= 0 && b.floor * static_cast<double>(k) <= 1 + 1e-12)) {
+    return absl::InvalidArgumentError(StrCat("bandit.floor ", b.floor, " × ", k,
+                                             " arms must be at most 1 (each arm keeps at least the floor): use a "
+                                             "floor in [0, ",
+                                             1.0 / static_cast<double>(k), "]"));
+  }
+  if (b.update_interval_us < kMinBanditIntervalUs || b.update_interval_us > kMaxBanditIntervalUs) {
+    return absl::InvalidArgumentError("bandit.update_interval must be between 1s and 24h");
+  }
+  if (!e.ramp.empty()) return absl::InvalidArgumentError("ramp: a bandit sets its own weights; remove the ramp");
   return absl::OkStatus();
 }
 
@@ -531,6 +596,11 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
   if (e.namespace_range) {
     o["namespace"] = json::object{{"name", e.namespace_range->name},
                                   {"range", json::array{e.namespace_range->low, e.namespace_range->high}}};
+  }
+  if (e.bandit) {
+    o["bandit"] = json::object{{"metric", e.bandit->metric},
+                               {"floor", e.bandit->floor},
+                               {"update_interval", StrCat(e.bandit->update_interval_us / 1000, "ms")}};
   }
   if (e.payload_sample_rate != 0) {
     o["payload_sample_rate"] = e.payload_sample_rate;

@@ -18,7 +18,9 @@
 
 namespace abgate::config {
 
-enum class RoutingMode { kRequestRandom, kUserHash, kSticky };
+// kBandit: each request drawn at random with weights a Thompson-sampling updater recomputes
+// every `bandit.update_interval` from the attributed outcomes (see BanditConfig).
+enum class RoutingMode { kRequestRandom, kUserHash, kSticky, kBandit };
 std::string_view RoutingModeName(RoutingMode mode);
 absl::StatusOr<RoutingMode> ParseRoutingMode(std::string_view name);
 
@@ -84,6 +86,17 @@ struct HoldoutConfig {
   std::string seed = "abgate-holdout";
 };
 
+// routing_mode: bandit. Thompson sampling on the binary `metric` (one of the experiment's
+// metrics), every arm kept at >= `floor` of the traffic (floor × arms <= 1), the weights
+// recomputed every `update_interval` (1 s to 24 h).
+struct BanditConfig {
+  std::string metric;
+  double floor = 0.05;
+  int64_t update_interval_us = 60'000'000;
+};
+inline constexpr int64_t kMinBanditIntervalUs = 1'000'000;
+inline constexpr int64_t kMaxBanditIntervalUs = 86'400'000'000;
+
 struct ExperimentConfig {
   std::string name;
   std::string model;  // registry model name
@@ -112,6 +125,7 @@ struct ExperimentConfig {
   double shadow_percent = 0;
   // Only units whose namespace hash falls in the range enter (GrowthBook's inNamespace).
   std::optional<NamespaceConfig> namespace_range;
+  std::optional<BanditConfig> bandit;  // with routing_mode: bandit (and only then)
 
   int ControlIndex() const;
   // Where an arm without `upstream` loads its model from: the arm's `model`, else
@@ -262,6 +276,10 @@ absl::StatusOr<GatewayConfig> ParseGatewayConfigJson(const boost::json::value& r
 absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const boost::json::value& v,
                                                        const std::string& path = "experiment");
 absl::Status ValidateExperiment(const ExperimentConfig& e);
+// The bandit rules (part of ValidateExperiment): `bandit` present exactly with routing_mode
+// bandit, at least two arms, `metric` one of the experiment's binary metrics, floor × arms <= 1,
+// update_interval in [1s, 24h], no ramp. InvalidArgument naming the key otherwise.
+absl::Status ValidateBandit(const ExperimentConfig& e);
 // Running experiments in one namespace must have disjoint ranges (else they could share a
 // unit): FailedPrecondition naming both experiments otherwise.
 absl::Status ValidateNamespaces(const std::vector<const ExperimentConfig*>& experiments);

@@ -218,6 +218,69 @@ TEST(GatewayConfigTest, Issue14AliasBombAndSelfReferenceAreRefused) {
   EXPECT_EQ(ok->at("use").at("x").as_int64(), 1);
 }
 
+std::string BanditYaml(std::string_view bandit, std::string_view metrics = "[{name: booked, type: binary}]",
+                       int arms = 2) {
+  std::string yaml = "experiments:\n  - name: e\n    routing_mode: bandit\n    metrics: " + std::string(metrics) +
+                     "\n    bandit: " + std::string(bandit) + "\n    arms:\n";
+  for (int i = 0; i < arms; ++i) {
+    yaml += "      - {name: A" + std::to_string(i) + ", weight: 1, upstream: 'http://h:1/x'}\n";
+  }
+  return yaml;
+}
+
+TEST(GatewayConfigTest, Issue18BanditParsesAndRoundTrips) {
+  auto c = ParseGatewayConfig(BanditYaml("{metric: booked, floor: 0.1, update_interval: 30s}"));
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& e = c->experiments[0];
+  EXPECT_EQ(e.routing_mode, RoutingMode::kBandit);
+  ASSERT_TRUE(e.bandit);
+  EXPECT_EQ(e.bandit->metric, "booked");
+  EXPECT_DOUBLE_EQ(e.bandit->floor, 0.1);
+  EXPECT_EQ(e.bandit->update_interval_us, 30'000'000);
+  EXPECT_TRUE(e.metrics[0].primary);  // the bandit's metric decides
+  const auto j = ExperimentToJson(e);
+  auto back = ParseExperimentConfig(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(boost::json::serialize(ExperimentToJson(*back)), boost::json::serialize(j));
+}
+
+TEST(GatewayConfigTest, Issue18BanditMistakesAreNamed) {
+  // floor × arms must be at most 1.
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked, floor: 0.3}", "[{name: booked, type: binary}]", 4))
+                .find("bandit.floor 0.3 × 4 arms must be at most 1"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked, floor: -0.1}")).find("bandit.floor"), std::string::npos);
+  // The metric must be a binary metric of the experiment.
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: revenue}")).find("bandit.metric 'revenue' must be one of the experiment's metrics"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: revenue}", "[{name: revenue, type: continuous}]"))
+                .find("bandit.metric 'revenue' is continuous"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{floor: 0.1}")).find("bandit.metric is required"), std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked}", "[{name: booked}, {name: clicked, primary: true}]"))
+                .find("must be the primary metric"),
+            std::string::npos);
+  // update_interval bounds.
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked, update_interval: 100ms}")).find("between 1s and 24h"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked, update_interval: 25h}")).find("between 1s and 24h"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked, update_intervall: 1m}")).find("bandit.update_intervall: unknown key"),
+            std::string::npos);
+  // Bandit mode needs the section, the section needs bandit mode, and two arms.
+  EXPECT_NE(ErrorOf("experiments: [{name: e, routing_mode: bandit, arms: [{name: A, weight: 1, upstream: 'http://h:1/x'}, "
+                    "{name: B, weight: 1, upstream: 'http://h:1/x'}]}]")
+                .find("routing_mode bandit needs bandit: {metric"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf("experiments: [{name: e, metrics: [{name: booked}], bandit: {metric: booked}, arms: [{name: A, "
+                    "weight: 1, upstream: 'http://h:1/x'}]}]")
+                .find("only with routing_mode: bandit"),
+            std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked}", "[{name: booked}]", 1)).find("at least two arms"), std::string::npos);
+  EXPECT_NE(ErrorOf(BanditYaml("{metric: booked}") + "    ramp: [{after: 1h, weights: [1, 1]}]\n").find("remove the ramp"),
+            std::string::npos);
+}
+
 TEST(GatewayConfigTest, ExperimentRoundTripsThroughJson) {
   auto c = LoadGatewayConfig(std::string(ABGATE_SOURCE_DIR) + "/examples/hyatt.yaml");
   ASSERT_TRUE(c.ok());

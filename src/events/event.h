@@ -37,6 +37,9 @@ struct Exposure {
   std::optional<double> score;  // first prediction, when it is a number
   bool fallback = false;      // served by control after the assigned arm failed
   bool in_experiment = true;  // false: outside coverage, paused or stopped (not analysed)
+  // Bandits: the probability with which `assigned_arm` was drawn for this request (the weights
+  // in force); the analysis weights each request by its inverse. Unset in other modes.
+  std::optional<double> assignment_probability;
   // Set for sampled units only (experiment payload_sample_rate): the scoring payload sent to
   // the model and the model's reply, each cut at payload_max_bytes.
   std::optional<std::string> request_payload;

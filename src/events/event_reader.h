@@ -162,6 +162,12 @@ struct ServedRequest {
   bool truncated = false;
 };
 
+// One recomputation of a bandit's weights (table bandit_weights).
+struct BanditWeights {
+  int64_t ts_us = 0;
+  std::string weights_json;  // {"A": 0.1, "B": 0.9}
+};
+
 // A metric the store has outcomes for: binary when every value is 0 or 1.
 struct StoredMetric {
   std::string name;
@@ -194,6 +200,8 @@ class EventReader {
   // Blocking.
   virtual absl::Status ReadServedRequests(const std::string& experiment, int64_t since_us,
                                           const std::function<void(const ServedRequest&)>& visit) = 0;
+  // A bandit's weight history (every recomputation), oldest first. Blocking.
+  virtual absl::StatusOr<std::vector<BanditWeights>> ReadBanditWeights(const std::string& experiment) = 0;
 };
 
 // Opens the reader of the store named by `uri` (common/store_uri.h); no I/O until a read.

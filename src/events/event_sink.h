@@ -52,14 +52,26 @@ class EventSink {
     std::string name;
     std::string config_json;  // empty: deleted
   };
+  // One recomputation of a bandit's weights: the compact weight history (table bandit_weights)
+  // that stands in for an audit record per update.
+  struct BanditUpdate {
+    std::string experiment;
+    int64_t ts_us = 0;
+    std::string weights_json;   // {"A": 0.1, "B": 0.9}
+    std::string evidence_json;  // what they were computed from: per arm trials, successes, P(best)
+  };
   // Commits one admin change — the new configs of the experiments it touched, `changes[0]` the
   // one it was made to — in one transaction with one new version, which it returns, and the
-  // change's audit records (all stored or none); other
+  // change's audit records and bandit weight-history rows (all stored or none); other
   // gateways sharing the store are told (ConfigFeed). Aborted, and nothing stored, when
   // `changes[0]` was stored with a version above `base_version` (the change was computed from an
   // older state of that experiment: 0 = from the YAML). Blocking.
   virtual absl::StatusOr<int64_t> SaveExperimentConfigs(std::span<const ConfigChange> changes, int64_t base_version,
-                                                        std::span<const AuditRecord> audit, int64_t now_us) = 0;
+                                                        std::span<const AuditRecord> audit, int64_t now_us,
+                                                        std::span<const BanditUpdate> bandit) = 0;
+  // When `experiment`'s bandit weights were last recomputed by any gateway sharing the store
+  // (0: never), so one replica recomputes per interval. Blocking.
+  virtual absl::StatusOr<int64_t> LastBanditUpdateUs(const std::string& experiment) = 0;
   virtual absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() = 0;
 
   // Announced config changes of gateways sharing the store (PostgreSQL LISTEN/NOTIFY). Used by

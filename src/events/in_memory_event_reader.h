@@ -40,6 +40,7 @@ class InMemoryEventReader : public EventReader {
                               const std::function<void(const OutcomeRecord&)>& outcome) override;
   absl::Status ReadServedRequests(const std::string& experiment, int64_t since_us,
                                   const std::function<void(const ServedRequest&)>& visit) override;
+  absl::StatusOr<std::vector<BanditWeights>> ReadBanditWeights(const std::string& experiment) override;
 
  private:
   const std::string uri_ = "memory:";

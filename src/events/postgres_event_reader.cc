@@ -254,6 +254,15 @@ absl::Status PostgresEventReader::ScanPopulation(const std::string& experiment,
                    });
 }
 
+absl::StatusOr<std::vector<BanditWeights>> PostgresEventReader::ReadBanditWeights(const std::string& experiment) {
+  std::vector<BanditWeights> rows;
+  ABGATE_RETURN_IF_ERROR(ScanTable(uri_, "SELECT ts, weights FROM bandit_weights WHERE experiment = $1 ORDER BY ts",
+                                   experiment, [&](const postgres::Result& r) {
+                                     rows.push_back({r.Int(0, 0), r.Text(0, 1)});
+                                   }));
+  return rows;
+}
+
 absl::StatusOr<std::vector<StoredMetric>> PostgresEventReader::ReadOutcomeMetrics(const std::string& experiment) {
   char sql[512];
   std::snprintf(sql, sizeof(sql), events_internal::kOutcomeMetricsSql, "$1");

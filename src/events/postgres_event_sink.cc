@@ -21,7 +21,11 @@ CREATE TABLE IF NOT EXISTS exposures (
   unit_random INTEGER NOT NULL, arm TEXT NOT NULL, assigned_arm TEXT NOT NULL, model_name TEXT,
   model_version TEXT, routing_mode TEXT NOT NULL, status INTEGER NOT NULL, latency_us BIGINT NOT NULL,
   score DOUBLE PRECISION, fallback INTEGER NOT NULL, in_experiment INTEGER NOT NULL);
+ALTER TABLE exposures ADD COLUMN IF NOT EXISTS assignment_probability DOUBLE PRECISION;
 CREATE INDEX IF NOT EXISTS exposures_experiment ON exposures (experiment);
+CREATE TABLE IF NOT EXISTS bandit_weights (
+  experiment TEXT NOT NULL, ts BIGINT NOT NULL, version BIGINT NOT NULL, weights TEXT NOT NULL, evidence TEXT NOT NULL);
+CREATE INDEX IF NOT EXISTS bandit_weights_experiment ON bandit_weights (experiment, ts);
 CREATE TABLE IF NOT EXISTS payloads (
   request_id TEXT NOT NULL, ts BIGINT NOT NULL, experiment TEXT NOT NULL, unit_id TEXT NOT NULL,
   arm TEXT NOT NULL, request BYTEA NOT NULL, response BYTEA NOT NULL, truncated INTEGER NOT NULL);
@@ -84,9 +88,9 @@ struct Statement {
 constexpr Statement kStatements[] = {
     {"insert_exposure",
      "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, model_name, "
-     "model_version, routing_mode, status, latency_us, score, fallback, in_experiment) "
-     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
-     15},
+     "model_version, routing_mode, status, latency_us, score, fallback, in_experiment, assignment_probability) "
+     "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15,$16)",
+     16},
     {"insert_shadow",
      "INSERT INTO shadows (request_id, ts, experiment, arm, score, latency_us, shadow_arm, shadow_score, "
      "shadow_latency_us, shadow_status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
@@ -214,7 +218,8 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
     Params p;
     p.Text(e.request_id).Int(e.ts_us).Text(e.experiment).OptionalText(e.unit_id).Bool(e.unit_random).Text(e.arm)
         .Text(e.assigned_arm).OptionalText(e.model_name).OptionalText(e.model_version).Text(e.routing_mode)
-        .Int(e.status).Int(e.latency_us).OptionalDouble(e.score).Bool(e.fallback).Bool(e.in_experiment);
+        .Int(e.status).Int(e.latency_us).OptionalDouble(e.score).Bool(e.fallback).Bool(e.in_experiment)
+        .OptionalDouble(e.assignment_probability);
     queued = send("insert_exposure", p, Kind::kOther);
     blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
                        e.in_experiment);
@@ -306,7 +311,8 @@ absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::stri
 
 absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const ConfigChange> changes,
                                                                   int64_t base_version,
-                                                                  std::span<const AuditRecord> audit, int64_t now_us) {
+                                                                  std::span<const AuditRecord> audit, int64_t now_us,
+                                                                  std::span<const BanditUpdate> bandit) {
   if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
   std::lock_guard lock(read_mu_);
   ABGATE_RETURN_IF_ERROR(ConnectReader());
@@ -342,6 +348,13 @@ absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const
                                          "after) VALUES ($1,$2,$3,$4,$5,$6,$7)", p)
                                  .status());
     }
+    for (const BanditUpdate& b : bandit) {
+      Params p;
+      p.Text(b.experiment).Int(b.ts_us).Int(version).Text(b.weights_json).Text(b.evidence_json);
+      ABGATE_RETURN_IF_ERROR(read_.Query("INSERT INTO bandit_weights (experiment, ts, version, weights, evidence) "
+                                         "VALUES ($1,$2,$3,$4,$5)", p)
+                                 .status());
+    }
     // Delivered to the listeners when the transaction commits, never before.
     Params n;
     n.Int(version);
@@ -354,6 +367,14 @@ absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const
   }
   if (!version.ok() && read_.ok()) read_.Exec("ROLLBACK").IgnoreError();
   return version;
+}
+
+absl::StatusOr<int64_t> PostgresEventSink::LastBanditUpdateUs(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  Params p;
+  p.Text(experiment);
+  ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT coalesce(max(ts), 0) FROM bandit_weights WHERE experiment = $1", p));
+  return r.Int(0, 0);
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {

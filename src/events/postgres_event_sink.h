@@ -28,8 +28,10 @@ class PostgresEventSink final : public EventSink {
                           std::span<const Assignment> assignments = {}) override;
   absl::StatusOr<int64_t> EnsureExperimentStart(const std::string& experiment, int64_t now_us) override;
   absl::StatusOr<int64_t> SaveExperimentConfigs(std::span<const ConfigChange> changes, int64_t base_version,
-                                                std::span<const AuditRecord> audit, int64_t now_us) override;
+                                                std::span<const AuditRecord> audit, int64_t now_us,
+                                                std::span<const BanditUpdate> bandit) override;
   absl::StatusOr<std::vector<StoredConfig>> LoadExperimentConfigs() override;
+  absl::StatusOr<int64_t> LastBanditUpdateUs(const std::string& experiment) override;
   absl::StatusOr<std::unique_ptr<ConfigFeed>> OpenConfigFeed() override;
   absl::Status SaveReplica(const Replica& r, int64_t now_us) override;
   absl::Status RemoveReplica(const std::string& id) override;

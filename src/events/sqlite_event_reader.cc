@@ -306,6 +306,15 @@ absl::Status SqliteEventReader::ScanPopulation(const std::string& experiment,
                    });
 }
 
+absl::StatusOr<std::vector<BanditWeights>> SqliteEventReader::ReadBanditWeights(const std::string& experiment) {
+  std::vector<BanditWeights> rows;
+  ABGATE_RETURN_IF_ERROR(ScanTable(path_, "SELECT ts, weights FROM bandit_weights WHERE experiment = ? ORDER BY ts",
+                                   experiment, "bandit_weights", [&](sqlite3_stmt* st) {
+                                     rows.push_back({sqlite3_column_int64(st, 0), sqlite::Text(st, 1)});
+                                   }));
+  return rows;
+}
+
 absl::StatusOr<std::vector<StoredMetric>> SqliteEventReader::ReadOutcomeMetrics(const std::string& experiment) {
   char sql[512];
   std::snprintf(sql, sizeof(sql), events_internal::kOutcomeMetricsSql, "?");

@@ -32,8 +32,17 @@ CREATE TABLE IF NOT EXISTS exposures (
   latency_us    INTEGER NOT NULL,
   score         REAL,
   fallback      INTEGER NOT NULL,
-  in_experiment INTEGER NOT NULL
+  in_experiment INTEGER NOT NULL,
+  assignment_probability REAL
 );
+CREATE TABLE IF NOT EXISTS bandit_weights (
+  experiment TEXT    NOT NULL,
+  ts         INTEGER NOT NULL,
+  version    INTEGER NOT NULL,
+  weights    TEXT    NOT NULL,
+  evidence   TEXT    NOT NULL
+);
+CREATE INDEX IF NOT EXISTS bandit_weights_experiment ON bandit_weights (experiment, ts);
 CREATE TABLE IF NOT EXISTS payloads (
   request_id TEXT    NOT NULL,
   ts         INTEGER NOT NULL,
@@ -128,8 +137,11 @@ CREATE TABLE IF NOT EXISTS experiment_state (
 // block_coverage says, per source table, up to which rowid the blocks hold its rows and
 // whether they still do ("intact"): rows written by anything but this sink (a hand-made
 // INSERT) break it, readers then use the rows, and the next sink to open the store rebuilds
-// the blocks.
-constexpr int kSchemaVersion = 3;
+// the blocks. Version 4 added exposures.assignment_probability (bandits: the chance with which
+// the request's arm was drawn; NULL in other modes and in older rows) and the bandit weight
+// history (bandit_weights: one row per recomputation instead of an audit record each).
+constexpr int kSchemaVersion = 4;
+constexpr int kBlocksSchemaVersion = 3;  // stores older than this get their blocks backfilled
 
 
 void BindText(sqlite3_stmt* st, int i, const std::string& s) {
@@ -233,7 +245,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       return absl::FailedPreconditionError(StrCat(path, " has event-store schema version ", version,
                                                   ", newer than this abgate (", kSchemaVersion, ")"));
     }
-    if (version < kSchemaVersion || !BlocksIntact(*sink->write_)) {
+    if (version < kBlocksSchemaVersion || !BlocksIntact(*sink->write_)) {
       if (!sink->write_->HasColumn("outcomes", "event_id")) {  // a version-1 store
         ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
       }
@@ -242,6 +254,9 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
     if (version < kSchemaVersion) {
       ABGATE_RETURN_IF_ERROR(
           sink->write_->ExecScript(StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
+    }
+    if (!sink->write_->HasColumn("exposures", "assignment_probability")) {  // before version 4
+      ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE exposures ADD COLUMN assignment_probability REAL"));
     }
     if (!sink->write_->HasColumn("experiment_configs", "version")) {  // stored before config versions
       ABGATE_RETURN_IF_ERROR(
@@ -255,7 +270,7 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
   if (sqlite3_prepare_v3(sink->write_db_,
                          "INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, "
                          "assigned_arm, model_name, model_version, routing_mode, status, latency_us, score, "
-                         "fallback, in_experiment) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                         "fallback, in_experiment, assignment_probability) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                          -1, SQLITE_PREPARE_PERSISTENT, &sink->insert_exposure_, nullptr) != SQLITE_OK ||
       sqlite3_prepare_v3(sink->write_db_,
                          "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) "
@@ -374,6 +389,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     BindOptionalDouble(st, 13, e.score);
     sqlite3_bind_int(st, 14, e.fallback);
     sqlite3_bind_int(st, 15, e.in_experiment);
+    BindOptionalDouble(st, 16, e.assignment_probability);
     const int rc = sqlite3_step(st);
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert exposure");
@@ -457,7 +473,8 @@ absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string
 
 absl::StatusOr<int64_t> SqliteEventSink::SaveExperimentConfigs(std::span<const ConfigChange> changes,
                                                                 int64_t base_version,
-                                                                std::span<const AuditRecord> audit, int64_t now_us) {
+                                                                std::span<const AuditRecord> audit, int64_t now_us,
+                                                                std::span<const BanditUpdate> bandit) {
   if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
   std::lock_guard lock(read_mu_);
   int64_t version = 0;
@@ -480,9 +497,19 @@ absl::StatusOr<int64_t> SqliteEventSink::SaveExperimentConfigs(std::span<const C
           "INSERT INTO audit_log (ts, actor, remote_addr, action, experiment, before, after) VALUES (?, ?, ?, ?, ?, ?, ?)",
           {a.ts_us, a.actor, a.remote_addr, a.action, a.experiment, a.before_json, a.after_json}));
     }
+    for (const BanditUpdate& b : bandit) {
+      ABGATE_RETURN_IF_ERROR(
+          read_->Exec("INSERT INTO bandit_weights (experiment, ts, version, weights, evidence) VALUES (?, ?, ?, ?, ?)",
+                      {b.experiment, b.ts_us, version, b.weights_json, b.evidence_json}));
+    }
     return absl::OkStatus();
   }));
   return version;
+}
+
+absl::StatusOr<int64_t> SqliteEventSink::LastBanditUpdateUs(const std::string& experiment) {
+  std::lock_guard lock(read_mu_);
+  return read_->QueryInt("SELECT coalesce(max(ts), 0) FROM bandit_weights WHERE experiment = ?", {experiment});
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {

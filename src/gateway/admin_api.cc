@@ -91,6 +91,15 @@ absl::StatusOr<std::optional<config::ExperimentConfig>> WithState(const Compiled
   return std::optional<config::ExperimentConfig>(std::move(c));
 }
 
+// A bandit's weights are Thompson sampling's: FailedPrecondition for a hand-set `what`.
+absl::Status NotABandit(const CompiledExperiment& e, std::string_view what) {
+  if (e.config.routing_mode != config::RoutingMode::kBandit) return absl::OkStatus();
+  return absl::FailedPreconditionError(StrCat("experiment ", e.config.name,
+                                              " is a bandit: Thompson sampling sets its weights every ",
+                                              e.config.bandit->update_interval_us / 1000000.0,
+                                              " s; to set ", what, " by hand switch routing_mode first (POST …/mode)"));
+}
+
 // The value of `key` in a query string ("" when absent).
 std::string_view QueryParam(std::string_view query, std::string_view key) {
   while (!query.empty()) {
@@ -220,7 +229,7 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     out.status = absl::NotFoundError(StrCat("no experiment named '", key.experiment, "'"));
     return out;
   }
-  const std::string unit = e->config.routing_mode == config::RoutingMode::kRequestRandom ? "request" : "user";
+  const std::string unit = analysis::UnitOf(e->config);
   const std::vector<analysis::MetricSpec> metrics = analysis::MetricsOf(e->config);
   // The key's follower reads only what was stored since its last read (same result as a full
   // read); a new one when the experiment's metrics, unit or window changed.
@@ -411,7 +420,7 @@ void Gateway::Mutate(http::Request& req, http::Respond respond, std::string acti
           const CompiledExperiment* now = next.Find(changed);
           rows.push_back({changed, now ? config::ToJson(config::ExperimentToJson(now->config)) : std::string()});
         }
-        auto saved = sink_->SaveExperimentConfigs(rows, base_version, audits, clock_.NowUs());
+        auto saved = sink_->SaveExperimentConfigs(rows, base_version, audits, clock_.NowUs(), {});
         store_failed = !saved.ok() && saved.status().code() != absl::StatusCode::kAborted;
         return saved;
       };
@@ -550,13 +559,21 @@ void Gateway::RegisterAdminRoutes() {
                -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
       const auto* mode = body.as_object().if_contains("routing_mode");
       if (!mode || !mode->is_string()) return absl::InvalidArgumentError("body needs {\"routing_mode\": \"...\"}");
-      return Patched(current, json::object{{"routing_mode", *mode}});
+      // Entering bandit mode may bring its settings ({"bandit": {...}}); leaving it drops them.
+      json::object patch{{"routing_mode", *mode}};
+      if (const auto* bandit = body.as_object().if_contains("bandit")) {
+        patch["bandit"] = *bandit;
+      } else if (mode->as_string() != "bandit") {
+        patch["bandit"] = nullptr;
+      }
+      return Patched(current, patch);
     });
   });
   r.Add("POST", "/api/v1/experiments/{name}/weights", [this](http::Request& req, http::Respond respond) {
     Mutate(req, std::move(respond), "weights", [this](const CompiledExperiment* current, const json::value& body)
                -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
       if (!current) return absl::NotFoundError("no such experiment");
+      ABGATE_RETURN_IF_ERROR(NotABandit(*current, "weights"));
       const auto& o = body.as_object();
       const auto* w = o.if_contains("weights");
       if (!w || !w->is_array()) return absl::InvalidArgumentError("body needs {\"weights\": [numbers, one per arm]}");
@@ -594,6 +611,7 @@ void Gateway::RegisterAdminRoutes() {
   r.Add("POST", "/api/v1/experiments/{name}/ramp", [this](http::Request& req, http::Respond respond) {
     Mutate(req, std::move(respond), "ramp", [](const CompiledExperiment* current, const json::value& body)
                -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
+      if (current) ABGATE_RETURN_IF_ERROR(NotABandit(*current, "a ramp"));
       const auto* ramp = body.as_object().if_contains("ramp");
       if (!ramp || !ramp->is_array()) return absl::InvalidArgumentError("body needs {\"ramp\": [{after, weights}, ...]}");
       return Patched(current, json::object{{"ramp", *ramp}});

@@ -476,6 +476,7 @@ void Gateway::Start() {
   replica_id_ = ReplicaId();
   Heartbeat();
   fleet_thread_ = std::thread([this] { RunFleetLoop(); });
+  bandit_thread_ = std::thread([this] { RunBanditLoop(); });
 }
 
 void Gateway::Shutdown() {
@@ -494,6 +495,14 @@ void Gateway::Shutdown() {
     }
     fleet_cv_.notify_all();
     fleet_thread_.join();
+  }
+  if (bandit_thread_.joinable()) {
+    {
+      std::lock_guard lock(bandit_mu_);
+      bandit_stop_ = true;
+    }
+    bandit_cv_.notify_all();
+    bandit_thread_.join();
   }
   admin_thread_.Stop();
   store_thread_.Stop();
@@ -644,6 +653,11 @@ void Gateway::HandlePredict(http::Request& req, http::Respond respond, std::stri
     arm = -1;
   } else if (cfg.routing_mode == config::RoutingMode::kRequestRandom) {
     arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
+  } else if (cfg.routing_mode == config::RoutingMode::kBandit) {
+    // Each request drawn afresh with the bandit's weights in this snapshot; the chance of the
+    // arm drawn is recorded for the inverse-propensity analysis.
+    arm = exp->ArmForBucket(static_cast<uint32_t>(rngs_[req.worker]() % assign::kNumBuckets), e.ts_us);
+    if (arm >= 0) e.assignment_probability = exp->allocation.ProbabilityAt(arm, e.ts_us - exp->start_us);
   } else if (have_unit) {
     arm = exp->ArmForBucket(exp->hasher.Bucket(unit), e.ts_us);
     if (cfg.routing_mode == config::RoutingMode::kSticky && arm >= 0) {

@@ -50,6 +50,10 @@ namespace abgate::gateway {
 
 struct PredictCall;  // one request in flight (gateway.cc)
 
+// A bandit's weights as the gateway will serve them: whole buckets (k/10000), every arm at
+// >= `floor`, summing to 1 (bandit.cc). InvalidArgument for weights Allocation refuses.
+absl::StatusOr<std::vector<double>> BanditServingWeights(std::vector<double> weights, double floor);
+
 class Gateway {
  public:
   // Validates the config, opens the event store, compiles the experiments and binds both
@@ -156,6 +160,11 @@ class Gateway {
   // routes by the assignment in force, back on the connection's loop.
   void ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit, StoredAssignment first);
 
+  // Bandits (bandit.cc): the thread that recomputes bandit weights when due, and one update
+  // (blocking read of the store on that thread; the swap is posted to the admin thread).
+  void RunBanditLoop();
+  void UpdateBandit(const config::ExperimentConfig& experiment);
+
   config::GatewayConfig config_;
   const common::Clock& clock_;
   std::string admin_token_;
@@ -200,6 +209,10 @@ class Gateway {
   std::mutex fleet_mu_;
   std::condition_variable fleet_cv_;
   bool fleet_stop_ = false;  // guarded by fleet_mu_
+  std::thread bandit_thread_;
+  std::mutex bandit_mu_;
+  std::condition_variable bandit_cv_;
+  bool bandit_stop_ = false;  // guarded by bandit_mu_
   std::atomic<bool> sync_queued_{false};
   std::atomic<bool> heartbeat_due_{false};
   std::atomic<uint64_t> reloads_ok_{0};

@@ -528,6 +528,20 @@
     heads.push('Chance to beat', 'Result');
     return h('table', { class: 'grid', id: 'comparisons' }, h('thead', {}, h('tr', {}, heads.map((t) => h('th', {}, t)))), h('tbody', {}, rows));
   }
+  // A bandit's report: IPW rate per arm, its traffic now and the posterior probability of being
+  // best, in place of comparisons (fixed-horizon p-values do not apply to adaptive traffic).
+  function banditTable(report) {
+    const b = report.bandit;
+    const rows = (b.arms || []).map((a) => h('tr', {},
+      h('td', {}, a.arm), h('td', {}, pct(a.weight, 3)), h('td', {}, count(a.requests)),
+      h('td', {}, typeof a.ipw_mean === 'number' ? [h('b', {}, num(a.ipw_mean)), ' ', h('span', { class: 'muted' }, interval(a.ipw_ci, num))]
+        : h('span', { class: 'muted' }, a.insufficient_data || '–')),
+      h('td', {}, pct(a.prob_best, 3))));
+    return [h('table', { class: 'grid', id: 'bandit' },
+      h('thead', {}, h('tr', {}, ['Arm', 'Traffic now', 'Requests', b.metric + ' (IPW) [CI]', 'P(best)'].map((t) => h('th', {}, t)))),
+      h('tbody', {}, rows)),
+      h('p', { class: 'muted small' }, b.note || '')];
+  }
   function srmBlock(report) {
     const srm = report.srm || {};
     const pairs = [['Observed units', (srm.observed || []).map(count).join(' : ')]];
@@ -773,7 +787,11 @@
         h('section', { class: 'card' }, h('h3', {}, 'Traffic split over time'), trafficChart(state.traffic[name]),
           h('p', { class: 'muted small' }, 'Share of new units per arm in each interval (by first exposure).')),
         h('section', { class: 'card' }, h('h3', {}, 'Cumulative lift'), liftChart(report))));
-      sections.push(h('section', { class: 'card' }, h('h3', {}, 'Metrics compared with control', report.adjustment ? h('span', { class: 'muted small' }, ' (p-values adjusted: ' + report.adjustment + ')') : null), comparisonsTable(report)));
+      if (report.bandit) {
+        sections.push(h('section', { class: 'card' }, h('h3', {}, 'Bandit (Thompson sampling, floor ' + pct(report.bandit.floor, 3) + ')'), ...banditTable(report)));
+      } else {
+        sections.push(h('section', { class: 'card' }, h('h3', {}, 'Metrics compared with control', report.adjustment ? h('span', { class: 'muted small' }, ' (p-values adjusted: ' + report.adjustment + ')') : null), comparisonsTable(report)));
+      }
       const gr = guardrailsBlock(report);
       sections.push(h('section', { class: 'card' }, h('h3', {}, 'Guardrail health'), gr, healthTable(exp, state.health[name])));
       sections.push(h('div', { class: 'three' },

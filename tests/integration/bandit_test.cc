@@ -1,0 +1,187 @@
+// Issue 18 item 5: routing_mode bandit end to end. A real gateway on port 0 in front of two
+// model stand-ins, requests sent, outcomes posted by request id with fixed-seed conversions
+// (A converts 5% of the time, B 25%), and the gateway's own Thompson-sampling updates observed
+// through the admin API, the exposures and the weight history.
+#include <boost/json.hpp>
+
+#include <array>
+#include <chrono>
+#include <cmath>
+#include <string>
+#include <thread>
+
+#include "analysis/analysis.h"
+#include "common/random.h"
+#include "stats/bandit.h"
+#include "gateway_fixture.h"
+
+namespace abgate::testing {
+namespace {
+
+namespace json = boost::json;
+
+class BanditTest : public GatewayFixture {
+ protected:
+  std::string BanditConfig() {
+    return ConfigYaml(
+               "    routing_mode: bandit\n"
+               "    metrics: [{name: booked, type: binary}]\n"
+               "    bandit: {metric: booked, floor: 0.1, update_interval: 1s}\n",
+               "50, 50");
+  }
+
+  json::object Experiment() {
+    const auto r = Admin("GET", "/api/v1/experiments/hyatt_booking_ab");
+    EXPECT_EQ(r.status, 200) << r.body;
+    boost::system::error_code ec;
+    json::value v = json::parse(r.body, ec);
+    return ec || !v.is_object() ? json::object() : v.as_object();
+  }
+  static int64_t Version(const json::object& e) { return e.at("runtime").at("config_version").to_number<int64_t>(); }
+  static double Weight(const json::object& e, int arm) {
+    return e.at("runtime").at("current_weights").as_array().at(arm).to_number<double>();
+  }
+
+  // `n` requests, each one's outcome (booked with the arm's true rate) posted by request id.
+  // Returns the requests each arm served.
+  std::array<int, 2> Round(int n, common::Xoshiro256& rng, int& next_user) {
+    std::array<int, 2> served{0, 0};
+    std::string outcomes;
+    for (int i = 0; i < n; ++i) {
+      const auto r = Predict(R"({"user_id": "u)" + std::to_string(next_user++) +
+                             R"(", "dataframe_split": {"columns": ["x"], "data": [[1]]}})");
+      EXPECT_EQ(r.status, 200) << r.body;
+      const std::string arm = r.headers.count("x-abgate-arm") ? r.headers.at("x-abgate-arm") : "";
+      const int a = arm == "B" ? 1 : 0;
+      ++served[a];
+      const double rate = a == 1 ? 0.25 : 0.05;
+      const int booked = rng.NextDouble() < rate ? 1 : 0;
+      outcomes += R"({"experiment": "hyatt_booking_ab", "metric": "booked", "value": )" + std::to_string(booked) +
+                  R"(, "request_id": ")" + r.headers.at("x-request-id") + "\"}\n";
+    }
+    const auto posted = RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson");
+    EXPECT_EQ(posted.status, 200) << posted.body;
+    return served;
+  }
+
+  // Waits (10 s deadline) until the bandit has committed a config version above `version`.
+  json::object WaitForUpdate(int64_t version) {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+    json::object e = Experiment();
+    while (Version(e) <= version && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));  // polling an observable condition
+      e = Experiment();
+    }
+    EXPECT_GT(Version(e), version) << "no bandit update within 10 s";
+    return e;
+  }
+};
+
+TEST_F(BanditTest, Issue18BetterArmGetsTheTrafficWorseKeepsItsFloor) {
+  StartGateway(BanditConfig());
+  common::Xoshiro256 rng(18);
+  int next_user = 0;
+  json::object e = Experiment();
+  EXPECT_DOUBLE_EQ(Weight(e, 0), 0.5);
+  std::array<int, 2> last{0, 0};
+  for (int round = 0; round < 8; ++round) {
+    last = Round(250, rng, next_user);
+    e = WaitForUpdate(Version(e));
+  }
+  // B (25%) ends above 60% of the traffic; A (5%) keeps its floor of 10%, no less.
+  EXPECT_GT(Weight(e, 1), 0.6);
+  EXPECT_GE(Weight(e, 0), 0.1 - 1e-12);
+  EXPECT_NEAR(Weight(e, 0) + Weight(e, 1), 1, 1e-9);
+  EXPECT_GT(last[1], 250 * 0.6 - 40) << "the last round's requests follow the weights";
+  EXPECT_GT(last[0], 0) << "the worse arm still gets traffic";
+
+  // Every exposure records the chance of the arm it was drawn for, as served then; the last
+  // ones the weights now in force.
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE routing_mode = 'bandit' AND assignment_probability IS NULL"),
+            0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE assignment_probability <= 0 OR assignment_probability > 1"),
+            0);
+  Round(20, rng, next_user);
+  gateway_->FlushEventsForTest();
+  const auto probabilities = store_->QueryStrings(
+      "SELECT DISTINCT assigned_arm || '=' || CAST(round(assignment_probability * 10000) AS INTEGER) FROM exposures "
+      "WHERE ts >= (SELECT max(ts) FROM exposures) - 50000 ORDER BY 1");
+  ASSERT_FALSE(probabilities.empty());
+  for (const auto& p : probabilities) {
+    const int arm = p[0] == 'B' ? 1 : 0;
+    EXPECT_EQ(p.substr(2), std::to_string(std::lround(Weight(e, arm) * 10000))) << p;
+  }
+
+  // Not audited one by one: a compact weight history, one row per update, instead.
+  EXPECT_GE(QueryInt("SELECT count(*) FROM bandit_weights WHERE experiment = 'hyatt_booking_ab'"), 8);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM audit_log WHERE experiment = 'hyatt_booking_ab'"), 0);
+
+  // Hand-set weights are refused while the bandit sets them.
+  const auto refused = Admin("POST", "/api/v1/experiments/hyatt_booking_ab/weights", R"({"weights": [50, 50]})");
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("is a bandit"), std::string::npos) << refused.body;
+}
+
+// The same pieces without processes, in a fixed-seed simulation: the gateway's weights
+// (stats::ThompsonWeights with the floor, in whole buckets), requests drawn with them and their
+// probabilities recorded, and the analysis of the result (analysis::Analyze's bandit section).
+TEST(BanditSimulationTest, Issue18BetterArmAbove60PercentAndIpwRecoversTheRates) {
+  const std::vector<double> rates = {0.10, 0.14};
+  const double floor = 0.1;
+  common::Xoshiro256 rng(2026), thompson(18);
+  analysis::AnalysisInput input;
+  input.experiment = "sim";
+  input.unit = "request";
+  input.metrics = {{"booked", analysis::MetricKind::kBinary}};
+  input.bandit = analysis::AnalysisInput::Bandit{floor};
+  std::vector<double> weights = {0.5, 0.5};
+  for (int batch = 0; batch < 30; ++batch) {
+    for (int i = 0; i < 1000; ++i) {
+      const int arm = rng.NextDouble() < weights[0] ? 0 : 1;
+      analysis::UnitObservation u;
+      u.arm = arm;
+      u.propensity = static_cast<float>(weights[arm]);
+      u.first_ts_us = batch * 1000 + i;
+      u.values.push_back(rng.NextDouble() < rates[arm] ? 1 : 0);
+      input.units.push_back(std::move(u));
+    }
+    input.arms = {{"A", "7", weights[0]}, {"B", "8", weights[1]}};
+    auto next = stats::ThompsonWeights(analysis::BanditEvidence(input), floor, 20000, thompson);
+    ASSERT_TRUE(next.ok()) << next.status();
+    auto served = gateway::BanditServingWeights(*next, floor);
+    ASSERT_TRUE(served.ok()) << served.status();
+    for (double w : *served) EXPECT_GE(w, floor - 1e-12);
+    weights = *served;
+  }
+  input.arms = {{"A", "7", weights[0]}, {"B", "8", weights[1]}};
+  EXPECT_GT(weights[1], 0.6);
+  EXPECT_NEAR(weights[0], floor, 1e-9);  // the worse arm keeps its floor, and no more
+
+  auto report = analysis::Analyze(input);
+  ASSERT_TRUE(report.ok()) << report.status();
+  ASSERT_TRUE(report->bandit);
+  const auto& b = *report->bandit;
+  ASSERT_EQ(b.arms.size(), 2u);
+  for (int a = 0; a < 2; ++a) {
+    ASSERT_TRUE(b.arms[a].ipw_mean) << b.arms[a].insufficient_data;
+    EXPECT_LE(b.arms[a].ipw_ci->low, rates[a]) << b.arms[a].arm;
+    EXPECT_GE(b.arms[a].ipw_ci->high, rates[a]) << b.arms[a].arm;
+  }
+  EXPECT_GT(b.arms[1].prob_best, 0.95);
+  EXPECT_NEAR(b.arms[1].weight, weights[1], 1e-12);
+  // No fixed-horizon comparison, and no winner declared.
+  EXPECT_TRUE(report->comparisons.empty());
+  EXPECT_EQ(report->decision.action, "continue");
+  EXPECT_FALSE(report->decision.winner);
+  EXPECT_NE(report->decision.reason.find("fixed-horizon p-values do not apply"), std::string::npos)
+      << report->decision.reason;
+  EXPECT_NE(report->decision.reason.find("B is best"), std::string::npos) << report->decision.reason;
+  // The report survives its JSON (results endpoint, dashboard) unchanged.
+  auto back = analysis::ReportFromJson(json::value(analysis::ToJson(*report)));
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(json::serialize(analysis::ToJson(*back)), json::serialize(analysis::ToJson(*report)));
+  EXPECT_NE(analysis::RenderText(*report).find("booked (IPW) [CI]"), std::string::npos);
+}
+
+}  // namespace
+}  // namespace abgate::testing
