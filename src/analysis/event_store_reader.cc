@@ -54,6 +54,7 @@ struct ExposureRow {
   int64_t ts;
   double score;  // NaN when the request was not scored (SQLite cannot store a NaN score)
   uint32_t arm;  // index in the scan's ArmTable
+  float assignment_probability;  // a bandit's (0: none recorded); fills the padding after `arm`
 };
 
 struct OutcomeRow {
@@ -300,7 +301,8 @@ class StoreReader {
           const events::BatchArm& a = batch.arms[e.arm];
           arm = reader_->ResolveArm(*out_, a.name, a.model_version, a.position);
         }
-        reader_->AddExposure(*out_, arm, e.request_key, e.has_unit, e.unit_key, e.ts_us, e.scored, e.score);
+        reader_->AddExposure(*out_, arm, e.request_key, e.has_unit, e.unit_key, e.ts_us, e.scored, e.score,
+                             e.assignment_probability);
       }
     }
 
@@ -337,12 +339,13 @@ class StoreReader {
   }
 
   void AddExposure(ScanOutput& out, uint32_t arm, uint64_t request_key, bool has_unit, uint64_t unit_key, int64_t ts,
-                   bool scored, double score) {
+                   bool scored, double score, float assignment_probability) {
     ++out.arm_exposures[arm];
     // Request-level analysis, and units without an id, use the request as the unit.
     if (request_units_ || !has_unit) unit_key = RequestUnitKey(request_key);
     out.exposures[PartitionOf(unit_key)].push_back(
-        {unit_key, request_key, ts, scored ? score : std::numeric_limits<double>::quiet_NaN(), arm});
+        {unit_key, request_key, ts, scored ? score : std::numeric_limits<double>::quiet_NaN(), arm,
+         assignment_probability});
   }
 
   // Attributed by request id when the outcome has one, else by unit id.
@@ -505,6 +508,7 @@ class StoreReader {
   struct UnitState {
     int64_t first_ts;
     uint32_t arm;
+    float assignment_probability;  // of the first exposure (bandits: request units, one exposure)
     bool multiple_arms;
   };
 
@@ -530,12 +534,15 @@ class StoreReader {
     ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
       auto [it, inserted] = s.index.try_emplace(e.unit_key, static_cast<uint32_t>(s.units.size()));
       if (inserted) {
-        s.units.push_back({e.ts, e.arm, false});
+        s.units.push_back({e.ts, e.arm, e.assignment_probability, false});
       } else {
         UnitState& u = s.units[it->second];
         // Versions of one arm are one arm (an alias that moved): compare arms, not pairs.
         u.multiple_arms |= arm_index_[u.arm] != arm_index_[e.arm];
-        u.first_ts = std::min(u.first_ts, e.ts);
+        if (e.ts < u.first_ts) {
+          u.first_ts = e.ts;
+          u.assignment_probability = e.assignment_probability;
+        }
       }
       s.row_unit[i++] = it->second;
     });
@@ -599,7 +606,8 @@ class StoreReader {
         continue;
       }
       r.units.push_back({arm_index_[s.units[u].arm], s.units[u].first_ts,
-                         absl::InlinedVector<double, 4>(s.values.begin() + u * m, s.values.begin() + (u + 1) * m)});
+                         absl::InlinedVector<double, 4>(s.values.begin() + u * m, s.values.begin() + (u + 1) * m),
+                         s.units[u].assignment_probability});
     }
     // Model quality: each scored request against its own label when an outcome named it, else
     // against its unit's primary binary metric.

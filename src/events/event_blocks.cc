@@ -67,7 +67,8 @@ void Widen(int64_t ts, size_t size_before, int64_t& min_ts, int64_t& max_ts) {
 }  // namespace
 
 bool ExposureBlockBuilder::Add(std::string_view request_id, std::string_view unit_id, std::string_view arm,
-                               std::string_view model_version, int64_t ts_us, std::optional<double> score) {
+                               std::string_view model_version, int64_t ts_us, std::optional<double> score,
+                               std::optional<double> probability) {
   // One dictionary entry per (arm, model version): an arm defined by alias can be served by a
   // new version mid-batch, and each version keeps its own exposures.
   size_t index = 0;
@@ -83,14 +84,16 @@ bool ExposureBlockBuilder::Add(std::string_view request_id, std::string_view uni
   scores_.push_back(score.value_or(0.0));
   arm_.push_back(static_cast<uint8_t>(index));
   flags_.push_back(static_cast<uint8_t>((unit_id.empty() ? 0 : 1) | (score ? 2 : 0)));
+  probabilities_.push_back(static_cast<float>(probability.value_or(0.0)));
+  any_probability_ = any_probability_ || probability.has_value();
   return true;
 }
 
 std::string ExposureBlockBuilder::Finish() {
   std::string out;
   const size_t n = ts_.size();
-  out.reserve(16 + arms_.size() * 32 + n * 34);
-  PutValue(out, kBlockVersion);
+  out.reserve(16 + arms_.size() * 32 + n * 38);
+  PutValue(out, any_probability_ ? kExposureBlockVersionWithProbability : kBlockVersion);
   PutValue(out, static_cast<uint32_t>(n));
   PutValue(out, static_cast<uint8_t>(arms_.size()));
   for (const auto& [name, version] : arms_) {
@@ -103,6 +106,7 @@ std::string ExposureBlockBuilder::Finish() {
   PutColumn(out, scores_);
   PutColumn(out, arm_);
   PutColumn(out, flags_);
+  if (any_probability_) PutColumn(out, probabilities_);
   *this = ExposureBlockBuilder();
   return out;
 }
@@ -168,15 +172,15 @@ void BlockSet::Close(Open<Builder>& open, bool outcomes, bool keep_empty) {
 
 void BlockSet::AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
                            std::string_view arm, std::string_view model_version, int64_t ts_us,
-                           std::optional<double> score, bool in_experiment) {
+                           std::optional<double> score, bool in_experiment, std::optional<double> probability) {
   auto& open = For(exposures_, experiment);
   ++open.source_rows;
   if (!in_experiment) return;
-  if (open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score)) return;
+  if (open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score, probability)) return;
   --open.source_rows;  // it goes with the next block
   Close(open, false, true);
   ++open.source_rows;
-  open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score);
+  open.builder.Add(request_id, unit_id, arm, model_version, ts_us, score, probability);
 }
 
 void BlockSet::AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
@@ -203,7 +207,10 @@ absl::StatusOr<ExposureBlock> ExposureBlock::Parse(std::string_view blob) {
   Cursor c(blob);
   uint8_t version, arms;
   uint32_t n;
-  if (!c.Value(version) || version != kBlockVersion || !c.Value(n) || !c.Value(arms)) return Corrupt("exposure");
+  if (!c.Value(version) || (version != kBlockVersion && version != kExposureBlockVersionWithProbability) ||
+      !c.Value(n) || !c.Value(arms)) {
+    return Corrupt("exposure");
+  }
   ExposureBlock b;
   for (int i = 0; i < arms; ++i) {
     Arm a;
@@ -212,7 +219,8 @@ absl::StatusOr<ExposureBlock> ExposureBlock::Parse(std::string_view blob) {
   }
   b.n_ = n;
   if (!c.Take(8 * size_t{n}, b.unit_keys_) || !c.Take(8 * size_t{n}, b.request_keys_) || !c.Take(8 * size_t{n}, b.ts_) ||
-      !c.Take(8 * size_t{n}, b.scores_) || !c.Take(n, b.arm_) || !c.Take(n, b.flags_) || !c.AtEnd()) {
+      !c.Take(8 * size_t{n}, b.scores_) || !c.Take(n, b.arm_) || !c.Take(n, b.flags_) ||
+      (version == kExposureBlockVersionWithProbability && !c.Take(4 * size_t{n}, b.probabilities_)) || !c.AtEnd()) {
     return Corrupt("exposure");
   }
   for (size_t i = 0; i < n; ++i) {

@@ -11,6 +11,8 @@
 //              entry per arm and version served in the block), then columns u64 unit_key[n],
 //              u64 request_key[n], i64 ts[n], f64 score[n], u8 arm[n], u8 flags[n]
 //              (bit 0: has a unit id, bit 1: scored)
+//              version 2 (only blocks with a bandit's exposures, so older readers still read
+//              every other block): the same, then f32 assignment_probability[n] (0 = none)
 //   outcomes:  u8 version, u32 n, u8 metrics, metrics × (u16 len, name), then columns
 //              u64 key[n], i64 ts[n], f64 value[n], u8 metric[n], u8 flags[n]
 //              (bit 0: key is the request id's, else the unit id's)
@@ -29,6 +31,7 @@
 namespace abgate::events {
 
 inline constexpr uint8_t kBlockVersion = 1;
+inline constexpr uint8_t kExposureBlockVersionWithProbability = 2;
 
 // SQLite stores: in a query over block_coverage, the current last rowid of the row's source
 // table. The blocks hold every row while `intact` and last_rowid equals it (see
@@ -42,8 +45,10 @@ class ExposureBlockBuilder {
  public:
   // False (nothing added) when the block already names kMaxBlockNames arms and `arm` is a new
   // one: Finish this block and add to the next.
+  // `probability`: a bandit's assignment probability (Exposure::assignment_probability).
   bool Add(std::string_view request_id, std::string_view unit_id, std::string_view arm,
-           std::string_view model_version, int64_t ts_us, std::optional<double> score);
+           std::string_view model_version, int64_t ts_us, std::optional<double> score,
+           std::optional<double> probability = std::nullopt);
   size_t size() const { return ts_.size(); }
   int64_t min_ts() const { return min_ts_; }
   int64_t max_ts() const { return max_ts_; }
@@ -56,6 +61,8 @@ class ExposureBlockBuilder {
   std::vector<int64_t> ts_;
   std::vector<double> scores_;
   std::vector<uint8_t> arm_, flags_;
+  std::vector<float> probabilities_;  // written (version 2) only when one is non-zero
+  bool any_probability_ = false;
   int64_t min_ts_ = 0, max_ts_ = 0;
 };
 
@@ -95,7 +102,7 @@ class BlockSet {
   // `in_experiment` false: counted in source_rows only (the analysis never reads those).
   void AddExposure(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
                    std::string_view arm, std::string_view model_version, int64_t ts_us, std::optional<double> score,
-                   bool in_experiment = true);
+                   bool in_experiment = true, std::optional<double> probability = std::nullopt);
   // An outcome naming neither a request nor a unit is counted in source_rows only.
   void AddOutcome(std::string_view experiment, std::string_view request_id, std::string_view unit_id,
                   std::string_view metric, double value, int64_t ts_us);
@@ -148,12 +155,14 @@ class ExposureBlock {
   uint8_t arm(size_t i) const { return static_cast<uint8_t>(arm_[i]); }
   bool has_unit(size_t i) const { return flags_[i] & 1; }
   bool scored(size_t i) const { return flags_[i] & 2; }
+  // The bandit's assignment probability; 0 when none was recorded (or a version-1 block).
+  float probability(size_t i) const { return probabilities_ ? internal::Load<float>(probabilities_ + 4 * i) : 0.0f; }
 
  private:
   std::vector<Arm> arms_;
   size_t n_ = 0;
   const char *unit_keys_ = nullptr, *request_keys_ = nullptr, *ts_ = nullptr, *scores_ = nullptr, *arm_ = nullptr,
-             *flags_ = nullptr;
+             *flags_ = nullptr, *probabilities_ = nullptr;
 };
 
 class OutcomeBlock {

@@ -58,6 +58,33 @@ TEST(EventBlocksTest, ExposuresRoundTrip) {
   EXPECT_EQ(block->arm(2), 2);
 }
 
+TEST(EventBlocksTest, Issue18BanditProbabilitiesRideInVersion2BlocksOnly) {
+  // A block without assignment probabilities stays version 1, readable by older abgates.
+  ExposureBlockBuilder plain;
+  ASSERT_TRUE(plain.Add("r1", "u1", "A", "7", 100, 0.25));
+  const std::string v1 = plain.Finish();
+  EXPECT_EQ(v1[0], 1);
+  auto block = ExposureBlock::Parse(v1);
+  ASSERT_TRUE(block.ok()) << block.status();
+  EXPECT_EQ(block->probability(0), 0.0f);
+  // A bandit's exposures carry theirs (0 for one drawn otherwise, e.g. an override).
+  ExposureBlockBuilder bandit;
+  ASSERT_TRUE(bandit.Add("r1", "", "A", "7", 100, std::nullopt, 0.1));
+  ASSERT_TRUE(bandit.Add("r2", "", "B", "8", 200, 0.5, 0.9));
+  ASSERT_TRUE(bandit.Add("r3", "u3", "A", "7", 300, std::nullopt));
+  const std::string v2 = bandit.Finish();
+  EXPECT_EQ(v2[0], 2);
+  block = ExposureBlock::Parse(v2);
+  ASSERT_TRUE(block.ok()) << block.status();
+  ASSERT_EQ(block->size(), 3u);
+  EXPECT_EQ(block->probability(0), 0.1f);
+  EXPECT_EQ(block->probability(1), 0.9f);
+  EXPECT_EQ(block->probability(2), 0.0f);
+  EXPECT_EQ(block->score(1), 0.5);
+  // Cut short: refused.
+  EXPECT_FALSE(ExposureBlock::Parse(std::string_view(v2).substr(0, v2.size() - 1)).ok());
+}
+
 TEST(EventBlocksTest, OutcomesRoundTripKeyedByRequestElseUnit) {
   OutcomeBlockBuilder b;
   ASSERT_TRUE(b.Add("r1", "u1", "booked", 1, 10));

@@ -38,6 +38,7 @@ struct ExposureKeys {
   uint32_t arm = 0;   // index into the batch's arms
   bool has_unit = false;
   bool scored = false;
+  float assignment_probability = 0;  // a bandit's, as recorded; 0 when none was
 };
 
 // One outcome.

@@ -35,7 +35,7 @@ class InMemoryScan : public EventScan {
         const Exposure& e = exposures_[static_cast<size_t>(i)];
         if (e.experiment != request_.experiment || !e.in_experiment) continue;
         batcher.AddExposureRow(e.request_id, e.unit_id, e.assigned_arm, e.model_version, i, e.ts_us,
-                               e.score.has_value(), e.score.value_or(0));
+                               e.score.has_value(), e.score.value_or(0), e.assignment_probability.value_or(0));
       }
     }
     batcher.Finish();

@@ -58,11 +58,14 @@ class PostgresScan : public EventScan {
         lead_.Query("SELECT pg_export_snapshot(), to_regclass('exposures') IS NOT NULL, to_regclass('outcomes') IS NOT "
                     "NULL, pg_relation_size('exposures') / current_setting('block_size')::bigint, "
                     "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint, "
-                    "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL"));
+                    "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL, "
+                    "EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
+                    "table_name = 'exposures' AND column_name = 'assignment_probability')"));
     auto flag = [&](int i) { return info.View(0, i) == "t"; };
     snapshot_ = info.Text(0, 0);
     if (!flag(1)) return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
     const bool has_outcomes = flag(2);
+    probabilities_ = flag(6);  // a store no newer gateway has opened has none
     const int64_t exposure_pages = info.Int(0, 3), outcome_pages = info.Int(0, 4);
     if (request_.use_blocks && has_outcomes && flag(5)) {
       // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
@@ -154,8 +157,9 @@ class PostgresScan : public EventScan {
     if (since > 0) where += StrCat(" AND ts >= ", since);
     const std::string query =
         chunk.outcomes ? StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes", where)
-                       : StrCat("SELECT request_id, ts, unit_id, assigned_arm, score, model_version FROM exposures",
-                                where, " AND in_experiment = 1");
+                       : StrCat("SELECT request_id, ts, unit_id, assigned_arm, score, model_version, ",
+                                probabilities_ ? "assignment_probability" : "NULL::float8", " FROM exposures", where,
+                                " AND in_experiment = 1");
     const int64_t position = static_cast<int64_t>(task) << 40;  // scan order, for each arm's first version
     int64_t row = 0;
     status = ForEachRow(c, query, [&](const postgres::Result& r, int i) {
@@ -164,7 +168,8 @@ class PostgresScan : public EventScan {
       } else {
         const bool scored = !r.IsNull(i, 4);
         batcher.AddExposureRow(r.View(i, 0), r.View(i, 2), r.View(i, 3), r.View(i, 5), position + row++,
-                               r.BinaryInt64(i, 1), scored, scored ? r.BinaryDouble(i, 4) : 0.0);
+                               r.BinaryInt64(i, 1), scored, scored ? r.BinaryDouble(i, 4) : 0.0,
+                               r.IsNull(i, 6) ? 0.0 : r.BinaryDouble(i, 6));
       }
     });
     batcher.Finish();
@@ -185,6 +190,7 @@ class PostgresScan : public EventScan {
   std::string snapshot_;
   bool blocks_ = false;
   bool tid_ranges_ = false;
+  bool probabilities_ = false;  // exposures has assignment_probability
   int64_t expected_exposures_ = 0, expected_outcomes_ = 0;
   std::vector<Chunk> chunks_;
   std::vector<std::unique_ptr<Worker>> workers_;

@@ -222,7 +222,7 @@ absl::Status PostgresEventSink::WriteBatch(std::span<const Exposure> exposures, 
         .OptionalDouble(e.assignment_probability);
     queued = send("insert_exposure", p, Kind::kOther);
     blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
-                       e.in_experiment);
+                       e.in_experiment, e.assignment_probability);
     if (queued && e.request_payload) {
       // Bytes as bytes (bytea): a raw body need not be UTF-8.
       Params q;

@@ -85,6 +85,8 @@ class SqliteScan : public EventScan {
     // are read.
     blocks_ = request_.use_blocks && db->HasTable("exposure_blocks") && db->HasTable("outcome_blocks") &&
               db->HasTable("block_coverage") && BlocksCoverRows(*db);
+    // A store no schema-4 sink has opened has no assignment probabilities.
+    probabilities_ = db->HasColumn("exposures", "assignment_probability");
     const char* exposures = blocks_ ? "exposure_blocks" : "exposures";
     const char* outcomes = blocks_ ? "outcome_blocks" : "outcomes";
     exposure_rows = RowidRange(*db, exposures);
@@ -169,7 +171,7 @@ class SqliteScan : public EventScan {
         const char* name;
         int args;
         void (*step)(sqlite3_context*, int, sqlite3_value**);
-      } functions[] = {{"abgate_exposure", 7, ExposureStep},
+      } functions[] = {{"abgate_exposure", 8, ExposureStep},
                        {"abgate_outcome", 5, OutcomeStep},
                        {"abgate_exposure_block", 2, ExposureBlockStep},
                        {"abgate_outcome_block", 1, OutcomeBlockStep}};
@@ -192,7 +194,8 @@ class SqliteScan : public EventScan {
     const bool scored = sqlite3_value_type(v[5]) != SQLITE_NULL;
     Of(context).batcher.AddExposureRow(ValueView(v[0]), ValueView(v[1]), ValueView(v[2]), ValueView(v[6]),
                                        sqlite3_value_int64(v[3]), sqlite3_value_int64(v[4]), scored,
-                                       scored ? sqlite3_value_double(v[5]) : 0.0);
+                                       scored ? sqlite3_value_double(v[5]) : 0.0,
+                                       sqlite3_value_type(v[7]) == SQLITE_NULL ? 0.0 : sqlite3_value_double(v[7]));
   }
 
   static void OutcomeStep(sqlite3_context* context, int, sqlite3_value** v) {
@@ -223,8 +226,9 @@ class SqliteScan : public EventScan {
                     "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", since ? " AND max_ts >= ?4" : "");
     }
     return StrCat(outcomes ? "SELECT abgate_outcome(request_id, unit_id, metric, value, ts) FROM outcomes "
-                           : "SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score, model_version) "
-                             "FROM exposures ",
+                           : StrCat("SELECT abgate_exposure(request_id, unit_id, assigned_arm, rowid, ts, score, "
+                                    "model_version, ",
+                                    probabilities_ ? "assignment_probability" : "NULL", ") FROM exposures "),
                   "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", outcomes ? "" : " AND in_experiment = 1",
                   since ? " AND ts >= ?4" : "");
   }
@@ -234,6 +238,7 @@ class SqliteScan : public EventScan {
   bool blocks_ = false;
   bool incremental_ = false;
   ScanCursor cursor_;
+  bool probabilities_ = false;
   int64_t expected_exposures_ = 0, expected_outcomes_ = 0;
   std::vector<Chunk> chunks_;
   std::vector<std::unique_ptr<Worker>> workers_;  // by worker; the step functions point at them

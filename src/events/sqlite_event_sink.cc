@@ -213,13 +213,15 @@ absl::Status BackfillBlocks(sqlite::Database& db) {
                               "INSERT INTO block_coverage SELECT 'exposures', coalesce(max(rowid), 0), 1 FROM exposures; "
                               "INSERT INTO block_coverage SELECT 'outcomes', coalesce(max(rowid), 0), 1 FROM outcomes;"));
   ABGATE_RETURN_IF_ERROR(scan(
-      "SELECT experiment, request_id, unit_id, assigned_arm, model_version, ts, score FROM exposures "
-      "WHERE in_experiment = 1 ORDER BY rowid",
+      "SELECT experiment, request_id, unit_id, assigned_arm, model_version, ts, score, assignment_probability "
+      "FROM exposures WHERE in_experiment = 1 ORDER BY rowid",
       [&](BlockSet& b, sqlite3_stmt* st) {
         const bool scored = sqlite3_column_type(st, 6) != SQLITE_NULL;
+        const bool drawn = sqlite3_column_type(st, 7) != SQLITE_NULL;
         b.AddExposure(TextView(st, 0), TextView(st, 1), TextView(st, 2), TextView(st, 3), TextView(st, 4),
                       sqlite3_column_int64(st, 5),
-                      scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt);
+                      scored ? std::optional<double>(sqlite3_column_double(st, 6)) : std::nullopt, true,
+                      drawn ? std::optional<double>(sqlite3_column_double(st, 7)) : std::nullopt);
       }));
   return scan("SELECT experiment, request_id, unit_id, metric, value, ts FROM outcomes ORDER BY rowid",
               [&](BlockSet& b, sqlite3_stmt* st) {
@@ -245,6 +247,9 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
       return absl::FailedPreconditionError(StrCat(path, " has event-store schema version ", version,
                                                   ", newer than this abgate (", kSchemaVersion, ")"));
     }
+    if (!sink->write_->HasColumn("exposures", "assignment_probability")) {  // before version 4
+      ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE exposures ADD COLUMN assignment_probability REAL"));
+    }
     if (version < kBlocksSchemaVersion || !BlocksIntact(*sink->write_)) {
       if (!sink->write_->HasColumn("outcomes", "event_id")) {  // a version-1 store
         ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE outcomes ADD COLUMN event_id TEXT"));
@@ -254,9 +259,6 @@ absl::StatusOr<std::unique_ptr<SqliteEventSink>> SqliteEventSink::Open(const std
     if (version < kSchemaVersion) {
       ABGATE_RETURN_IF_ERROR(
           sink->write_->ExecScript(StrCat("INSERT INTO schema_version VALUES (", kSchemaVersion, ")").c_str()));
-    }
-    if (!sink->write_->HasColumn("exposures", "assignment_probability")) {  // before version 4
-      ABGATE_RETURN_IF_ERROR(sink->write_->ExecScript("ALTER TABLE exposures ADD COLUMN assignment_probability REAL"));
     }
     if (!sink->write_->HasColumn("experiment_configs", "version")) {  // stored before config versions
       ABGATE_RETURN_IF_ERROR(
@@ -394,7 +396,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
     sqlite3_reset(st);
     if (rc != SQLITE_DONE) return fail("insert exposure");
     blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
-                       e.in_experiment);
+                       e.in_experiment, e.assignment_probability);
   }
   st = insert_audit_;
   for (const AuditRecord& a : audit) {

@@ -7,6 +7,7 @@
 #include <array>
 #include <chrono>
 #include <cmath>
+#include <cstdio>
 #include <string>
 #include <thread>
 
@@ -14,6 +15,7 @@
 #include "common/random.h"
 #include "stats/bandit.h"
 #include "gateway_fixture.h"
+#include "testing/subprocess.h"
 
 namespace abgate::testing {
 namespace {
@@ -115,6 +117,53 @@ TEST_F(BanditTest, Issue18BetterArmGetsTheTrafficWorseKeepsItsFloor) {
   // Not audited one by one: a compact weight history, one row per update, instead.
   EXPECT_GE(QueryInt("SELECT count(*) FROM bandit_weights WHERE experiment = 'hyatt_booking_ab'"), 8);
   EXPECT_EQ(QueryInt("SELECT count(*) FROM audit_log WHERE experiment = 'hyatt_booking_ab'"), 0);
+
+  // The results endpoint (what the dashboard shows) analyses the bandit by IPW from the recorded
+  // probabilities: both true rates inside their intervals, no fixed-horizon comparison, no
+  // winner, and P(best) for B.
+  json::object report;
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    const auto r = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results");
+    ASSERT_EQ(r.status, 200) << r.body;
+    report = json::parse(r.body).as_object();
+    if (report.contains("bandit")) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling an observable condition
+  }
+  ASSERT_TRUE(report.contains("bandit")) << json::serialize(report);
+  const auto& bandit = report.at("bandit").as_object();
+  EXPECT_EQ(bandit.at("without_probability").to_number<int64_t>(), 0);
+  const double truth[] = {0.05, 0.25};
+  for (int a = 0; a < 2; ++a) {
+    const auto& arm = bandit.at("arms").as_array().at(a).as_object();
+    ASSERT_TRUE(arm.contains("ipw_ci")) << json::serialize(arm);
+    EXPECT_LE(arm.at("ipw_ci").as_array()[0].to_number<double>(), truth[a]) << json::serialize(arm);
+    EXPECT_GE(arm.at("ipw_ci").as_array()[1].to_number<double>(), truth[a]) << json::serialize(arm);
+    EXPECT_NEAR(arm.at("weight").to_number<double>(), Weight(e, a), 1e-9);
+  }
+  EXPECT_GT(bandit.at("arms").as_array().at(1).at("prob_best").to_number<double>(), 0.99);
+  EXPECT_TRUE(report.at("comparisons").as_array().empty());
+  const auto& decision = report.at("decision").as_object();
+  EXPECT_EQ(decision.at("action").as_string(), "continue");
+  EXPECT_TRUE(!decision.contains("winner") || decision.at("winner").is_null());
+  EXPECT_NE(std::string(decision.at("reason").as_string()).find("fixed-horizon p-values do not apply"),
+            std::string::npos);
+
+  // `abgate assign` prints the chances the gateway serves now, read from the store.
+  gateway_->FlushEventsForTest();
+  const std::string config_path = (dir_ / "bandit.yaml").string();
+  {
+    std::FILE* f = std::fopen(config_path.c_str(), "w");
+    ASSERT_NE(f, nullptr);
+    const std::string yaml = BanditConfig();
+    std::fwrite(yaml.data(), 1, yaml.size(), f);
+    std::fclose(f);
+  }
+  Subprocess assign({ABGATE_BINARY, "assign", "--config", config_path, "--experiment", "hyatt_booking_ab", "u1"});
+  ASSERT_EQ(assign.Wait(20000), 0) << assign.stderr_text();
+  char expected[128];
+  std::snprintf(expected, sizeof expected, "u1\tbandit: A=%.6g B=%.6g\n", Weight(e, 0), Weight(e, 1));
+  EXPECT_EQ(assign.stdout_text(), expected);
 
   // Hand-set weights are refused while the bandit sets them.
   const auto refused = Admin("POST", "/api/v1/experiments/hyatt_booking_ab/weights", R"({"weights": [50, 50]})");

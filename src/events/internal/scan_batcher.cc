@@ -51,13 +51,14 @@ int ScanBatcher::Wanted(std::string_view metric) const {
 
 void ScanBatcher::AddExposureRow(std::string_view request_id, std::string_view unit_id, std::string_view arm,
                                  std::string_view model_version, int64_t position, int64_t ts_us, bool scored,
-                                 double score) {
+                                 double score, double assignment_probability) {
   if (ts_us < request_.since_us) return;
   uint32_t a = 0;
   while (a < arms_.size() && (arms_[a].name != arm || arms_[a].model_version != model_version)) ++a;
   if (a == arms_.size()) arms_.push_back({std::string(arm), std::string(model_version), position});
   exposures_.push_back({unit_id.empty() ? 0 : common::Hash64(unit_id), common::Hash64(request_id), ts_us,
-                        scored ? score : 0.0, a, !unit_id.empty(), scored});
+                        scored ? score : 0.0, a, !unit_id.empty(), scored,
+                        static_cast<float>(assignment_probability)});
   if (exposures_.size() >= kBatchRows) FlushExposures();
 }
 
@@ -113,6 +114,7 @@ absl::Status ScanBatcher::AddExposureBlock(std::string_view blob, int64_t positi
     e.arm = block->arm(i);
     e.has_unit = block->has_unit(i);
     e.scored = block->scored(i);
+    e.assignment_probability = block->probability(i);
   }
   if (kept > 0) {
     arm_views_.clear();

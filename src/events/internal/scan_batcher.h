@@ -44,7 +44,8 @@ class ScanBatcher {
   // One stored row (an in-experiment exposure; its assigned arm). Rows before since_us are
   // skipped; so are outcomes of metrics the request did not ask for, or naming nobody.
   void AddExposureRow(std::string_view request_id, std::string_view unit_id, std::string_view arm,
-                      std::string_view model_version, int64_t position, int64_t ts_us, bool scored, double score);
+                      std::string_view model_version, int64_t position, int64_t ts_us, bool scored, double score,
+                      double assignment_probability = 0);
   void AddOutcomeRow(std::string_view request_id, std::string_view unit_id, std::string_view metric, double value,
                      int64_t ts_us);
   // One event block (events/event_blocks.h); `position` orders it in the store. InvalidArgument
