@@ -119,8 +119,19 @@ TEST_F(BanditTest, Issue18BetterArmGetsTheTrafficWorseKeepsItsFloor) {
   EXPECT_EQ(QueryInt("SELECT count(*) FROM audit_log WHERE experiment = 'hyatt_booking_ab'"), 0);
 
   // The results endpoint (what the dashboard shows) analyses the bandit by IPW from the recorded
-  // probabilities: both true rates inside their intervals, no fixed-horizon comparison, no
-  // winner, and P(best) for B.
+  // probabilities: each arm's estimate is the self-normalised IPW mean of the stored exposures and
+  // outcomes, no fixed-horizon comparison, no winner, and P(best) for B. That the intervals cover
+  // the true rates is a statistical property, checked with a fixed seed in the simulation test
+  // (stats and gateway weight function); here the gateway's routing draws are not seeded, and a
+  // 95% Wald interval around a heavily weighted IPW mean misses in a few percent of runs (a clean
+  // clone's CI saw A at 0.0136 [0.0001, 0.027] for a true 5%: one late success where 6.7 were
+  // expected), so this end-to-end test checks the plumbing exactly and the estimate loosely.
+  const auto expected_ipw = store_->QueryStrings(
+      "SELECT e.assigned_arm || '=' || (sum(coalesce(o.v, 0) / e.assignment_probability) / "
+      "sum(1 / e.assignment_probability)) FROM exposures e LEFT JOIN (SELECT request_id, sum(value) AS v FROM "
+      "outcomes WHERE metric = 'booked' GROUP BY request_id) o ON o.request_id = e.request_id "
+      "WHERE e.experiment = 'hyatt_booking_ab' AND e.in_experiment = 1 GROUP BY e.assigned_arm ORDER BY 1");
+  ASSERT_EQ(expected_ipw.size(), 2u);
   json::object report;
   const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   while (std::chrono::steady_clock::now() < deadline) {
@@ -137,8 +148,11 @@ TEST_F(BanditTest, Issue18BetterArmGetsTheTrafficWorseKeepsItsFloor) {
   for (int a = 0; a < 2; ++a) {
     const auto& arm = bandit.at("arms").as_array().at(a).as_object();
     ASSERT_TRUE(arm.contains("ipw_ci")) << json::serialize(arm);
-    EXPECT_LE(arm.at("ipw_ci").as_array()[0].to_number<double>(), truth[a]) << json::serialize(arm);
-    EXPECT_GE(arm.at("ipw_ci").as_array()[1].to_number<double>(), truth[a]) << json::serialize(arm);
+    const double mean = arm.at("ipw_mean").to_number<double>();
+    EXPECT_NEAR(mean, std::stod(expected_ipw[a].substr(2)), 1e-9) << expected_ipw[a] << " " << json::serialize(arm);
+    EXPECT_LE(arm.at("ipw_ci").as_array()[0].to_number<double>(), mean) << json::serialize(arm);
+    EXPECT_GE(arm.at("ipw_ci").as_array()[1].to_number<double>(), mean) << json::serialize(arm);
+    EXPECT_NEAR(mean, truth[a], 0.1) << json::serialize(arm);
     EXPECT_NEAR(arm.at("weight").to_number<double>(), Weight(e, a), 1e-9);
   }
   EXPECT_GT(bandit.at("arms").as_array().at(1).at("prob_best").to_number<double>(), 0.99);
