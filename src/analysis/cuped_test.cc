@@ -16,38 +16,14 @@
 #include "analysis/analysis.h"
 #include "events/sqlite_event_sink.h"
 #include "gtest/gtest.h"
+#include "testing/reference_csv.h"
 
 namespace abgate::analysis {
 namespace {
 
 namespace json = boost::json;
 
-std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& name) {
-  std::ifstream in((std::string(ABGATE_TEST_DATA_DIR) + "/stats/") + name);
-  EXPECT_TRUE(in.good()) << name;
-  std::vector<std::map<std::string, std::string>> rows;
-  std::vector<std::string> header;
-  std::string line;
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) out.push_back(cell);
-    return out;
-  };
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (header.empty()) {
-      header = split(line);
-      continue;
-    }
-    const auto cells = split(line);
-    std::map<std::string, std::string> row;
-    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
+using testing::ReadReferenceCsv;
 
 void ExpectClose(double actual, const std::string& expected, const char* what) {
   const double e = std::stod(expected);
@@ -61,7 +37,7 @@ struct GoldenUnit {
 
 std::map<int, std::vector<GoldenUnit>> GoldenUnits() {
   std::map<int, std::vector<GoldenUnit>> cases;
-  for (const auto& row : ReadCsv("cuped_units.csv")) {
+  for (const auto& row : ReadReferenceCsv("cuped_units.csv")) {
     cases[std::stoi(row.at("case"))].push_back({row.at("arm"), row.at("unit"), std::stod(row.at("x")), std::stod(row.at("y"))});
   }
   return cases;
@@ -106,7 +82,7 @@ void ExpectMatchesReference(const Report& report, const std::map<std::string, st
 
 TEST(CupedAnalysisTest, AdjustedComparisonMatchesIndependentReference) {
   auto cases = GoldenUnits();
-  const auto expected = ReadCsv("cuped_analysis_expected.csv");
+  const auto expected = ReadReferenceCsv("cuped_analysis_expected.csv");
   ASSERT_EQ(expected.size(), 3u);
   for (const auto& want : expected) {
     SCOPED_TRACE(want.at("metric"));
@@ -165,7 +141,7 @@ std::string WriteCase0(const std::filesystem::path& dir, const std::string& pre_
 }
 
 TEST_F(CupedStoreTest, CovariateIsTheSumOfOutcomesBeforeTheFirstExposure) {
-  const auto expected = ReadCsv("cuped_analysis_expected.csv");
+  const auto expected = ReadReferenceCsv("cuped_analysis_expected.csv");
   const std::string store = WriteCase0(dir_, "pre_revenue");
   // since_us after every pre-period outcome: the covariate still comes from before it.
   for (int64_t since_us : {int64_t{0}, int64_t{999'000}}) {
@@ -184,7 +160,7 @@ TEST_F(CupedStoreTest, CovariateIsTheSumOfOutcomesBeforeTheFirstExposure) {
 }
 
 TEST_F(CupedStoreTest, AMetricCanBeItsOwnPrePeriodCovariate) {
-  const auto expected = ReadCsv("cuped_analysis_expected.csv");
+  const auto expected = ReadReferenceCsv("cuped_analysis_expected.csv");
   const std::string store = WriteCase0(dir_, "revenue");
   auto in = ReadEventStore(store, "exp", "user", {MetricSpec("revenue", MetricKind::kContinuous, "revenue")});
   ASSERT_TRUE(in.ok()) << in.status();

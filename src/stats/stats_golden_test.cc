@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "gtest/gtest.h"
+#include "testing/reference_csv.h"
 #include "stats/bayes.h"
 #include "stats/cuped.h"
 #include "stats/distributions.h"
@@ -23,33 +24,7 @@
 namespace abgate::stats {
 namespace {
 
-// Rows of a reference CSV as column name → text. Lines starting with '#' are provenance.
-std::vector<std::map<std::string, std::string>> ReadCsv(const std::string& name) {
-  std::ifstream in((std::string(ABGATE_TEST_DATA_DIR) + "/stats/") + name);
-  EXPECT_TRUE(in.good()) << name;
-  std::vector<std::map<std::string, std::string>> rows;
-  std::vector<std::string> header;
-  std::string line;
-  auto split = [](const std::string& s) {
-    std::vector<std::string> out;
-    std::stringstream ss(s);
-    std::string cell;
-    while (std::getline(ss, cell, ',')) out.push_back(cell);
-    return out;
-  };
-  while (std::getline(in, line)) {
-    if (line.empty() || line[0] == '#') continue;
-    if (header.empty()) {
-      header = split(line);
-      continue;
-    }
-    const auto cells = split(line);
-    std::map<std::string, std::string> row;
-    for (size_t i = 0; i < header.size() && i < cells.size(); ++i) row[header[i]] = cells[i];
-    rows.push_back(std::move(row));
-  }
-  return rows;
-}
+using testing::ReadReferenceCsv;
 
 double D(const std::map<std::string, std::string>& row, const std::string& key) { return std::stod(row.at(key)); }
 int64_t I(const std::map<std::string, std::string>& row, const std::string& key) { return std::stoll(row.at(key)); }
@@ -108,7 +83,7 @@ TEST(GoldenTest, GrowthBookHolmAndBenjaminiHochbergVectors) {
 }
 
 TEST(GoldenTest, TwoProportionZMatchesReference) {
-  const auto rows = ReadCsv("two_proportion_z.csv");
+  const auto rows = ReadReferenceCsv("two_proportion_z.csv");
   ASSERT_EQ(rows.size(), 25u);
   for (const auto& row : rows) {
     auto r = TwoProportionZTest({I(row, "s_c"), I(row, "n_c")}, {I(row, "s_t"), I(row, "n_t")});
@@ -121,7 +96,7 @@ TEST(GoldenTest, TwoProportionZMatchesReference) {
 }
 
 TEST(GoldenTest, WelchMatchesReference) {
-  const auto rows = ReadCsv("welch_t.csv");
+  const auto rows = ReadReferenceCsv("welch_t.csv");
   ASSERT_EQ(rows.size(), 25u);
   for (const auto& row : rows) {
     auto r = WelchTTest(Moments::FromSummary(I(row, "n_c"), D(row, "mean_c"), D(row, "var_c")),
@@ -137,7 +112,7 @@ TEST(GoldenTest, WelchMatchesReference) {
 }
 
 TEST(GoldenTest, ChiSquaredMatchesReference) {
-  for (const auto& row : ReadCsv("chi2_independence.csv")) {
+  for (const auto& row : ReadReferenceCsv("chi2_independence.csv")) {
     const auto s = List<int64_t>(row.at("successes"));
     const auto n = List<int64_t>(row.at("trials"));
     std::vector<Proportion> arms;
@@ -148,7 +123,7 @@ TEST(GoldenTest, ChiSquaredMatchesReference) {
     EXPECT_EQ(r->df, I(row, "df"));
     EXPECT_REL(r->p_value, D(row, "p"), 1e-9);
   }
-  for (const auto& row : ReadCsv("chi2_goodness_of_fit.csv")) {
+  for (const auto& row : ReadReferenceCsv("chi2_goodness_of_fit.csv")) {
     auto r = ChiSquaredGoodnessOfFit(List<int64_t>(row.at("observed")), List<double>(row.at("weights")));
     ASSERT_TRUE(r.ok()) << r.status();
     EXPECT_REL(r->statistic, D(row, "chi2"), 1e-9);
@@ -158,12 +133,12 @@ TEST(GoldenTest, ChiSquaredMatchesReference) {
 
 TEST(GoldenTest, AucDeLongLogLossAndCalibrationMatchReference) {
   std::map<int64_t, std::pair<std::vector<double>, std::vector<int>>> data;
-  for (const auto& row : ReadCsv("auc_data.csv")) {
+  for (const auto& row : ReadReferenceCsv("auc_data.csv")) {
     auto& [scores, labels] = data[I(row, "case")];
     scores.push_back(D(row, "score"));
     labels.push_back(static_cast<int>(I(row, "label")));
   }
-  const auto expected = ReadCsv("auc_expected.csv");
+  const auto expected = ReadReferenceCsv("auc_expected.csv");
   ASSERT_EQ(expected.size(), 12u);
   for (const auto& row : expected) {
     const auto& [scores, labels] = data.at(I(row, "case"));
@@ -177,7 +152,7 @@ TEST(GoldenTest, AucDeLongLogLossAndCalibrationMatchReference) {
 }
 
 TEST(GoldenTest, ChanceToBeatMatchesNumericalIntegration) {
-  for (const auto& row : ReadCsv("chance_to_beat.csv")) {
+  for (const auto& row : ReadReferenceCsv("chance_to_beat.csv")) {
     auto r = ChanceToBeatBinomial({I(row, "s_c"), I(row, "n_c")}, {I(row, "s_t"), I(row, "n_t")});
     ASSERT_TRUE(r.ok());
     EXPECT_NEAR(*r, D(row, "p_t_beats_c"), 1e-7);  // quadrature accuracy
@@ -186,11 +161,11 @@ TEST(GoldenTest, ChanceToBeatMatchesNumericalIntegration) {
 
 TEST(GoldenTest, CupedMatchesReference) {
   std::map<int64_t, std::pair<CupedState, CupedState>> states;
-  for (const auto& row : ReadCsv("cuped_data.csv")) {
+  for (const auto& row : ReadReferenceCsv("cuped_data.csv")) {
     auto& [c, t] = states[I(row, "case")];
     (row.at("arm") == "c" ? c : t).Add(D(row, "y"), D(row, "x"));
   }
-  for (const auto& row : ReadCsv("cuped_expected.csv")) {
+  for (const auto& row : ReadReferenceCsv("cuped_expected.csv")) {
     const auto& [c, t] = states.at(I(row, "case"));
     auto r = CupedWelchTest(c, t);
     ASSERT_TRUE(r.ok()) << r.status();
@@ -225,7 +200,7 @@ TEST(GoldenTest, PlanMatchesStatsmodelsAndTheTextbookFormula) {
   // tests/data/stats/power.csv (gen_power_reference.py): units from the textbook formula with
   // Bonferroni over k - 1 comparisons, statsmodels NormalIndPower's n and power, Cohen's h, and the
   // sequential units from an independent scipy search over GrowthBook's half-width.
-  const auto rows = ReadCsv("power.csv");
+  const auto rows = ReadReferenceCsv("power.csv");
   ASSERT_EQ(rows.size(), 22u);
   for (const auto& row : rows) {
     PlanInput in = PlanRow(row);
@@ -256,7 +231,7 @@ TEST(GoldenTest, PlanMatchesStatsmodelsAndTheTextbookFormula) {
 }
 
 TEST(GoldenTest, PlanMdeMatchesStatsmodels) {
-  for (const auto& row : ReadCsv("power_mde.csv")) {
+  for (const auto& row : ReadReferenceCsv("power_mde.csv")) {
     PlanInput in = PlanRow(row);
     in.total_units = I(row, "total_units");
     auto plan = Plan(in);
