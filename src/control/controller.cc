@@ -118,6 +118,7 @@ void Controller::Emit(const std::string& line) {
 
 std::vector<Rollout> Controller::Rollouts() const {
   std::vector<Rollout> out;
+  common::MutexLock lock(db_mu_);
   const absl::Status read = db_->Query(
       "SELECT experiment, model, champion_version, candidate_version, status, step, step_started_ms, started_ms, "
       "looks, reason, baseline, runs, report FROM rollouts ORDER BY started_ms",
@@ -144,6 +145,7 @@ std::vector<Rollout> Controller::Rollouts() const {
 }
 
 absl::Status Controller::Save(const Rollout& r) {
+  common::MutexLock lock(db_mu_);
   return db_->Exec("INSERT OR REPLACE INTO rollouts VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                    {r.experiment, r.model, r.champion_version, r.candidate_version, r.status, int64_t{r.step},
                     r.step_started_ms, r.started_ms, r.looks, r.reason, r.baseline_json, r.runs_json, r.report_json,
@@ -181,6 +183,7 @@ absl::Status Controller::Tick() {
 
 std::vector<RetrainRecord> Controller::Retrains() const {
   std::vector<RetrainRecord> out;
+  common::MutexLock lock(db_mu_);
   const absl::Status read = db_->Query(
       "SELECT model, ts_ms, experiment, since_us, until_us, rows, version, run_id, export_file, status, message "
       "FROM retrains ORDER BY id",
@@ -195,6 +198,7 @@ std::vector<RetrainRecord> Controller::Retrains() const {
 }
 
 absl::Status Controller::SaveRetrain(const RetrainRecord& r) {
+  common::MutexLock lock(db_mu_);
   return db_->Exec(
       "INSERT INTO retrains (model, ts_ms, experiment, since_us, until_us, rows, version, run_id, export_file, status, "
       "message) VALUES (?,?,?,?,?,?,?,?,?,?,?)",

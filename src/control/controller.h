@@ -19,6 +19,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "common/mutex.h"
 #include "common/clock.h"
 #include "config/gateway_config.h"
 #include "control/gateway_admin.h"
@@ -116,7 +117,10 @@ class Controller {
   config::ControllerConfig config_;
   std::unique_ptr<registry::MlflowClient> registry_;
   std::unique_ptr<GatewayAdmin> gateway_;
-  std::unique_ptr<sqlite::Database> db_;  // rollout state
+  // The state database is one SQLite connection (not thread-safe); Run() writes it on the loop
+  // thread while Rollouts()/Retrains() read it from others (the demo, the CLI).
+  mutable common::Mutex db_mu_;
+  std::unique_ptr<sqlite::Database> db_ ABSL_GUARDED_BY(db_mu_);  // rollout state
   const common::Clock& clock_;
   std::function<void(const std::string&)> on_event_;
   Retrainer retrainer_;
