@@ -25,10 +25,11 @@ namespace {
 
 using Status = GuardrailResult::Status;
 
-// "+1.23 pp" for a binary metric's difference, "+0.4567" otherwise.
+// "+1.23 pp" for a binary metric's difference, "+0.457" otherwise: three significant digits, as
+// the comparison table of the report prints the same difference (render.cc, Signed()).
 std::string DiffText(double diff, MetricKind kind) {
-  return kind == MetricKind::kBinary ? StrCat(diff >= 0 ? "+" : "", Human(100 * diff), " pp")
-                                     : StrCat(diff >= 0 ? "+" : "", Human(diff));
+  return kind == MetricKind::kBinary ? StrCat(diff >= 0 ? "+" : "", Human(100 * diff, 3), " pp")
+                                     : StrCat(diff >= 0 ? "+" : "", Human(diff, 3));
 }
 
 std::string SeqPText(const ComparisonReport& c) {
