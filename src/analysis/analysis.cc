@@ -305,6 +305,7 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   report.experiment = in.experiment;
   report.unit = in.unit;
   report.control = in.arms[in.control].name;
+  report.conclusion = in.conclusion;
   report.alpha = in.alpha;
   report.adjustment = in.adjustment;
   report.primary_metric = in.metrics[in.primary].name;

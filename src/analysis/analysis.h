@@ -146,6 +146,7 @@ struct AnalysisInput {
     double floor = 0;
   };
   std::optional<Bandit> bandit;
+  std::optional<Conclusion> conclusion;  // copied to the report (Configure sets it)
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
   std::string adjustment = "holm";  // of the secondary family: "holm", "bh" or "none"

@@ -246,6 +246,19 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
   for (auto& p : input.predictions) p.arm = remap[p.arm];
   input.arms = std::move(arms);
   input.control = experiment.ControlIndex();
+  if (const auto& c = experiment.conclusion) {
+    // Concluded: the winner is `control` now; compare the arms as they were tested.
+    auto index = [&](const std::string& name) {
+      for (size_t i = 0; i < input.arms.size(); ++i) {
+        if (input.arms[i].name == name) return static_cast<int>(i);
+      }
+      return -1;
+    };
+    if (const int tested = index(c->tested_control); tested >= 0) input.control = tested;
+    const int w = index(c->winner);
+    const std::string version = w >= 0 ? input.arms[w].model_version : std::string();
+    input.conclusion = Conclusion{c->action, c->winner, version, input.arms[input.control].name, c->at_us, c->reason};
+  }
   // A unit's outcomes are complete once its attribution window has passed.
   input.maturity_us = experiment.attribution_window_us;
   input.as_of_us = std::chrono::duration_cast<std::chrono::microseconds>(

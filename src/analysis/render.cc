@@ -122,6 +122,14 @@ std::string SrmLine(const SrmReport& srm) {
                 srm.note.empty() ? std::string() : StrCat("; ", srm.note));
 }
 
+// "concluded: promoted B (v2) at 2026-11-27T23:04:56Z -- B beats A on booked (…)"
+std::string ConclusionLine(const Conclusion& c) {
+  std::string what = c.action == "promote" ? StrCat("promoted ", c.winner) : StrCat("rolled back to ", c.winner);
+  if (!c.winner_version.empty()) StrAppend(&what, " (v", c.winner_version, ")");
+  return StrCat("concluded: ", what, " at ", HumanUtc(c.at_us), c.reason.empty() ? std::string() : " -- " + c.reason,
+                "; the analysis compares the arms as tested (control ", c.tested_control, ")");
+}
+
 std::string DecisionLine(const Decision& d) {
   std::string what = d.action;
   if (d.action == "rollback") {
@@ -246,6 +254,7 @@ std::string RenderText(const Report& r) {
                   "): ", GuardrailStatusName(g.status), " -- ", g.detail, "\n");
   }
   out += DecisionLine(r.decision) + "\n";
+  if (r.conclusion) out += ConclusionLine(*r.conclusion) + "\n";
   if (r.shadow) out += ShadowLine(*r.shadow) + "\n";
   for (const auto& e : r.shadow_evaluation) out += ShadowEvaluationLine(e) + "\n";
   return out;
@@ -342,6 +351,7 @@ std::string RenderHtml(const Report& r) {
   html += "<h1>Experiment " + Escape(r.experiment) + "</h1>";
   html += "<p class=\"box\"><b>Decision: " + Escape(d.action) + "</b>" +
           (d.winner ? " &mdash; winner " + Escape(*d.winner) : std::string()) + "<br>" + Escape(d.reason) + "</p>";
+  if (r.conclusion) html += "<p class=\"box\" id=\"conclusion\"><b>" + Escape(ConclusionLine(*r.conclusion)) + "</b></p>";
   html += "<p class=\"" + std::string(r.srm.mismatch ? "bad" : "ok") + "\">" + Escape(SrmLine(r.srm)) + "</p>";
   if (!d.guardrails.empty()) {
     html += "<h2>Guardrails</h2><table><tr><th>guardrail</th><th>arm</th><th>status</th><th>detail</th></tr>";

@@ -549,6 +549,11 @@ json::object ToJson(const Report& r) {
     report["shadow_evaluation"] = std::move(evaluations);
   }
   if (r.bandit) report["bandit"] = ToJson(*r.bandit);
+  if (const auto& c = r.conclusion) {
+    report["conclusion"] = json::object{{"action", c->action},     {"winner", c->winner},
+                                        {"winner_version", c->winner_version}, {"tested_control", c->tested_control},
+                                        {"at_us", c->at_us},       {"reason", c->reason}};
+  }
   return report;
 }
 
@@ -742,6 +747,13 @@ absl::StatusOr<Report> ReportFromJson(const json::value& v) {
     }
   }
   if (const auto* b = r.Find("bandit"); b && !b->is_null()) out.bandit = BanditFromReader(*b, "report.bandit", &status);
+  if (const auto* c = r.Find("conclusion"); c && !c->is_null() && status.ok()) {
+    Reader cr(c, "report.conclusion", &status);
+    if (cr.ok()) {
+      out.conclusion = Conclusion{cr.Str("action"), cr.Str("winner"), cr.Str("winner_version", false),
+                                  cr.Str("tested_control", false), cr.Int("at_us", false), cr.Str("reason", false)};
+    }
+  }
   if (out.primary_metric.empty()) out.primary_metric = out.decision.metric;
   if (!status.ok()) return status;
   return out;

@@ -248,6 +248,18 @@ struct BanditReport {
 };
 boost::json::object ToJson(const BanditReport& b);
 
+// How the experiment ended, once it has (promote/rollback through the admin API, by a person or
+// the controller; the config's `conclusion`). The analysis still compares the arms as they were
+// tested (its control is the control the experiment ran with) and shows this next to it.
+struct Conclusion {
+  std::string action;  // promote | rollback
+  std::string winner;  // the arm serving everyone since
+  std::string winner_version;
+  std::string tested_control;
+  int64_t at_us = 0;
+  std::string reason;  // the decision's reason as the caller gave it (may be empty)
+};
+
 struct Report {
   std::string experiment;
   std::string unit = "user";
@@ -269,6 +281,7 @@ struct Report {
   std::optional<ShadowSummary> shadow;
   std::vector<ShadowEvaluation> shadow_evaluation;  // one per (served arm, shadow arm)
   std::optional<BanditReport> bandit;  // bandit experiments only
+  std::optional<Conclusion> conclusion;  // concluded experiments only
 
   const ArmReport* Arm(std::string_view name) const;
   const ComparisonReport* Comparison(std::string_view metric, std::string_view treatment) const;

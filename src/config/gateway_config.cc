@@ -398,6 +398,23 @@ absl::StatusOr<ExperimentConfig> ParseExperimentConfig(const json::value& v, con
       }
     }
   }
+  {
+    JsonReader c = r.Child("conclusion");
+    if (!c.value().is_null()) {
+      if (!c.is_object()) return r.Error("conclusion", "must be {action, winner, tested_control, at_us, reason}");
+      ConclusionConfig conclusion;
+      ABGATE_ASSIGN_OR_RETURN(conclusion.action, c.String("action"));
+      if (conclusion.action != "promote" && conclusion.action != "rollback") {
+        return c.Error("action", "must be promote or rollback");
+      }
+      ABGATE_ASSIGN_OR_RETURN(conclusion.winner, c.String("winner"));
+      ABGATE_ASSIGN_OR_RETURN(conclusion.tested_control, c.String("tested_control"));
+      ABGATE_ASSIGN_OR_RETURN(conclusion.at_us, c.Int("at_us", 0));
+      ABGATE_ASSIGN_OR_RETURN(conclusion.reason, c.String("reason", ""));
+      ABGATE_RETURN_IF_ERROR(c.CheckNoUnknownKeys());
+      e.conclusion = std::move(conclusion);
+    }
+  }
   ABGATE_ASSIGN_OR_RETURN(e.payload_sample_rate, r.Number("payload_sample_rate", 0));
   if (e.payload_sample_rate < 0 || e.payload_sample_rate > 1) return r.Error("payload_sample_rate", "must be in [0, 1]");
   ABGATE_ASSIGN_OR_RETURN(e.payload_max_bytes, r.Int("payload_max_bytes", e.payload_max_bytes));
@@ -440,6 +457,9 @@ absl::Status ValidateExperiment(const ExperimentConfig& e) {
   }
   if (!names.contains(e.control)) {
     return absl::InvalidArgumentError(StrCat("control '", e.control, "' is not one of the arms"));
+  }
+  if (e.conclusion && (!names.contains(e.conclusion->winner) || !names.contains(e.conclusion->tested_control))) {
+    return absl::InvalidArgumentError("conclusion: winner and tested_control must be arms");
   }
   if (!e.shadow_arm.empty() && !names.contains(e.shadow_arm)) {
     return absl::InvalidArgumentError(StrCat("shadow.arm '", e.shadow_arm, "' is not one of the arms"));
@@ -601,6 +621,14 @@ json::value ExperimentToJson(const ExperimentConfig& e) {
     o["bandit"] = json::object{{"metric", e.bandit->metric},
                                {"floor", e.bandit->floor},
                                {"update_interval", StrCat(e.bandit->update_interval_us / 1000, "ms")}};
+  }
+  if (e.conclusion) {
+    json::object c{{"action", e.conclusion->action},
+                   {"winner", e.conclusion->winner},
+                   {"tested_control", e.conclusion->tested_control},
+                   {"at_us", e.conclusion->at_us}};
+    if (!e.conclusion->reason.empty()) c["reason"] = e.conclusion->reason;
+    o["conclusion"] = std::move(c);
   }
   if (e.payload_sample_rate != 0) {
     o["payload_sample_rate"] = e.payload_sample_rate;

@@ -97,6 +97,17 @@ struct BanditConfig {
 inline constexpr int64_t kMinBanditIntervalUs = 1'000'000;
 inline constexpr int64_t kMaxBanditIntervalUs = 86'400'000'000;
 
+// How a stopped experiment ended (POST …/promote or …/rollback). The winner serves everyone and
+// becomes `control`; `tested_control` keeps the control the experiment ran with, so an analysis
+// afterwards still compares the arms as they were tested (and shows this conclusion).
+struct ConclusionConfig {
+  std::string action;          // "promote" | "rollback"
+  std::string winner;          // the arm that serves now
+  std::string tested_control;  // the control while the experiment ran
+  int64_t at_us = 0;
+  std::string reason;          // the caller's evidence.reason, when it gave one
+};
+
 struct ExperimentConfig {
   std::string name;
   std::string model;  // registry model name
@@ -126,6 +137,7 @@ struct ExperimentConfig {
   // Only units whose namespace hash falls in the range enter (GrowthBook's inNamespace).
   std::optional<NamespaceConfig> namespace_range;
   std::optional<BanditConfig> bandit;  // with routing_mode: bandit (and only then)
+  std::optional<ConclusionConfig> conclusion;  // set by promote/rollback (state stopped)
 
   int ControlIndex() const;
   // Where an arm without `upstream` loads its model from: the arm's `model`, else

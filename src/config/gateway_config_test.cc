@@ -228,6 +228,28 @@ std::string BanditYaml(std::string_view bandit, std::string_view metrics = "[{na
   return yaml;
 }
 
+TEST(GatewayConfigTest, AConclusionRoundTripsAndNamesArms) {
+  const std::string arms = "    arms:\n      - {name: A, weight: 0, upstream: 'http://h:1/x'}\n"
+                           "      - {name: B, weight: 100, upstream: 'http://h:1/y'}\n";
+  auto c = ParseGatewayConfig("experiments:\n  - name: e\n    control: B\n    state: stopped\n"
+                              "    conclusion: {action: promote, winner: B, tested_control: A, at_us: 17, reason: why}\n" +
+                              arms);
+  ASSERT_TRUE(c.ok()) << c.status();
+  const auto& e = c->experiments[0];
+  ASSERT_TRUE(e.conclusion);
+  EXPECT_EQ(e.conclusion->tested_control, "A");
+  EXPECT_EQ(e.conclusion->at_us, 17);
+  const auto j = ExperimentToJson(e);
+  auto back = ParseExperimentConfig(j);
+  ASSERT_TRUE(back.ok()) << back.status();
+  EXPECT_EQ(boost::json::serialize(ExperimentToJson(*back)), boost::json::serialize(j));
+  for (const char* bad : {"{action: promote, winner: C, tested_control: A}", "{action: win, winner: B, tested_control: A}",
+                          "{action: promote, winner: B, tested_control: Z}", "[1]"}) {
+    EXPECT_FALSE(ParseGatewayConfig("experiments:\n  - name: e\n    conclusion: " + std::string(bad) + "\n" + arms).ok())
+        << bad;
+  }
+}
+
 TEST(GatewayConfigTest, Issue18BanditParsesAndRoundTrips) {
   auto c = ParseGatewayConfig(BanditYaml("{metric: booked, floor: 0.1, update_interval: 30s}"));
   ASSERT_TRUE(c.ok()) << c.status();

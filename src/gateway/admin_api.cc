@@ -619,14 +619,16 @@ void Gateway::RegisterAdminRoutes() {
   });
   // Decisions: all traffic to one arm, which becomes the control, and the experiment stops (a
   // stopped experiment serves its control). `promote` names the winner; `rollback` keeps the
-  // control. Either may carry {"evidence": {...}} for the audit log.
+  // control. Either may carry {"evidence": {...}} for the audit log (its `reason`, a string,
+  // also goes into the config's `conclusion`, which the analysis shows from then on).
   for (const char* verb : {"promote", "rollback"}) {
     const bool promote = std::string_view(verb) == "promote";
     r.Add("POST", StrCat("/api/v1/experiments/{name}/", verb), [this, verb = std::string(verb), promote](
                                                                  http::Request& req, http::Respond respond) {
-      Mutate(req, std::move(respond), verb, [promote](const CompiledExperiment* current, const json::value& body)
+      Mutate(req, std::move(respond), verb, [this, verb, promote](const CompiledExperiment* current, const json::value& body)
                  -> absl::StatusOr<std::optional<config::ExperimentConfig>> {
         if (!current) return absl::NotFoundError("no such experiment");
+
         std::string winner = current->config.control;
         if (promote) {
           const auto* w = body.as_object().if_contains("winner");
@@ -635,6 +637,15 @@ void Gateway::RegisterAdminRoutes() {
           if (current->ArmIndex(winner) < 0) return absl::InvalidArgumentError(StrCat("no arm named '", winner, "'"));
         }
         config::ExperimentConfig c = current->config;
+        config::ConclusionConfig conclusion{verb, winner, current->config.control, clock_.NowUs(), ""};
+        if (const auto* ev = body.as_object().if_contains("evidence"); ev && ev->is_object()) {
+          if (const auto* why = ev->as_object().if_contains("reason"); why && why->is_string()) {
+            conclusion.reason = std::string(why->as_string());
+          }
+        }
+        // A repeated call (a controller retrying after a crash) keeps the first conclusion: the
+        // control it records is the one the experiment ran with.
+        if (!c.conclusion) c.conclusion = std::move(conclusion);
         c.control = winner;
         for (auto& arm : c.arms) arm.weight = arm.name == winner ? 100 : 0;
         c.ramp.clear();

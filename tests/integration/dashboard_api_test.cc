@@ -10,6 +10,8 @@
 #include <boost/json.hpp>
 
 #include "gateway_fixture.h"
+#include "testing/subprocess.h"
+#include "testing/test_paths.h"
 
 namespace abgate::testing {
 namespace {
@@ -185,6 +187,67 @@ TEST_F(DashboardApiTest, AnalysesDoNotDelayAdminChanges) {
   EXPECT_GE(analyses, 10);
   // Before: the pause waited for at least one whole analysis (in practice all ten).
   EXPECT_LT(pause_s, mean_analysis_s) << "pause " << pause_s << " s, one analysis " << mean_analysis_s << " s";
+}
+
+namespace conclusion {
+
+// The admin experiment view (config) of hyatt_booking_ab.
+json::object Experiment(const RawResponse& r) {
+  boost::system::error_code ec;
+  json::value v = json::parse(r.body, ec);
+  if (ec || !v.is_object()) {
+    ADD_FAILURE() << "HTTP " << r.status << ": " << r.body;
+    return {};
+  }
+  return v.as_object();
+}
+
+}  // namespace conclusion
+
+// One truth after the end: a promotion makes the winner the control (it serves everyone), but
+// the analysis afterwards — results endpoint, dashboard, `abgate analyze` — still compares the
+// arms as they were tested and says how the experiment ended. Before, the demo's experiment
+// read "control: B ... decision: rollback A (B stays)" in `analyze` once v2 was promoted.
+TEST_F(DashboardApiTest, AConcludedExperimentIsAnalysedAsItRanAndSaysHowItEnded) {
+  StartGateway(ConfigYaml("", "50, 50"));
+  Serve(60, "u");
+  const auto before = conclusion::Experiment(Admin("GET", kResults));
+  EXPECT_EQ(before.at("control"), "A");
+  EXPECT_FALSE(before.contains("conclusion"));
+
+  const auto promoted = Admin("POST", "/api/v1/experiments/hyatt_booking_ab/promote",
+                              R"({"winner":"B","evidence":{"reason":"B beats A on booked"}})");
+  ASSERT_EQ(promoted.status, 200) << promoted.body;
+  const auto config = conclusion::Experiment(Admin("GET", "/api/v1/experiments/hyatt_booking_ab"));
+  EXPECT_EQ(config.at("control"), "B");  // the winner serves everyone
+  EXPECT_EQ(config.at("state"), "stopped");
+  EXPECT_EQ(config.at("conclusion").at("tested_control"), "A");
+
+  const auto after = conclusion::Experiment(Admin("GET", kResults));
+  EXPECT_EQ(after.at("control"), "A");
+  ASSERT_TRUE(after.contains("conclusion")) << json::serialize(after);
+  const auto& c = after.at("conclusion").as_object();
+  EXPECT_EQ(c.at("action"), "promote");
+  EXPECT_EQ(c.at("winner"), "B");
+  EXPECT_EQ(c.at("winner_version"), "8");
+  EXPECT_EQ(c.at("tested_control"), "A");
+  EXPECT_EQ(c.at("reason"), "B beats A on booked");
+  // The same arms and counts as before the promotion: the comparison is B vs A.
+  EXPECT_EQ(json::serialize(after.at("arms")), json::serialize(before.at("arms")));
+  for (const auto& cmp : after.at("comparisons").as_array()) EXPECT_EQ(cmp.at("control"), "A");
+
+  // A repeated promotion (a controller retrying) keeps the first conclusion.
+  ASSERT_EQ(Admin("POST", "/api/v1/experiments/hyatt_booking_ab/promote", R"({"winner":"B"})").status, 200);
+  EXPECT_EQ(conclusion::Experiment(Admin("GET", kResults)).at("conclusion").at("reason"), "B beats A on booked");
+
+  // `abgate analyze` on the store tells the same (text).
+  Subprocess analyze({ABGATE_BINARY, "analyze", "--store", store_->uri(), "--experiment", "hyatt_booking_ab"});
+  ASSERT_EQ(analyze.Wait(30000), 0) << analyze.stderr_text();
+  const std::string text = analyze.stdout_text();
+  EXPECT_NE(text.find("control: A"), std::string::npos) << text;
+  EXPECT_NE(text.find("concluded: promoted B (v8) at "), std::string::npos) << text;
+  EXPECT_NE(text.find("-- B beats A on booked; the analysis compares the arms as tested (control A)"), std::string::npos)
+      << text;
 }
 
 }  // namespace

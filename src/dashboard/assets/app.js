@@ -244,7 +244,17 @@
     if (typeof d === 'string') return { action: d };
     return d || null;
   }
-  function decisionBadge(d) {
+  // A concluded experiment (promoted or rolled back) shows that conclusion; the decision rule's
+  // reading of the data stays in the detail view.
+  function conclusionOf(report) {
+    const c = report && report.conclusion;
+    if (!c) return null;
+    return { action: c.action === 'promote' ? 'promoted' : 'rolled back', winner: c.winner, version: c.winner_version,
+      at_us: c.at_us, reason: c.reason, tested_control: c.tested_control };
+  }
+  function decisionBadge(d, report) {
+    const c = conclusionOf(report);
+    if (c) return badge(c.action + ' ' + c.winner, c.action === 'promoted' ? 'good' : 'bad');
     if (!d) return badge('–');
     const kind = { promote: 'good', rollback: 'bad', investigate: 'warn', continue: '' }[d.action] || '';
     return badge(d.action + (d.winner ? ' ' + d.winner : ''), kind);
@@ -305,7 +315,7 @@
           h('div', { class: 'muted small' }, primary)),
         h('td', {}, comps.length ? comps.map((c) => h('div', {}, pval(seqP(c)))) : '–'),
         h('td', {}, ok ? srmBadge(report) : '–'),
-        h('td', {}, ok ? decisionBadge(decisionOf(report)) : '–'),
+        h('td', {}, ok ? decisionBadge(decisionOf(report), report) : '–'),
         h('td', {}, rampText(exp)));
     });
     const table = h('table', { class: 'grid', id: 'experiments' },
@@ -766,7 +776,7 @@
     const ok = report && !report.error;
     const d = ok ? decisionOf(report) : null;
     const head = h('section', { class: 'card head' },
-      h('div', { class: 'title' }, h('h2', { id: 'experiment-name' }, exp.name), stateBadge(exp.state), ok ? decisionBadge(d) : null),
+      h('div', { class: 'title' }, h('h2', { id: 'experiment-name' }, exp.name), stateBadge(exp.state), ok ? decisionBadge(d, report) : null),
       kv([
         ['Model', exp.model || '–'], ['Mode', exp.routing_mode || ''], ['Control', exp.control],
         ['Weights now', weightsText(exp)], ['Rollout', rampText(exp)],
@@ -774,7 +784,14 @@
         ['Started', when(exp.runtime ? exp.runtime.start_us : 0)],
         ok ? ['Unit', report.unit + ' · α = ' + num(report.alpha)] : null,
       ]),
-      d ? h('p', { class: 'decision ' + (d.action || '') }, h('b', {}, 'Decision: ' + d.action + (d.winner ? ' ' + d.winner : '')), d.reason ? ' — ' + roundInText(d.reason) : '') : null,
+      conclusionOf(report) ? (() => {
+        const c = conclusionOf(report);
+        return h('p', { class: 'decision ' + (c.action === 'promoted' ? 'promote' : 'rollback'), id: 'conclusion' },
+          h('b', {}, 'Concluded: ' + c.action + ' ' + c.winner + (c.version ? ' (v' + c.version + ')' : '') + ' at ' + when(c.at_us)),
+          c.reason ? ' — ' + roundInText(c.reason) : '',
+          '. The results below compare the arms as tested (control ' + c.tested_control + ').');
+      })() : null,
+      d ? h('p', { class: 'decision ' + (d.action || '') }, h('b', {}, (conclusionOf(report) ? 'Decision rule on this data: ' : 'Decision: ') + d.action + (d.winner ? ' ' + d.winner : '')), d.reason ? ' — ' + roundInText(d.reason) : '') : null,
       actionsBar(exp, ok ? report : null));
     const sections = [head];
     if (!ok) {
