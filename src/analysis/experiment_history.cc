@@ -24,6 +24,12 @@ absl::StatusOr<config::ExperimentConfig> ParseStored(const std::string& text, co
   boost::system::error_code ec;
   json::value v = json::parse(text, ec);
   if (ec || !v.is_object()) return absl::InvalidArgumentError(StrCat(what, ": not a JSON object"));
+  // A change made with evidence (promote, rollback) is audited as {experiment, evidence}.
+  if (const json::value* inner = v.as_object().if_contains("experiment"); inner && inner->is_object() &&
+                                                                           v.as_object().contains("evidence")) {
+    json::value config = *inner;
+    v = std::move(config);
+  }
   v.as_object().erase("runtime");
   return config::ParseExperimentConfig(v, what);
 }

@@ -235,6 +235,9 @@ TEST_F(DashboardApiTest, AConcludedExperimentIsAnalysedAsItRanAndSaysHowItEnded)
   // The same arms and counts as before the promotion: the comparison is B vs A.
   EXPECT_EQ(json::serialize(after.at("arms")), json::serialize(before.at("arms")));
   for (const auto& cmp : after.at("comparisons").as_array()) EXPECT_EQ(cmp.at("control"), "A");
+  // SRM against the weights the units were assigned with (50/50), not the winner's 0/100.
+  EXPECT_EQ(json::serialize(after.at("srm").at("expected_share")), "[5E-1,5E-1]") << json::serialize(after.at("srm"));
+  EXPECT_FALSE(after.at("srm").at("mismatch").as_bool()) << json::serialize(after.at("srm"));
 
   // A repeated promotion (a controller retrying) keeps the first conclusion.
   ASSERT_EQ(Admin("POST", "/api/v1/experiments/hyatt_booking_ab/promote", R"({"winner":"B"})").status, 200);

@@ -43,14 +43,31 @@
     if (typeof x !== 'number' || !isFinite(x)) return '–';
     return num(x * 100, digits || 4) + '%';
   }
+  // Differences and lifts with three significant digits and p-values with four, as the text
+  // and HTML reports print them (src/analysis/render.cc), so every screen shows the same figure.
   function signedPct(x) {
     if (typeof x !== 'number' || !isFinite(x)) return '–';
-    return (x > 0 ? '+' : '') + pct(x);
+    return (x > 0 ? '+' : '') + pct(x, 3);
+  }
+  function signedNum(x) {
+    if (typeof x !== 'number' || !isFinite(x)) return '–';
+    return (x > 0 ? '+' : '') + num(x, 3);
+  }
+  // A binary metric's difference in percentage points ("+2.99 pp"), any other as a number.
+  function diffText(x, binary) {
+    if (typeof x !== 'number' || !isFinite(x)) return '–';
+    return binary ? signedNum(100 * x) + ' pp' : signedNum(x);
   }
   function pval(p) {
     if (typeof p !== 'number' || !isFinite(p)) return '–';
     if (p < 1e-4) return '< 0.0001';
-    return num(p, 3);
+    return num(p, 4);
+  }
+  function chance(p) {
+    if (typeof p !== 'number' || !isFinite(p)) return '–';
+    if (p < 1e-4) return '< 0.01%';
+    if (p > 1 - 1e-4) return '> 99.99%';
+    return pct(p, 3);
   }
   function interval(ci, f) {
     if (!Array.isArray(ci) || ci.length !== 2) return '';
@@ -482,7 +499,7 @@
     if (m.insufficient_data) return h('span', { class: 'muted', title: m.insufficient_data }, 'insufficient data');
     const value = typeof m.mean === 'number' ? m.mean : m.value;
     const isRate = m.type === 'binary';
-    const f = isRate ? (v) => pct(v, 3) : (v) => num(v);
+    const f = isRate ? (v) => pct(v) : (v) => num(v);  // as the text report: 4 significant digits
     return h('span', {}, h('b', {}, f(value)), ' ', h('span', { class: 'muted' }, interval(m.ci, f)));
   }
   function armsTable(exp, report) {
@@ -518,6 +535,8 @@
           h('td', { colspan: hasFamily ? 8 : 7, class: 'muted' }, 'insufficient data: ' + c.insufficient_data));
       }
       const isRate = !['auc'].includes(c.metric) && typeof c.lift === 'number';
+      const binary = (report.arms || []).some((a) => ((a.metrics || {})[c.metric] || {}).type === 'binary');
+      const diffOf = (x) => diffText(x, binary);
       // CUPED: the numbers in the row are the adjusted ones (the decision's); the raw ones beside.
       const cu = c.cuped && typeof c.cuped === 'object' ? c.cuped : null;
       const cupedNote = !cu ? null : cu.applied
@@ -525,12 +544,12 @@
         : h('div', { class: 'muted small cuped' }, `CUPED on ${cu.covariate} not applied: ${cu.reason || ''}`);
       return h('tr', {},
         h('td', {}, c.metric, cupedNote), h('td', {}, c.treatment + ' vs ' + c.control),
-        h('td', {}, num(c.diff), ' ', h('span', { class: 'muted' }, interval(c.diff_ci, num))),
+        h('td', {}, diffOf(c.diff), ' ', h('span', { class: 'muted' }, interval(c.diff_ci, (x) => signedNum(binary ? 100 * x : x)))),
         h('td', {}, isRate || typeof c.lift === 'number' ? [h('b', {}, signedPct(c.lift)), ' ', h('span', { class: 'muted' }, interval(c.lift_ci, signedPct))] : '–'),
         h('td', {}, pval(c.p_value), typeof c.p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.p_value_adjusted)) : null),
         h('td', {}, pval(c.sequential_p_value), typeof c.sequential_p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.sequential_p_value_adjusted)) : null),
         hasFamily ? h('td', {}, c.family || '') : null,
-        h('td', {}, typeof c.chance_to_beat === 'number' ? pct(c.chance_to_beat, 3) : '–'),
+        h('td', {}, typeof c.chance_to_beat === 'number' ? chance(c.chance_to_beat) : '–'),
         h('td', {}, c.significant ? badge('significant', 'good') : badge('no', 'muted')));
     });
     const heads = ['Metric', 'Comparison', 'Difference [CI]', 'Lift [CI]', 'p (fixed)', 'Sequential p'];
