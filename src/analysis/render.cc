@@ -253,8 +253,13 @@ std::string RenderText(const Report& r) {
     out += StrCat("guardrail ", g.name.rfind("metric:", 0) == 0 ? g.name.substr(7) : g.name, " (", g.arm,
                   "): ", GuardrailStatusName(g.status), " -- ", g.detail, "\n");
   }
-  out += DecisionLine(r.decision) + "\n";
-  if (r.conclusion) out += ConclusionLine(*r.conclusion) + "\n";
+  if (r.conclusion) {
+    // Ended: how, then what the rule reads in the data shown (which can differ: other window).
+    out += ConclusionLine(*r.conclusion) + "\n";
+    out += "decision rule on this data: " + DecisionLine(r.decision).substr(std::string_view("decision: ").size()) + "\n";
+  } else {
+    out += DecisionLine(r.decision) + "\n";
+  }
   if (r.shadow) out += ShadowLine(*r.shadow) + "\n";
   for (const auto& e : r.shadow_evaluation) out += ShadowEvaluationLine(e) + "\n";
   return out;
@@ -349,9 +354,9 @@ std::string RenderHtml(const Report& r) {
                      ".lift{fill:none;stroke:#1f5fbf;stroke-width:2}.zero{stroke:#999;stroke-dasharray:4 3}"
                      "pre{background:#f7f7f7;padding:1em;overflow:auto}</style></head><body>";
   html += "<h1>Experiment " + Escape(r.experiment) + "</h1>";
-  html += "<p class=\"box\"><b>Decision: " + Escape(d.action) + "</b>" +
-          (d.winner ? " &mdash; winner " + Escape(*d.winner) : std::string()) + "<br>" + Escape(d.reason) + "</p>";
   if (r.conclusion) html += "<p class=\"box\" id=\"conclusion\"><b>" + Escape(ConclusionLine(*r.conclusion)) + "</b></p>";
+  html += "<p class=\"box\"><b>" + std::string(r.conclusion ? "Decision rule on this data: " : "Decision: ") + Escape(d.action) + "</b>" +
+          (d.winner ? " &mdash; winner " + Escape(*d.winner) : std::string()) + "<br>" + Escape(d.reason) + "</p>";
   html += "<p class=\"" + std::string(r.srm.mismatch ? "bad" : "ok") + "\">" + Escape(SrmLine(r.srm)) + "</p>";
   if (!d.guardrails.empty()) {
     html += "<h2>Guardrails</h2><table><tr><th>guardrail</th><th>arm</th><th>status</th><th>detail</th></tr>";

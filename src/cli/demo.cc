@@ -298,9 +298,12 @@ controller:
     std::printf("  (the controller stored no readable report: %s)\n", std::string(report.status().message()).c_str());
   }
   // Shadow step: the candidate scored every request next to the champion, its replies discarded.
-  if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok()) {
+  // When the decision was taken at the shadow step, the analysis above is that step's; else the
+  // shadow requests are analysed now, with every outcome that has come in since the gate.
+  const bool decided_at_shadow = report_json.is_object() && report_json.as_object().contains("shadow_evaluation");
+  if (auto admin = control::GatewayAdmin::Create(admin_url, token); admin.ok() && !decided_at_shadow) {
     if (auto all = (*admin)->Report(shown); all.ok() && all->shadow) {
-      std::printf("\n== shadow step ==\n  %s\n", analysis::ShadowLine(*all->shadow).c_str());
+      std::printf("\n== shadow step (all its requests, analysed now) ==\n  %s\n", analysis::ShadowLine(*all->shadow).c_str());
       for (const auto& e : all->shadow_evaluation) std::printf("  %s\n", analysis::ShadowEvaluationLine(e).c_str());
     } else if (!all.ok()) {
       std::printf("\n== shadow step ==\n  (no report: %s)\n", std::string(all.status().message()).c_str());

@@ -189,6 +189,12 @@ Verdict Evaluate(const Look& look, const config::ControlledModelConfig& model, d
         v.action = Action::kRollback;
         v.reason = StrCat("shadow gate: ", analysis::ShadowEvaluationLine(e));
         v.evidence["guardrail"] = "shadow_evaluation";
+        // The stored report carries this verdict, so the evidence shown later says rollback
+        // (the analysis's own decision had no user traffic on B to judge: "continue").
+        v.decision.action = "rollback";
+        v.decision.winner = look.control_arm;
+        v.decision.failed_arms = {look.candidate_arm};
+        v.decision.reason = v.reason;
         return v;
       }
     }

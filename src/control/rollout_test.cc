@@ -108,6 +108,10 @@ TEST(Rollout, TheShadowGateRefusesACandidateWorseOffline) {
   EXPECT_EQ(worse.action, Action::kRollback);
   EXPECT_NE(worse.reason.find("shadow gate"), std::string::npos) << worse.reason;
   EXPECT_EQ(worse.evidence.at("guardrail"), "shadow_evaluation");
+  // The decision stored with the report says the same (it was "continue": no user saw B yet).
+  EXPECT_EQ(worse.decision.action, "rollback");
+  EXPECT_EQ(worse.decision.failed_arms, std::vector<std::string>{"B"});
+  EXPECT_EQ(worse.decision.reason, worse.reason);
   EXPECT_EQ(worse.evidence.at("shadow_auc_diff").as_double(), -0.05);
   m.shadow_gate = false;
   EXPECT_EQ(Evaluate(At(report, 0, 11, 11), m, 0.05).action, Action::kAdvance);
