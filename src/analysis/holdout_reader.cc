@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <limits>
 #include <string>
+#include <tuple>
 #include <vector>
 
 #include "absl/container/flat_hash_map.h"
@@ -29,6 +30,7 @@ struct PendingOutcome {
   uint32_t metric;  // index into the names met
   int64_t ts;
   double value;
+  uint64_t event;  // Hash64 of the client's event_id, 0 without one
 };
 
 }  // namespace
@@ -74,7 +76,7 @@ absl::StatusOr<AnalysisInput> ReadHoldout(events::EventReader& reader, const Hol
       ++counts.unknown_unit;
       return;
     }
-    pending.push_back({u, m, o.ts_us, o.value});
+    pending.push_back({u, m, o.ts_us, o.value, o.event_id.empty() ? 0 : common::Hash64(o.event_id)});
   };
   // Exposures come first (events::EventReader::ScanPopulation), so every outcome finds its unit.
   ABGATE_RETURN_IF_ERROR(reader.ScanPopulation(options.experiment, exposure, outcome));
@@ -101,6 +103,21 @@ absl::StatusOr<AnalysisInput> ReadHoldout(events::EventReader& reader, const Hol
   } else {
     input.metrics = options.metrics;
     for (auto& m : input.metrics) m.cuped_covariate.clear();
+  }
+  // Across experiments one real outcome is often posted once per experiment the unit is in (a
+  // booking reported to each test). Summed per unit, it would count once for a held-out unit
+  // (in no experiment) and several times for everyone else: a bias in the rest's favour. The
+  // same event is recognised by its event_id, else by the same unit, metric, time and value.
+  if (options.experiment.empty()) {
+    auto key = [](const PendingOutcome& o) {
+      return o.event ? std::make_tuple(o.unit, o.metric, int64_t{0}, 0.0, o.event)
+                     : std::make_tuple(o.unit, o.metric, o.ts, o.value, uint64_t{0});
+    };
+    std::sort(pending.begin(), pending.end(), [&](const auto& a, const auto& b) { return key(a) < key(b); });
+    const size_t before = pending.size();
+    pending.erase(std::unique(pending.begin(), pending.end(), [&](const auto& a, const auto& b) { return key(a) == key(b); }),
+                  pending.end());
+    counts.duplicates = static_cast<int64_t>(before - pending.size());
   }
   const size_t k = input.metrics.size();
   std::vector<double> values(units.size() * k, 0.0);

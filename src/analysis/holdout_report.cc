@@ -79,7 +79,8 @@ json::object HoldoutToJson(const Report& r, const std::string& scope, double per
     out["outcomes"] = json::object{{"attributed", r.outcomes->attributed},
                                    {"before_exposure", r.outcomes->before_exposure},
                                    {"after_window", r.outcomes->after_window},
-                                   {"unknown_unit", r.outcomes->unknown_unit}};
+                                   {"unknown_unit", r.outcomes->unknown_unit},
+                                   {"duplicates", r.outcomes->duplicates}};
   }
   return out;
 }
@@ -90,7 +91,12 @@ std::string RenderHoldoutText(const Report& r, const std::string& scope, double 
   std::string out = StrCat("holdout analysis of ", scope, percent > 0 ? StrCat(" (holdout ", Human(percent), "% of units)") : "",
                            ": everyone else vs the holdout, the cumulative effect of every model launched while it ran\n");
   out += StrCat("units: holdout ", WithThousands(held ? held->units : 0), ", everyone else ",
-                WithThousands(rest ? rest->units : 0), "; in both (left out): ", r.multiple_exposure_units, "\n\n");
+                WithThousands(rest ? rest->units : 0), "; in both (left out): ", r.multiple_exposure_units, "\n");
+  if (r.outcomes && r.outcomes->duplicates > 0) {
+    out += StrCat("outcomes posted to more than one experiment, counted once: ", WithThousands(r.outcomes->duplicates),
+                  "\n");
+  }
+  out += "\n";
   for (const auto& name : r.metrics) {
     const bool rate = r.KindOf(name) == MetricKind::kBinary;
     auto fmt = [&](const ArmReport* a) -> std::string {

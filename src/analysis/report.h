@@ -138,6 +138,7 @@ struct OutcomeCounts {
   int64_t after_window = 0;
   int64_t unknown_unit = 0;
   int64_t covariate = 0;  // pre-exposure outcomes of a CUPED covariate, used as X
+  int64_t duplicates = 0;  // holdout: one outcome posted to several experiments, counted once
 };
 
 // One guardrail, a labelled one-sided sequential test of one treatment: "error_rate" (the

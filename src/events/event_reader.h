@@ -148,6 +148,7 @@ struct OutcomeRecord {
   std::string_view request_id, unit_id, metric;
   double value = 0;
   int64_t ts_us = 0;
+  std::string_view event_id;  // the client's idempotency key, empty when it gave none
 };
 
 // One in-experiment served request with what the gateway kept of it (tables `exposures` and

@@ -95,7 +95,7 @@ absl::Status InMemoryEventReader::ScanPopulation(const std::string& experiment,
     }
   }
   for (const Outcome& o : outcomes_) {
-    if (in_scope(o.experiment)) outcome({o.request_id, o.unit_id, o.metric, o.value, o.ts_us});
+    if (in_scope(o.experiment)) outcome({o.request_id, o.unit_id, o.metric, o.value, o.ts_us, o.event_id});
   }
   return absl::OkStatus();
 }

@@ -253,10 +253,10 @@ absl::Status PostgresEventReader::ScanPopulation(const std::string& experiment,
                                    experiment, [&](const postgres::Result& r) {
                                      exposure({r.View(0, 0), r.View(0, 1), r.Int(0, 2), r.View(0, 3) == kHoldoutRoutingMode});
                                    }));
-  return ScanTable(uri_, StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE ", scope), experiment,
-                   [&](const postgres::Result& r) {
+  return ScanTable(uri_, StrCat("SELECT request_id, unit_id, metric, value, ts, event_id FROM outcomes WHERE ", scope),
+                   experiment, [&](const postgres::Result& r) {
                      outcome({r.View(0, 0), r.View(0, 1), r.View(0, 2), std::strtod(PQgetvalue(r.get(), 0, 3), nullptr),
-                              r.Int(0, 4)});
+                              r.Int(0, 4), r.View(0, 5)});
                    });
 }
 

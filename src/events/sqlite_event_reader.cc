@@ -304,10 +304,10 @@ absl::Status SqliteEventReader::ScanPopulation(const std::string& experiment,
         exposure({sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite3_column_int64(st, 2),
                   sqlite::Text(st, 3) == kHoldoutRoutingMode});
       }));
-  return ScanTable(path_, StrCat("SELECT request_id, unit_id, metric, value, ts FROM outcomes WHERE ", scope), experiment,
-                   "outcomes", [&](sqlite3_stmt* st) {
+  return ScanTable(path_, StrCat("SELECT request_id, unit_id, metric, value, ts, event_id FROM outcomes WHERE ", scope),
+                   experiment, "outcomes", [&](sqlite3_stmt* st) {
                      outcome({sqlite::Text(st, 0), sqlite::Text(st, 1), sqlite::Text(st, 2),
-                              sqlite3_column_double(st, 3), sqlite3_column_int64(st, 4)});
+                              sqlite3_column_double(st, 3), sqlite3_column_int64(st, 4), sqlite::Text(st, 5)});
                    });
 }
 

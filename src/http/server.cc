@@ -247,6 +247,9 @@ class Session : public std::enable_shared_from_this<Session> {
     } else {
       parser_->body_limit(server_->options.max_body_bytes);
     }
+    // The parser refuses a Content-Length over the limit while it parses the header, before
+    // OnHeader: the 413 must name this limit (it said "exceeds 0 bytes").
+    body_limit_ = server_->options.max_body_bytes;
     if (buffer_.size() > 0) return BeginRequest();  // pipelined: the next request has started
     state_ = State::kIdle;
     SetIdle(true);

@@ -210,6 +210,10 @@ TEST_F(GatewayTest, HoldoutAnalysisComparesTheHoldoutWithEveryoneElse) {
   int held = 0, held_booked = 0, rest_booked = 0;
   std::string outcomes;
   const int users = 600;
+  // A booking's revenue is reported to every experiment the user is in (the rest: both; the
+  // holdout: its own), by event_id or by the same client timestamp: counted once per user.
+  const std::string later = std::to_string(
+      std::chrono::duration<double>(std::chrono::system_clock::now().time_since_epoch()).count() + 1.5);
   for (int i = 0; i < users; ++i) {
     const std::string user = "ho-" + std::to_string(i);
     for (const char* target : {"/predict", "/predict/second"}) ASSERT_EQ(Predict(Body(user), target).status, 200);
@@ -219,9 +223,22 @@ TEST_F(GatewayTest, HoldoutAnalysisComparesTheHoldoutWithEveryoneElse) {
     (out ? held_booked : rest_booked) += booked;
     outcomes += R"({"experiment": "hyatt_booking_ab", "metric": "booked", "unit_id": ")" + user + R"(", "value": )" +
                 (booked ? "1" : "0") + "}\n";
+    if (!booked) continue;
+    const std::string same = i % 2 ? R"(, "event_id": "rev-)" + user + "\"" : R"(, "ts": )" + later;
+    for (const char* e : {"hyatt_booking_ab", "second"}) {
+      if (out && std::string_view(e) == "second") continue;
+      outcomes += std::string(R"({"experiment": ")") + e + R"(", "metric": "revenue", "unit_id": ")" + user +
+                  R"(", "value": 100)" + same + "}\n";
+    }
   }
-  const auto posted = RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson");
-  ASSERT_EQ(posted.status, 200) << posted.body;
+  // In batches under the fixture's 64 KB body limit, cut at line ends.
+  for (size_t from = 0; from < outcomes.size();) {
+    const size_t cut = outcomes.size() - from <= 60000 ? outcomes.size() : outcomes.rfind('\n', from + 60000) + 1;
+    const auto posted =
+        RawRequest(gateway_->port(), "POST", "/outcomes", outcomes.substr(from, cut - from), "application/x-ndjson");
+    ASSERT_EQ(posted.status, 200) << posted.body;
+    from = cut;
+  }
   gateway_->FlushEventsForTest();
   ASSERT_GT(held, 60);
 
@@ -237,6 +254,10 @@ TEST_F(GatewayTest, HoldoutAnalysisComparesTheHoldoutWithEveryoneElse) {
   EXPECT_EQ(h->exposures, 2 * held);  // both experiments
   EXPECT_DOUBLE_EQ(*h->Metric("booked")->mean, static_cast<double>(held_booked) / held);
   EXPECT_DOUBLE_EQ(*rest->Metric("booked")->mean, static_cast<double>(rest_booked) / (users - held));
+  // Before: the rest's revenue counted twice (it was reported to both experiments).
+  EXPECT_DOUBLE_EQ(*h->Metric("revenue")->mean, 100.0 * held_booked / held);
+  EXPECT_DOUBLE_EQ(*rest->Metric("revenue")->mean, 100.0 * rest_booked / (users - held));
+  EXPECT_EQ(input->outcomes->duplicates, rest_booked);
   const auto* c = report->Comparison("booked", analysis::kEveryoneElseArm);
   ASSERT_TRUE(c && c->lift && c->lift_ci);
   EXPECT_GT(c->lift_ci->low, 0);
@@ -380,6 +401,10 @@ TEST_F(GatewayTest, OversizedBodiesAndHeadersGet413And431WithJson) {
   auto r = Predict(big);
   EXPECT_EQ(r.status, 413);
   EXPECT_EQ(json::parse(r.body).at("error_code"), "PAYLOAD_TOO_LARGE");
+  EXPECT_EQ(json::parse(r.body).at("message"), "request body exceeds 65536 bytes");  // it said 0
+  const auto outcomes = RawRequest(gateway_->port(), "POST", "/outcomes", std::string(70000, '\n'), "application/x-ndjson");
+  EXPECT_EQ(outcomes.status, 413);
+  EXPECT_EQ(json::parse(outcomes.body).at("message"), "request body exceeds 65536 bytes") << outcomes.body;
   r = Predict(Body("u"), "/predict", "X-Junk: " + std::string(9000, 'j') + "\r\n");
   EXPECT_EQ(r.status, 431);
   EXPECT_EQ(json::parse(r.body).at("error_code"), "REQUEST_HEADER_FIELDS_TOO_LARGE");
