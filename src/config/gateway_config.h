@@ -182,7 +182,9 @@ struct OutlierDetectionConfig {
 struct UpstreamConfig {
   int64_t connect_timeout_us = 1'000'000;
   int64_t request_timeout_us = 5'000'000;
-  int max_idle_per_host = 256;  // per I/O thread
+  // Per I/O thread and upstream: at least the requests one loop has in flight to one upstream at
+  // peak, or each burst above it closes connections (TIME_WAIT) and opens new ones.
+  int max_idle_per_host = 1024;
   // https upstreams: CAs to trust besides the system's (PEM), and whether to check at all.
   std::string tls_ca_file;
   bool tls_verify = true;

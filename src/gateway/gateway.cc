@@ -969,6 +969,9 @@ void Gateway::HandleMetrics(http::Request&, http::Respond respond) {
               "# HELP abgate_sticky_assignments_lost_total First sticky assignments the store refused or never took.\n",
               "# TYPE abgate_sticky_assignments_lost_total counter\nabgate_sticky_assignments_lost_total ",
               s.sticky_lost, "\n",
+              "# HELP abgate_upstream_connects_total Upstream connections opened (grows with load only when the "
+              "idle pool, upstream.max_idle_per_host, is too small).\n",
+              "# TYPE abgate_upstream_connects_total counter\nabgate_upstream_connects_total ", client_->connects(), "\n",
               "# HELP abgate_config_version Config version being served (the store's, equal on every replica once applied).\n",
               "# TYPE abgate_config_version gauge\nabgate_config_version ", version, "\n",
               "# HELP abgate_config_reloads_total SIGHUP reloads of the YAML, applied or refused.\n",

@@ -1,6 +1,7 @@
 #include "http/client.h"
 
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <optional>
 #include <unordered_map>
@@ -54,6 +55,7 @@ struct Client::Impl {
   std::vector<LoopPool> loops;
   ssl::context tls{ssl::context::tls_client};
   absl::Status tls_status;  // why https requests cannot be made (a CA file that does not load)
+  std::atomic<int64_t> connects{0};
 };
 
 namespace {
@@ -90,6 +92,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
 
   void Connect() {
     reused_ = false;
+    client_->connects.fetch_add(1, std::memory_order_relaxed);
     conn_ = std::make_unique<Connection>(Context());
     beast::error_code ec;
     const auto address = asio::ip::make_address(req_.host, ec);
@@ -228,6 +231,8 @@ Client::Client(IoPool& pool, int max_idle_per_host, TlsOptions tls) : impl_(std:
 }
 
 Client::~Client() = default;
+
+int64_t Client::connects() const { return impl_->connects.load(std::memory_order_relaxed); }
 
 void Client::Send(int worker, ClientRequest request, ClientCallback done) {
   std::make_shared<Exchange>(impl_.get(), worker, std::move(request), std::move(done))->Start();

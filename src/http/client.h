@@ -59,6 +59,10 @@ class Client {
   // Sends `request` on loop `worker`; `done` runs on that loop. Call from that loop's thread.
   void Send(int worker, ClientRequest request, ClientCallback done);
 
+  // Connections opened so far (every loop, every host): a count that keeps growing under steady
+  // load means the idle pool is too small for the requests in flight. Any thread.
+  int64_t connects() const;
+
   struct Impl;
 
  private:
