@@ -14,8 +14,9 @@ ResultsCache::ResultsCache(Options options, const common::Clock& clock, MarkFn m
 ResultsCache::~ResultsCache() {
   std::vector<Done> orphans;
   {
-    absl::MutexLock lock(&mu_);
+    common::MutexLock lock(mu_);
     stopping_ = true;
+    work_.NotifyAll();
     for (auto& [key, e] : entries_) {
       for (auto& w : e.waiters) orphans.push_back(std::move(w));
       e.waiters.clear();
@@ -25,7 +26,7 @@ ResultsCache::~ResultsCache() {
   // Waiters that arrived while the last computations finished were answered by them; the
   // rest are told why.
   {
-    absl::MutexLock lock(&mu_);
+    common::MutexLock lock(mu_);
     for (auto& [key, e] : entries_) {
       for (auto& w : e.waiters) orphans.push_back(std::move(w));
     }
@@ -44,7 +45,7 @@ void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
   const int64_t now = clock_.NowUs();
   std::shared_ptr<const Results> answer;
   {
-    absl::MutexLock lock(&mu_);
+    common::MutexLock lock(mu_);
     ++stats_.requests;
     if (stopping_) {
       answer = Failed(absl::UnavailableError("the gateway is shutting down"));
@@ -69,6 +70,7 @@ void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
         if (!e.queued && !e.running) {
           e.queued = true;
           queue_.push_back(key);
+          work_.NotifyOne();
         }
         return;
       }
@@ -96,10 +98,8 @@ void ResultsCache::Run() {
     std::vector<Done> waiters;
     std::shared_ptr<const Results> previous;
     {
-      absl::MutexLock lock(&mu_);
-      mu_.Await(absl::Condition(
-          +[](ResultsCache* self) ABSL_NO_THREAD_SAFETY_ANALYSIS { return self->stopping_ || !self->queue_.empty(); },
-          this));
+      common::MutexLock lock(mu_);
+      while (!stopping_ && queue_.empty()) work_.Wait(mu_);
       if (stopping_) return;
       key = std::move(queue_.front());
       queue_.pop_front();
@@ -129,7 +129,7 @@ void ResultsCache::Run() {
       result = std::move(fresh);
     }
     {
-      absl::MutexLock lock(&mu_);
+      common::MutexLock lock(mu_);
       Entry& e = entries_[key];
       e.running = false;
       e.result = result;
@@ -144,6 +144,7 @@ void ResultsCache::Run() {
       if (!e.waiters.empty() && !stopping_) {
         e.queued = true;
         queue_.push_back(key);
+        work_.NotifyOne();
       }
     }
     for (auto& w : waiters) std::move(w)(result);
@@ -151,7 +152,7 @@ void ResultsCache::Run() {
 }
 
 ResultsCache::Stats ResultsCache::stats() const {
-  absl::MutexLock lock(&mu_);
+  common::MutexLock lock(mu_);
   return stats_;
 }
 

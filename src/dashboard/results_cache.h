@@ -27,8 +27,8 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 
 namespace abgate::dashboard {
 
@@ -111,7 +111,8 @@ class ResultsCache {
   const common::Clock& clock_;
   const MarkFn mark_;
   const ComputeFn compute_;
-  mutable absl::Mutex mu_;
+  mutable common::Mutex mu_;
+  common::CondVar work_;  // queue_ has a key, or stopping_
   std::map<ResultsKey, Entry> entries_ ABSL_GUARDED_BY(mu_);
   std::deque<ResultsKey> queue_ ABSL_GUARDED_BY(mu_);
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
