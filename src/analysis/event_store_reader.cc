@@ -22,14 +22,15 @@
 #include <cstdlib>
 #include <limits>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
 #include "analysis/analysis.h"
 #include "common/hash64.h"
+#include "common/mutex.h"
 #include "common/parallel.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -77,7 +78,7 @@ class ArmTable {
   };
 
   uint32_t Find(std::string_view name, std::string_view model_version, int64_t rowid) {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     for (uint32_t i = 0; i < arms_.size(); ++i) {
       if (arms_[i].name != name || arms_[i].model_version != model_version) continue;
       arms_[i].first_rowid = std::min(arms_[i].first_rowid, rowid);
@@ -86,13 +87,13 @@ class ArmTable {
     arms_.push_back({std::string(name), std::string(model_version), rowid});
     return static_cast<uint32_t>(arms_.size() - 1);
   }
-  // After the scan (no lock).
-  std::vector<Arm>& arms() { return arms_; }
-  void Clear() { arms_.clear(); }
+  // Before or after the scan, when no worker runs (their threads were joined): no lock.
+  std::vector<Arm>& arms() ABSL_NO_THREAD_SAFETY_ANALYSIS { return arms_; }
+  void Clear() ABSL_NO_THREAD_SAFETY_ANALYSIS { arms_.clear(); }
 
  private:
-  std::mutex mu_;
-  std::vector<Arm> arms_;
+  common::Mutex mu_;
+  std::vector<Arm> arms_ ABSL_GUARDED_BY(mu_);
 };
 
 // What one worker's scan produced.

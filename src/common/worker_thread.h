@@ -2,11 +2,12 @@
 // that must stay off the I/O threads, and for serialising admin changes. Thread-safe.
 #pragma once
 
-#include <condition_variable>
 #include <deque>
 #include <functional>
-#include <mutex>
 #include <thread>
+
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace abgate::common {
 
@@ -20,20 +21,20 @@ class WorkerThread {
   // Queues `task`; tasks run one at a time in posting order. Dropped after Stop().
   void Post(std::function<void()> task) {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       if (stopping_) return;
       tasks_.push_back(std::move(task));
     }
-    cv_.notify_one();
+    cv_.NotifyOne();
   }
 
   // Runs the tasks already queued, then joins.
   void Stop() {
     {
-      std::lock_guard lock(mu_);
+      MutexLock lock(mu_);
       stopping_ = true;
     }
-    cv_.notify_one();
+    cv_.NotifyOne();
     if (thread_.joinable()) thread_.join();
   }
 
@@ -42,8 +43,8 @@ class WorkerThread {
     for (;;) {
       std::function<void()> task;
       {
-        std::unique_lock lock(mu_);
-        cv_.wait(lock, [this] { return stopping_ || !tasks_.empty(); });
+        MutexLock lock(mu_);
+        while (!stopping_ && tasks_.empty()) cv_.Wait(mu_);
         if (tasks_.empty()) return;
         task = std::move(tasks_.front());
         tasks_.pop_front();
@@ -52,10 +53,10 @@ class WorkerThread {
     }
   }
 
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::deque<std::function<void()>> tasks_;  // guarded by mu_
-  bool stopping_ = false;                    // guarded by mu_
+  Mutex mu_;
+  CondVar cv_;  // tasks_ or stopping_
+  std::deque<std::function<void()>> tasks_ ABSL_GUARDED_BY(mu_);
+  bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 

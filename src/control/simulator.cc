@@ -1,13 +1,13 @@
 #include "control/simulator.h"
 
 #include <chrono>
-#include <mutex>
 #include <random>
 #include <thread>
 #include <vector>
 
 #include <boost/json.hpp>
 
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
@@ -46,7 +46,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
   }
   const std::string target = o.experiment.empty() ? "/predict" : StrCat("/predict/", o.experiment);
   http::BlockingClient client(o.workers * 2);
-  std::mutex mu;
+  common::Mutex mu;  // guards report
   SimulateReport report;
   const auto start = SteadyClock::now();
   const auto end = start + std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(o.duration_s));
@@ -56,7 +56,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
     if (lines.empty()) return;
     auto r = client.Send(url, "POST", "/outcomes", "application/json", std::move(lines));
     lines.clear();
-    std::lock_guard lock(mu);
+    common::MutexLock lock(mu);
     report.outcomes += count;
     if (!r.ok() || r->status >= 300) report.outcomes_rejected += count;
   };
@@ -90,7 +90,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
                               {"dataframe_split", json::object{{"columns", std::move(columns)}, {"data", std::move(data)}}}};
       auto r = client.Send(url, "POST", target, "application/json", config::ToJson(body), {}, 10'000'000);
       if (!r.ok() || r->status != 200) {
-        std::lock_guard lock(mu);
+        common::MutexLock lock(mu);
         ++report.sent;
         ++report.failed;
         continue;
@@ -98,7 +98,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
       boost::system::error_code ec;
       json::value reply = json::parse(r->body, ec);
       if (ec || !reply.is_object() || !reply.as_object().contains("predictions")) {
-        std::lock_guard lock(mu);
+        common::MutexLock lock(mu);
         ++report.sent;
         ++report.failed;
         continue;
@@ -128,7 +128,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
       const std::string experiment = field("experiment", o.experiment);
       const std::string request_id = field("request_id", "");
       {
-        std::lock_guard lock(mu);
+        common::MutexLock lock(mu);
         ++report.sent;
         ++report.ok;
         auto& t = report.arms[arm];
@@ -167,7 +167,7 @@ absl::StatusOr<SimulateReport> Simulate(const SimulateOptions& o, const std::fun
       last = SteadyClock::now();
       SimulateReport copy;
       {
-        std::lock_guard lock(mu);
+        common::MutexLock lock(mu);
         copy = report;
       }
       copy.elapsed_s = std::chrono::duration<double>(SteadyClock::now() - start).count();

@@ -33,7 +33,7 @@ BatchingWriter::~BatchingWriter() { Stop(); }
 bool BatchingWriter::Enqueue(Exposure exposure) {
   bool wake = false;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     const int64_t queued = static_cast<int64_t>(pending_.size()) + backlog_;
     if (stopping_ || queued >= capacity_) {
       dropped_.fetch_add(1, std::memory_order_relaxed);
@@ -44,7 +44,7 @@ bool BatchingWriter::Enqueue(Exposure exposure) {
     wake = pending_.size() == kBatchTrigger;
     queued_.store(queued + 1, std::memory_order_relaxed);
   }
-  if (wake) wake_writer_.notify_one();
+  if (wake) wake_writer_.NotifyOne();
   return true;
 }
 
@@ -53,7 +53,7 @@ void BatchingWriter::EnqueueAudit(AuditRecord record, std::function<void(absl::S
   a.audit.push_back(std::move(record));
   if (committed) a.done = [cb = std::move(committed)](absl::Status s, int64_t) { cb(std::move(s)); };
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (stopping_) {
       if (a.done) a.done(absl::UnavailableError("the event writer is stopped"), 0);
       return;
@@ -61,7 +61,7 @@ void BatchingWriter::EnqueueAudit(AuditRecord record, std::function<void(absl::S
     pending_acked_.push_back(std::move(a));
     ++enqueued_seq_;
   }
-  wake_writer_.notify_one();
+  wake_writer_.NotifyOne();
 }
 
 void BatchingWriter::EnqueueOutcomes(std::vector<Outcome> outcomes,
@@ -70,7 +70,7 @@ void BatchingWriter::EnqueueOutcomes(std::vector<Outcome> outcomes,
   a.outcomes = std::move(outcomes);
   a.done = std::move(committed);
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (stopping_) {
       if (a.done) a.done(absl::UnavailableError("the event writer is stopped"), 0);
       return;
@@ -78,14 +78,14 @@ void BatchingWriter::EnqueueOutcomes(std::vector<Outcome> outcomes,
     pending_acked_.push_back(std::move(a));
     ++enqueued_seq_;
   }
-  wake_writer_.notify_one();
+  wake_writer_.NotifyOne();
 }
 
 void BatchingWriter::EnqueueAssignments(std::vector<Assignment> assignments, std::function<void(absl::Status)> committed,
                                         std::vector<AuditRecord> audit) {
   const bool acked = committed != nullptr || !audit.empty();
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (stopping_) {
       if (committed) committed(absl::UnavailableError("the event writer is stopped"));
       if (!committed) {
@@ -104,26 +104,31 @@ void BatchingWriter::EnqueueAssignments(std::vector<Assignment> assignments, std
     }
     ++enqueued_seq_;
   }
-  if (acked) wake_writer_.notify_one();
+  if (acked) wake_writer_.NotifyOne();
 }
 
 void BatchingWriter::Flush() {
-  std::unique_lock lock(mu_);
+  common::MutexLock lock(mu_);
   const uint64_t target = enqueued_seq_;
   flush_requested_ = true;
-  wake_writer_.notify_one();
-  flushed_.wait(lock, [&] { return committed_seq_ >= target || !thread_.joinable(); });
+  wake_writer_.NotifyOne();
+  // stopped_, not thread_.joinable(): Stop() joins thread_ on another thread.
+  while (committed_seq_ < target && !stopped_) flushed_.Wait(mu_);
 }
 
 void BatchingWriter::Stop() {
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     if (stopping_) return;
     stopping_ = true;
   }
-  wake_writer_.notify_one();
+  wake_writer_.NotifyOne();
   if (thread_.joinable()) thread_.join();
-  flushed_.notify_all();
+  {
+    common::MutexLock lock(mu_);
+    stopped_ = true;
+  }
+  flushed_.NotifyAll();
 }
 
 WriterStats BatchingWriter::stats() const {
@@ -140,7 +145,7 @@ WriterStats BatchingWriter::stats() const {
 }
 
 StoreHealth BatchingWriter::health() const {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   return health_;
 }
 
@@ -148,7 +153,7 @@ void BatchingWriter::MarkUnavailable(const absl::Status& s) {
   backoff_us_ = backoff_us_ == 0 ? options_.retry_initial_us : std::min(backoff_us_ * 2, options_.retry_max_us);
   const bool was_available = available_.exchange(false);
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     health_.available = false;
     health_.error = std::string(s.message());
     if (was_available) health_.unavailable_since_us = NowUnixUs();
@@ -168,7 +173,7 @@ void BatchingWriter::MarkAvailable() {
   backoff_us_ = 0;
   if (available_.load(std::memory_order_relaxed)) return;
   {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     health_ = StoreHealth{};
   }
   available_.store(true);
@@ -325,13 +330,18 @@ absl::Status BatchingWriter::Drain(std::vector<Exposure>& exposures, std::vector
     if (done < exposures.size()) {
       // Writes waiting for an answer (outcomes, admin changes) ride the next chunk instead of
       // waiting behind the whole backlog.
-      std::lock_guard lock(mu_);
+      common::MutexLock lock(mu_);
       std::move(pending_acked_.begin(), pending_acked_.end(), std::back_inserter(acked));
       pending_acked_.clear();
     }
   } while (done < exposures.size());
   exposures.clear();
   return status;
+}
+
+bool BatchingWriter::WriterWakeLocked(bool stop_seen) const {
+  return (stopping_ && !stop_seen) || flush_requested_ || !pending_acked_.empty() ||
+         (store_available() && pending_.size() >= kBatchTrigger);
 }
 
 void BatchingWriter::Run() {
@@ -346,18 +356,13 @@ void BatchingWriter::Run() {
     uint64_t seq;
     bool stop;
     {
-      std::unique_lock lock(mu_);
+      common::MutexLock lock(mu_);
       // Callers waiting for an answer, Flush and Stop wake the writer at once, also during an
       // outage (an admin change or outcome is a fresh attempt); otherwise it waits for the
       // flush interval, a full batch, or — store unavailable — the retry time.
-      auto ready = [&] {
-        return (stopping_ && !stop_seen) || flush_requested_ || !pending_acked_.empty() ||
-               (store_available() && pending_.size() >= kBatchTrigger);
-      };
-      if (store_available()) {
-        wake_writer_.wait_for(lock, std::chrono::microseconds(flush_us_), ready);
-      } else {
-        wake_writer_.wait_until(lock, retry_at, ready);
+      const Clock::time_point until =
+          store_available() ? Clock::now() + std::chrono::microseconds(flush_us_) : retry_at;
+      while (!WriterWakeLocked(stop_seen) && wake_writer_.WaitUntil(mu_, until)) {
       }
       flush_requested_ = false;
       if (backlog.empty()) {
@@ -391,16 +396,16 @@ void BatchingWriter::Run() {
       retry_at = Clock::now() + std::chrono::microseconds(backoff_us_);
     }
     {
-      std::lock_guard lock(mu_);
+      common::MutexLock lock(mu_);
       backlog_ = static_cast<int64_t>(backlog.size());
       queued_.store(backlog_ + static_cast<int64_t>(pending_.size()), std::memory_order_relaxed);
       committed_seq_ = seq;
     }
-    flushed_.notify_all();
+    flushed_.NotifyAll();
     if (stop) {
       bool idle;
       {
-        std::lock_guard lock(mu_);
+        common::MutexLock lock(mu_);
         idle = pending_.empty() && pending_acked_.empty() && pending_sticky_.empty();
       }
       if (idle && backlog.empty() && sticky.empty()) return;
@@ -409,7 +414,7 @@ void BatchingWriter::Run() {
         sticky_lost_.fetch_add(static_cast<int64_t>(sticky.size()), std::memory_order_relaxed);
         ABGATE_LOG(kError, "stopping with the event store unavailable (%s): %d exposures and %d sticky assignments lost",
                    std::string(s.message()), backlog.size(), sticky.size());
-        std::lock_guard lock(mu_);
+        common::MutexLock lock(mu_);
         backlog_ = 0;
         queued_.store(0, std::memory_order_relaxed);
         return;

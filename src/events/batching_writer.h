@@ -26,16 +26,15 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
-#include <mutex>
 #include <span>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "events/event_sink.h"
 
 namespace abgate::events {
@@ -113,6 +112,8 @@ class BatchingWriter {
                       std::vector<Assignment>& left_sticky);
   void MarkUnavailable(const absl::Status& s);
   void MarkAvailable();
+  // The writer has something to do now (see Run).
+  bool WriterWakeLocked(bool stop_seen) const ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   EventSink& sink_;
   const int64_t flush_us_;
@@ -122,9 +123,9 @@ class BatchingWriter {
   static constexpr size_t kMaxBatch = 8192;    // exposures per transaction when draining a backlog
   static constexpr size_t kProbeBatch = 1024;  // the first one after an outage
 
-  mutable std::mutex mu_;
-  std::condition_variable wake_writer_;
-  std::condition_variable flushed_;
+  mutable common::Mutex mu_;
+  common::CondVar wake_writer_;
+  common::CondVar flushed_;  // committed_seq_ moved, or stopped_
   std::vector<Exposure> pending_ ABSL_GUARDED_BY(mu_);
   std::vector<Assignment> pending_sticky_ ABSL_GUARDED_BY(mu_);
   std::vector<Acked> pending_acked_ ABSL_GUARDED_BY(mu_);
@@ -132,6 +133,7 @@ class BatchingWriter {
   uint64_t enqueued_seq_ ABSL_GUARDED_BY(mu_) = 0;
   uint64_t committed_seq_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  bool stopped_ ABSL_GUARDED_BY(mu_) = false;  // the writer thread has ended
   bool flush_requested_ ABSL_GUARDED_BY(mu_) = false;
   StoreHealth health_ ABSL_GUARDED_BY(mu_);
 

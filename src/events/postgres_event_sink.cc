@@ -140,7 +140,10 @@ absl::StatusOr<std::unique_ptr<PostgresEventSink>> PostgresEventSink::Open(const
   ABGATE_RETURN_IF_ERROR(c.Exec("SELECT pg_advisory_unlock(717171)"));
   ABGATE_RETURN_IF_ERROR(schema);
   ABGATE_RETURN_IF_ERROR(sink->ConnectWriter());
-  ABGATE_RETURN_IF_ERROR(sink->ConnectReader());
+  {
+    common::MutexLock lock(sink->read_mu_);
+    ABGATE_RETURN_IF_ERROR(sink->ConnectReader());
+  }
   return sink;
 }
 
@@ -298,7 +301,7 @@ absl::StatusOr<Result> PostgresEventSink::Read(const char* sql, const Params& pa
 }
 
 absl::StatusOr<int64_t> PostgresEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(experiment).Int(now_us);
   ABGATE_ASSIGN_OR_RETURN(Result inserted, Read("INSERT INTO experiment_state (name, started_at) VALUES ($1, $2) "
@@ -314,10 +317,11 @@ absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const
                                                                   std::span<const AuditRecord> audit, int64_t now_us,
                                                                   std::span<const BanditUpdate> bandit) {
   if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   ABGATE_RETURN_IF_ERROR(ConnectReader());
   ABGATE_RETURN_IF_ERROR(read_.Exec("BEGIN"));
   auto body = [&]() -> absl::StatusOr<int64_t> {
+    read_mu_.AssertHeld();  // called below, within this scope
     ABGATE_ASSIGN_OR_RETURN(Result next, read_.Query("SELECT nextval('experiment_config_version')"));
     const int64_t version = next.Int(0, 0);
     for (size_t i = 0; i < changes.size(); ++i) {
@@ -370,7 +374,7 @@ absl::StatusOr<int64_t> PostgresEventSink::SaveExperimentConfigs(std::span<const
 }
 
 absl::StatusOr<int64_t> PostgresEventSink::LastBanditUpdateUs(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(experiment);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT coalesce(max(ts), 0) FROM bandit_weights WHERE experiment = $1", p));
@@ -378,7 +382,7 @@ absl::StatusOr<int64_t> PostgresEventSink::LastBanditUpdateUs(const std::string&
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> PostgresEventSink::LoadExperimentConfigs() {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   ABGATE_ASSIGN_OR_RETURN(Result r,
                           Read("SELECT name, config, updated_at, version FROM experiment_configs ORDER BY name", {}));
   std::vector<StoredConfig> out;
@@ -430,7 +434,7 @@ absl::StatusOr<std::unique_ptr<EventSink::ConfigFeed>> PostgresEventSink::OpenCo
 }
 
 absl::Status PostgresEventSink::SaveReplica(const Replica& rep, int64_t) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(rep.id).Text(rep.address).Text(rep.build).Int(rep.applied_version).Int(rep.started_us);
   return Read(StrCat("INSERT INTO replicas (id, address, build, applied_version, started_at, heartbeat) "
@@ -442,14 +446,14 @@ absl::Status PostgresEventSink::SaveReplica(const Replica& rep, int64_t) {
 }
 
 absl::Status PostgresEventSink::RemoveReplica(const std::string& id) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(id);
   return Read("DELETE FROM replicas WHERE id = $1", p).status();
 }
 
 absl::StatusOr<std::vector<EventSink::Replica>> PostgresEventSink::ReadReplicas(int64_t) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read(StrCat("SELECT id, address, build, applied_version, started_at, ",
                                                 kStoreNowUs, " - heartbeat FROM replicas ORDER BY id").c_str(),
                                          {}));
@@ -461,7 +465,7 @@ absl::StatusOr<std::vector<EventSink::Replica>> PostgresEventSink::ReadReplicas(
 }
 
 absl::StatusOr<std::vector<AuditRecord>> PostgresEventSink::ReadAudit(const std::string& experiment, int limit) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(experiment).Int(limit);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT ts, actor, remote_addr, action, experiment, before, after FROM audit_log "
@@ -474,7 +478,7 @@ absl::StatusOr<std::vector<AuditRecord>> PostgresEventSink::ReadAudit(const std:
 }
 
 absl::StatusOr<int64_t> PostgresEventSink::CountExposures(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(experiment);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT count(*) FROM exposures WHERE experiment = $1", p));
@@ -482,7 +486,7 @@ absl::StatusOr<int64_t> PostgresEventSink::CountExposures(const std::string& exp
 }
 
 absl::StatusOr<std::vector<Assignment>> PostgresEventSink::ReadAssignments(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(experiment);
   ABGATE_ASSIGN_OR_RETURN(Result r, Read("SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments "
@@ -495,7 +499,7 @@ absl::StatusOr<std::vector<Assignment>> PostgresEventSink::ReadAssignments(const
 }
 
 absl::StatusOr<Assignment> PostgresEventSink::ClaimAssignment(const Assignment& a) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   Params p;
   p.Text(a.experiment).Text(a.unit_id).Text(a.arm).Int(a.assigned_at_us).Text(a.source).Int(a.bucket_version);
   ABGATE_ASSIGN_OR_RETURN(

@@ -8,10 +8,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "events/event_sink.h"
 #include "postgres/connection.h"
 
@@ -46,13 +46,14 @@ class PostgresEventSink final : public EventSink {
   // (Re)connect when the connection is missing or broken; the writer's also prepares the
   // statements.
   absl::Status ConnectWriter();
-  absl::Status ConnectReader();  // read_mu_ held
-  // One statement on the read connection, reconnecting first if needed. read_mu_ held.
-  absl::StatusOr<postgres::Result> Read(const char* sql, const postgres::Params& params);
+  absl::Status ConnectReader() ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
+  // One statement on the read connection, reconnecting first if needed.
+  absl::StatusOr<postgres::Result> Read(const char* sql, const postgres::Params& params)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(read_mu_);
 
   const std::string uri_;
   postgres::Connection write_;  // the writer thread's
-  std::mutex read_mu_;
+  common::Mutex read_mu_;
   postgres::Connection read_ ABSL_GUARDED_BY(read_mu_);
 };
 

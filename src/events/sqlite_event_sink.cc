@@ -455,7 +455,7 @@ absl::Status SqliteEventSink::WriteBatch(std::span<const Exposure> exposures, st
 // batch writer's hot inserts are prepared by hand.
 
 absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   std::vector<Assignment> out;
   ABGATE_RETURN_IF_ERROR(read_->Query(
       "SELECT unit_id, arm, assigned_at, source, bucket_version FROM assignments WHERE experiment = ?", {experiment},
@@ -467,7 +467,7 @@ absl::StatusOr<std::vector<Assignment>> SqliteEventSink::ReadAssignments(const s
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::EnsureExperimentStart(const std::string& experiment, int64_t now_us) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   ABGATE_RETURN_IF_ERROR(
       read_->Exec("INSERT OR IGNORE INTO experiment_state (name, started_at) VALUES (?, ?)", {experiment, now_us}));
   return read_->QueryInt("SELECT started_at FROM experiment_state WHERE name = ?", {experiment}, now_us);
@@ -478,9 +478,10 @@ absl::StatusOr<int64_t> SqliteEventSink::SaveExperimentConfigs(std::span<const C
                                                                 std::span<const AuditRecord> audit, int64_t now_us,
                                                                 std::span<const BanditUpdate> bandit) {
   if (changes.empty()) return absl::InvalidArgumentError("no experiment changed");
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   int64_t version = 0;
   ABGATE_RETURN_IF_ERROR(read_->Transaction([&]() -> absl::Status {
+    read_mu_.AssertHeld();  // run by Transaction, within this scope
     ABGATE_ASSIGN_OR_RETURN(const int64_t stored,
                             read_->QueryInt("SELECT version FROM experiment_configs WHERE name = ?", {changes[0].name}));
     if (stored > base_version) {
@@ -510,12 +511,12 @@ absl::StatusOr<int64_t> SqliteEventSink::SaveExperimentConfigs(std::span<const C
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::LastBanditUpdateUs(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   return read_->QueryInt("SELECT coalesce(max(ts), 0) FROM bandit_weights WHERE experiment = ?", {experiment});
 }
 
 absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperimentConfigs() {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   std::vector<StoredConfig> out;
   ABGATE_RETURN_IF_ERROR(read_->Query("SELECT name, config, updated_at, version FROM experiment_configs ORDER BY name",
                                       {}, [&](sqlite3_stmt* st) {
@@ -526,7 +527,7 @@ absl::StatusOr<std::vector<EventSink::StoredConfig>> SqliteEventSink::LoadExperi
 }
 
 absl::Status SqliteEventSink::SaveReplica(const Replica& r, int64_t now_us) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   return read_->Exec(
       "INSERT OR REPLACE INTO replicas (id, address, build, applied_version, started_at, heartbeat) "
       "VALUES (?, ?, ?, ?, ?, ?)",
@@ -534,12 +535,12 @@ absl::Status SqliteEventSink::SaveReplica(const Replica& r, int64_t now_us) {
 }
 
 absl::Status SqliteEventSink::RemoveReplica(const std::string& id) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   return read_->Exec("DELETE FROM replicas WHERE id = ?", {id});
 }
 
 absl::StatusOr<std::vector<EventSink::Replica>> SqliteEventSink::ReadReplicas(int64_t now_us) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   std::vector<Replica> out;
   ABGATE_RETURN_IF_ERROR(read_->Query(
       "SELECT id, address, build, applied_version, started_at, ? - heartbeat FROM replicas ORDER BY id", {now_us},
@@ -551,7 +552,7 @@ absl::StatusOr<std::vector<EventSink::Replica>> SqliteEventSink::ReadReplicas(in
 }
 
 absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::string& experiment, int limit) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   std::vector<sqlite::Database::Value> args;
   if (!experiment.empty()) args.emplace_back(experiment);
   args.emplace_back(int64_t{limit});
@@ -568,14 +569,14 @@ absl::StatusOr<std::vector<AuditRecord>> SqliteEventSink::ReadAudit(const std::s
 }
 
 absl::StatusOr<int64_t> SqliteEventSink::CountExposures(const std::string& experiment) {
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   return read_->QueryInt("SELECT count(*) FROM exposures WHERE experiment = ?", {experiment});
 }
 
 absl::StatusOr<Assignment> SqliteEventSink::ClaimAssignment(const Assignment& a) {
   // One process owns a SQLite store, so its in-memory view is authoritative; the claim exists
   // for interface parity and runs on the read connection.
-  std::lock_guard lock(read_mu_);
+  common::MutexLock lock(read_mu_);
   ABGATE_RETURN_IF_ERROR(read_->Exec(
       "INSERT INTO assignments (experiment, unit_id, arm, assigned_at, source, bucket_version) "
       "VALUES (?,?,?,?,?,?) ON CONFLICT (experiment, unit_id) DO UPDATE SET arm = excluded.arm, "

@@ -4,9 +4,10 @@
 #pragma once
 
 #include <memory>
-#include <mutex>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "events/event_sink.h"
 
 struct sqlite3;
@@ -54,8 +55,10 @@ class SqliteEventSink final : public EventSink {
   sqlite3_stmt* delete_assignment_ = nullptr;
   sqlite3_stmt* insert_payload_ = nullptr;
   sqlite3_stmt* insert_shadow_ = nullptr;
-  std::mutex read_mu_;
-  std::unique_ptr<sqlite::Database> read_;  // guarded by read_mu_
+  // Admin, gateway and dashboard threads read and write through this one connection (SQLite
+  // connections are not thread-safe: opened NOMUTEX, with cached statements).
+  common::Mutex read_mu_;
+  std::unique_ptr<sqlite::Database> read_ ABSL_PT_GUARDED_BY(read_mu_);
 };
 
 

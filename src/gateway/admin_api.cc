@@ -235,7 +235,7 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
   // read); a new one when the experiment's metrics, unit or window changed.
   std::shared_ptr<analysis::EventStoreFollower> follower;
   {
-    absl::MutexLock lock(&followers_mu_);
+    common::MutexLock lock(followers_mu_);
     Followed& f = followers_[key];
     if (!f.follower || !f.follower->Follows(unit, metrics, e->config.attribution_window_us, key.since_us)) {
       f = {std::make_shared<analysis::EventStoreFollower>(key.experiment, unit, metrics,
@@ -249,7 +249,7 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     // Kept only where it saves a read (a store that can resume a scan) and within the memory
     // bound: ~40 bytes per event, kFollowedEvents events over every key.
     constexpr int64_t kFollowedEvents = 8'000'000;
-    absl::MutexLock lock(&followers_mu_);
+    common::MutexLock lock(followers_mu_);
     auto it = followers_.find(key);
     if (it != followers_.end() && it->second.follower == follower) {
       it->second.kept = follower->kept_events();

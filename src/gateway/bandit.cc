@@ -58,8 +58,10 @@ void Gateway::RunBanditLoop() {
   std::map<std::string, int64_t> next_check_us;  // per experiment: nothing to do before this
   while (true) {
     {
-      std::unique_lock lock(bandit_mu_);
-      bandit_cv_.wait_for(lock, kBanditTick, [this] { return bandit_stop_; });
+      common::MutexLock lock(bandit_mu_);
+      const auto until = std::chrono::steady_clock::now() + kBanditTick;
+      while (!bandit_stop_ && bandit_cv_.WaitUntil(bandit_mu_, until)) {
+      }
       if (bandit_stop_) return;
     }
     auto snapshot = snapshot_.Load();

@@ -8,7 +8,6 @@
 #pragma once
 
 #include <atomic>
-#include <mutex>
 #include <cstdint>
 #include <functional>
 #include <map>
@@ -17,10 +16,12 @@
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "assign/allocation.h"
 #include "assign/eligibility.h"
 #include "assign/hash.h"
+#include "common/mutex.h"
 #include "config/gateway_config.h"
 #include "gateway/metrics.h"
 #include "serving/predictor.h"
@@ -101,20 +102,20 @@ struct ExperimentSet {
 class SnapshotHolder {
  public:
   std::shared_ptr<const ExperimentSet> Load() const {
-    std::lock_guard lock(mu_);
+    common::MutexLock lock(mu_);
     return current_;
   }
   void Store(std::shared_ptr<const ExperimentSet> set) {
     {
-      std::lock_guard lock(mu_);
+      common::MutexLock lock(mu_);
       current_.swap(set);
     }
     set.reset();  // the previous set, destroyed outside the lock
   }
 
  private:
-  mutable std::mutex mu_;
-  std::shared_ptr<const ExperimentSet> current_;  // guarded by mu_
+  mutable common::Mutex mu_;
+  std::shared_ptr<const ExperimentSet> current_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace abgate::gateway

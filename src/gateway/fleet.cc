@@ -202,8 +202,12 @@ void Gateway::Heartbeat() {
 }
 
 void Gateway::HeartbeatSoon() {
-  heartbeat_due_ = true;
-  fleet_cv_.notify_all();
+  {
+    // Under the lock, so the fleet thread cannot miss it between its check and its wait.
+    common::MutexLock lock(fleet_mu_);
+    heartbeat_due_ = true;
+  }
+  fleet_cv_.NotifyAll();
 }
 
 void Gateway::RunFleetLoop() {
@@ -215,7 +219,7 @@ void Gateway::RunFleetLoop() {
   auto last_heartbeat = Steady::now();
   while (true) {
     {
-      std::lock_guard lock(fleet_mu_);
+      common::MutexLock lock(fleet_mu_);
       if (fleet_stop_) return;
     }
     bool notified = false;
@@ -245,8 +249,10 @@ void Gateway::RunFleetLoop() {
         notified = notified || *r;
       }
     } else {
-      std::unique_lock lock(fleet_mu_);
-      fleet_cv_.wait_for(lock, kListenSlice, [this] { return fleet_stop_ || heartbeat_due_.load(); });
+      common::MutexLock lock(fleet_mu_);
+      const auto until = Steady::now() + kListenSlice;
+      while (!fleet_stop_ && !heartbeat_due_.load() && fleet_cv_.WaitUntil(fleet_mu_, until)) {
+      }
     }
     const auto now = Steady::now();
     if (notified || (shared_store_ && now - last_resync >= kResyncInterval)) {

@@ -406,7 +406,7 @@ absl::StatusOr<std::unique_ptr<Gateway>> Gateway::Create(config::GatewayConfig c
     ABGATE_ASSIGN_OR_RETURN(auto folder, serving::ResolveModelFolder(uri, self->config_.registry.uri,
                                                                      self->config_.registry.cache_dir, &version));
     const std::string key = std::filesystem::absolute(folder).lexically_normal().string();
-    std::lock_guard lock(self->models_mu_);
+    common::MutexLock lock(self->models_mu_);
     if (auto it = self->models_.find(key); it != self->models_.end()) return LoadedModel{it->second, version};
     ABGATE_ASSIGN_OR_RETURN(auto predictor, serving::Predictor::Load(folder));
     ABGATE_LOG(kInfo, "loaded in-process model %s (version %s) from %s", uri, version.empty() ? "-" : version, key);
@@ -490,18 +490,18 @@ void Gateway::Shutdown() {
   results_.reset();  // waits for a running analysis; before the writer, which it flushes
   if (fleet_thread_.joinable()) {
     {
-      std::lock_guard lock(fleet_mu_);
+      common::MutexLock lock(fleet_mu_);
       fleet_stop_ = true;
     }
-    fleet_cv_.notify_all();
+    fleet_cv_.NotifyAll();
     fleet_thread_.join();
   }
   if (bandit_thread_.joinable()) {
     {
-      std::lock_guard lock(bandit_mu_);
+      common::MutexLock lock(bandit_mu_);
       bandit_stop_ = true;
     }
-    bandit_cv_.notify_all();
+    bandit_cv_.NotifyAll();
     bandit_thread_.join();
   }
   admin_thread_.Stop();

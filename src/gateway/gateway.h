@@ -10,12 +10,10 @@
 #pragma once
 
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <thread>
@@ -25,8 +23,8 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
-#include "absl/synchronization/mutex.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "common/random.h"
 #include "common/worker_thread.h"
 #include "config/gateway_config.h"
@@ -175,9 +173,9 @@ class Gateway {
   std::unique_ptr<events::BatchingWriter> writer_;
   Metrics metrics_;
   // In-process models by local folder (name/version in the cache), shared by every snapshot
-  // that serves them; guarded by models_mu_ (touched only at startup and on the admin thread).
-  std::mutex models_mu_;
-  std::map<std::string, std::shared_ptr<serving::Predictor>> models_;
+  // that serves them (touched only at startup and on the admin thread).
+  common::Mutex models_mu_;
+  std::map<std::string, std::shared_ptr<serving::Predictor>> models_ ABSL_GUARDED_BY(models_mu_);
   ModelLoader model_loader_;
   SnapshotHolder snapshot_;
   StickyAssignments sticky_;
@@ -192,7 +190,7 @@ class Gateway {
     std::shared_ptr<analysis::EventStoreFollower> follower;
     int64_t kept = 0;
   };
-  absl::Mutex followers_mu_;
+  common::Mutex followers_mu_;
   std::map<dashboard::ResultsKey, Followed> followers_ ABSL_GUARDED_BY(followers_mu_);
   common::WorkerThread store_thread_;  // blocking store reads of the request path (shared stores)
   bool shared_store_ = false;          // PostgreSQL: other gateways write the same assignments
@@ -206,13 +204,13 @@ class Gateway {
   std::string replica_id_;
   int64_t started_us_ = 0;
   std::thread fleet_thread_;
-  std::mutex fleet_mu_;
-  std::condition_variable fleet_cv_;
-  bool fleet_stop_ = false;  // guarded by fleet_mu_
+  common::Mutex fleet_mu_;
+  common::CondVar fleet_cv_;  // fleet_stop_ or heartbeat_due_
+  bool fleet_stop_ ABSL_GUARDED_BY(fleet_mu_) = false;
   std::thread bandit_thread_;
-  std::mutex bandit_mu_;
-  std::condition_variable bandit_cv_;
-  bool bandit_stop_ = false;  // guarded by bandit_mu_
+  common::Mutex bandit_mu_;
+  common::CondVar bandit_cv_;  // bandit_stop_
+  bool bandit_stop_ ABSL_GUARDED_BY(bandit_mu_) = false;
   std::atomic<bool> sync_queued_{false};
   std::atomic<bool> heartbeat_due_{false};
   std::atomic<uint64_t> reloads_ok_{0};

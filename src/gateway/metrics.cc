@@ -17,21 +17,21 @@ void LatencyHistogram::Observe(int64_t us) {
 }
 
 ArmMetrics* Metrics::Arm(const std::string& experiment, const std::string& arm) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   auto& slot = arms_[{experiment, arm}];
   if (!slot) slot = std::make_unique<ArmMetrics>();
   return slot.get();
 }
 
 ExperimentMetrics* Metrics::Experiment(const std::string& experiment) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   auto& slot = experiments_[experiment];
   if (!slot) slot = std::make_unique<ExperimentMetrics>();
   return slot.get();
 }
 
 void Metrics::CountRejected(std::string_view route, int status) {
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   ++rejected_[{std::string(route), status}];
 }
 
@@ -66,7 +66,7 @@ void AppendHistogram(std::string& out, std::string_view name, const std::string&
 
 std::string Metrics::Render(const std::function<void(std::string&)>& extra) const {
   std::string out;
-  std::lock_guard lock(mu_);
+  common::MutexLock lock(mu_);
   out += "# HELP abgate_requests_total Requests served, by experiment, serving arm, HTTP status and whether the arm "
          "served them as a fallback for a failed one.\n";
   out += "# TYPE abgate_requests_total counter\n";

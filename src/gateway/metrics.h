@@ -12,9 +12,11 @@
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <utility>
+
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 
 namespace abgate::gateway {
 
@@ -80,10 +82,10 @@ class Metrics {
   std::string Render(const std::function<void(std::string&)>& extra) const;
 
  private:
-  mutable std::mutex mu_;
-  std::map<std::pair<std::string, std::string>, std::unique_ptr<ArmMetrics>> arms_;  // guarded
-  std::map<std::string, std::unique_ptr<ExperimentMetrics>> experiments_;           // guarded
-  std::map<std::pair<std::string, int>, uint64_t> rejected_;                        // guarded
+  mutable common::Mutex mu_;
+  std::map<std::pair<std::string, std::string>, std::unique_ptr<ArmMetrics>> arms_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, std::unique_ptr<ExperimentMetrics>> experiments_ ABSL_GUARDED_BY(mu_);
+  std::map<std::pair<std::string, int>, uint64_t> rejected_ ABSL_GUARDED_BY(mu_);
 };
 
 // Escapes a Prometheus label value (backslash, quote, newline).

@@ -20,7 +20,7 @@ StickyAssignments::Shard& StickyAssignments::ShardFor(const std::string& key) co
 std::optional<StoredAssignment> StickyAssignments::Lookup(std::string_view experiment, std::string_view unit) const {
   const std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);
-  std::lock_guard lock(shard.mu);
+  common::MutexLock lock(shard.mu);
   auto it = shard.map.find(key);
   if (it == shard.map.end()) return std::nullopt;
   return it->second;
@@ -29,7 +29,7 @@ std::optional<StoredAssignment> StickyAssignments::Lookup(std::string_view exper
 void StickyAssignments::Put(std::string_view experiment, std::string_view unit, StoredAssignment a) {
   std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);
-  std::lock_guard lock(shard.mu);
+  common::MutexLock lock(shard.mu);
   auto [it, inserted] = shard.map.insert_or_assign(std::move(key), std::move(a));
   if (inserted) size_.fetch_add(1, std::memory_order_relaxed);
 }
@@ -37,7 +37,7 @@ void StickyAssignments::Put(std::string_view experiment, std::string_view unit, 
 std::optional<StoredAssignment> StickyAssignments::Remove(std::string_view experiment, std::string_view unit) {
   const std::string key = Key(experiment, unit);
   Shard& shard = ShardFor(key);
-  std::lock_guard lock(shard.mu);
+  common::MutexLock lock(shard.mu);
   auto it = shard.map.find(key);
   if (it == shard.map.end()) return std::nullopt;
   StoredAssignment out = std::move(it->second);

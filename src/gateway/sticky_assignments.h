@@ -7,12 +7,13 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
+#include "common/mutex.h"
 
 namespace abgate::gateway {
 
@@ -34,8 +35,8 @@ class StickyAssignments {
 
  private:
   struct Shard {
-    mutable std::mutex mu;
-    absl::flat_hash_map<std::string, StoredAssignment> map;  // guarded by mu
+    mutable common::Mutex mu;
+    absl::flat_hash_map<std::string, StoredAssignment> map ABSL_GUARDED_BY(mu);
   };
   static std::string Key(std::string_view experiment, std::string_view unit);
   Shard& ShardFor(const std::string& key) const;

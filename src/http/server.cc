@@ -8,7 +8,6 @@
 #include <chrono>
 #include <future>
 #include <list>
-#include <mutex>
 #include <optional>
 #include <thread>
 
@@ -20,7 +19,9 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "absl/base/thread_annotations.h"
 #include "common/logging.h"
+#include "common/mutex.h"
 #include "common/strings.h"
 #include "http/internal/io_pool_impl.h"
 #include "http/status_to_http.h"
@@ -135,8 +136,8 @@ struct Server::Impl : std::enable_shared_from_this<Server::Impl> {
   std::atomic<int64_t> refused{0};
   std::atomic<int64_t> accept_errors{0};
   std::atomic<int64_t> timeouts{0};
-  std::mutex sessions_mu;
-  std::list<std::weak_ptr<Session>> sessions;  // newest first; guarded by sessions_mu
+  common::Mutex sessions_mu;
+  std::list<std::weak_ptr<Session>> sessions ABSL_GUARDED_BY(sessions_mu);  // newest first
   // Touched only by the accept handler, which runs on the acceptor's loop alone.
   bool at_cap = false;         // logged "connection limit reached", not yet "below" again
   bool out_of_fds = false;     // logged "out of file descriptors", not yet recovered
@@ -162,13 +163,13 @@ class Session : public std::enable_shared_from_this<Session> {
 
   ~Session() {
     if (idle_.load() == kClaimed) server_->evicting.fetch_sub(1);
-    std::lock_guard lock(server_->sessions_mu);
+    common::MutexLock lock(server_->sessions_mu);
     server_->sessions.erase(self_it_);
     server_->open.fetch_sub(1);
   }
 
   void Register() {
-    std::lock_guard lock(server_->sessions_mu);
+    common::MutexLock lock(server_->sessions_mu);
     server_->sessions.push_front(weak_from_this());
     self_it_ = server_->sessions.begin();
   }
@@ -599,7 +600,7 @@ void Server::Impl::OnAcceptError(beast::error_code ec) {
 int Server::Impl::EvictIdle(int n) {
   std::vector<std::shared_ptr<Session>> victims, busy;
   {
-    std::lock_guard lock(sessions_mu);
+    common::MutexLock lock(sessions_mu);
     for (auto it = sessions.rbegin(); it != sessions.rend() && static_cast<int>(victims.size()) < n; ++it) {
       auto s = it->lock();
       if (!s) continue;
@@ -673,7 +674,7 @@ void Server::Shutdown(int64_t timeout_us) {
   auto post_all = [this](void (Session::*fn)()) {
     std::vector<std::shared_ptr<Session>> live;
     {
-      std::lock_guard lock(impl_->sessions_mu);
+      common::MutexLock lock(impl_->sessions_mu);
       for (auto& w : impl_->sessions) {
         if (auto s = w.lock()) live.push_back(std::move(s));
       }

@@ -261,6 +261,7 @@ absl::StatusOr<std::unique_ptr<RegistryStore>> RegistryStore::Open(const std::st
     ABGATE_RETURN_IF_ERROR(db->Exec("INSERT INTO schema_version (version) VALUES (?)", {int64_t{kSchemaVersion}}));
   }
   std::unique_ptr<RegistryStore> store(new RegistryStore(std::move(db), clock));
+  common::WriterMutexLock lock(store->mu_);  // no other thread has it yet; for the annotations
   ABGATE_RETURN_IF_ERROR(store->Load());
   if (store->experiments_.empty()) {
     // MLflow's Default experiment, id 0.
@@ -279,17 +280,20 @@ absl::Status RegistryStore::Load() {
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT experiment_id, name, artifact_location, lifecycle_stage, creation_time, "
                                   "last_update_time FROM experiments",
                                   {}, [&](sqlite3_stmt* st) {
+                                    mu_.AssertHeld();  // the lambda runs within the caller's lock
                                     Experiment e{Int(st, 0), Text(st, 1), Text(st, 2), Text(st, 3),
                                                  Int(st, 4), Int(st, 5), {}};
                                     experiment_ids_by_name_[e.name] = e.id;
                                     experiments_[e.id] = std::move(e);
                                   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT experiment_id, key, value FROM experiment_tags", {}, [&](sqlite3_stmt* st) {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     if (auto it = experiments_.find(Int(st, 0)); it != experiments_.end()) it->second.tags[Text(st, 1)] = Text(st, 2);
   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT run_uuid, name, experiment_id, user_id, status, start_time, end_time, "
                                   "artifact_uri, lifecycle_stage FROM runs",
                                   {}, [&](sqlite3_stmt* st) {
+                                    mu_.AssertHeld();  // the lambda runs within the caller's lock
                                     Run r;
                                     r.run_id = Text(st, 0);
                                     r.run_name = Text(st, 1);
@@ -305,6 +309,7 @@ absl::Status RegistryStore::Load() {
   for (const char* table : {"params", "tags"}) {
     const bool params = std::string_view(table) == "params";
     ABGATE_RETURN_IF_ERROR(db.Query(StrCat("SELECT run_uuid, key, value FROM ", table), {}, [&](sqlite3_stmt* st) {
+      mu_.AssertHeld();  // the lambda runs within the caller's lock
       if (auto it = runs_.find(Text(st, 0)); it != runs_.end()) {
         (params ? it->second.params : it->second.tags)[Text(st, 1)] = Text(st, 2);
       }
@@ -312,6 +317,7 @@ absl::Status RegistryStore::Load() {
   }
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT run_uuid, key, value, is_nan, timestamp, step FROM latest_metrics", {},
                                   [&](sqlite3_stmt* st) {
+                                    mu_.AssertHeld();  // the lambda runs within the caller's lock
                                     if (auto it = runs_.find(Text(st, 0)); it != runs_.end()) {
                                       Metric m{Text(st, 1), MetricValue(st, 2, 3), Int(st, 4), Int(st, 5)};
                                       it->second.latest_metrics[m.key] = m;
@@ -319,6 +325,7 @@ absl::Status RegistryStore::Load() {
                                   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT name, creation_time, last_updated_time, description FROM registered_models", {},
                                   [&](sqlite3_stmt* st) {
+                                    mu_.AssertHeld();  // the lambda runs within the caller's lock
                                     RegisteredModel m;
                                     m.name = Text(st, 0);
                                     m.creation_timestamp = Int(st, 1);
@@ -327,15 +334,18 @@ absl::Status RegistryStore::Load() {
                                     models_[m.name] = std::move(m);
                                   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT name, key, value FROM registered_model_tags", {}, [&](sqlite3_stmt* st) {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     if (auto it = models_.find(Text(st, 0)); it != models_.end()) it->second.tags[Text(st, 1)] = Text(st, 2);
   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT name, alias, version FROM registered_model_aliases", {}, [&](sqlite3_stmt* st) {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     if (auto it = models_.find(Text(st, 0)); it != models_.end()) it->second.aliases[Text(st, 1)] = Int(st, 2);
   }));
   ABGATE_RETURN_IF_ERROR(db.Query("SELECT name, version, creation_time, last_updated_time, description, user_id, "
                                   "current_stage, source, run_id, run_link, status, status_message, deleted "
                                   "FROM model_versions",
                                   {}, [&](sqlite3_stmt* st) {
+                                    mu_.AssertHeld();  // the lambda runs within the caller's lock
                                     auto it = models_.find(Text(st, 0));
                                     if (it == models_.end()) return;
                                     ModelVersion v;
@@ -355,6 +365,7 @@ absl::Status RegistryStore::Load() {
                                     it->second.versions[v.version] = std::move(v);
                                   }));
   return db.Query("SELECT name, version, key, value FROM model_version_tags", {}, [&](sqlite3_stmt* st) {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     if (auto it = models_.find(Text(st, 0)); it != models_.end()) {
       if (auto v = it->second.versions.find(Int(st, 1)); v != it->second.versions.end()) {
         v->second.tags[Text(st, 2)] = Text(st, 3);
@@ -411,7 +422,7 @@ absl::StatusOr<int64_t> RegistryStore::CreateExperiment(const std::string& name,
   if (artifact_location.find_first_of("?#") != std::string::npos) {
     return Invalid(StrCat("'artifact_location' URL can't include fragments or params: ", artifact_location));
   }
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   if (experiment_ids_by_name_.count(name)) {
     return absl::AlreadyExistsError(StrCat("Experiment(name=", name, ") already exists. Error: (UNIQUE constraint "
                                            "failed: experiments.name)"));
@@ -420,6 +431,7 @@ absl::StatusOr<int64_t> RegistryStore::CreateExperiment(const std::string& name,
   if (artifact_location.empty()) artifact_location = StrCat("mlflow-artifacts:/", id);
   const int64_t now = NowMs();
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT INTO experiments VALUES (?, ?, ?, 'active', ?, ?)",
                                      {id, name, artifact_location, now, now}));
     for (const auto& [k, v] : tags) {
@@ -433,13 +445,13 @@ absl::StatusOr<int64_t> RegistryStore::CreateExperiment(const std::string& name,
 }
 
 absl::StatusOr<Experiment> RegistryStore::GetExperiment(int64_t id) const {
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Experiment * e, const_cast<RegistryStore*>(this)->FindExperiment(id));
   return *e;
 }
 
 absl::StatusOr<Experiment> RegistryStore::GetExperimentByName(const std::string& name) const {
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   auto it = experiment_ids_by_name_.find(name);
   if (it == experiment_ids_by_name_.end()) return NotFound(StrCat("Could not find experiment with name '", name, "'"));
   return experiments_.at(it->second);
@@ -456,7 +468,7 @@ absl::StatusOr<Page<Experiment>> RegistryStore::SearchExperiments(const SearchRe
   ABGATE_ASSIGN_OR_RETURN(int64_t offset, DecodePageToken(req.page_token));
   std::vector<Experiment> all;
   {
-    std::shared_lock lock(mu_);
+    common::ReaderMutexLock lock(mu_);
     for (const auto& entry : experiments_) {
       const auto& e = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       if (!ViewMatches(req.view_type, e.lifecycle_stage)) continue;
@@ -503,7 +515,7 @@ absl::StatusOr<Page<Experiment>> RegistryStore::SearchExperiments(const SearchRe
 }
 
 absl::Status RegistryStore::SetExperimentLifecycle(int64_t id, bool deleted) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Experiment * e, FindExperiment(id));
   if (deleted && id == 0) return Invalid("Cannot delete the default experiment '0'. This is an internally reserved experiment.");
   const std::string stage = deleted ? "deleted" : "active";
@@ -512,6 +524,7 @@ absl::Status RegistryStore::SetExperimentLifecycle(int64_t id, bool deleted) {
   }
   const int64_t now = NowMs();
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? "
                                      "WHERE experiment_id = ?",
                                      {stage, now, id}));
@@ -528,7 +541,7 @@ absl::Status RegistryStore::SetExperimentLifecycle(int64_t id, bool deleted) {
 
 absl::Status RegistryStore::RenameExperiment(int64_t id, const std::string& new_name) {
   if (new_name.empty()) return Invalid("Invalid experiment name: ''. Experiment name must be a non-empty string.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Experiment * e, FindExperiment(id));
   if (e->lifecycle_stage != "active") return Invalid("Cannot rename a non-active experiment.");
   if (auto it = experiment_ids_by_name_.find(new_name); it != experiment_ids_by_name_.end() && it->second != id) {
@@ -546,7 +559,7 @@ absl::Status RegistryStore::RenameExperiment(int64_t id, const std::string& new_
 
 absl::Status RegistryStore::SetExperimentTag(int64_t id, const std::string& key, const std::string& value) {
   if (key.empty()) return Invalid("Missing value for required parameter 'key'.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Experiment * e, FindExperiment(id));
   if (e->lifecycle_stage != "active") {
     return Invalid(StrCat("The experiment ", id, " must be in the 'active' state. Current state is ",
@@ -562,7 +575,7 @@ absl::Status RegistryStore::SetExperimentTag(int64_t id, const std::string& key,
 
 absl::StatusOr<Run> RegistryStore::CreateRun(int64_t experiment_id, const std::string& user_id, std::string run_name,
                                              std::optional<int64_t> start_time, const TagMap& tags) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Experiment * e, FindExperiment(experiment_id));
   if (e->lifecycle_stage != "active") {
     return Invalid(StrCat("The experiment ", experiment_id, " must be in the 'active' state. Current state is ",
@@ -583,6 +596,7 @@ absl::StatusOr<Run> RegistryStore::CreateRun(int64_t experiment_id, const std::s
   run.tags = tags;
   run.tags["mlflow.runName"] = run.run_name;
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT INTO runs VALUES (?, ?, ?, ?, ?, ?, NULL, ?, 'active')",
                                      {run.run_id, run.run_name, experiment_id, run.user_id, run.status,
                                       run.start_time, run.artifact_uri}));
@@ -596,7 +610,7 @@ absl::StatusOr<Run> RegistryStore::CreateRun(int64_t experiment_id, const std::s
 }
 
 absl::StatusOr<Run> RegistryStore::GetRun(const std::string& run_id) const {
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Run * r, const_cast<RegistryStore*>(this)->FindRun(run_id));
   return *r;
 }
@@ -608,7 +622,7 @@ absl::StatusOr<std::string> RegistryStore::RunArtifactUri(const std::string& run
 
 absl::StatusOr<Run> RegistryStore::UpdateRun(const std::string& run_id, std::optional<std::string> status,
                                              std::optional<int64_t> end_time, std::optional<std::string> run_name) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Run * r, FindRun(run_id));
   ABGATE_RETURN_IF_ERROR(CheckRunActive(*r));
   Run next = *r;
@@ -619,6 +633,7 @@ absl::StatusOr<Run> RegistryStore::UpdateRun(const std::string& run_id, std::opt
     next.tags["mlflow.runName"] = *run_name;
   }
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE runs SET status = ?, end_time = ?, name = ? WHERE run_uuid = ?",
                                      {next.status, next.end_time ? Value(*next.end_time) : Value(nullptr),
                                       next.run_name, run_id}));
@@ -629,7 +644,7 @@ absl::StatusOr<Run> RegistryStore::UpdateRun(const std::string& run_id, std::opt
 }
 
 absl::Status RegistryStore::SetRunLifecycle(const std::string& run_id, bool deleted) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Run * r, FindRun(run_id));
   const std::string stage = deleted ? "deleted" : "active";
   ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE runs SET lifecycle_stage = ? WHERE run_uuid = ?", {stage, run_id}));
@@ -640,7 +655,7 @@ absl::Status RegistryStore::SetRunLifecycle(const std::string& run_id, bool dele
 absl::Status RegistryStore::LogBatch(const std::string& run_id, const std::vector<Metric>& metrics,
                                      const std::vector<std::pair<std::string, std::string>>& params,
                                      const std::vector<std::pair<std::string, std::string>>& tags) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Run * r, FindRun(run_id));
   ABGATE_RETURN_IF_ERROR(CheckRunActive(*r));
   // Validate everything before writing anything.
@@ -666,6 +681,7 @@ absl::Status RegistryStore::LogBatch(const std::string& run_id, const std::vecto
     if (!current || IsNewer(m, *current)) latest[m.key] = m;
   }
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     for (const auto& [k, v] : new_params) {
       ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT INTO params VALUES (?, ?, ?)", {run_id, k, v}));
     }
@@ -693,7 +709,7 @@ absl::Status RegistryStore::LogBatch(const std::string& run_id, const std::vecto
 }
 
 absl::Status RegistryStore::DeleteRunTag(const std::string& run_id, const std::string& key) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(Run * r, FindRun(run_id));
   ABGATE_RETURN_IF_ERROR(CheckRunActive(*r));
   if (!r->tags.count(key)) {
@@ -732,7 +748,7 @@ absl::StatusOr<Page<Run>> RegistryStore::SearchRuns(const std::vector<int64_t>& 
   const absl::flat_hash_set<int64_t> in_experiments(experiment_ids.begin(), experiment_ids.end());
   std::vector<Run> all;
   {
-    std::shared_lock lock(mu_);
+    common::ReaderMutexLock lock(mu_);
     for (const auto& entry : runs_) {
       const auto& r = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       if (!in_experiments.contains(r.experiment_id)) continue;
@@ -808,7 +824,7 @@ absl::StatusOr<Page<Run>> RegistryStore::SearchRuns(const std::vector<int64_t>& 
 
 absl::StatusOr<std::vector<Metric>> RegistryStore::GetMetricHistory(const std::string& run_id,
                                                                     const std::string& key) const {
-  std::unique_lock lock(mu_);  // the Database's statement cache is not shareable
+  common::WriterMutexLock lock(mu_);  // the Database's statement cache is not shareable
   ABGATE_RETURN_IF_ERROR(const_cast<RegistryStore*>(this)->FindRun(run_id).status());
   std::vector<Metric> out;
   ABGATE_RETURN_IF_ERROR(db_->Query("SELECT value, is_nan, timestamp, step FROM metrics WHERE run_uuid = ? AND key = ? "
@@ -825,7 +841,7 @@ absl::StatusOr<std::vector<Metric>> RegistryStore::GetMetricHistory(const std::s
 absl::StatusOr<RegisteredModel> RegistryStore::CreateRegisteredModel(const std::string& name, const TagMap& tags,
                                                                      std::optional<std::string> description) {
   if (name.empty()) return Invalid("Registered model name cannot be empty.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   if (models_.count(name)) return absl::AlreadyExistsError(StrCat("Registered Model (name=", name, ") already exists."));
   const int64_t now = NowMs();
   RegisteredModel m;
@@ -834,6 +850,7 @@ absl::StatusOr<RegisteredModel> RegistryStore::CreateRegisteredModel(const std::
   m.description = std::move(description);
   m.tags = tags;
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT INTO registered_models VALUES (?, ?, ?, ?)", {name, now, now, Opt(m.description)}));
     for (const auto& [k, v] : tags) {
       ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT OR REPLACE INTO registered_model_tags VALUES (?, ?, ?)", {name, k, v}));
@@ -845,20 +862,21 @@ absl::StatusOr<RegisteredModel> RegistryStore::CreateRegisteredModel(const std::
 }
 
 absl::StatusOr<RegisteredModel> RegistryStore::GetRegisteredModel(const std::string& name) const {
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, const_cast<RegistryStore*>(this)->FindModel(name));
   return *m;
 }
 
 absl::StatusOr<RegisteredModel> RegistryStore::RenameRegisteredModel(const std::string& name, const std::string& new_name) {
   if (new_name.empty()) return Invalid("Registered model name cannot be empty.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   if (new_name != name && models_.count(new_name)) {
     return absl::AlreadyExistsError(StrCat("Registered Model (name=", new_name, ") already exists."));
   }
   const int64_t now = NowMs();
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     for (const char* table : {"registered_model_tags", "registered_model_aliases", "model_versions", "model_version_tags"}) {
       ABGATE_RETURN_IF_ERROR(db_->Exec(StrCat("UPDATE ", table, " SET name = ? WHERE name = ?"), {new_name, name}));
     }
@@ -876,7 +894,7 @@ absl::StatusOr<RegisteredModel> RegistryStore::RenameRegisteredModel(const std::
 
 absl::StatusOr<RegisteredModel> RegistryStore::UpdateRegisteredModel(const std::string& name,
                                                                      std::optional<std::string> description) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   const int64_t now = NowMs();
   ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE registered_models SET description = ?, last_updated_time = ? WHERE name = ?",
@@ -887,9 +905,10 @@ absl::StatusOr<RegisteredModel> RegistryStore::UpdateRegisteredModel(const std::
 }
 
 absl::Status RegistryStore::DeleteRegisteredModel(const std::string& name) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_RETURN_IF_ERROR(FindModel(name).status());
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     for (const char* table : {"registered_models", "registered_model_tags", "registered_model_aliases",
                               "model_versions", "model_version_tags"}) {
       ABGATE_RETURN_IF_ERROR(db_->Exec(StrCat("DELETE FROM ", table, " WHERE name = ?"), {name}));
@@ -910,7 +929,7 @@ absl::StatusOr<Page<RegisteredModel>> RegistryStore::SearchRegisteredModels(cons
   ABGATE_ASSIGN_OR_RETURN(int64_t offset, DecodePageToken(req.page_token));
   std::vector<RegisteredModel> all;
   {
-    std::shared_lock lock(mu_);
+    common::ReaderMutexLock lock(mu_);
     for (const auto& entry : models_) {
       const auto& m = entry.second;  // a named reference: clang 14 cannot capture a structured binding
       const bool match = std::all_of(clauses.begin(), clauses.end(), [&](const Clause& c) {
@@ -940,7 +959,7 @@ absl::StatusOr<Page<RegisteredModel>> RegistryStore::SearchRegisteredModels(cons
 
 absl::Status RegistryStore::SetRegisteredModelTag(const std::string& name, const std::string& key, const std::string& value) {
   if (key.empty()) return Invalid("Missing value for required parameter 'key'.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT OR REPLACE INTO registered_model_tags VALUES (?, ?, ?)", {name, key, value}));
   m->tags[key] = value;
@@ -948,7 +967,7 @@ absl::Status RegistryStore::SetRegisteredModelTag(const std::string& name, const
 }
 
 absl::Status RegistryStore::DeleteRegisteredModelTag(const std::string& name, const std::string& key) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   ABGATE_RETURN_IF_ERROR(db_->Exec("DELETE FROM registered_model_tags WHERE name = ? AND key = ?", {name, key}));
   m->tags.erase(key);
@@ -965,7 +984,7 @@ absl::StatusOr<std::vector<ModelVersion>> RegistryStore::GetLatestVersions(const
     }
     wanted.push_back(*canonical);
   }
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, const_cast<RegistryStore*>(this)->FindModel(name));
   std::map<std::string, const ModelVersion*> latest;
   for (const auto& [n, v] : m->versions) {
@@ -991,7 +1010,7 @@ absl::Status RegistryStore::SetAlias(const std::string& name, const std::string&
   if (lower == "latest" || std::regex_match(alias, kVersionLike)) {
     return Invalid(StrCat("'", alias, "' alias name (case insensitive) is reserved."));
   }
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT OR REPLACE INTO registered_model_aliases VALUES (?, ?, ?)",
                                    {name, alias, v->version}));
@@ -1000,7 +1019,7 @@ absl::Status RegistryStore::SetAlias(const std::string& name, const std::string&
 }
 
 absl::Status RegistryStore::DeleteAlias(const std::string& name, const std::string& alias) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   ABGATE_RETURN_IF_ERROR(db_->Exec("DELETE FROM registered_model_aliases WHERE name = ? AND alias = ?", {name, alias}));
   m->aliases.erase(alias);
@@ -1009,7 +1028,7 @@ absl::Status RegistryStore::DeleteAlias(const std::string& name, const std::stri
 
 absl::StatusOr<std::pair<ModelVersion, std::vector<std::string>>> RegistryStore::GetVersionByAlias(
     const std::string& name, const std::string& alias) const {
-  std::shared_lock lock(mu_);
+  common::ReaderMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, const_cast<RegistryStore*>(this)->FindModel(name));
   auto it = m->aliases.find(alias);
   if (it == m->aliases.end()) return Invalid(StrCat("Registered model alias ", alias, " not found."));
@@ -1028,7 +1047,7 @@ absl::StatusOr<ModelVersion> RegistryStore::CreateModelVersion(const std::string
                                                                const std::string& run_link,
                                                                std::optional<std::string> description) {
   if (source.empty()) return Invalid("Missing value for required parameter 'source'.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(RegisteredModel * m, FindModel(name));
   if (source.rfind("models:/", 0) == 0) {
     // A models:/name/version source is resolved to that version's storage location.
@@ -1051,6 +1070,7 @@ absl::StatusOr<ModelVersion> RegistryStore::CreateModelVersion(const std::string
   v.run_link = run_link;
   v.tags = tags;
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT INTO model_versions VALUES (?, ?, ?, ?, ?, '', 'None', ?, ?, ?, 'READY', '', 0)",
                                      {name, version, now, now, Opt(v.description), v.source, run_id, run_link}));
     for (const auto& [k, val] : tags) {
@@ -1065,15 +1085,14 @@ absl::StatusOr<ModelVersion> RegistryStore::CreateModelVersion(const std::string
 
 absl::StatusOr<std::pair<ModelVersion, std::vector<std::string>>> RegistryStore::GetModelVersion(
     const std::string& name, const std::string& version) const {
-  std::shared_lock lock(mu_);
-  auto* self = const_cast<RegistryStore*>(this);
-  ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, self->FindVersion(name, version));
-  return std::pair{*v, AliasesOf(self->models_.at(name), v->version)};
+  common::ReaderMutexLock lock(mu_);
+  ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, const_cast<RegistryStore*>(this)->FindVersion(name, version));
+  return std::pair{*v, AliasesOf(models_.at(name), v->version)};
 }
 
 absl::StatusOr<ModelVersion> RegistryStore::UpdateModelVersion(const std::string& name, const std::string& version,
                                                                std::optional<std::string> description) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   const int64_t now = NowMs();
   ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE model_versions SET description = ?, last_updated_time = ? "
@@ -1094,7 +1113,7 @@ absl::StatusOr<ModelVersion> RegistryStore::TransitionStage(const std::string& n
     return absl::InternalError(StrCat("Model version transition cannot archive existing model versions because '",
                                       *canonical, "' is not an Active stage. Valid stages are Staging, Production"));
   }
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   RegisteredModel& m = models_.at(name);
   const int64_t now = NowMs();
@@ -1105,6 +1124,7 @@ absl::StatusOr<ModelVersion> RegistryStore::TransitionStage(const std::string& n
     }
   }
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     for (ModelVersion* other : archived) {
       ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ? "
                                        "WHERE name = ? AND version = ?",
@@ -1126,13 +1146,14 @@ absl::StatusOr<ModelVersion> RegistryStore::TransitionStage(const std::string& n
 }
 
 absl::Status RegistryStore::DeleteModelVersion(const std::string& name, const std::string& version) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   RegisteredModel& m = models_.at(name);
   const int64_t now = NowMs();
   // MLflow 2.17 means to drop the aliases of a deleted version (its REST path misses them, see
   // src/README.md); abgate drops them, so an alias never resolves to a deleted version.
   ABGATE_RETURN_IF_ERROR(db_->Transaction([&]() -> absl::Status {
+    mu_.AssertHeld();  // the lambda runs within the caller's lock
     ABGATE_RETURN_IF_ERROR(db_->Exec("UPDATE model_versions SET deleted = 1, current_stage = 'Deleted_Internal', "
                                      "last_updated_time = ? WHERE name = ? AND version = ?",
                                      {now, name, v->version}));
@@ -1161,7 +1182,7 @@ absl::StatusOr<Page<std::pair<ModelVersion, std::vector<std::string>>>> Registry
   using Item = std::pair<ModelVersion, std::vector<std::string>>;
   std::vector<Item> all;
   {
-    std::shared_lock lock(mu_);
+    common::ReaderMutexLock lock(mu_);
     for (const auto& [name, m] : models_) {
       for (const auto& version : m.versions) {
         const auto& v = version.second;  // a named reference: clang 14 cannot capture a structured binding
@@ -1205,7 +1226,7 @@ absl::StatusOr<Page<std::pair<ModelVersion, std::vector<std::string>>>> Registry
 absl::Status RegistryStore::SetModelVersionTag(const std::string& name, const std::string& version,
                                                const std::string& key, const std::string& value) {
   if (key.empty()) return Invalid("Missing value for required parameter 'key'.");
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   ABGATE_RETURN_IF_ERROR(db_->Exec("INSERT OR REPLACE INTO model_version_tags VALUES (?, ?, ?, ?)",
                                    {name, v->version, key, value}));
@@ -1215,7 +1236,7 @@ absl::Status RegistryStore::SetModelVersionTag(const std::string& name, const st
 
 absl::Status RegistryStore::DeleteModelVersionTag(const std::string& name, const std::string& version,
                                                   const std::string& key) {
-  std::unique_lock lock(mu_);
+  common::WriterMutexLock lock(mu_);
   ABGATE_ASSIGN_OR_RETURN(ModelVersion * v, FindVersion(name, version));
   ABGATE_RETURN_IF_ERROR(db_->Exec("DELETE FROM model_version_tags WHERE name = ? AND version = ? AND key = ?",
                                    {name, v->version, key}));

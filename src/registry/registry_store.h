@@ -13,13 +13,14 @@
 #include <cstdint>
 #include <memory>
 #include <optional>
-#include <shared_mutex>
 #include <string>
 #include <vector>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "common/clock.h"
+#include "common/mutex.h"
 #include "registry/entities.h"
 #include "registry/search.h"
 
@@ -117,22 +118,25 @@ class RegistryStore {
 
  private:
   RegistryStore(std::unique_ptr<sqlite::Database> db, const common::Clock& clock);
-  absl::Status Load();
+  absl::Status Load() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   int64_t NowMs() const;
   // Lookups under the lock; NotFound with MLflow's messages.
-  absl::StatusOr<Experiment*> FindExperiment(int64_t id);
-  absl::StatusOr<Run*> FindRun(const std::string& run_id);
-  absl::StatusOr<RegisteredModel*> FindModel(const std::string& name);
-  absl::StatusOr<ModelVersion*> FindVersion(const std::string& name, const std::string& version);
+  absl::StatusOr<Experiment*> FindExperiment(int64_t id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<Run*> FindRun(const std::string& run_id) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<RegisteredModel*> FindModel(const std::string& name) ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<ModelVersion*> FindVersion(const std::string& name, const std::string& version)
+      ABSL_SHARED_LOCKS_REQUIRED(mu_);
   absl::Status CheckRunActive(const Run& run) const;
 
-  std::unique_ptr<sqlite::Database> db_;
+  // Readers share the in-memory maps; every use of the database connection (one SQLite
+  // connection with a statement cache, not thread-safe) and every change holds it exclusively.
+  const std::unique_ptr<sqlite::Database> db_ ABSL_PT_GUARDED_BY(mu_);
   const common::Clock& clock_;
-  mutable std::shared_mutex mu_;
-  std::map<int64_t, Experiment> experiments_;
-  std::map<std::string, int64_t, std::less<>> experiment_ids_by_name_;
-  absl::flat_hash_map<std::string, Run> runs_;
-  std::map<std::string, RegisteredModel, std::less<>> models_;
+  mutable common::SharedMutex mu_;
+  std::map<int64_t, Experiment> experiments_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, int64_t, std::less<>> experiment_ids_by_name_ ABSL_GUARDED_BY(mu_);
+  absl::flat_hash_map<std::string, Run> runs_ ABSL_GUARDED_BY(mu_);
+  std::map<std::string, RegisteredModel, std::less<>> models_ ABSL_GUARDED_BY(mu_);
 };
 
 // Parses a model version number as MLflow does ("Model version must be an integer, got 'x'").

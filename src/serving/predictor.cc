@@ -1,14 +1,14 @@
 #include "serving/predictor.h"
 
 #include <atomic>
-#include <condition_variable>
 #include <deque>
 #include <fstream>
 #include <future>
-#include <mutex>
 #include <sstream>
 #include <thread>
 
+#include "absl/base/thread_annotations.h"
+#include "common/mutex.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "registry/mlflow_client.h"
@@ -26,10 +26,10 @@ struct Predictor::Impl {
   MlflowModel model;
   PredictorOptions options;
   int64_t num_features = 0;
-  std::mutex mu;
-  std::condition_variable cv;
-  std::deque<Job> queue;
-  bool stopping = false;
+  common::Mutex mu;
+  common::CondVar cv;  // queue or stopping
+  std::deque<Job> queue ABSL_GUARDED_BY(mu);
+  bool stopping ABSL_GUARDED_BY(mu) = false;
   std::vector<std::thread> workers;
   std::atomic<int64_t> batches{0};
   std::atomic<int64_t> requests{0};
@@ -41,8 +41,8 @@ struct Predictor::Impl {
       batch.clear();
       absl::AnyInvocable<void() &&> task;
       {
-        std::unique_lock lock(mu);
-        cv.wait(lock, [&] { return stopping || !queue.empty(); });
+        common::MutexLock lock(mu);
+        while (!stopping && queue.empty()) cv.Wait(mu);
         if (queue.empty()) return;  // stopping and drained
         if (queue.front().task) {
           task = std::move(queue.front().task);
@@ -93,10 +93,10 @@ Predictor::Predictor(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 
 Predictor::~Predictor() {
   {
-    std::lock_guard lock(impl_->mu);
+    common::MutexLock lock(impl_->mu);
     impl_->stopping = true;
   }
-  impl_->cv.notify_all();
+  impl_->cv.NotifyAll();
   for (auto& t : impl_->workers) t.join();
 }
 
@@ -131,10 +131,10 @@ absl::StatusOr<std::shared_ptr<Predictor>> Predictor::Load(const std::filesystem
 
 void Predictor::Predict(Matrix rows, PredictDone done) {
   {
-    std::lock_guard lock(impl_->mu);
+    common::MutexLock lock(impl_->mu);
     if (static_cast<int64_t>(impl_->queue.size()) < impl_->options.max_queue && !impl_->stopping) {
       impl_->queue.push_back({std::move(rows), std::move(done), nullptr});
-      impl_->cv.notify_one();
+      impl_->cv.NotifyOne();
       return;
     }
   }
@@ -142,10 +142,10 @@ void Predictor::Predict(Matrix rows, PredictDone done) {
 }
 
 bool Predictor::Post(absl::AnyInvocable<void() &&> task) {
-  std::lock_guard lock(impl_->mu);
+  common::MutexLock lock(impl_->mu);
   if (static_cast<int64_t>(impl_->queue.size()) >= impl_->options.max_queue || impl_->stopping) return false;
   impl_->queue.push_back({Matrix{}, nullptr, std::move(task)});
-  impl_->cv.notify_one();
+  impl_->cv.NotifyOne();
   return true;
 }
 
