@@ -43,6 +43,8 @@ experiments:
   (*gw)->Start();
   const uint16_t port = (*gw)->port();
   gw->release();  // serves until the process exits
+  // The exchange counters at the end of a run (scripts/fuzz.sh prints this line).
+  std::atexit([] { std::fprintf(stderr, "%s\n", abgate::fuzz::StatsLine().c_str()); });
   return port;
 }
 
@@ -54,11 +56,13 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const std::string request = abgate::StrCat("POST /outcomes HTTP/1.1\r\nHost: x\r\nConnection: close\r\n",
                                              "Content-Type: application/x-ndjson\r\nContent-Length: ", body.size(),
                                              "\r\n\r\n", body);
-  const std::string reply = abgate::fuzz::Exchange(port, request);
-  // "HTTP/1.1 200 ..." or a 4xx: a 5xx (or no answer) for a body is a bug.
-  if (reply.size() < 12 || reply[9] == '5') {
-    std::fprintf(stderr, "outcomes_fuzz: reply '%.*s'\n", static_cast<int>(std::min<size_t>(reply.size(), 200)),
-                 reply.data());
+  const abgate::fuzz::ExchangeResult r = abgate::fuzz::ExchangeWithResult(port, request);
+  // "HTTP/1.1 200 ..." or a 4xx: a 5xx (or no answer) for a body is a bug. The finding's first
+  // line says how the exchange ended (errno, timings): CI shows a log's last lines only.
+  if (r.reply.size() < 12 || r.reply[9] == '5') {
+    std::fprintf(stderr, "outcomes_fuzz: FINDING: %s; reply '%.*s'\n%s\n", r.Describe().c_str(),
+                 static_cast<int>(std::min<size_t>(r.reply.size(), 200)), r.reply.data(),
+                 abgate::fuzz::StatsLine().c_str());
     __builtin_trap();
   }
   return 0;

@@ -35,24 +35,34 @@ mkdir -p "$findings"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 failed=()
+causes=()
 for h in "${HARNESSES[@]}"; do
   name=${h%% *}
   max_len=${h##* }
   if [ $# -gt 0 ] && [[ " $* " != *" $name "* ]]; then continue; fi
   mkdir -p "$work/$name"
   echo "fuzz: $name for ${SECONDS_EACH}s" >&2
+  start=$SECONDS
   # -rss_limit_mb: a body must not need gigabytes (issue 14); -timeout: nor seconds.
   if ! ./build-asan/fuzz/"$name" "$work/$name" "fuzz/corpus/$name" -max_total_time="$SECONDS_EACH" \
       -max_len="$max_len" -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 \
       -artifact_prefix="$findings/$name-" >"$work/$name.log" 2>&1; then
     tail -n 60 "$work/$name.log" >&2
     failed+=("$name")
+    # The cause in a few lines, repeated at the very end (a CI log is often cut to its last
+    # lines): the harness's own verdict (how the exchange ended, errno, timings), the helper's
+    # and the sanitizer's lines, the executions and time it took, and where the input is.
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$work/$name.log" | tail -n 1)
+    cause=$(grep -E "^${name}: |^loopback: |ERROR: |runtime error: | in LLVMFuzzerTestOneInput |^SUMMARY: |Test unit written to" \
+      "$work/$name.log" | head -n 10 | sed 's/^ *#[0-9]* 0x[0-9a-f]* in /  at /; s/^/  /' || true)
+    causes+=("fuzz: $name FAILED after $((SECONDS - start)) s, ${execs:-?} executions:"$'\n'"$cause")
   else
-    grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb" "$work/$name.log" | tr '\n' ' ' >&2
-    echo >&2
+    echo "fuzz: $name ok in $((SECONDS - start)) s:" \
+      "$(grep -E "^stat::number_of_executed_units|^stat::peak_rss_mb|^loopback: " "$work/$name.log" | tr '\n' ' ' || true)" >&2
   fi
 done
 if [ ${#failed[@]} -gt 0 ]; then
+  for c in "${causes[@]}"; do echo "$c" >&2; done
   echo "fuzz: findings in ${failed[*]} (inputs in $findings)" >&2
   exit 1
 fi
