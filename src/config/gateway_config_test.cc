@@ -320,6 +320,8 @@ TEST(GatewayConfigTest, ParsesDurations) {
   EXPECT_FALSE(ParseDurationUs("-1s").ok());
   EXPECT_FALSE(ParseDurationUs("soon").ok());
   EXPECT_FALSE(ParseDurationUs("3 weeks").ok());
+  // A number of seconds beyond int64 microseconds is refused rather than converted (undefined).
+  EXPECT_EQ(ErrorOf("upstream: {request_timeout: 1e300}\nexperiments: []"), "upstream.request_timeout: is too long");
 }
 
 }  // namespace

@@ -80,6 +80,7 @@ absl::StatusOr<int64_t> JsonReader::DurationUs(std::string_view key, int64_t def
   if (p->is_number()) {
     const double s = p->to_number<double>();
     if (!std::isfinite(s) || s < 0) return Error(key, "must be a non-negative duration");
+    if (s * 1e6 > 9e18) return Error(key, "is too long");  // beyond int64 microseconds
     return static_cast<int64_t>(s * 1e6);
   }
   if (!p->is_string()) return Error(key, "must be a duration such as 250ms, 30s, 5m, 24h");

@@ -798,10 +798,11 @@ std::optional<Rejection> ParseOutcome(const json::value& v, size_t line, const E
   }
   out.ts_us = now_us;
   if (const auto* ts = o.if_contains("ts"); ts && !ts->is_null()) {
-    if (!ts->is_number() || ts->to_number<double>() < 0 || ts->to_number<double>() > 4e9) {
-      return reject("INVALID_FIELD", "'ts' must be Unix seconds (a number)");
-    }
-    out.ts_us = static_cast<int64_t>(ts->to_number<double>() * 1e6);
+    // Written so that NaN fails too: Boost.JSON reads 0e400 as NaN (outcomes_fuzz found it; the
+    // cast below was undefined and stored a stamp of INT64_MIN).
+    const double seconds = ts->is_number() ? ts->to_number<double>() : -1;
+    if (!(seconds >= 0 && seconds <= 4e9)) return reject("INVALID_FIELD", "'ts' must be Unix seconds (a number)");
+    out.ts_us = static_cast<int64_t>(seconds * 1e6);
     // A stamp from the future would sit inside every later analysis window (and outside
     // attribution windows in a way no real event can): a clock bug or a forgery, refused.
     if (out.ts_us > now_us + max_future_us) {

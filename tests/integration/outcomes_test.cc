@@ -64,6 +64,29 @@ TEST_F(OutcomesTest, JsonLinesKeepValidLinesAndExplainRejectedOnes) {
   EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes WHERE unit_id = '42' AND value = 180.5"), 1);
 }
 
+// Issue 14: numbers that Boost.JSON reads as NaN (0e400) or infinity (1e400) are refused per
+// line like any bad field. outcomes_fuzz found a "ts" of 0e1700100000: NaN passed the range
+// check and its conversion to microseconds was undefined (a stored stamp of INT64_MIN).
+TEST_F(OutcomesTest, NonFiniteTimestampsAndValuesAreRejected) {
+  const std::string head = R"({"experiment":"hyatt_booking_ab","unit_id":"u1","metric":"booked",)";
+  const std::string body = head + R"("value":1,"ts":0e400})" "\n" +
+                           head + R"("value":1,"ts":0e1700100000})" "\n" +
+                           head + R"("value":1,"ts":1e400})" "\n" +
+                           head + R"("value":1,"ts":-1e400})" "\n" +
+                           head + R"("value":0e400})" "\n" +
+                           head + R"("value":1e400})" "\n";
+  const auto r = Post(body);
+  ASSERT_EQ(r.status, 400) << r.body;
+  const auto v = json::parse(r.body);
+  EXPECT_EQ(v.at("error_code"), "NO_VALID_OUTCOMES");
+  std::map<int64_t, std::string> codes;
+  for (const auto& x : v.at("rejected").as_array()) codes[x.at("line").as_int64()] = std::string(x.at("error_code").as_string());
+  const std::map<int64_t, std::string> expected = {{1, "INVALID_FIELD"}, {2, "INVALID_FIELD"}, {3, "INVALID_FIELD"},
+                                                   {4, "INVALID_FIELD"}, {5, "INVALID_VALUE"}, {6, "INVALID_VALUE"}};
+  EXPECT_EQ(codes, expected);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM outcomes"), 0);
+}
+
 // Issue 18: a CUPED covariate (a pre-period value such as last year's revenue, stamped before the
 // exposure) is accepted like the metrics that name it; other undeclared metrics are not.
 TEST_F(OutcomesTest, ACupedCovariateIsAcceptedLikeTheMetricsThatNameIt) {
