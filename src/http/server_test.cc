@@ -26,7 +26,7 @@ class ServerTest : public ::testing::Test {
     router_.Add("GET", "/items/{id}", [](Request& req, Respond respond) {
       std::move(respond)(Response::Text(200, std::string(req.PathParam("id"))));
     });
-    router_.Add("GET", "/slow", [this](Request& req, Respond respond) {
+    router_.Add("GET", "/slow", [](Request& req, Respond respond) {
       // Answers from another thread after 300 ms, like a handler that posted blocking work.
       std::thread([respond = std::move(respond)]() mutable {
         std::this_thread::sleep_for(std::chrono::milliseconds(300));
@@ -114,6 +114,14 @@ TEST_F(ServerTest, RoutesPathParamsAnd404And405) {
   r = RawRequest(server_->port(), "DELETE", "/echo");
   EXPECT_EQ(r.status, 405);
   EXPECT_EQ(r.headers["allow"], "POST");
+}
+
+// The client is still sending 16 MB (more than the sockets buffer) when the server has answered
+// from the header and, after discarding up to 4 MB, reset the connection: the 413 arrives.
+TEST_F(ServerTest, OversizedBodyGets413WhileTheClientIsStillSending) {
+  const auto r = RawRequest(server_->port(), "POST", "/echo", std::string(16 << 20, 'x'));
+  EXPECT_EQ(r.status, 413);
+  EXPECT_NE(r.body.find("PAYLOAD_TOO_LARGE"), std::string::npos) << r.body;
 }
 
 TEST_F(ServerTest, OversizedBodyGets413AndTheResponseArrives) {

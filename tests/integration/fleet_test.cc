@@ -57,11 +57,7 @@ class FleetTest : public GatewayFixture {
 
   void StartReplicas(int n, std::string_view weights) {
     const auto path = dir_ / "fleet.yaml";
-    // Several gateway processes on a loaded machine: a model stand-in may take longer than the
-    // fixture's 300 ms to answer, which is not what these tests are about.
-    std::string yaml = ConfigYaml("", weights);
-    yaml.replace(yaml.find("request_timeout: 300ms"), 22, "request_timeout: 5s");
-    std::ofstream(path) << yaml;
+    std::ofstream(path) << ConfigYaml("", weights);
     for (int i = 0; i < n; ++i) {
       Replica r;
       r.process = std::make_unique<Subprocess>(

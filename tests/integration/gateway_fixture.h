@@ -123,7 +123,7 @@ class GatewayFixture : public ::testing::Test {
     const size_t comma = weights.find(',');
     return "server:\n  listen: 127.0.0.1:0\n  admin_listen: 127.0.0.1:0\n  admin_token_env: ABGATE_TEST_ADMIN_TOKEN\n"
            "  threads: 2\n  max_body_bytes: 65536\n  max_header_bytes: 8192\n"
-           "upstream:\n  request_timeout: 300ms\n  connect_timeout: 300ms\n"
+           "upstream:\n  request_timeout: " + upstream_timeout_ + "\n  connect_timeout: " + upstream_timeout_ + "\n"
            "events:\n  store: '" + store_->uri() + "'\n  flush_ms: 5\n"
            "experiments:\n  - name: hyatt_booking_ab\n    model: hyatt_booking_model\n    default: true\n"
            "    unit: {field: user_id, header: X-User-Id}\n    control: A\n"
@@ -162,6 +162,13 @@ class GatewayFixture : public ::testing::Test {
   }
   // The same without flushing: sees only what is already committed.
   int64_t QueryIntNoFlush(const std::string& sql) { return store_->QueryInt(sql); }
+
+  // The upstream timeouts ConfigYaml writes. Long enough that a model stand-in answering late
+  // on a loaded machine under AddressSanitizer is not a 504 or a fallback: with 300 ms,
+  // AdminTest.ModeCreatePatchDelete got a 504, and a fallback's answer names control's arm,
+  // which the sticky tests read as a unit that moved. A test of hung upstreams sets a short
+  // one before ConfigYaml.
+  std::string upstream_timeout_ = "5s";
 
   std::filesystem::path dir_;
   std::unique_ptr<http::IoPool> upstream_pool_;

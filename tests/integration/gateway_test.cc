@@ -281,6 +281,7 @@ TEST_F(GatewayTest, HoldoutAnalysisComparesTheHoldoutWithEveryoneElse) {
 }
 
 TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {
+  upstream_timeout_ = "300ms";  // B hangs below
   StartGateway(ConfigYaml("", "0, 100"));
   model_b_->set_mode(UpstreamMode::kServerError);
   auto r = Predict(Body("u1"));
@@ -311,6 +312,7 @@ TEST_F(GatewayTest, FailingCandidateFallsBackToControlAndIsFlagged) {
 }
 
 TEST_F(GatewayTest, WithoutFallbackUpstreamFailuresAre502And504) {
+  upstream_timeout_ = "300ms";  // B hangs below
   StartGateway(ConfigYaml("    fallback_to_control: false\n", "0, 100"));
   model_b_->set_mode(UpstreamMode::kServerError);
   auto r = Predict(Body("u1"));
