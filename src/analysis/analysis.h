@@ -75,7 +75,7 @@ struct ArmInfo {
   std::string model_version;
   double weight = 0;       // configured weight, for SRM; 0 with no config
   int64_t exposures = 0;   // served requests counted for this arm
-  std::vector<VersionShare> versions;  // every version that served it (an alias can move)
+  std::vector<VersionShare> versions{};  // every version that served it (an alias can move)
 };
 
 // Weights in force from `start_us` on (an admin change or a controller's ramp step), in the
@@ -188,7 +188,7 @@ struct ReadTuning {
   // With request_labels: only for the requests it accepts (their request keys), so an export of
   // a sampled 1% holds 1% of the exposures' labels; unset: every exposure. Called from the
   // reader's workers concurrently.
-  std::function<bool(uint64_t request_key)> label_requests;
+  std::function<bool(uint64_t request_key)> label_requests{};
 };
 
 // Reads one experiment from an event store (events::EventReader): exposures

@@ -594,7 +594,7 @@ TEST_F(AnalysisTest, AnInMemoryReaderGivesTheNumbersOfTheSqliteStore) {
     for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
       const std::string what = StrCat("unit=", unit, " since=", since);
       const Expected x = Recompute(g.exposures, g.outcomes, "exp", unit == "request", 300'000, since);
-      for (const ReadTuning tuning : {ReadTuning{}, ReadTuning{3, 64, true}, ReadTuning{1, 0, false}}) {
+      for (const ReadTuning& tuning : {ReadTuning{}, ReadTuning{3, 64, true}, ReadTuning{1, 0, false}}) {
         auto from_memory = ReadEventStore(memory, "exp", unit, metrics, 300'000, since, tuning);
         ASSERT_TRUE(from_memory.ok()) << from_memory.status();
         ExpectMatches(*from_memory, x, what + " in memory");
@@ -640,7 +640,7 @@ TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
   std::vector<Case> cases;
   for (const std::string unit : {"user", "request"}) {
     for (const int64_t since : {int64_t{0}, int64_t{1'400'000}}) {
-      for (const ReadTuning tuning : {ReadTuning{}, ReadTuning{3, 2, true}}) {
+      for (const ReadTuning& tuning : {ReadTuning{}, ReadTuning{3, 2, true}}) {
         cases.push_back({unit, since, tuning, std::make_unique<EventStoreFollower>("exp", unit, metrics, 300'000, since)});
       }
     }

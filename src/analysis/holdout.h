@@ -24,10 +24,10 @@ inline constexpr char kHoldoutArm[] = "holdout";
 inline constexpr char kEveryoneElseArm[] = "everyone_else";
 
 struct HoldoutOptions {
-  std::string experiment;  // empty: every experiment in the store
+  std::string experiment{};  // empty: every experiment in the store
   // The metrics to compare; empty: every metric the store has outcomes for in scope (binary
   // when every value is 0 or 1), by name.
-  std::vector<MetricSpec> metrics;
+  std::vector<MetricSpec> metrics{};
   double percent = 0;  // the configured holdout (holdout.percent), for the SRM check; 0: unknown
   int64_t attribution_window_us = 0;  // outcomes later than this after a unit's first exposure are left out; 0: none
 };

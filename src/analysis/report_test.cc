@@ -98,7 +98,9 @@ TEST(ReportTest, MalformedReportsAreClearErrorsNeverExceptions) {
   visit(doc, [&] {
     absl::StatusOr<Report> r = absl::UnknownError("not run");
     EXPECT_NO_THROW(r = ReportFromJson(doc));
-    if (!r.ok()) EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    if (!r.ok()) {
+      EXPECT_EQ(r.status().code(), absl::StatusCode::kInvalidArgument);
+    }
   });
   EXPECT_GT(paths, 100);
 }

@@ -189,7 +189,9 @@ TEST(Rollout, ControllerAndPromoteAutoAgreeOnTheSameData) {
     const Verdict v = Evaluate(At(c.report, 1, 21, 32, c.candidate), m, 0.05);
     auto winner = AutoWinner(c.report, m.parsed, {{"A", Healthy(1000, 0, 5)}, {"B", c.candidate}});
     EXPECT_EQ(v.action == Action::kPromote, winner.ok() && *winner == "B") << v.reason;
-    if (!winner.ok()) EXPECT_NE(std::string(winner.status().message()).find(v.decision.reason), std::string::npos);
+    if (!winner.ok()) {
+      EXPECT_NE(std::string(winner.status().message()).find(v.decision.reason), std::string::npos);
+    }
     promoted += v.action == Action::kPromote;
   }
   EXPECT_EQ(promoted, 2);

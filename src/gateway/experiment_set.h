@@ -59,7 +59,7 @@ struct CompiledExperiment {
   assign::SeededHasher payload_hasher{""};
   uint32_t payload_buckets = 0;
   // Mutual exclusion: only units in this slice of the namespace enter (GrowthBook inNamespace).
-  std::optional<assign::NamespaceRange> namespace_range;
+  std::optional<assign::NamespaceRange> namespace_range{};
 
   // Compiles and validates (monotone ramps included). `start_us` is the ramp clock origin.
   static absl::StatusOr<std::shared_ptr<const CompiledExperiment>> Create(config::ExperimentConfig config,

@@ -227,7 +227,6 @@ TEST_F(FleetTest, RolloutByHandBehindNginxIsInForceOnEveryReplicaWhenItReturns) 
   EXPECT_GT(arms["A"], 90);
   EXPECT_GT(arms["B"], 90);
   EXPECT_EQ(arms["A"] + arms["B"], 300);
-  int64_t written = 0;
   const int64_t stored_before = store_->QueryInt("SELECT count(*) FROM exposures WHERE unit_id LIKE 'lb-%'");
   (void)stored_before;
   for (const auto& r : replicas_) {
@@ -237,7 +236,6 @@ TEST_F(FleetTest, RolloutByHandBehindNginxIsInForceOnEveryReplicaWhenItReturns) 
     while ((n = Metric(r.data, "abgate_events_written_total")) <= 0 && Steady::now() < deadline) {
     }
     EXPECT_GT(n, 0);
-    written += n;
   }
   const auto deadline = Steady::now() + std::chrono::seconds(5);
   while (store_->QueryInt("SELECT count(*) FROM exposures WHERE unit_id LIKE 'lb-%'") < 300 && Steady::now() < deadline) {

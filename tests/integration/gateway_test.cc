@@ -182,7 +182,9 @@ TEST_F(GatewayTest, HoldoutKeepsTheSameUnitsOutOfEveryExperimentAcrossRestarts) 
       for (const char* target : {"/predict", "/predict/second"}) {
         const auto r = Predict(Body(user), target);
         ASSERT_EQ(r.status, 200);
-        if (holdout.Contains(user)) EXPECT_EQ(r.headers.at("x-abgate-arm"), "A") << user;
+        if (holdout.Contains(user)) {
+          EXPECT_EQ(r.headers.at("x-abgate-arm"), "A") << user;
+        }
       }
       held += round == 0 && holdout.Contains(user);
     }
