@@ -47,17 +47,6 @@ absl::StatusOr<CovariateSlots> SlotsOf(const AnalysisInput& in) {
   return slots;
 }
 
-void AddUnit(const AnalysisInput& in, const CovariateSlots& slots, size_t j, double value,
-             const UnitObservation& unit, ArmState& a) {
-  const bool binary = in.metrics[j].kind == MetricKind::kBinary;
-  if (binary) {
-    a.props[j].Add(value > 0);
-  } else {
-    a.moments[j].Add(value);
-  }
-  if (slots[j] >= 0) a.cuped[j].Add(binary ? (value > 0 ? 1.0 : 0.0) : value, unit.values[slots[j]]);
-}
-
 ArmState EmptyArm(const AnalysisInput& in) {
   ArmState a;
   a.props.resize(in.metrics.size());
@@ -66,12 +55,27 @@ ArmState EmptyArm(const AnalysisInput& in) {
   return a;
 }
 
-std::vector<ArmState> Aggregate(const AnalysisInput& in, const CovariateSlots& slots) {
+// The per-arm statistics the tests read, from the state's sufficient statistics (arm a of the
+// report is the state's arm state_arm[a], -1: none).
+std::vector<ArmState> FromState(const AnalysisInput& in, const CovariateSlots& slots, const AnalysisState& state,
+                                const std::vector<int>& state_arm) {
   std::vector<ArmState> arms(in.arms.size(), EmptyArm(in));
-  for (const auto& unit : in.units) {
-    auto& a = arms[unit.arm];
-    ++a.units;
-    for (size_t j = 0; j < in.metrics.size(); ++j) AddUnit(in, slots, j, unit.values[j], unit, a);
+  for (size_t a = 0; a < arms.size(); ++a) {
+    if (state_arm[a] < 0) continue;
+    const AnalysisState::Arm& s = state.arm(state_arm[a]);
+    ArmState& o = arms[a];
+    o.units = s.units;
+    for (size_t j = 0; j < in.metrics.size(); ++j) {
+      if (in.metrics[j].kind == MetricKind::kBinary) {
+        o.props[j] = s.props[j];
+      } else {
+        o.moments[j] = stats::MomentsOf(s.units, s.sum[j], s.sum_squares[j]);
+      }
+      if (slots[j] >= 0) {
+        const auto& c = s.cuped[j];
+        o.cuped[j] = stats::CupedState{s.units, c.y.Value(), c.y2.Value(), c.x.Value(), c.x2.Value(), c.xy.Value()};
+      }
+    }
   }
   return arms;
 }
@@ -189,32 +193,34 @@ void AdjustFamily(std::vector<ComparisonReport*> family, std::string_view method
 }  // namespace
 
 namespace {
-absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in);
+absl::StatusOr<Report> AnalyzeState(const AnalysisInput& in, const CovariateSlots& slots, const AnalysisState& state,
+                                    const std::vector<int>& state_arm, int64_t maturing_units);
 
 // The bandit section of the report (see BanditReport): IPW rate per arm from the recorded
-// assignment probabilities (Hájek's estimator, stats::IpwMeans), the posterior probability
+// assignment probabilities (Hájek's estimator, stats::IpwOfSums), the posterior probability
 // that each arm is best (Monte Carlo with a fixed seed, so the same data gives the same
-// number), and each arm's share of the traffic now.
-BanditReport BanditSection(const AnalysisInput& in) {
+// number), and each arm's share of the traffic now. Over the counted (mature) units.
+BanditReport BanditSection(const AnalysisInput& in, const AnalysisState& state, const std::vector<int>& state_arm) {
   const int k = static_cast<int>(in.arms.size());
   BanditReport b;
   b.metric = in.metrics[in.primary].name;
   b.floor = in.bandit->floor;
   b.note = "traffic followed the outcomes (bandit), so fixed-horizon p-values do not apply: rates are "
            "inverse-propensity weighted and arms ranked by the posterior probability of being best";
-  const std::vector<stats::BanditArm> evidence = BanditEvidence(in);
+  std::vector<stats::BanditArm> evidence(k);
+  std::vector<stats::IpwSums> sums(k);
+  for (int a = 0; a < k; ++a) {
+    if (state_arm[a] < 0) continue;
+    const AnalysisState::Arm& s = state.arm(state_arm[a]);
+    evidence[a].trials = s.units;
+    evidence[a].successes = s.positives;
+    b.without_probability += s.without_probability;
+    sums[a] = {s.ipw_units, s.w.Value(), s.wy.Value(), s.wyy2.Value(), s.wy2.Value(), s.w2.Value()};
+  }
   common::Xoshiro256 rng(0xab6a7e18);
   auto best = stats::ThompsonWeights(evidence, 0, 100000, rng);
   double total_weight = 0;
   for (const auto& a : in.arms) total_weight += a.weight;
-  std::vector<std::vector<stats::PropensityObservation>> per_arm(k);
-  for (const auto& u : in.units) {
-    if (!(u.propensity > 0 && u.propensity <= 1)) {
-      ++b.without_probability;
-      continue;
-    }
-    per_arm[u.arm].push_back({0, u.values[in.primary] > 0 ? 1.0 : 0.0, static_cast<double>(u.propensity)});
-  }
   for (int a = 0; a < k; ++a) {
     BanditArmReport o;
     o.arm = in.arms[a].name;
@@ -222,13 +228,13 @@ BanditReport BanditSection(const AnalysisInput& in) {
     o.successes = evidence[a].successes;
     o.weight = total_weight > 0 ? in.arms[a].weight / total_weight : 0;
     o.prob_best = best.ok() ? (*best)[a] : 0;
-    auto ipw = stats::IpwMeans(per_arm[a], 1, in.alpha);
+    auto ipw = stats::IpwOfSums(sums[a], in.alpha);
     if (ipw.ok()) {
-      o.ipw_mean = (*ipw)[0].mean;
-      o.ipw_ci = ToInterval((*ipw)[0].ci);
+      o.ipw_mean = ipw->mean;
+      o.ipw_ci = ToInterval(ipw->ci);
     } else {
-      o.insufficient_data = per_arm[a].size() < 2 ? "fewer than 2 requests with a recorded probability"
-                                                  : std::string(ipw.status().message());
+      o.insufficient_data = sums[a].n < 2 ? "fewer than 2 requests with a recorded probability"
+                                          : std::string(ipw.status().message());
     }
     b.arms.push_back(std::move(o));
   }
@@ -266,20 +272,6 @@ std::vector<stats::BanditArm> BanditEvidence(const AnalysisInput& in) {
 }
 
 absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
-  if (in.maturity_us <= 0 || in.as_of_us <= 0) return AnalyzeMature(in);
-  // Units whose outcomes may still come are left out, in every arm alike.
-  AnalysisInput mature = in;
-  std::erase_if(mature.units,
-                [&](const UnitObservation& u) { return IsMaturing(u.first_ts_us, in.as_of_us, in.maturity_us); });
-  mature.maturing_units += static_cast<int64_t>(in.units.size() - mature.units.size());
-  mature.maturity_us = 0;
-  auto report = AnalyzeMature(mature);
-  return report;
-}
-
-namespace {
-
-absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   const int k = static_cast<int>(in.arms.size());
   if (k < 1) return absl::InvalidArgumentError("no arms to analyse");
   if (in.control < 0 || in.control >= k) return absl::InvalidArgumentError("control is not one of the arms");
@@ -293,13 +285,60 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   }
   auto slots = SlotsOf(in);
   if (!slots.ok()) return slots.status();
+  // Units whose outcomes may still come are left out, in every arm alike (IsMaturing).
+  const int64_t cutoff = in.maturity_us > 0 && in.as_of_us > 0 ? in.as_of_us - in.maturity_us
+                                                                : std::numeric_limits<int64_t>::max();
+  if (in.state) {
+    if (in.state_arms.size() != in.arms.size()) return absl::InvalidArgumentError("state_arms does not match the arms");
+    for (int s : in.state_arms) {
+      if (s >= in.state->arms()) return absl::InvalidArgumentError("state_arms names an arm the state does not have");
+    }
+    in.state->SetCutoff(cutoff);
+    return AnalyzeState(in, *slots, *in.state, in.state_arms, in.maturing_units + in.state->maturing_units());
+  }
   const size_t width = in.metrics.size() + in.covariates.size();
   for (const auto& u : in.units) {
     if (u.arm < 0 || u.arm >= k || u.values.size() != width) {
       return absl::InvalidArgumentError("a unit refers to an unknown arm or has the wrong number of values");
     }
   }
-  const auto arms = Aggregate(in, *slots);
+  for (const auto& p : in.predictions) {
+    if (p.arm < 0 || p.arm >= k) return absl::InvalidArgumentError("a prediction refers to an unknown arm");
+    if (!std::isfinite(p.score)) return absl::InvalidArgumentError("a prediction's score is not finite");
+  }
+  std::vector<MetricKind> kinds;
+  for (const auto& m : in.metrics) kinds.push_back(m.kind);
+  AnalysisState state(k, std::move(kinds), *slots, in.primary);
+  state.SetCutoff(cutoff);
+  // In time order, so each unit goes in at the end of the state's time index.
+  struct Order {
+    int64_t ts;
+    uint64_t key;
+    size_t index;
+  };
+  std::vector<Order> order(in.units.size());
+  for (size_t i = 0; i < in.units.size(); ++i) order[i] = {in.units[i].first_ts_us, in.units[i].key ? in.units[i].key : i, i};
+  std::sort(order.begin(), order.end(),
+            [](const Order& a, const Order& b) { return a.ts != b.ts ? a.ts < b.ts : a.key < b.key; });
+  for (const Order& o : order) state.AddUnit(in.units[o.index], o.key, 1);
+  for (const auto& p : in.predictions) state.AddPrediction(p.arm, p.score, p.label > 0 ? 1 : 0, 1);
+  std::vector<int> identity(static_cast<size_t>(k));
+  for (int a = 0; a < k; ++a) identity[static_cast<size_t>(a)] = a;
+  return AnalyzeState(in, *slots, state, identity, in.maturing_units + state.maturing_units());
+}
+
+namespace {
+
+absl::StatusOr<Report> AnalyzeState(const AnalysisInput& in, const CovariateSlots& slots_in, const AnalysisState& state,
+                                    const std::vector<int>& state_arm, int64_t maturing_units) {
+  const int k = static_cast<int>(in.arms.size());
+  const CovariateSlots* slots = &slots_in;
+  const auto arms = FromState(in, slots_in, state, state_arm);
+  // The report's arm of each state arm (-1: not reported).
+  std::vector<int> report_arm(static_cast<size_t>(state.arms()), -1);
+  for (int a = 0; a < k; ++a) {
+    if (state_arm[a] >= 0) report_arm[static_cast<size_t>(state_arm[a])] = a;
+  }
 
   Report report;
   report.experiment = in.experiment;
@@ -314,45 +353,25 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
     if (static_cast<int>(j) != in.primary) report.metrics.push_back(in.metrics[j].name);
   }
   report.window = in.window;
-  report.maturing_units = in.maturing_units;
+  report.maturing_units = maturing_units;
 
-  // Model quality per arm: scores split by arm in one pass, then each arm's AUC (a sort of its
-  // predictions) on one thread and its log loss and calibration on another, so the largest
-  // arm's sort is the only long task.
+  // Model quality per arm, from its predictions grouped by score.
   struct Quality {
+    absl::StatusOr<stats::Auc> auc = absl::FailedPreconditionError("no scored predictions");
     absl::StatusOr<double> log_loss = absl::FailedPreconditionError("no scored predictions");
     absl::StatusOr<double> ece = absl::FailedPreconditionError("no scored predictions");
-    size_t n = 0;
+    int64_t n = 0;
   };
-  std::vector<size_t> per_arm(k);
-  for (const auto& p : in.predictions) {
-    if (p.arm < 0 || p.arm >= k) return absl::InvalidArgumentError("a prediction refers to an unknown arm");
-    ++per_arm[p.arm];
-  }
-  std::vector<std::vector<double>> scores(k);
-  std::vector<std::vector<int>> labels(k);
+  std::vector<Quality> quality(static_cast<size_t>(k));
   for (int a = 0; a < k; ++a) {
-    scores[a].reserve(per_arm[a]);
-    labels[a].reserve(per_arm[a]);
-  }
-  for (const auto& p : in.predictions) {
-    scores[p.arm].push_back(p.score);
-    labels[p.arm].push_back(p.label);
-  }
-  std::vector<std::future<absl::StatusOr<stats::Auc>>> auc_futures;
-  std::vector<std::future<Quality>> quality_futures;
-  for (int a = 0; a < k; ++a) {
-    const bool any = !scores[a].empty();
-    auc_futures.push_back(std::async(any ? std::launch::async : std::launch::deferred,
-                                     [&, a] { return stats::ComputeAuc(scores[a], labels[a], in.alpha); }));
-    quality_futures.push_back(std::async(std::launch::async, [&, a, any] {
-      Quality q;
-      q.n = scores[a].size();
-      if (!any) return q;
-      q.log_loss = stats::LogLoss(scores[a], labels[a]);
-      q.ece = stats::ExpectedCalibrationError(scores[a], labels[a]);
-      return q;
-    }));
+    if (state_arm[a] < 0) continue;
+    const std::vector<stats::ScoreGroup> groups = state.Groups(state_arm[a]);
+    Quality& q = quality[static_cast<size_t>(a)];
+    for (const auto& g : groups) q.n += g.positives + g.negatives;
+    if (q.n == 0) continue;
+    q.auc = stats::AucOfGroups(groups, in.alpha);
+    q.log_loss = stats::LogLossOfGroups(groups);
+    q.ece = stats::CalibrationErrorOfGroups(groups);
   }
   std::vector<std::optional<stats::Auc>> aucs(k);
   for (int a = 0; a < k; ++a) {
@@ -367,11 +386,11 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
     for (size_t j = 0; j < in.metrics.size(); ++j) {
       if (static_cast<int>(j) != in.primary) o.metrics.push_back(Summarize(in, arms[a], j));
     }
-    Quality q = quality_futures[a].get();
+    const Quality& q = quality[static_cast<size_t>(a)];
     if (q.n > 0) {
-      auto auc = auc_futures[a].get();
+      const auto& auc = q.auc;
       ModelQuality mq;
-      mq.n = static_cast<int64_t>(q.n);
+      mq.n = q.n;
       if (auc.ok()) {
         aucs[a] = *auc;
         mq.auc = auc->value;
@@ -503,11 +522,12 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   } else if (in.weight_periods.size() > 1) {
     const size_t periods = in.weight_periods.size();
     std::vector<std::vector<int64_t>> observed(periods, std::vector<int64_t>(k, 0));
-    for (const auto& u : in.units) {
-      size_t p = 0;
+    size_t p = 0;  // units come in time order
+    state.ForEachCountedUnit([&](const AnalysisState::Unit& u) {
       while (p + 1 < periods && in.weight_periods[p + 1].start_us <= u.first_ts_us) ++p;
-      ++observed[p][u.arm];
-    }
+      const int a = report_arm[static_cast<size_t>(u.arm)];
+      if (a >= 0) ++observed[p][static_cast<size_t>(a)];
+    });
     int checked = 0;
     std::optional<SrmReport> worst;
     std::string first_reason;
@@ -545,43 +565,32 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   report.outcomes = in.outcomes;
 
   // Timeline of the primary metric's lift with its confidence sequence (for plots).
-  if (in.units.size() >= 40) {
-    // One pass over the units in time order, snapshotting the running per-arm states at 20
-    // checkpoints (O(n), not 20 re-aggregations).
-    // The units in time order (ties in input order), each with what the pass needs, so the
-    // sort moves small contiguous records instead of chasing indices into the units.
+  if (state.counted_units() >= 40) {
+    // One pass over the units in time order (the state keeps them so; ties by unit key),
+    // snapshotting the running per-arm states at 20 checkpoints (O(n), not 20 re-aggregations).
     const size_t j = static_cast<size_t>(in.primary);
-    struct Point {
-      int64_t ts;
-      uint32_t index;
-      int arm;
-      double value;
-      double covariate;
-    };
     const int slot = (*slots)[j];
-    std::vector<Point> order(in.units.size());
-    for (size_t i = 0; i < order.size(); ++i) {
-      order[i] = {in.units[i].first_ts_us, static_cast<uint32_t>(i), in.units[i].arm, in.units[i].values[j],
-                  slot >= 0 ? in.units[i].values[slot] : 0.0};
-    }
-    std::sort(order.begin(), order.end(),
-              [](const Point& a, const Point& b) { return a.ts != b.ts ? a.ts < b.ts : a.index < b.index; });
     const bool binary = in.metrics[j].kind == MetricKind::kBinary;
     std::vector<ArmState> running(in.arms.size(), EmptyArm(in));
     const int kPoints = 20;
+    const auto total = static_cast<size_t>(state.counted_units());
     std::vector<std::vector<TimelinePoint>> points(k);
     int next = 1;
-    for (size_t i = 0; i < order.size(); ++i) {
-      const Point& unit = order[i];
-      auto& a = running[unit.arm];
-      ++a.units;
-      if (binary) {
-        a.props[j].Add(unit.value > 0);
-      } else {
-        a.moments[j].Add(unit.value);
+    size_t i = 0;
+    state.ForEachCountedUnit([&](const AnalysisState::Unit& unit) {
+      const int arm = report_arm[static_cast<size_t>(unit.arm)];
+      const double value = unit.values[j];
+      if (arm >= 0) {
+        auto& a = running[static_cast<size_t>(arm)];
+        ++a.units;
+        if (binary) {
+          a.props[j].Add(value > 0);
+        } else {
+          a.moments[j].Add(value);
+        }
+        if (slot >= 0) a.cuped[j].Add(binary ? (value > 0 ? 1.0 : 0.0) : value, unit.values[static_cast<size_t>(slot)]);
       }
-      if (slot >= 0) a.cuped[j].Add(binary ? (unit.value > 0 ? 1.0 : 0.0) : unit.value, unit.covariate);
-      if (i + 1 != order.size() * next / kPoints) continue;
+      if (++i != total * next / kPoints) return;
       ++next;
       for (int t = 0; t < k; ++t) {
         if (t == in.control) continue;
@@ -591,9 +600,9 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
         auto seq = stats::MixtureSequentialTest(*r->lift, r->lift_variance, running[in.control].units + running[t].units,
                                                 in.alpha, in.sequential_tuning_n);
         if (!seq.ok()) continue;
-        points[t].push_back({static_cast<int64_t>(i + 1), unit.ts, *r->lift, ToInterval(seq->ci)});
+        points[t].push_back({static_cast<int64_t>(i), unit.first_ts_us, *r->lift, ToInterval(seq->ci)});
       }
-    }
+    });
     for (int t = 0; t < k; ++t) {
       if (t == in.control) continue;
       report.timeline.push_back({in.arms[t].name, report.primary_metric, std::move(points[t])});
@@ -638,7 +647,7 @@ absl::StatusOr<Report> AnalyzeMature(const AnalysisInput& in) {
   // Bandits: traffic followed the outcomes, so no fixed-horizon (or sequential) comparison is
   // reported; the bandit section estimates the rates by IPW and ranks the arms instead.
   if (in.bandit) {
-    report.bandit = BanditSection(in);
+    report.bandit = BanditSection(in, state, state_arm);
     report.comparisons.clear();
     report.chi_squared.clear();
     report.timeline.clear();

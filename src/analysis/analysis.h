@@ -17,6 +17,7 @@
 
 #include "absl/container/inlined_vector.h"
 #include "absl/status/statusor.h"
+#include "analysis/analysis_state.h"
 #include "analysis/report.h"
 #include "config/gateway_config.h"
 #include "stats/bandit.h"
@@ -52,6 +53,9 @@ struct UnitObservation {
   // Bandits (request units): the probability the request's arm was drawn with, as the gateway
   // recorded it; 0 when none was (another mode, an override, an older row).
   float propensity = 0;
+  // Unique per unit (the store readers: the unit's 64-bit key; 0: its index in the input).
+  // Orders units with the same first exposure, so the timeline does not depend on input order.
+  uint64_t key = 0;
 };
 
 // One scored prediction with its binary label, for model quality.
@@ -147,6 +151,11 @@ struct AnalysisInput {
   };
   std::optional<Bandit> bandit;
   std::optional<Conclusion> conclusion;  // copied to the report (Configure sets it)
+  // Instead of `units` and `predictions` (then empty): their statistics, kept up to date by an
+  // EventStoreFollower. `state_arms[a]` is the state's index of arms[a] (-1: no units yet).
+  // Analyze moves the state's maturity cutoff (as_of_us - maturity_us).
+  std::shared_ptr<AnalysisState> state;
+  std::vector<int> state_arms;
   double alpha = 0.05;
   double sequential_tuning_n = 5000;
   std::string adjustment = "holm";  // of the secondary family: "holm", "bh" or "none"

@@ -653,9 +653,28 @@ TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
       EXPECT_EQ(c.follower->last_read_incremental(), incremental) << what;
       auto full = ReadEventStore(uri, "exp", c.unit, metrics, 300'000, c.since, c.tuning);
       ASSERT_TRUE(full.ok()) << full.status();
+      // The follower hands over sufficient statistics (its AnalysisState), the full read units.
+      EXPECT_TRUE(followed->state != nullptr && followed->units.empty()) << what;
       auto a = AnalyzeToJson(*followed), b = AnalyzeToJson(*full);
       ASSERT_TRUE(a.ok() && b.ok()) << what;
       EXPECT_EQ(json::serialize(*a), json::serialize(*b)) << what;
+      // The same with the maturity rule (the state's cutoff moves forward and back), weight
+      // periods for SRM, and as a bandit (IPW and probability best from the state's sums).
+      for (const int64_t as_of : {int64_t{1'900'000}, int64_t{1'500'000}, int64_t{2'400'000}, int64_t{1'700'000}}) {
+        for (AnalysisInput* in : {&*followed, &*full}) {
+          in->as_of_us = as_of;
+          in->maturity_us = 250'000;
+          in->weights_known = true;
+          for (auto& arm : in->arms) arm.weight = 1;
+          in->weight_periods = {{0, std::vector<double>(in->arms.size(), 1.0)},
+                                {1'450'000, std::vector<double>(in->arms.size(), 2.0)}};
+          in->weight_periods[1].weights[0] = 1;
+          in->bandit = as_of == 1'700'000 ? std::optional(AnalysisInput::Bandit{0.05}) : std::nullopt;
+        }
+        auto fa = AnalyzeToJson(*followed), fb = AnalyzeToJson(*full);
+        ASSERT_TRUE(fa.ok() && fb.ok()) << what;
+        EXPECT_EQ(json::serialize(*fa), json::serialize(*fb)) << what << " as of " << as_of;
+      }
     }
   };
   auto write = [&](size_t from, size_t to, events::EventSink& sink) {

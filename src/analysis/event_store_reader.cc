@@ -87,7 +87,12 @@ class ArmTable {
     arms_.push_back({std::string(name), std::string(model_version), rowid});
     return static_cast<uint32_t>(arms_.size() - 1);
   }
+  ArmTable() = default;
   // Before or after the scan, when no worker runs (their threads were joined): no lock.
+  ArmTable& operator=(ArmTable&& o) noexcept ABSL_NO_THREAD_SAFETY_ANALYSIS {
+    arms_ = std::move(o.arms_);
+    return *this;
+  }
   std::vector<Arm>& arms() ABSL_NO_THREAD_SAFETY_ANALYSIS { return arms_; }
   void Clear() ABSL_NO_THREAD_SAFETY_ANALYSIS { arms_.clear(); }
 
@@ -109,14 +114,66 @@ struct ScanOutput {
 
 }  // namespace
 
-// What an EventStoreFollower keeps between reads: every event read so far, in store order, as
-// one scan task of one worker would have produced it, the arms met, and where the store's scan
-// ended.
+// What an EventStoreFollower keeps between reads: every event read so far (exposures and
+// outcomes, in store order, each linked into its unit's lists), the units built from them with
+// their current contribution to the analysis' sufficient statistics (AnalysisState), the arms
+// met, and where the store's scan ended. A read folds its new events in and recomputes only the
+// units they touched: their old contribution is taken away and the new one added.
 struct EventStoreFollower::State {
-  ScanOutput kept;
+  static constexpr uint32_t kEnd = std::numeric_limits<uint32_t>::max();
+  struct Exposure {
+    uint64_t request_key;
+    int64_t ts;
+    double score;  // NaN: not scored
+    uint32_t arm;   // ArmTable index
+    uint32_t unit;
+    uint32_t next = kEnd;  // the unit's next exposure
+    int8_t label = -1;     // the label its prediction counts with now (-1: none)
+    int8_t request_label = -1;  // from outcomes that named it (-1: none)
+  };
+  struct Outcome {
+    int64_t ts;
+    double value;
+    uint32_t metric;    // index in the reader's outcome names
+    uint32_t exposure;  // named a request: its exposure, else kEnd
+    uint32_t next = kEnd;
+  };
+  struct List {
+    uint32_t head = kEnd, tail = kEnd;
+  };
+  struct Unit {
+    uint64_t key;
+    int64_t first_ts;
+    uint32_t arm;  // ArmTable index of its first exposure read
+    float assignment_probability;
+    bool multiple_arms = false;
+    bool dirty = false;
+    bool counted = false;  // its contribution is in `stats` (as `counted_as`)
+    List exposures, outcomes, request_outcomes;
+    UnitObservation counted_as;
+    AnalysisInput::OutcomeCounts counts;  // its outcomes' share of the totals
+  };
+
+  void Clear() { *this = State(); }
+
   ArmTable arms;
+  std::vector<int64_t> arm_exposures;  // by ArmTable index
   events::ScanCursor cursor;
   bool last_incremental = false;
+  std::vector<Exposure> exposures;
+  std::vector<Outcome> outcomes;
+  std::vector<Unit> units;
+  absl::flat_hash_map<uint64_t, uint32_t> unit_index;     // unit key → units
+  absl::flat_hash_map<uint64_t, uint32_t> request_index;  // request key → its first exposure
+  absl::flat_hash_map<uint64_t, List> pending_units;      // outcomes of units not exposed (yet)
+  absl::flat_hash_map<uint64_t, List> pending_requests;   // outcomes naming requests not read (yet)
+  int64_t pending = 0;
+  std::vector<uint32_t> dirty;
+  // The statistics, with arms by name in order of first sight (state_arm_names).
+  std::shared_ptr<AnalysisState> stats;
+  std::vector<std::string> state_arm_names;
+  AnalysisInput::OutcomeCounts counts;  // over the units (unknown_unit: `pending`)
+  int64_t multiple_arm_units = 0;
 };
 
 namespace {
@@ -197,19 +254,19 @@ class StoreReader {
     for (const auto& scan : scans_) scanned.Update(scan.status);
     if (!scanned.ok()) {
       // What was kept may now hold part of a scan: the next read starts over.
-      if (follow_) {
-        follow_->kept = ScanOutput();
-        follow_->arms.Clear();
-        follow_->cursor = {};
-      }
+      if (follow_) follow_->Clear();
       return scanned;
     }
     log.Mark("scan");
-    if (follow_) Fold();
-    auto result = Compute(log);
-    if (follow_) {  // the rows stay for the next read
-      follow_->kept = std::move(scans_[0]);
+    // A store that cannot resume a scan (PostgreSQL) is read whole every time: the parallel
+    // path builds its units faster than folding every event into the follower's.
+    if (follow_ && cursor_.valid) {
+      auto result = Follow();
+      log.Mark("follow");
+      return result;
     }
+    auto result = Compute(log);
+    if (follow_) follow_->Clear();  // after Compute, which reads the arms it met
     return result;
   }
 
@@ -231,28 +288,270 @@ class StoreReader {
     return std::move(input_);
   }
 
-  // Follower: this scan's rows appended, in task order, to the kept ones (which a scan that
-  // was not incremental emptied first), and the kept rows put where the phases below read: one
-  // output, one task. Store order throughout, so the result is the full read's to the last bit.
-  void Fold() {
-    ScanOutput& kept = follow_->kept;
-    common::ParallelFor(workers_, kPartitions, [&](int, size_t p) {
-      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p,
-                     [&](const ExposureRow& e) { kept.exposures[p].push_back(e); });
-      ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p,
-                     [&](const OutcomeRow& o) { kept.outcomes[p].push_back(o); });
-      ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
-                     [&](const OutcomeRow& o) { kept.request_outcomes[p].push_back(o); });
-    });
-    for (const auto& scan : scans_) {
-      if (kept.arm_exposures.size() < scan.arm_exposures.size()) kept.arm_exposures.resize(scan.arm_exposures.size());
-      for (size_t i = 0; i < scan.arm_exposures.size(); ++i) kept.arm_exposures[i] += scan.arm_exposures[i];
+  // ---- Follower: the new events folded into the kept units ------------------------------
+
+  using State = EventStoreFollower::State;
+  static constexpr uint32_t kEnd = State::kEnd;
+
+  void Append(State::List& list, uint32_t index, std::vector<State::Outcome>& outcomes) {
+    if (list.tail == kEnd) {
+      list.head = index;
+    } else {
+      outcomes[list.tail].next = index;
     }
-    follow_->cursor = cursor_;
-    follow_->last_incremental = incremental_;
-    scans_.clear();
-    scans_.push_back(std::move(kept));
-    marks_.assign(1, TaskMark{});
+    list.tail = index;
+  }
+  // `from` appended to `to` (outcome lists); returns how many it held.
+  int64_t Splice(State::List& to, const State::List& from, std::vector<State::Outcome>& outcomes) {
+    int64_t n = 0;
+    for (uint32_t o = from.head; o != kEnd; o = outcomes[o].next) ++n;
+    if (from.head == kEnd) return 0;
+    if (to.tail == kEnd) {
+      to = from;
+    } else {
+      outcomes[to.tail].next = from.head;
+      to.tail = from.tail;
+    }
+    return n;
+  }
+  void MarkDirty(uint32_t unit) {
+    State::Unit& u = follow_->units[unit];
+    if (u.dirty) return;
+    u.dirty = true;
+    follow_->dirty.push_back(unit);
+  }
+  // The statistics' arm of an (arm, version) pair: arms by name, in order of first sight.
+  int StateArm(uint32_t pair) {
+    State& f = *follow_;
+    const std::string& name = arms_.arms()[pair].name;
+    auto it = std::find(f.state_arm_names.begin(), f.state_arm_names.end(), name);
+    if (it != f.state_arm_names.end()) return static_cast<int>(it - f.state_arm_names.begin());
+    f.state_arm_names.push_back(name);
+    return f.stats->AddArm();
+  }
+
+  void FollowExposure(const ExposureRow& e) {
+    State& f = *follow_;
+    const auto index = static_cast<uint32_t>(f.exposures.size());
+    auto [it, inserted] = f.unit_index.try_emplace(e.unit_key, static_cast<uint32_t>(f.units.size()));
+    const uint32_t unit = it->second;
+    if (inserted) {
+      State::Unit u;
+      u.key = e.unit_key;
+      u.first_ts = e.ts;
+      u.arm = e.arm;
+      u.assignment_probability = e.assignment_probability;
+      f.units.push_back(std::move(u));
+      if (auto pending = f.pending_units.find(e.unit_key); pending != f.pending_units.end()) {
+        f.pending -= Splice(f.units[unit].outcomes, pending->second, f.outcomes);
+        f.pending_units.erase(pending);
+      }
+    } else {
+      State::Unit& u = f.units[unit];
+      // Versions of one arm are one arm (an alias that moved): compare names, not pairs.
+      if (!u.multiple_arms && arms_.arms()[u.arm].name != arms_.arms()[e.arm].name) {
+        u.multiple_arms = true;
+        ++f.multiple_arm_units;
+      }
+      if (e.ts < u.first_ts) {
+        u.first_ts = e.ts;
+        u.assignment_probability = e.assignment_probability;
+      }
+    }
+    f.exposures.push_back({e.request_key, e.ts, e.score, e.arm, unit});
+    State::Unit& u = f.units[unit];
+    if (u.exposures.tail == kEnd) {
+      u.exposures.head = index;
+    } else {
+      f.exposures[u.exposures.tail].next = index;
+    }
+    u.exposures.tail = index;
+    // A request id served twice (not something the gateway does): its first exposure.
+    if (f.request_index.try_emplace(e.request_key, index).second) {
+      if (auto pending = f.pending_requests.find(e.request_key); pending != f.pending_requests.end()) {
+        for (uint32_t o = pending->second.head; o != kEnd; o = f.outcomes[o].next) f.outcomes[o].exposure = index;
+        f.pending -= Splice(u.request_outcomes, pending->second, f.outcomes);
+        f.pending_requests.erase(pending);
+      }
+    }
+    MarkDirty(unit);
+  }
+
+  void FollowOutcome(const OutcomeRow& o, bool by_request) {
+    State& f = *follow_;
+    const auto index = static_cast<uint32_t>(f.outcomes.size());
+    f.outcomes.push_back({o.ts, o.value, o.metric, kEnd});
+    if (by_request) {
+      auto it = f.request_index.find(o.key);
+      if (it == f.request_index.end()) {
+        Append(f.pending_requests[o.key], index, f.outcomes);
+        ++f.pending;
+        return;
+      }
+      f.outcomes[index].exposure = it->second;
+      const uint32_t unit = f.exposures[it->second].unit;
+      Append(f.units[unit].request_outcomes, index, f.outcomes);
+      MarkDirty(unit);
+      return;
+    }
+    auto it = f.unit_index.find(o.key);
+    if (it == f.unit_index.end()) {
+      Append(f.pending_units[o.key], index, f.outcomes);
+      ++f.pending;
+      return;
+    }
+    Append(f.units[it->second].outcomes, index, f.outcomes);
+    MarkDirty(it->second);
+  }
+
+  static void AddCounts(AnalysisInput::OutcomeCounts& to, const AnalysisInput::OutcomeCounts& c, int sign) {
+    to.attributed += sign * c.attributed;
+    to.before_exposure += sign * c.before_exposure;
+    to.after_window += sign * c.after_window;
+    to.covariate += sign * c.covariate;
+  }
+
+  // One unit's contribution taken away, recomputed from its events by the rules of
+  // ProcessPartition (in the same order, so sums agree to the last bit), and added again.
+  void Recompute(uint32_t index) {
+    State& f = *follow_;
+    State::Unit& u = f.units[index];
+    u.dirty = false;
+    AnalysisState& stats = *f.stats;
+    if (u.counted) {
+      stats.AddUnit(u.counted_as, u.key, -1);
+      u.counted = false;
+    }
+    for (uint32_t e = u.exposures.head; e != kEnd; e = f.exposures[e].next) {
+      State::Exposure& x = f.exposures[e];
+      if (x.label >= 0) stats.AddPrediction(StateArm(x.arm), x.score, x.label, -1);
+      x.label = -1;
+      x.request_label = -1;
+    }
+    AddCounts(f.counts, u.counts, -1);
+    u.counts = {};
+
+    const size_t m = input_.metrics.size() + input_.covariates.size();
+    absl::InlinedVector<double, 4> values(m, 0.0);
+    auto attribute = [&](const State::Outcome& o) {
+      const Slots slot = slots_[o.metric];
+      if (o.ts < u.first_ts) {
+        if (slot.pre != kNone) {
+          values[slot.pre] += o.value;
+          ++u.counts.covariate;
+        } else {
+          ++u.counts.before_exposure;
+        }
+        return;
+      }
+      if (slot.post == kNone) return;
+      if (window_us_ > 0 && o.ts > u.first_ts + window_us_) {
+        ++u.counts.after_window;
+        return;
+      }
+      ++u.counts.attributed;
+      double& v = values[slot.post];
+      v = input_.metrics[slot.post].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
+      if (o.exposure != kEnd && slot.post == 0) {
+        int8_t& label = f.exposures[o.exposure].request_label;
+        label = std::max<int8_t>(label, o.value > 0 ? 1 : 0);
+      }
+    };
+    for (uint32_t o = u.outcomes.head; o != kEnd; o = f.outcomes[o].next) attribute(f.outcomes[o]);
+    // Outcomes that named a request: in ProcessPartition's order, by request partition, then
+    // in store order.
+    if (u.request_outcomes.head != kEnd) {
+      std::vector<uint32_t> order;
+      for (uint32_t o = u.request_outcomes.head; o != kEnd; o = f.outcomes[o].next) order.push_back(o);
+      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        return PartitionOf(f.exposures[f.outcomes[a].exposure].request_key) <
+               PartitionOf(f.exposures[f.outcomes[b].exposure].request_key);
+      });
+      for (uint32_t o : order) attribute(f.outcomes[o]);
+    }
+    AddCounts(f.counts, u.counts, 1);
+    if (u.multiple_arms) return;  // counted apart, and left out
+    UnitObservation obs{StateArm(u.arm), u.first_ts, values, u.assignment_probability, u.key};
+    stats.AddUnit(obs, u.key, 1);
+    u.counted_as = std::move(obs);
+    u.counted = true;
+    if (input_.metrics[0].kind != MetricKind::kBinary) return;
+    for (uint32_t e = u.exposures.head; e != kEnd; e = f.exposures[e].next) {
+      State::Exposure& x = f.exposures[e];
+      if (std::isnan(x.score)) continue;
+      const double label = x.request_label >= 0 ? x.request_label : values[0];
+      x.label = label > 0 ? 1 : 0;
+      stats.AddPrediction(StateArm(x.arm), x.score, x.label, 1);
+    }
+  }
+
+  // The scan's rows folded into the follower's units, the touched units recomputed, and the
+  // input made from the statistics (AnalysisInput::state).
+  absl::StatusOr<AnalysisInput> Follow() {
+    State& f = *follow_;
+    f.cursor = cursor_;
+    f.last_incremental = incremental_;
+    input_.metrics = metrics_;
+    if (!f.stats) {
+      std::vector<MetricKind> kinds;
+      for (const auto& metric : input_.metrics) kinds.push_back(metric.kind);
+      std::vector<int> covariate_slots(input_.metrics.size(), -1);
+      for (size_t j = 0; j < input_.metrics.size(); ++j) {
+        const auto& name = input_.metrics[j].cuped_covariate;
+        if (name.empty()) continue;
+        auto it = std::find(input_.covariates.begin(), input_.covariates.end(), name);
+        covariate_slots[j] = static_cast<int>(input_.metrics.size() + static_cast<size_t>(it - input_.covariates.begin()));
+      }
+      f.stats = std::make_shared<AnalysisState>(0, std::move(kinds), std::move(covariate_slots), 0);
+    }
+    for (const auto& scan : scans_) {
+      if (f.arm_exposures.size() < scan.arm_exposures.size()) f.arm_exposures.resize(scan.arm_exposures.size());
+      for (size_t i = 0; i < scan.arm_exposures.size(); ++i) f.arm_exposures[i] += scan.arm_exposures[i];
+    }
+    for (size_t p = 0; p < kPartitions; ++p) {
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) { FollowExposure(e); });
+    }
+    for (size_t p = 0; p < kPartitions; ++p) {
+      ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o) { FollowOutcome(o, false); });
+    }
+    for (size_t p = 0; p < kPartitions; ++p) {
+      ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
+                     [&](const OutcomeRow& o) { FollowOutcome(o, true); });
+    }
+    for (uint32_t unit : f.dirty) Recompute(unit);
+    f.dirty.clear();
+    if (f.exposures.empty()) {
+      return absl::NotFoundError(StrCat("no exposures for experiment '", experiment_, "' in ", reader_.uri()));
+    }
+    // The arms as a full read lays them out (SortArms reads the exposures per pair from scans_).
+    scans_.assign(1, ScanOutput());
+    scans_[0].arm_exposures = f.arm_exposures;
+    SortArms();
+    input_.state = f.stats;
+    input_.state_arms.assign(input_.arms.size(), -1);
+    for (size_t a = 0; a < input_.arms.size(); ++a) {
+      auto it = std::find(f.state_arm_names.begin(), f.state_arm_names.end(), input_.arms[a].name);
+      if (it != f.state_arm_names.end()) input_.state_arms[a] = static_cast<int>(it - f.state_arm_names.begin());
+    }
+    AnalysisInput::OutcomeCounts counts = f.counts;
+    counts.unknown_unit = f.pending;
+    input_.outcomes = counts;
+    input_.multiple_exposure_units = f.multiple_arm_units;
+    // Shadowed requests' labels, as ProcessPartition gives them.
+    absl::flat_hash_map<uint64_t, int> shadow_labels;
+    if (!shadow_keys_.empty() && input_.metrics[0].kind == MetricKind::kBinary) {
+      for (uint64_t key : shadow_keys_) {
+        auto it = f.request_index.find(key);
+        if (it == f.request_index.end()) continue;
+        const State::Exposure& x = f.exposures[it->second];
+        const State::Unit& u = f.units[x.unit];
+        if (!u.counted) continue;
+        const double label = x.request_label >= 0 ? x.request_label : u.counted_as.values[0];
+        shadow_labels.emplace(key, label > 0 ? 1 : 0);
+      }
+    }
+    PairShadows(shadow_labels);
+    return std::move(input_);
   }
 
   // ---- 1. Scan ----------------------------------------------------------------------------
@@ -274,10 +573,7 @@ class StoreReader {
     ABGATE_ASSIGN_OR_RETURN(auto scan, reader_.ScanEvents(request));
     incremental_ = scan->incremental();
     cursor_ = scan->cursor();
-    if (follow_ && !incremental_) {  // everything again: forget what was kept
-      follow_->kept = ScanOutput();
-      follow_->arms.Clear();
-    }
+    if (follow_ && !incremental_) follow_->Clear();  // everything again: forget what was kept
     Reserve(scan->expected_exposures(), scan->expected_outcomes());
     std::vector<Visitor> visitors;
     visitors.reserve(scans_.size());
@@ -511,6 +807,7 @@ class StoreReader {
     uint32_t arm;
     float assignment_probability;  // of the first exposure (bandits: request units, one exposure)
     bool multiple_arms;
+    uint64_t key;
   };
 
   // Reused across the partitions a worker takes.
@@ -535,7 +832,7 @@ class StoreReader {
     ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) {
       auto [it, inserted] = s.index.try_emplace(e.unit_key, static_cast<uint32_t>(s.units.size()));
       if (inserted) {
-        s.units.push_back({e.ts, e.arm, e.assignment_probability, false});
+        s.units.push_back({e.ts, e.arm, e.assignment_probability, false, e.unit_key});
       } else {
         UnitState& u = s.units[it->second];
         // Versions of one arm are one arm (an alias that moved): compare arms, not pairs.
@@ -608,7 +905,7 @@ class StoreReader {
       }
       r.units.push_back({arm_index_[s.units[u].arm], s.units[u].first_ts,
                          absl::InlinedVector<double, 4>(s.values.begin() + u * m, s.values.begin() + (u + 1) * m),
-                         s.units[u].assignment_probability});
+                         s.units[u].assignment_probability, s.units[u].key});
     }
     // Model quality: each scored request against its own label when an outcome named it, else
     // against its unit's primary binary metric.
@@ -792,12 +1089,7 @@ absl::StatusOr<AnalysisInput> EventStoreFollower::Read(events::EventReader& read
 }
 
 int64_t EventStoreFollower::kept_events() const {
-  int64_t n = 0;
-  for (size_t p = 0; p < kPartitions; ++p) {
-    n += static_cast<int64_t>(state_->kept.exposures[p].size() + state_->kept.outcomes[p].size() +
-                              state_->kept.request_outcomes[p].size());
-  }
-  return n;
+  return static_cast<int64_t>(state_->exposures.size() + state_->outcomes.size());
 }
 
 bool EventStoreFollower::last_read_incremental() const { return state_->last_incremental; }

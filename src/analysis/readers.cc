@@ -244,6 +244,11 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
   for (const auto& seen : input.arms) remap.push_back(config_index(seen.name));
   for (auto& u : input.units) u.arm = remap[u.arm];
   for (auto& p : input.predictions) p.arm = remap[p.arm];
+  if (input.state) {  // a follower's statistics: their arms in the config's order
+    std::vector<int> state_arms(arms.size(), -1);
+    for (size_t seen = 0; seen < input.state_arms.size(); ++seen) state_arms[remap[seen]] = input.state_arms[seen];
+    input.state_arms = std::move(state_arms);
+  }
   input.arms = std::move(arms);
   input.control = experiment.ControlIndex();
   if (const auto& c = experiment.conclusion) {

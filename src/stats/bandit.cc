@@ -107,4 +107,17 @@ absl::StatusOr<std::vector<IpwEstimate>> IpwMeans(std::span<const PropensityObse
   return out;
 }
 
+absl::StatusOr<IpwEstimate> IpwOfSums(const IpwSums& s, double alpha) {
+  if (s.n < 2) return absl::FailedPreconditionError(StrCat("fewer than 2 units (", s.n, ")"));
+  if (!(s.w > 0)) return absl::FailedPreconditionError("no weight");
+  IpwEstimate out;
+  out.units = s.n;
+  out.mean = s.wy / s.w;
+  const double ss = std::max(0.0, s.wyy2 - 2 * out.mean * s.wy2 + out.mean * out.mean * s.w2);
+  out.variance = ss / (s.w * s.w);
+  const double half = NormalQuantile(1 - alpha / 2) * std::sqrt(out.variance);
+  out.ci = {out.mean - half, out.mean + half};
+  return out;
+}
+
 }  // namespace abgate::stats

@@ -58,4 +58,14 @@ struct IpwEstimate {
 absl::StatusOr<std::vector<IpwEstimate>> IpwMeans(std::span<const PropensityObservation> units, int arms,
                                                   double alpha = 0.05);
 
+// IpwMeans of one arm from sums over its units (y the value, p the propensity): n, sum 1/p,
+// sum y/p, sum y^2/p^2, sum y/p^2 and sum 1/p^2; the variance's sum((y - mu)^2 / p^2) expanded
+// in them. Sums that can be kept up to date as units come and go. FailedPrecondition with
+// fewer than 2 units.
+struct IpwSums {
+  int64_t n = 0;
+  double w = 0, wy = 0, wyy2 = 0, wy2 = 0, w2 = 0;
+};
+absl::StatusOr<IpwEstimate> IpwOfSums(const IpwSums& sums, double alpha = 0.05);
+
 }  // namespace abgate::stats

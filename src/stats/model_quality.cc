@@ -25,14 +25,7 @@ absl::Status CheckInputs(std::span<const double> scores, std::span<const int> la
   return absl::OkStatus();
 }
 
-// An order-preserving map of a finite double to an unsigned key (-0.0 and 0.0 map alike, as
-// they compare equal).
-uint64_t OrderedKey(double d) {
-  if (d == 0) d = 0.0;
-  uint64_t bits;
-  std::memcpy(&bits, &d, sizeof(bits));
-  return (bits & 0x8000000000000000ULL) ? ~bits : bits | 0x8000000000000000ULL;
-}
+uint64_t OrderedKey(double d) { return ScoreKey(d); }
 
 struct Keyed {
   uint64_t key;
@@ -86,16 +79,38 @@ absl::StatusOr<Auc> ComputeAuc(std::span<const double> scores, std::span<const i
   } else {
     RadixSort(data);
   }
+  std::vector<ScoreGroup> groups;
+  for (size_t i = 0; i < data.size();) {
+    ScoreGroup g;  // the score itself is not needed for AUC
+    size_t j = i;
+    while (j < data.size() && data[j].key == data[i].key) {
+      (data[j].label ? g.positives : g.negatives)++;
+      ++j;
+    }
+    groups.push_back(g);
+    i = j;
+  }
+  return AucOfGroups(groups, alpha);
+}
+
+absl::StatusOr<Auc> AucOfGroups(std::span<const ScoreGroup> groups, double alpha) {
+  int64_t n1 = 0, n0 = 0;
+  for (const ScoreGroup& g : groups) {
+    n1 += g.positives;
+    n0 += g.negatives;
+  }
+  if (n1 < 2 || n0 < 2) {
+    return absl::FailedPreconditionError(
+        StrCat("AUC needs at least 2 positives and 2 negatives, have ", n1, " and ", n0));
+  }
+  // A walk over groups of tied scores. For a positive in a group with p positives and q
+  // negatives, DeLong's V10 = (negatives below + q/2) / n0; for a negative, V01 = (positives
+  // above + p/2) / n1. This is Sun & Xu's midrank identity without the three separate rankings.
   const double m = static_cast<double>(n1), n = static_cast<double>(n0);
   double sum10 = 0, sumsq10 = 0, sum01 = 0, sumsq01 = 0;
   int64_t neg_below = 0, pos_below = 0;
-  for (size_t i = 0; i < data.size();) {
-    size_t j = i;
-    int64_t p = 0, q = 0;
-    while (j < data.size() && data[j].key == data[i].key) {
-      (data[j].label ? p : q)++;
-      ++j;
-    }
+  for (const ScoreGroup& g : groups) {
+    const int64_t p = g.positives, q = g.negatives;
     const double v10 = (static_cast<double>(neg_below) + 0.5 * static_cast<double>(q)) / n;
     const double v01 = (static_cast<double>(n1 - pos_below - p) + 0.5 * static_cast<double>(p)) / m;
     sum10 += static_cast<double>(p) * v10;
@@ -104,7 +119,6 @@ absl::StatusOr<Auc> ComputeAuc(std::span<const double> scores, std::span<const i
     sumsq01 += static_cast<double>(q) * v01 * v01;
     neg_below += q;
     pos_below += p;
-    i = j;
   }
   Auc out;
   out.positives = n1;
@@ -279,6 +293,51 @@ absl::StatusOr<double> ExpectedCalibrationError(std::span<const double> scores, 
   for (int b = 0; b < bins; ++b) {
     if (count[b] == 0) continue;
     ece += std::fabs(sum_label[b] - sum_score[b]) / static_cast<double>(scores.size());
+  }
+  return ece;
+}
+
+uint64_t ScoreKey(double d) {
+  if (d == 0) d = 0.0;
+  uint64_t bits;
+  std::memcpy(&bits, &d, sizeof(bits));
+  return (bits & 0x8000000000000000ULL) ? ~bits : bits | 0x8000000000000000ULL;
+}
+
+absl::StatusOr<double> LogLossOfGroups(std::span<const ScoreGroup> groups) {
+  double total = 0;
+  int64_t n = 0;
+  for (const ScoreGroup& g : groups) {
+    if (!std::isfinite(g.score)) return absl::InvalidArgumentError("a score is not finite");
+    constexpr double kEps = std::numeric_limits<double>::epsilon();  // as LogLoss
+    const double p = std::clamp(g.score, kEps, 1 - kEps);
+    if (g.positives > 0) total -= static_cast<double>(g.positives) * std::log(p);
+    if (g.negatives > 0) total -= static_cast<double>(g.negatives) * std::log1p(-p);
+    n += g.positives + g.negatives;
+  }
+  if (n == 0) return absl::FailedPreconditionError("log loss needs at least 1 observation");
+  return total / static_cast<double>(n);
+}
+
+absl::StatusOr<double> CalibrationErrorOfGroups(std::span<const ScoreGroup> groups, int bins) {
+  if (bins < 1) return absl::InvalidArgumentError("bins must be >= 1");
+  std::vector<double> sum_score(bins), sum_label(bins);
+  std::vector<int64_t> count(bins);
+  int64_t n = 0;
+  for (const ScoreGroup& g : groups) {
+    if (!(g.score >= 0 && g.score <= 1)) return absl::InvalidArgumentError("calibration needs scores in [0, 1]");
+    const int b = std::min(bins - 1, static_cast<int>(g.score * bins));
+    const int64_t k = g.positives + g.negatives;
+    sum_score[b] += g.score * static_cast<double>(k);
+    sum_label[b] += static_cast<double>(g.positives);
+    count[b] += k;
+    n += k;
+  }
+  if (n == 0) return absl::FailedPreconditionError("calibration error needs at least 1 observation");
+  double ece = 0;
+  for (int b = 0; b < bins; ++b) {
+    if (count[b] == 0) continue;
+    ece += std::fabs(sum_label[b] - sum_score[b]) / static_cast<double>(n);
   }
   return ece;
 }

@@ -24,6 +24,22 @@ struct Auc {
 // negatives (FailedPrecondition otherwise). Labels are 0/1.
 absl::StatusOr<Auc> ComputeAuc(std::span<const double> scores, std::span<const int> labels, double alpha = 0.05);
 
+// The predictions that share one score: how many were positives and negatives. A model's
+// predictions as groups in increasing score order (distinct scores) hold all that AUC, log loss
+// and calibration depend on, and a group's counts can be kept up to date as labels arrive.
+struct ScoreGroup {
+  double score = 0;
+  int64_t positives = 0;
+  int64_t negatives = 0;
+};
+// ComputeAuc, LogLoss and ExpectedCalibrationError on groups (sorted by score, distinct, finite).
+// A function of the groups only: the same predictions in any order give the same numbers.
+absl::StatusOr<Auc> AucOfGroups(std::span<const ScoreGroup> groups, double alpha = 0.05);
+absl::StatusOr<double> LogLossOfGroups(std::span<const ScoreGroup> groups);
+absl::StatusOr<double> CalibrationErrorOfGroups(std::span<const ScoreGroup> groups, int bins = 10);
+// The order-preserving key of a score that groups sort by (-0.0 and 0.0 alike).
+uint64_t ScoreKey(double score);
+
 // z = (a_t - a_c) / sqrt(var_t + var_c) for AUCs on independent samples (different arms).
 absl::StatusOr<Comparison> AucDifferenceTest(const Auc& control, const Auc& treatment, double alpha = 0.05);
 

@@ -1,0 +1,196 @@
+// What one dashboard refresh of an experiment's results costs (a benchmark, not a test), with the
+// anchor side by side. A store of N exposures (N/5 users, 80/20, scored) and about N/2 outcomes
+// (booked, revenue) is written through the real sink; then, R times: NEW rows are appended (half
+// exposures of new and returning users, half outcomes, a third of them for units exposed long
+// ago) and the results are computed as the gateway's results thread does (the key's
+// EventStoreFollower, the configured arms, Analyze, the report's JSON). Printed per size:
+//   refresh:  the time of that computation after the append (p50 / max),
+//   full:     the same on a new follower (what a gateway without the follower's state pays),
+//   anchor:   the sqlite3 CLI computing only the per-arm units and conversions (first exposure
+//             decides the arm) from the same SQLite file, a query over the whole store.
+// Usage: [USERS=N/5] build/bench/results_refresh_bench [N=1000000] [NEW=1000] [REFRESHES=20] [STORE_URI]
+// (STORE_URI defaults to a temporary SQLite file; postgresql://... measures PostgreSQL, no anchor.)
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "analysis/analysis.h"
+#include "analysis/report.h"
+#include "common/random.h"
+#include "config/json_format.h"
+#include "events/event_reader.h"
+#include "events/event_sink.h"
+
+using namespace abgate;
+
+namespace {
+
+double Seconds(std::chrono::steady_clock::time_point start) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+}
+
+constexpr int64_t kStartUs = 1'790'000'000'000'000;
+
+struct Writer {
+  events::EventSink& sink;
+  common::Xoshiro256 rng{42};
+  int64_t next_request = 0;
+  int64_t users = 0;
+
+  events::Exposure Exposure(int64_t user, int64_t ts) {
+    events::Exposure e;
+    e.request_id = "req-" + std::to_string(next_request++);
+    e.ts_us = ts;
+    e.experiment = "bench";
+    e.unit_id = "user-" + std::to_string(user);
+    const bool b = (static_cast<uint64_t>(user) * 2654435761u) % 100 >= 80;
+    e.arm = e.assigned_arm = b ? "B" : "A";
+    e.model_name = "m";
+    e.model_version = b ? "8" : "7";
+    e.routing_mode = "user_hash";
+    e.status = 200;
+    e.latency_us = 900;
+    e.score = static_cast<double>(rng() % 1000) / 1000.0;
+    return e;
+  }
+  events::Outcome Outcome(int64_t user, int64_t ts, bool revenue) {
+    events::Outcome o;
+    o.ts_us = ts;
+    o.experiment = "bench";
+    o.unit_id = "user-" + std::to_string(user);
+    o.metric = revenue ? "revenue" : "booked";
+    o.value = revenue ? static_cast<double>(rng() % 50000) / 100.0 : 1;
+    return o;
+  }
+  bool Write(const std::vector<events::Exposure>& e, const std::vector<events::Outcome>& o) {
+    auto s = sink.WriteBatch(e, {}, o);
+    if (!s.ok()) std::fprintf(stderr, "write: %s\n", std::string(s.message()).c_str());
+    return s.ok();
+  }
+};
+
+config::ExperimentConfig Config() {
+  config::ExperimentConfig c;
+  c.name = "bench";
+  c.model = "m";
+  c.control = "A";
+  c.arms = {{"A", "7", 80, "http://127.0.0.1:1/invocations", "", ""},
+            {"B", "8", 20, "http://127.0.0.1:1/invocations", "", ""}};
+  c.metrics = {{"booked", config::MetricType::kBinary, true, ""}, {"revenue", config::MetricType::kContinuous, false, ""}};
+  return c;
+}
+
+// The gateway's results computation (Gateway::ComputeResults without the shadow summary).
+absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStoreFollower& follower,
+                               const config::ExperimentConfig& c) {
+  auto input = analysis::ReadConfiguredExperiment(reader, follower, c);
+  if (!input.ok()) return input.status();
+  auto report = analysis::Analyze(*input);
+  if (!report.ok()) return report.status();
+  return config::ToJson(analysis::ToJson(*report)).size();
+}
+
+double Percentile(std::vector<double> v, double q) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1'000'000;
+  const int64_t fresh = argc > 2 ? std::atoll(argv[2]) : 1000;
+  const int refreshes = argc > 3 ? std::atoi(argv[3]) : 20;
+  const auto dir = std::filesystem::temp_directory_path() / ("abgate_refresh_bench_" + std::to_string(::getpid()));
+  std::filesystem::create_directories(dir);
+  const bool sqlite = argc <= 4;
+  const std::string db = (dir / "events.db").string();
+  const std::string uri = sqlite ? "sqlite:" + db : argv[4];
+  auto sink = events::OpenEventSink(uri);
+  auto reader = events::OpenEventReader(uri);
+  if (!sink.ok() || !reader.ok()) {
+    std::fprintf(stderr, "cannot open %s\n", uri.c_str());
+    return 1;
+  }
+  Writer w{**sink};
+  w.users = std::max<int64_t>(std::getenv("USERS") ? std::atoll(std::getenv("USERS")) : n / 5, 1);
+  auto t0 = std::chrono::steady_clock::now();
+  int64_t ts = kStartUs;
+  for (int64_t i = 0; i < n;) {
+    std::vector<events::Exposure> e;
+    std::vector<events::Outcome> o;
+    for (int64_t k = 0; k < 20000 && i < n; ++k, ++i) {
+      e.push_back(w.Exposure(i % w.users, ts += 1000));
+      if (i % 2 == 0) o.push_back(w.Outcome(i % w.users, ts + 500, i % 4 == 0));
+    }
+    if (!w.Write(e, o)) return 1;
+  }
+  std::printf("store: %s, %lld exposures, %lld users, %lld outcomes, written in %.1f s\n", uri.c_str(),
+              static_cast<long long>(n), static_cast<long long>(w.users), static_cast<long long>(n / 2), Seconds(t0));
+  const config::ExperimentConfig c = Config();
+  const auto metrics = analysis::MetricsOf(c);
+  analysis::EventStoreFollower follower(c.name, analysis::UnitOf(c), metrics);
+  t0 = std::chrono::steady_clock::now();
+  if (auto s = Compute(**reader, follower, c); !s.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
+    return 1;
+  }
+  std::printf("first read: %.3f s\n", Seconds(t0));
+  std::vector<double> refresh, full, anchor;
+  int64_t new_users = w.users;
+  for (int r = 0; r < refreshes; ++r) {
+    std::vector<events::Exposure> e;
+    std::vector<events::Outcome> o;
+    for (int64_t k = 0; k < fresh; ++k) {
+      ts += 1000;
+      if (k % 2 == 0) {
+        e.push_back(w.Exposure(k % 4 == 0 ? new_users++ : static_cast<int64_t>(w.rng() % static_cast<uint64_t>(w.users)), ts));
+      } else {
+        // A third of the outcomes are for units first exposed long ago.
+        const int64_t user = k % 3 == 0 ? static_cast<int64_t>(w.rng() % static_cast<uint64_t>(w.users)) : new_users - 1;
+        o.push_back(w.Outcome(user, ts, k % 5 == 0));
+      }
+    }
+    if (!w.Write(e, o)) return 1;
+    t0 = std::chrono::steady_clock::now();
+    if (auto s = Compute(**reader, follower, c); !s.ok()) return 1;
+    refresh.push_back(Seconds(t0));
+    if (r % 5 == 0 && !std::getenv("NOFULL")) {
+      analysis::EventStoreFollower fresh_follower(c.name, analysis::UnitOf(c), metrics);
+      t0 = std::chrono::steady_clock::now();
+      if (auto s = Compute(**reader, fresh_follower, c); !s.ok()) return 1;
+      full.push_back(Seconds(t0));
+      if (sqlite) {
+        // The anchor: per-arm units and conversions (binary, first exposure decides) in SQL.
+        // (SQLite's bare `arm` beside min(ts) is the first exposure's; a unit converted when its
+        // last positive outcome is not before its first exposure.)
+        const std::string sql =
+            "CREATE TEMP TABLE o (unit_id TEXT PRIMARY KEY, t INTEGER) WITHOUT ROWID; INSERT INTO o SELECT unit_id, "
+            "max(ts) FROM outcomes WHERE experiment='bench' AND metric='booked' AND value > 0 GROUP BY unit_id; "
+            "SELECT f.arm, count(*), sum(o.t >= f.t) FROM (SELECT unit_id, min(ts) AS t, arm FROM exposures WHERE "
+            "experiment='bench' AND in_experiment=1 GROUP BY unit_id) f LEFT JOIN o ON o.unit_id = f.unit_id GROUP BY f.arm;";
+        t0 = std::chrono::steady_clock::now();
+        const std::string cmd = "sqlite3 -readonly '" + db + "' \"" + sql + "\" > /dev/null";
+        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "anchor: sqlite3 failed\n");
+        anchor.push_back(Seconds(t0));
+      }
+    }
+  }
+  std::printf("refresh after %lld new rows (%d refreshes): p50 %.1f ms, max %.1f ms\n", static_cast<long long>(fresh),
+              refreshes, 1000 * Percentile(refresh, 0.5), 1000 * Percentile(refresh, 1.0));
+  if (!full.empty()) std::printf("full read and analysis (new follower): p50 %.1f ms\n", 1000 * Percentile(full, 0.5));
+  if (!anchor.empty()) {
+    std::printf("anchor, sqlite3 CLI per-arm units and conversions over the store: p50 %.1f ms\n",
+                1000 * Percentile(anchor, 0.5));
+  }
+  if (sqlite && !std::getenv("KEEP")) std::filesystem::remove_all(dir);
+  if (std::getenv("KEEP")) std::printf("kept %s\n", db.c_str());
+  return 0;
+}

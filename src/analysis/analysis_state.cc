@@ -1,0 +1,138 @@
+#include "analysis/analysis_state.h"
+
+#include <cassert>
+#include <cmath>
+#include <limits>
+
+#include "analysis/analysis.h"
+
+namespace abgate::analysis {
+
+AnalysisState::AnalysisState(int arms, std::vector<MetricKind> kinds, std::vector<int> covariate_slots, int primary)
+    : kinds_(std::move(kinds)),
+      slots_(std::move(covariate_slots)),
+      primary_(primary),
+      cutoff_us_(std::numeric_limits<int64_t>::max()) {
+  for (int a = 0; a < arms; ++a) AddArm();
+}
+
+int AnalysisState::AddArm() {
+  Arm& a = arms_.emplace_back();
+  a.props.resize(kinds_.size());
+  a.sum.resize(kinds_.size());
+  a.sum_squares.resize(kinds_.size());
+  a.cuped.resize(kinds_.size());
+  return static_cast<int>(arms_.size() - 1);
+}
+
+void AnalysisState::AddUnit(const UnitObservation& u, uint64_t key, int sign) {
+  const TimeKey probe{u.first_ts_us, key, 0};
+  if (sign > 0) {
+    uint32_t slot;
+    if (free_slots_.empty()) {
+      slot = static_cast<uint32_t>(slots_of_units_.size());
+      slots_of_units_.emplace_back();
+    } else {
+      slot = free_slots_.back();
+      free_slots_.pop_back();
+    }
+    Unit& kept = slots_of_units_[slot];
+    kept = Unit{u.arm, u.first_ts_us, u.propensity, u.values};
+    if (u.first_ts_us <= cutoff_us_) Count(kept, 1);
+    TimeKey at = probe;
+    at.slot = slot;
+    // Units mostly come in time order: then the insertion is at the end.
+    if (by_time_.empty() || *by_time_.rbegin() < at) {
+      by_time_.insert(by_time_.end(), at);
+    } else {
+      by_time_.insert(at);
+    }
+    return;
+  }
+  auto it = by_time_.find(probe);
+  assert(it != by_time_.end());
+  if (it == by_time_.end()) return;
+  if (u.first_ts_us <= cutoff_us_) Count(slots_of_units_[it->slot], -1);
+  free_slots_.push_back(it->slot);
+  slots_of_units_[it->slot].values.clear();
+  by_time_.erase(it);
+}
+
+// The unit's contribution to its arm's statistics, added or taken away. Every sum is exact, so
+// taking a contribution away leaves exactly the state without it.
+void AnalysisState::Count(const Unit& u, int sign) {
+  Arm& a = arms_[static_cast<size_t>(u.arm)];
+  counted_ += sign;
+  a.units += sign;
+  const double s = sign;
+  for (size_t j = 0; j < kinds_.size(); ++j) {
+    const double value = u.values[j];
+    const bool binary = kinds_[j] == MetricKind::kBinary;
+    const double y = binary ? (value > 0 ? 1.0 : 0.0) : value;
+    if (binary) {
+      a.props[j].trials += sign;
+      a.props[j].successes += value > 0 ? sign : 0;
+    } else {
+      a.sum[j].Add(s * y);
+      a.sum_squares[j].AddProduct(s * y, y);
+    }
+    if (slots_[j] >= 0) {
+      const double x = u.values[static_cast<size_t>(slots_[j])];
+      Arm::Cuped& c = a.cuped[j];
+      c.y.Add(s * y);
+      c.y2.AddProduct(s * y, y);
+      c.x.Add(s * x);
+      c.x2.AddProduct(s * x, x);
+      c.xy.AddProduct(s * x, y);
+    }
+  }
+  const double primary = u.values[static_cast<size_t>(primary_)];
+  if (primary > 0) a.positives += sign;
+  const double p = u.propensity;
+  if (!(p > 0 && p <= 1)) {
+    a.without_probability += sign;
+    return;
+  }
+  // As BanditSection: the primary metric as 0/1, weighted by 1/p.
+  const double y = primary > 0 ? 1.0 : 0.0;
+  const double w = 1 / p;
+  a.ipw_units += sign;
+  a.w.Add(s * w);
+  a.wy.Add(s * y * w);
+  a.wyy2.AddProduct(s * y * w, y * w);
+  a.wy2.AddProduct(s * y * w, w);
+  a.w2.AddProduct(s * w, w);
+}
+
+void AnalysisState::AddPrediction(int arm, double score, int label, int sign) {
+  auto& groups = arms_[static_cast<size_t>(arm)].groups;
+  const uint64_t key = stats::ScoreKey(score);
+  auto [it, inserted] = groups.try_emplace(key, stats::ScoreGroup{score, 0, 0});
+  (label ? it->second.positives : it->second.negatives) += sign;
+  if (it->second.positives == 0 && it->second.negatives == 0) groups.erase(it);
+}
+
+void AnalysisState::SetCutoff(int64_t cutoff_us) {
+  if (cutoff_us > cutoff_us_) {
+    for (auto it = by_time_.upper_bound(TimeKey{cutoff_us_, std::numeric_limits<uint64_t>::max(), 0});
+         it != by_time_.end() && it->ts <= cutoff_us; ++it) {
+      Count(slots_of_units_[it->slot], 1);
+    }
+  } else if (cutoff_us < cutoff_us_) {
+    for (auto it = by_time_.upper_bound(TimeKey{cutoff_us, std::numeric_limits<uint64_t>::max(), 0});
+         it != by_time_.end() && it->ts <= cutoff_us_; ++it) {
+      Count(slots_of_units_[it->slot], -1);
+    }
+  }
+  cutoff_us_ = cutoff_us;
+}
+
+std::vector<stats::ScoreGroup> AnalysisState::Groups(int a) const {
+  std::vector<stats::ScoreGroup> out;
+  const auto& groups = arms_[static_cast<size_t>(a)].groups;
+  out.reserve(groups.size());
+  for (const auto& [_, g] : groups) out.push_back(g);
+  return out;
+}
+
+}  // namespace abgate::analysis
