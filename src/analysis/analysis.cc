@@ -290,6 +290,7 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
                                                                 : std::numeric_limits<int64_t>::max();
   if (in.state) {
     if (in.state_arms.size() != in.arms.size()) return absl::InvalidArgumentError("state_arms does not match the arms");
+    if (in.state->primary() != in.primary) return absl::InvalidArgumentError("the state's primary metric is not the input's");
     for (int s : in.state_arms) {
       if (s >= in.state->arms()) return absl::InvalidArgumentError("state_arms names an arm the state does not have");
     }
@@ -522,12 +523,25 @@ absl::StatusOr<Report> AnalyzeState(const AnalysisInput& in, const CovariateSlot
   } else if (in.weight_periods.size() > 1) {
     const size_t periods = in.weight_periods.size();
     std::vector<std::vector<int64_t>> observed(periods, std::vector<int64_t>(k, 0));
-    size_t p = 0;  // units come in time order
-    state.ForEachCountedUnit([&](const AnalysisState::Unit& u) {
-      while (p + 1 < periods && in.weight_periods[p + 1].start_us <= u.first_ts_us) ++p;
-      const int a = report_arm[static_cast<size_t>(u.arm)];
-      if (a >= 0) ++observed[p][static_cast<size_t>(a)];
-    });
+    // Period p holds the counted units first exposed in [start of p, start of p + 1) (period 0
+    // also those before its start): counts before each later period's start, and before the
+    // cutoff's end.
+    const int64_t cutoff = state.cutoff_us();
+    const int64_t end = cutoff == std::numeric_limits<int64_t>::max() ? cutoff : cutoff + 1;
+    std::vector<int64_t> bounds;
+    for (size_t p = 1; p < periods; ++p) {
+      bounds.push_back(std::min(end, std::max(bounds.empty() ? std::numeric_limits<int64_t>::min() : bounds.back(),
+                                              in.weight_periods[p].start_us)));
+    }
+    bounds.push_back(end);
+    const auto before = state.CountsBefore(bounds);
+    for (size_t p = 0; p < periods; ++p) {
+      for (size_t s_arm = 0; s_arm < before[p].size(); ++s_arm) {
+        const int arm = report_arm[s_arm];
+        if (arm < 0) continue;
+        observed[p][static_cast<size_t>(arm)] = before[p][s_arm] - (p > 0 ? before[p - 1][s_arm] : 0);
+      }
+    }
     int checked = 0;
     std::optional<SrmReport> worst;
     std::string first_reason;
@@ -566,32 +580,36 @@ absl::StatusOr<Report> AnalyzeState(const AnalysisInput& in, const CovariateSlot
 
   // Timeline of the primary metric's lift with its confidence sequence (for plots).
   if (state.counted_units() >= 40) {
-    // One pass over the units in time order (the state keeps them so; ties by unit key),
-    // snapshotting the running per-arm states at 20 checkpoints (O(n), not 20 re-aggregations).
+    // The running per-arm statistics after the first 1/20, 2/20, ... of the units in time
+    // order (the counted units are the first ones: they are the mature ones), from the state's
+    // prefix sums: a few blocks and partial blocks, not a pass over every unit.
     const size_t j = static_cast<size_t>(in.primary);
     const int slot = (*slots)[j];
     const bool binary = in.metrics[j].kind == MetricKind::kBinary;
-    std::vector<ArmState> running(in.arms.size(), EmptyArm(in));
     const int kPoints = 20;
-    const auto total = static_cast<size_t>(state.counted_units());
+    const int64_t total = state.counted_units();
+    std::vector<int64_t> ranks;
+    for (int c = 1; c <= kPoints; ++c) ranks.push_back(total * c / kPoints);
+    const std::vector<AnalysisState::Prefix> prefixes = state.Prefixes(ranks);
     std::vector<std::vector<TimelinePoint>> points(k);
-    int next = 1;
-    size_t i = 0;
-    state.ForEachCountedUnit([&](const AnalysisState::Unit& unit) {
-      const int arm = report_arm[static_cast<size_t>(unit.arm)];
-      const double value = unit.values[j];
-      if (arm >= 0) {
-        auto& a = running[static_cast<size_t>(arm)];
-        ++a.units;
+    for (size_t c = 0; c < prefixes.size(); ++c) {
+      std::vector<ArmState> running(in.arms.size(), EmptyArm(in));
+      for (size_t s_arm = 0; s_arm < prefixes[c].arms.size(); ++s_arm) {
+        const int arm = report_arm[s_arm];
+        if (arm < 0) continue;
+        const AnalysisState::ArmSums& sums = prefixes[c].arms[s_arm];
+        ArmState& a = running[static_cast<size_t>(arm)];
+        a.units = sums.units;
         if (binary) {
-          a.props[j].Add(value > 0);
+          a.props[j] = stats::Proportion{sums.positives, sums.units};
         } else {
-          a.moments[j].Add(value);
+          a.moments[j] = stats::MomentsOf(sums.units, sums.y, sums.y2);
         }
-        if (slot >= 0) a.cuped[j].Add(binary ? (value > 0 ? 1.0 : 0.0) : value, unit.values[static_cast<size_t>(slot)]);
+        if (slot >= 0) {
+          a.cuped[j] = stats::CupedState{sums.units, sums.y.Value(), sums.y2.Value(), sums.x.Value(), sums.x2.Value(),
+                                         sums.xy.Value()};
+        }
       }
-      if (++i != total * next / kPoints) return;
-      ++next;
       for (int t = 0; t < k; ++t) {
         if (t == in.control) continue;
         // The same comparison as the report's (CUPED-adjusted when configured), on the units so far.
@@ -600,9 +618,9 @@ absl::StatusOr<Report> AnalyzeState(const AnalysisInput& in, const CovariateSlot
         auto seq = stats::MixtureSequentialTest(*r->lift, r->lift_variance, running[in.control].units + running[t].units,
                                                 in.alpha, in.sequential_tuning_n);
         if (!seq.ok()) continue;
-        points[t].push_back({static_cast<int64_t>(i), unit.first_ts_us, *r->lift, ToInterval(seq->ci)});
+        points[t].push_back({ranks[c], prefixes[c].last_ts_us, *r->lift, ToInterval(seq->ci)});
       }
-    });
+    }
     for (int t = 0; t < k; ++t) {
       if (t == in.control) continue;
       report.timeline.push_back({in.arms[t].name, report.primary_metric, std::move(points[t])});

@@ -70,9 +70,31 @@ class AnalysisState {
   };
   const Arm& arm(int a) const { return arms_[static_cast<size_t>(a)]; }
   int arms() const { return static_cast<int>(arms_.size()); }
+  int primary() const { return primary_; }
   int64_t counted_units() const { return counted_; }
   int64_t maturing_units() const { return static_cast<int64_t>(by_time_.size()) - counted_; }
   int64_t cutoff_us() const { return cutoff_us_; }
+  // What the first units in time order add up to per arm on the primary metric (the
+  // timeline's running statistics): units, positives, and exact sums of y and y² (y the value,
+  // 0/1 for a binary metric) and of its covariate x, x², xy (with one).
+  struct ArmSums {
+    int64_t units = 0, positives = 0;
+    stats::ExactSum y, y2, x, x2, xy;
+  };
+  struct Prefix {
+    std::vector<ArmSums> arms;  // by state arm
+    int64_t last_ts_us = 0;     // the first exposure of the last unit in it
+  };
+  // The prefixes of the first ranks[i] units in time order (every unit kept, counted or not),
+  // for increasing ranks in [1, units()]. Costs the blocks plus at most one block of units
+  // (~kBlockUnits) per rank, whatever the number of units.
+  std::vector<Prefix> Prefixes(const std::vector<int64_t>& ranks) const;
+  // Per bound (increasing), per state arm: how many units were first exposed before it.
+  std::vector<std::vector<int64_t>> CountsBefore(const std::vector<int64_t>& bounds_us) const;
+  int64_t units() const { return static_cast<int64_t>(by_time_.size()); }
+  // The first exposures of the first and the last unit in time order (units() > 0).
+  int64_t first_ts_us() const { return by_time_.begin()->ts; }
+  int64_t last_ts_us() const { return by_time_.rbegin()->ts; }
   // The predictions of arm `a` as groups in score order.
   std::vector<stats::ScoreGroup> Groups(int a) const;
   // Every unit (counted or not) in time order: fn(unit).
@@ -104,6 +126,18 @@ class AnalysisState {
     bool operator<(const TimeKey& o) const { return ts != o.ts ? ts < o.ts : key < o.key; }
   };
   absl::btree_set<TimeKey> by_time_;
+  // The time index cut into blocks of consecutive units (by their first unit), each with its
+  // units' ArmSums: a prefix is whole blocks plus part of one. A block splits in two past
+  // 2 kBlockUnits; sums are exact, so how the units fell into blocks does not show.
+  static constexpr int64_t kBlockUnits = 512;
+  struct Block {
+    int64_t units = 0;
+    std::vector<ArmSums> arms;
+  };
+  void AddToSums(ArmSums& sums, const Unit& unit, int sign) const;
+  void AddToBlock(const TimeKey& at, const Unit& unit, int sign);  // before `at` leaves by_time_
+  absl::btree_map<TimeKey, Block> blocks_;
+  bool primary_sums_ = false;  // y sums needed (continuous primary, or a covariate)
   std::vector<Unit> slots_of_units_;
   std::vector<uint32_t> free_slots_;
 };

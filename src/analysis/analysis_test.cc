@@ -725,6 +725,65 @@ TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
   }
 }
 
+// The state's prefix sums and counts (blocks split as units come, emptied as they go) are what
+// a plain pass over the units in time order gives.
+TEST(AnalysisStateTest, PrefixesAndCountsMatchAPassOverTheUnits) {
+  std::mt19937_64 rng(11);
+  AnalysisState state(2, {MetricKind::kContinuous}, {1}, 0);
+  std::map<std::pair<int64_t, uint64_t>, UnitObservation> kept;
+  for (int round = 0; round < 6; ++round) {
+    for (int i = 0; i < 900; ++i) {
+      UnitObservation u;
+      u.arm = static_cast<int>(rng() % 2);
+      u.first_ts_us = static_cast<int64_t>(rng() % 3000);
+      u.values = {static_cast<double>(rng() % 1000) / 8, static_cast<double>(rng() % 100)};
+      u.key = rng();
+      state.AddUnit(u, u.key, 1);
+      kept[{u.first_ts_us, u.key}] = u;
+    }
+    for (int i = 0; i < 500 && !kept.empty(); ++i) {  // and some go (a unit's old contribution)
+      auto it = kept.begin();
+      std::advance(it, static_cast<long>(rng() % kept.size()));
+      state.AddUnit(it->second, it->second.key, -1);
+      kept.erase(it);
+    }
+    ASSERT_EQ(state.units(), static_cast<int64_t>(kept.size()));
+    const int64_t n = state.units();
+    const std::vector<int64_t> ranks = {1, n / 3, n / 3 + 1, n / 2, n - 1, n};
+    const auto prefixes = state.Prefixes(ranks);
+    ASSERT_EQ(prefixes.size(), ranks.size());
+    const std::vector<int64_t> bounds = {-5, 0, 700, 701, 1500, 2999, 3000, 5000};
+    const auto counts = state.CountsBefore(bounds);
+    ASSERT_EQ(counts.size(), bounds.size());
+    for (size_t r = 0; r < ranks.size(); ++r) {
+      int64_t units[2] = {0, 0};
+      double y[2] = {0, 0}, xy[2] = {0, 0};  // exact: eighths and integers, small sums
+      int64_t i = 0, last = 0;
+      for (const auto& [at, u] : kept) {
+        if (++i > ranks[r]) break;
+        ++units[u.arm];
+        y[u.arm] += u.values[0];
+        xy[u.arm] += u.values[0] * u.values[1];
+        last = at.first;
+      }
+      EXPECT_EQ(prefixes[r].last_ts_us, last);
+      for (int a = 0; a < 2; ++a) {
+        EXPECT_EQ(prefixes[r].arms[a].units, units[a]) << "rank " << ranks[r];
+        EXPECT_EQ(prefixes[r].arms[a].y.Value(), y[a]) << "rank " << ranks[r];
+        EXPECT_EQ(prefixes[r].arms[a].xy.Value(), xy[a]) << "rank " << ranks[r];
+      }
+    }
+    for (size_t b = 0; b < bounds.size(); ++b) {
+      int64_t before[2] = {0, 0};
+      for (const auto& [at, u] : kept) {
+        if (at.first < bounds[b]) ++before[u.arm];
+      }
+      EXPECT_EQ(counts[b][0], before[0]) << bounds[b];
+      EXPECT_EQ(counts[b][1], before[1]) << bounds[b];
+    }
+  }
+}
+
 TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {
   const std::string db_path = (dir_ / "damaged.db").string();
   {

@@ -2,6 +2,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <random>
 #include <thread>
 #include <vector>
 
@@ -241,6 +242,39 @@ TEST(TrafficSplitTest, CountsNewUnitsPerArmPerInterval) {
   EXPECT_EQ(bins[0].at("start_us").as_int64(), 0);
   EXPECT_EQ(bins[1].at("end_us").as_int64(), 150);
   EXPECT_TRUE(TrafficSplit(analysis::AnalysisInput{}, 10).at("bins").as_array().empty());
+}
+
+// From a follower's statistics (AnalysisState's blocks, units added in any order, some removed)
+// the split is the units' split.
+TEST(TrafficSplitTest, FromTheStateAsFromTheUnits) {
+  analysis::AnalysisInput in;
+  in.arms = {{"A", "7", 50, 0}, {"B", "8", 50, 0}, {"C", "9", 0, 0}};
+  auto state = std::make_shared<analysis::AnalysisState>(3, std::vector<analysis::MetricKind>{analysis::MetricKind::kBinary},
+                                                         std::vector<int>{-1}, 0);
+  std::mt19937_64 rng(5);
+  std::vector<analysis::UnitObservation> removed;
+  for (int i = 0; i < 5000; ++i) {
+    analysis::UnitObservation u;
+    u.arm = static_cast<int>(rng() % 2);
+    u.first_ts_us = 1'000 + static_cast<int64_t>(rng() % 100'000);
+    u.values = {static_cast<double>(rng() % 2)};
+    u.key = rng();
+    state->AddUnit(u, u.key, 1);
+    if (i % 7 == 0) {
+      removed.push_back(u);
+    } else {
+      in.units.push_back(u);
+    }
+  }
+  for (const auto& u : removed) state->AddUnit(u, u.key, -1);
+  analysis::AnalysisInput followed = in;
+  followed.units.clear();
+  followed.state = state;
+  followed.state_arms = {1, 0, -1};  // the state met B first
+  for (auto& u : in.units) u.arm = 1 - u.arm;
+  for (int bins : {1, 7, 40}) {
+    EXPECT_EQ(json::serialize(TrafficSplit(followed, bins)), json::serialize(TrafficSplit(in, bins))) << bins;
+  }
 }
 
 TEST(AssetsTest, PageScriptAndStyleAreEmbedded) {

@@ -41,6 +41,16 @@ void ExactSum::Add(double x) {
   if (++adds_ >= (int64_t{1} << 30)) Normalize();
 }
 
+void ExactSum::Merge(const ExactSum& o, int sign) {
+  // Both normalised first, so no digit can overflow.
+  ExactSum other = o;
+  other.Normalize();
+  Normalize();
+  for (int i = 0; i < kDigits; ++i) digit_[i] += sign * other.digit_[i];
+  nonfinite_ += o.nonfinite_;
+  Normalize();
+}
+
 void ExactSum::AddProduct(double a, double b) {
   const double p = a * b;
   Add(p);

@@ -20,6 +20,8 @@ class ExactSum {
   // Adds x (finite; a non-finite x is ignored and counted in nonfinite()).
   void Add(double x);
   void Subtract(double x) { Add(-x); }
+  // Adds (sign 1) or subtracts (sign -1) another exact sum.
+  void Merge(const ExactSum& o, int sign = 1);
   // Adds a * b exactly (its rounded product and the rounding error, by FMA).
   void AddProduct(double a, double b);
   // The sum as hi + lo (hi the sum rounded, lo the rest rounded): a function of the exact sum
