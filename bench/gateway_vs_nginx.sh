@@ -20,7 +20,8 @@
 # include perf's own cost.
 # Syscalls mode (`syscalls`): each side under `strace -c -f` for DURATION seconds of wrk at
 # CONNECTIONS connections; prints every syscall's count per answered request, side by side (strace
-# slows both sides down, so only the counts per request mean anything, not the rates).
+# slows both sides down, so only the counts per request mean anything, not the rates), then
+# glibc malloc calls per request (a perf uprobe; needs root).
 # ABGATE_BIN=PATH benchmarks another build of abgate (default: build/abgate); PERF_FREQ sets
 # perf's sampling rate (default 499 Hz).
 # Usage: bench/gateway_vs_nginx.sh [DURATION_S=10] [CONNECTIONS=64] [ROUNDS=3]
@@ -229,6 +230,25 @@ if [ "$MODE" = syscalls ]; then
     $1 ~ /^[0-9.]+$/ && NF >= 5 { name = $NF; c[name, side] += $4; if (NF == 6) e[name, side] += $5; names[name] = 1 }
     END { for (n in names) printf "%-20s %10.3f %10.3f %10.3f %10.3f\n", n, c[n, 1] / nn, e[n, 1] / nn, c[n, 2] / na, e[n, 2] / na }' \
     "$WORK/nginx.strace" "$WORK/abgate.strace" | sort -k4 -nr | awk '$2 + $4 >= 0.001'
+  # Heap allocations per request: glibc malloc calls counted by a perf uprobe (root only; the
+  # probe is added once and left for later runs).
+  LIBC=$(ldd "${ABGATE_BIN:-$ROOT/build/abgate}" | awk '/libc.so.6/ {print $3}')
+  if perf probe -l 2>/dev/null | grep -q probe_libc:malloc || perf probe -q -x "$LIBC" -a malloc 2>/dev/null; then
+    mallocs_side() {  # NAME PORT PIDS... → malloc calls per answered request
+      local name=$1 port=$2; shift 2
+      local pids; pids=$(IFS=,; echo "$*")
+      perf stat -x, -e probe_libc:malloc -p "$pids" -o "$WORK/$name.mallocs" -- sleep $((DURATION + 1)) &
+      local ps=$!
+      sleep 0.5
+      wrk -t2 -c"$CONNS" -d"${DURATION}s" --timeout 5s -s "$WORK/predict.lua" "http://127.0.0.1:$port/predict" \
+        > "$WORK/$name.wrk2" 2>&1
+      wait "$ps" || true
+      awk -F, -v n="$(awk '/requests in/ {print $1}' "$WORK/$name.wrk2")" '$3 == "probe_libc:malloc" {printf "%.2f", $1 / n}' \
+        "$WORK/$name.mallocs"
+    }
+    printf '%-20s %10s %10s %10s\n' "malloc calls" "$(mallocs_side nginx $NGX $NGX_WORKERS)" "" \
+      "$(mallocs_side abgate $GW "$GW_PID")"
+  fi
 elif [ "$MODE" = conns ]; then
   header
   for c in 1 64 1000; do

@@ -13,6 +13,7 @@
 #include <boost/beast/ssl.hpp>
 
 #include "common/strings.h"
+#include "http/internal/field_arena.h"
 #include "http/internal/io_pool_impl.h"
 
 namespace abgate::http {
@@ -23,6 +24,11 @@ namespace {
 
 
 namespace ssl = asio::ssl;
+
+// A reply's header fields come from its exchange's arena (field_arena.h).
+constexpr size_t kReplyFieldBytes = 1024;
+using ReplyFieldAllocator = internal::FieldAllocator<char, kReplyFieldBytes>;
+using ReplyParser = bhttp::response_parser<bhttp::string_body, ReplyFieldAllocator>;
 
 // A TCP connection, wrapped in TLS once the handshake starts for an https request.
 struct Connection {
@@ -66,6 +72,7 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
       : client_(client), worker_(worker), req_(std::move(req)), done_(std::move(done)),
         authority_(StrCat(req_.host, ":", req_.port)), key_(StrCat(req_.tls ? "https://" : "", authority_)) {
     // Serialised by hand (see Session::Send in server.cc for why); values with CR/LF dropped.
+    head_.reserve(256);
     StrAppend(&head_, req_.method, " ", req_.target, " HTTP/1.1\r\nHost: ", authority_, "\r\n");
     if (!req_.content_type.empty()) StrAppend(&head_, "Content-Type: ", req_.content_type, "\r\n");
     for (const auto& h : req_.headers) {
@@ -147,7 +154,9 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   }
 
   void Read() {
-    parser_.emplace();
+    parser_.reset();  // a retry's first parser gives its fields back first
+    field_arena_.Reset();
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(ReplyFieldAllocator(field_arena_)));
     parser_->body_limit(req_.max_response_bytes);
     conn_->With([&](auto& stream) {
       bhttp::async_read(stream, conn_->buffer, *parser_, [self = shared_from_this()](beast::error_code ec, size_t) {
@@ -207,7 +216,8 @@ class Exchange : public std::enable_shared_from_this<Exchange> {
   std::string key_;        // the idle pool's key: scheme and authority
   std::string head_;
   std::unique_ptr<Connection> conn_;
-  std::optional<bhttp::response_parser<bhttp::string_body>> parser_;
+  internal::FieldArena<kReplyFieldBytes> field_arena_;  // before parser_: outlives it
+  std::optional<ReplyParser> parser_;
   std::optional<tcp::resolver> resolver_;
   bool reused_ = false;
   bool retried_ = false;

@@ -1,5 +1,8 @@
 #include "http/router.h"
 
+#include <array>
+#include <cassert>
+
 #include <boost/url/pct_string_view.hpp>
 
 #include "common/strings.h"
@@ -7,8 +10,18 @@
 namespace abgate::http {
 namespace {
 
-std::vector<std::string_view> Split(std::string_view path) {
-  std::vector<std::string_view> out;
+// A path's segments without a heap allocation per request. A path with more segments than
+// kMaxSegments matches no route (none has that many; Add checks), so the count is still kept.
+constexpr size_t kMaxSegments = 16;
+struct Segments {
+  std::array<std::string_view, kMaxSegments> parts;
+  size_t count = 0;
+  size_t size() const { return count; }
+  std::string_view operator[](size_t i) const { return parts[i]; }
+};
+
+Segments Split(std::string_view path) {
+  Segments out;
   size_t i = 0;
   while (i < path.size()) {
     if (path[i] == '/') {
@@ -17,7 +30,8 @@ std::vector<std::string_view> Split(std::string_view path) {
     }
     const size_t j = path.find('/', i);
     const size_t end = j == std::string_view::npos ? path.size() : j;
-    out.push_back(path.substr(i, end - i));
+    if (out.count < kMaxSegments) out.parts[out.count] = path.substr(i, end - i);
+    ++out.count;
     i = end;
   }
   return out;
@@ -28,7 +42,9 @@ std::vector<std::string_view> Split(std::string_view path) {
 void Router::Add(std::string method, std::string pattern, Handler handler) {
   auto route = std::make_unique<Route>();
   route->method = std::move(method);
-  for (auto s : Split(pattern)) route->segments.emplace_back(s);
+  const Segments segments = Split(pattern);
+  assert(segments.size() <= kMaxSegments);  // a route longer than Split keeps could never match
+  for (size_t i = 0; i < segments.size(); ++i) route->segments.emplace_back(segments[i]);
   route->pattern = std::move(pattern);
   route->handler = std::move(handler);
   routes_.push_back(std::move(route));

@@ -23,6 +23,7 @@
 #include "common/logging.h"
 #include "common/mutex.h"
 #include "common/strings.h"
+#include "http/internal/field_arena.h"
 #include "http/internal/io_pool_impl.h"
 #include "http/status_to_http.h"
 
@@ -110,7 +111,12 @@ struct RequestBody {
   };
 };
 
-using RequestParser = bhttp::request_parser<RequestBody>;
+// A request's header fields come from its connection's arena (field_arena.h): enough for a
+// typical client's headers; more fall back to the heap.
+constexpr size_t kRequestFieldBytes = 768;
+using RequestFieldAllocator = internal::FieldAllocator<char, kRequestFieldBytes>;
+using RequestParser = bhttp::request_parser<RequestBody, RequestFieldAllocator>;
+using RequestMessage = RequestParser::value_type;
 
 }  // namespace
 
@@ -239,7 +245,9 @@ class Session : public std::enable_shared_from_this<Session> {
 
   void DoRead() {
     if (draining_ && buffer_.size() == 0) return Close();
-    parser_.emplace();
+    parser_.reset();  // the previous request's fields go back to the arena
+    field_arena_.Reset();
+    parser_.emplace(std::piecewise_construct, std::make_tuple(), std::make_tuple(RequestFieldAllocator(field_arena_)));
     parser_->header_limit(static_cast<uint32_t>(server_->options.max_header_bytes));
     // With a head handler the limit is decided per request once the header is in (OnHeader);
     // until then the header's Content-Length must not be refused by the default.
@@ -395,13 +403,15 @@ class Session : public std::enable_shared_from_this<Session> {
     Close();
   }
 
-  Request MakeRequest(bhttp::request<RequestBody>& msg) {
+  Request MakeRequest(RequestMessage& msg) {
     Request req;
     req.method = Sv(msg.method_string());
     req.target = Sv(msg.target());
     const size_t q = req.target.find('?');
     req.path = req.target.substr(0, q);
     if (q != std::string_view::npos) req.query = req.target.substr(q + 1);
+    req.headers = std::move(headers_);  // the previous request's vector, its capacity kept
+    req.headers.clear();
     req.headers.reserve(8);
     for (const auto& field : msg) req.headers.emplace_back(Sv(field.name_string()), Sv(field.value()));
     req.remote_addr = remote_;
@@ -424,6 +434,7 @@ class Session : public std::enable_shared_from_this<Session> {
         self->Write(std::move(r));
       });
     }));
+    headers_ = std::move(req.headers);
   }
 
   void Write(Response r) {
@@ -493,7 +504,9 @@ class Session : public std::enable_shared_from_this<Session> {
   int worker_;
   std::string remote_;
   beast::flat_buffer buffer_;
+  internal::FieldArena<kRequestFieldBytes> field_arena_;  // before parser_: outlives it
   std::optional<RequestParser> parser_;
+  std::vector<std::pair<std::string_view, std::string_view>> headers_;  // reused by MakeRequest
   int64_t body_limit_ = 0;  // the request in progress's (for the 413 message)
   std::string head_;  // response status line and headers in flight
   std::string body_;  // response body in flight
