@@ -576,6 +576,32 @@ TEST_F(AnalysisTest, EventBlocksRowsAndAPlainRecomputationAgree) {
   check_all("blocks rebuilt");
 }
 
+// A promotion stops the experiment with the winner at 100%: that is no assignment, so it starts
+// no weight period. (The demo's store had 105 units first exposed in the moment between the
+// promote's commit and the swap, checked against 0/100: "SRM MISMATCH" on a clean test.)
+TEST(WeightHistoryTest, APausedOrConcludedExperimentStartsNoPeriod) {
+  auto config = [](double a, double b, const char* state) {
+    return StrCat(R"({"name":"e","arms":[{"name":"A","weight":)", a, R"(,"upstream":"http://h:1/x"},)",
+                  R"({"name":"B","weight":)", b, R"(,"upstream":"http://h:1/y"}],"state":")", state, R"("})");
+  };
+  events::InMemoryEventReader memory;
+  memory.Add(events::AuditRecord{100, "admin", "", "weights", "e", config(90, 10, "running"), config(50, 50, "running")});
+  memory.Add(events::AuditRecord{200, "admin", "", "pause", "e", config(50, 50, "running"), config(50, 50, "paused")});
+  memory.Add(events::AuditRecord{300, "admin", "", "resume", "e", config(50, 50, "paused"), config(50, 50, "running")});
+  // The promote's audit row carries its evidence: {experiment, evidence}.
+  memory.Add(events::AuditRecord{400, "admin", "", "promote", "e", config(50, 50, "running"),
+                                 StrCat(R"({"experiment":)", config(0, 100, "stopped"), R"(,"evidence":{"reason":"r"}})")});
+  auto parsed = config::ParseExperimentConfig(boost::json::parse(config(0, 100, "stopped")), "e");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  auto periods = ReadWeightHistory(memory, *parsed);
+  ASSERT_TRUE(periods.ok()) << periods.status();
+  ASSERT_EQ(periods->size(), 2u);
+  EXPECT_EQ((*periods)[0].start_us, 0);
+  EXPECT_EQ((*periods)[0].weights, (std::vector<double>{90, 10}));
+  EXPECT_EQ((*periods)[1].start_us, 100);
+  EXPECT_EQ((*periods)[1].weights, (std::vector<double>{50, 50}));
+}
+
 // The analysis over an in-memory reader fed with the typed rows gives the numbers of the same
 // rows written to SQLite and read back (blocks or rows), to the last bit of the report.
 TEST_F(AnalysisTest, AnInMemoryReaderGivesTheNumbersOfTheSqliteStore) {

@@ -62,6 +62,11 @@ absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader&
     if (text.empty()) return;  // a deletion, or an action that names no config
     auto c = ParseStored(text, "audited config");
     if (!c.ok() || c->name != experiment.name) return;
+    // A paused or stopped experiment assigns no one (its control serves outside the experiment),
+    // so its weights start no period: units first exposed after a promotion were assigned by the
+    // weights before it (requests in flight while the change was applied), never by the
+    // winner's 0/100.
+    if (c->state != config::ExperimentState::kRunning) return;
     changes.emplace_back(start_us, weights_of(*c));
   };
   ABGATE_ASSIGN_OR_RETURN(const std::vector<events::AuditedConfig> history, reader.ReadConfigHistory(experiment.name));

@@ -274,7 +274,13 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
   if (input.weights_known) {
     auto periods = ReadWeightHistory(reader, experiment);
     if (!periods.ok()) return periods.status();
-    if (periods->size() > 1) input.weight_periods = *std::move(periods);
+    if (periods->size() > 1) {
+      input.weight_periods = *std::move(periods);
+    } else if (periods->size() == 1 && periods->front().weights.size() == input.arms.size()) {
+      // One period: the weights the units were assigned with, which are not the current ones
+      // once a promotion put the winner at 100%.
+      for (size_t i = 0; i < input.arms.size(); ++i) input.arms[i].weight = periods->front().weights[i];
+    }
   }
   return input;
 }
