@@ -262,6 +262,17 @@ std::string UnitOf(const config::ExperimentConfig& experiment) {
 std::vector<stats::BanditArm> BanditEvidence(const AnalysisInput& in) {
   std::vector<stats::BanditArm> arms(in.arms.size());
   const int64_t cutoff = in.maturity_us > 0 && in.as_of_us > 0 ? in.as_of_us - in.maturity_us : std::numeric_limits<int64_t>::max();
+  if (in.state) {  // a follower's statistics: the same counts, kept per arm (AnalysisState::Count)
+    if (in.state_arms.size() != arms.size() || in.state->primary() != in.primary) return arms;
+    in.state->SetCutoff(cutoff);
+    for (size_t a = 0; a < arms.size(); ++a) {
+      const int s = in.state_arms[a];
+      if (s < 0 || s >= in.state->arms()) continue;
+      arms[a].trials = in.state->arm(s).units;
+      arms[a].successes = in.state->arm(s).positives;
+    }
+    return arms;
+  }
   for (const auto& u : in.units) {
     if (u.first_ts_us > cutoff || u.arm < 0 || u.arm >= static_cast<int>(arms.size())) continue;
     if (in.primary < 0 || static_cast<size_t>(in.primary) >= u.values.size()) continue;

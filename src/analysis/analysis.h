@@ -169,7 +169,8 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& input);
 // A bandit's evidence per arm (in the order of input.arms): requests whose outcomes can be
 // complete (the maturity rule of Analyze) as trials, and those with a positive value of the
 // primary metric as successes. What the gateway's Thompson sampling and the report's
-// probability-best both use.
+// probability-best both use. From `input.units`, or from a follower's `input.state` (whose
+// maturity cutoff it moves, as Analyze does).
 std::vector<stats::BanditArm> BanditEvidence(const AnalysisInput& input);
 
 // Renderers of the report, for people: numbers rounded to at most 4 significant digits.

@@ -30,6 +30,7 @@ namespace {
 
 constexpr auto kBanditTick = std::chrono::milliseconds(200);
 constexpr int kThompsonDraws = 20000;
+constexpr int64_t kFollowedEvents = 8'000'000;  // over every bandit's follower
 
 }  // namespace
 
@@ -54,8 +55,24 @@ absl::StatusOr<std::vector<double>> BanditServingWeights(std::vector<double> wei
   return absl::InternalError("could not give every arm its floor in whole buckets");
 }
 
+absl::StatusOr<BanditUpdateWeights> ComputeBanditWeights(const config::ExperimentConfig& cfg,
+                                                         const std::vector<stats::BanditArm>& evidence,
+                                                         int64_t now_us) {
+  if (!cfg.bandit) return absl::InvalidArgumentError(StrCat("experiment ", cfg.name, " is not a bandit"));
+  const double floor = cfg.bandit->floor;
+  common::Xoshiro256 rng(common::Hash64(StrCat(cfg.HashSeed(), ":", now_us)));
+  // w = floor + (1 - k floor) P(best) (stats::ThompsonWeights), in whole buckets.
+  BanditUpdateWeights out;
+  ABGATE_ASSIGN_OR_RETURN(out.thompson, stats::ThompsonWeights(evidence, floor, kThompsonDraws, rng));
+  ABGATE_ASSIGN_OR_RETURN(out.served, BanditServingWeights(out.thompson, floor));
+  return out;
+}
+
 void Gateway::RunBanditLoop() {
   std::map<std::string, int64_t> next_check_us;  // per experiment: nothing to do before this
+  // Per bandit experiment, what its updates read so far (touched only on this thread): each
+  // update scans only the events stored since the previous one.
+  std::map<std::string, std::unique_ptr<analysis::EventStoreFollower>> followers;
   while (true) {
     {
       common::MutexLock lock(bandit_mu_);
@@ -65,6 +82,13 @@ void Gateway::RunBanditLoop() {
       if (bandit_stop_) return;
     }
     auto snapshot = snapshot_.Load();
+    // An experiment that is no longer a running bandit gives its follower's memory back.
+    for (auto it = followers.begin(); it != followers.end();) {
+      const CompiledExperiment* e = snapshot->Find(it->first);
+      const bool keep = e && e->config.routing_mode == config::RoutingMode::kBandit && e->config.bandit &&
+                        e->config.state == config::ExperimentState::kRunning;
+      it = keep ? std::next(it) : followers.erase(it);
+    }
     for (const auto& [name, e] : snapshot->experiments) {
       const auto& cfg = e->config;
       if (cfg.routing_mode != config::RoutingMode::kBandit || !cfg.bandit ||
@@ -86,15 +110,32 @@ void Gateway::RunBanditLoop() {
         continue;
       }
       next_check_us[name] = now + cfg.bandit->update_interval_us;
-      UpdateBandit(cfg);
+      UpdateBandit(cfg, followers[name]);
+      // Kept within the dashboard's bound (~40 bytes per event), over every bandit; beyond it an
+      // update reads the experiment whole, as without a follower.
+      int64_t kept = 0;
+      for (const auto& [_, f] : followers) kept += f ? f->kept_events() : 0;
+      if (kept > kFollowedEvents) followers.erase(name);
     }
   }
 }
 
-void Gateway::UpdateBandit(const config::ExperimentConfig& cfg) {
+void Gateway::UpdateBandit(const config::ExperimentConfig& cfg,
+                           std::unique_ptr<analysis::EventStoreFollower>& follower) {
   const config::BanditConfig& bandit = *cfg.bandit;
-  auto input = analysis::ReadConfiguredExperiment(config_.events.store, cfg, analysis::UnitOf(cfg),
-                                                  {{bandit.metric, analysis::MetricKind::kBinary}});
+  const std::string unit = analysis::UnitOf(cfg);
+  const std::vector<analysis::MetricSpec> metrics{{bandit.metric, analysis::MetricKind::kBinary}};
+  // The experiment's follower reads only what was stored since the last update and gives what
+  // a full read gives; a new one when the unit, the metric or the window changed.
+  if (!follower || !follower->Follows(unit, metrics, cfg.attribution_window_us, 0)) {
+    follower = std::make_unique<analysis::EventStoreFollower>(cfg.name, unit, metrics, cfg.attribution_window_us, 0);
+  }
+  auto input = analysis::ReadConfiguredExperiment(*results_reader_, *follower, cfg);
+  ++bandit_reads_;
+  if (input.ok() && follower->last_read_incremental()) ++bandit_incremental_reads_;
+  // After an error the follower would read everything again anyway; where the store cannot
+  // resume a scan (it is read whole every time), keeping its events saves nothing.
+  if (!input.ok() || !follower->can_resume()) follower.reset();
   if (!input.ok()) {
     // No exposures yet: the weights stay as they are.
     if (input.status().code() != absl::StatusCode::kNotFound) {
@@ -102,28 +143,27 @@ void Gateway::UpdateBandit(const config::ExperimentConfig& cfg) {
     }
     return;
   }
-  std::vector<stats::BanditArm> evidence = analysis::BanditEvidence(*input);
   // The reader lays the arms out in config order.
+  std::vector<stats::BanditArm> evidence = analysis::BanditEvidence(*input);
   const int64_t now = clock_.NowUs();
-  common::Xoshiro256 rng(common::Hash64(StrCat(cfg.HashSeed(), ":", now)));
-  // w = floor + (1 - k floor) P(best) (stats::ThompsonWeights), in whole buckets.
-  auto weights = stats::ThompsonWeights(evidence, bandit.floor, kThompsonDraws, rng);
-  auto served = weights.ok() ? BanditServingWeights(*weights, bandit.floor) : weights.status();
-  if (!served.ok()) {
-    ABGATE_LOG(kWarning, "bandit %s: %s", cfg.name, served.status().message());
+  auto computed = ComputeBanditWeights(cfg, evidence, now);
+  if (!computed.ok()) {
+    ABGATE_LOG(kWarning, "bandit %s: %s", cfg.name, computed.status().message());
     return;
   }
-  const double free = 1 - bandit.floor * static_cast<double>(weights->size());
+  const std::vector<double>& thompson = computed->thompson;
+  std::vector<double> served = std::move(computed->served);
+  const double free = 1 - bandit.floor * static_cast<double>(thompson.size());
   json::object weights_json, evidence_json;
   for (size_t i = 0; i < cfg.arms.size(); ++i) {
-    weights_json[cfg.arms[i].name] = (*served)[i];
+    weights_json[cfg.arms[i].name] = served[i];
     evidence_json[cfg.arms[i].name] = json::object{
         {"trials", evidence[i].trials},
         {"successes", evidence[i].successes},
-        {"prob_best", free > 0 ? ((*weights)[i] - bandit.floor) / free : 1.0 / static_cast<double>(weights->size())}};
+        {"prob_best", free > 0 ? (thompson[i] - bandit.floor) / free : 1.0 / static_cast<double>(thompson.size())}};
   }
   events::EventSink::BanditUpdate row{cfg.name, now, config::ToJson(weights_json), config::ToJson(evidence_json)};
-  admin_thread_.Post([this, name = cfg.name, served = *std::move(served), row = std::move(row)]() mutable {
+  admin_thread_.Post([this, name = cfg.name, served = std::move(served), row = std::move(row)]() mutable {
     auto snapshot = snapshot_.Load();
     const CompiledExperiment* before = snapshot->Find(name);
     if (!before || before->config.routing_mode != config::RoutingMode::kBandit ||

@@ -39,6 +39,7 @@
 #include "http/io_pool.h"
 #include "http/router.h"
 #include "http/server.h"
+#include "stats/bandit.h"
 
 namespace abgate::analysis {
 class EventStoreFollower;
@@ -51,6 +52,17 @@ struct PredictCall;  // one request in flight (gateway.cc)
 // A bandit's weights as the gateway will serve them: whole buckets (k/10000), every arm at
 // >= `floor`, summing to 1 (bandit.cc). InvalidArgument for weights Allocation refuses.
 absl::StatusOr<std::vector<double>> BanditServingWeights(std::vector<double> weights, double floor);
+
+// One bandit update's weights from its evidence (per arm, in config order): P(best) by
+// Thompson sampling with `draws` draws seeded by the experiment's hash seed and `now_us` (so
+// the same evidence at the same time gives the same weights), floored
+// (stats::ThompsonWeights), then in whole buckets (BanditServingWeights).
+struct BanditUpdateWeights {
+  std::vector<double> thompson;  // floor + (1 - k floor) P(best)
+  std::vector<double> served;    // what the gateway serves
+};
+absl::StatusOr<BanditUpdateWeights> ComputeBanditWeights(const config::ExperimentConfig& experiment,
+                                                   const std::vector<stats::BanditArm>& evidence, int64_t now_us);
 
 class Gateway {
  public:
@@ -77,6 +89,12 @@ class Gateway {
   events::WriterStats writer_stats() const { return writer_->stats(); }
   // Blocks until queued exposures are committed (tests).
   void FlushEventsForTest() { writer_->Flush(); }
+  // Bandit updates so far that read the store, and those of them that scanned only the events
+  // stored since the previous update (a kept follower).
+  struct BanditReads {
+    int64_t reads = 0, incremental = 0;
+  };
+  BanditReads bandit_reads_for_test() const { return {bandit_reads_.load(), bandit_incremental_reads_.load()}; }
 
  private:
   friend struct PredictCall;
@@ -159,9 +177,11 @@ class Gateway {
   void ClaimThenSend(std::shared_ptr<PredictCall> call, std::string unit, StoredAssignment first);
 
   // Bandits (bandit.cc): the thread that recomputes bandit weights when due, and one update
-  // (blocking read of the store on that thread; the swap is posted to the admin thread).
+  // (blocking read of the store on that thread through the experiment's follower, which it
+  // keeps, replaces or drops; the swap is posted to the admin thread).
   void RunBanditLoop();
-  void UpdateBandit(const config::ExperimentConfig& experiment);
+  void UpdateBandit(const config::ExperimentConfig& experiment,
+                    std::unique_ptr<analysis::EventStoreFollower>& follower);
 
   config::GatewayConfig config_;
   const common::Clock& clock_;
@@ -211,6 +231,7 @@ class Gateway {
   common::Mutex bandit_mu_;
   common::CondVar bandit_cv_;  // bandit_stop_
   bool bandit_stop_ ABSL_GUARDED_BY(bandit_mu_) = false;
+  std::atomic<int64_t> bandit_reads_{0}, bandit_incremental_reads_{0};
   std::atomic<bool> sync_queued_{false};
   std::atomic<bool> heartbeat_due_{false};
   std::atomic<uint64_t> reloads_ok_{0};
