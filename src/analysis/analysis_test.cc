@@ -602,6 +602,80 @@ TEST(WeightHistoryTest, APausedOrConcludedExperimentStartsNoPeriod) {
   EXPECT_EQ((*periods)[1].weights, (std::vector<double>{50, 50}));
 }
 
+// ReadConfiguredExperiment lays the store's arms (name order) out in the config's order, and a
+// concluded experiment's control and winner are looked up among those configured arms: the full
+// read and a follower's read (its statistics' arms remapped the same way) give one report.
+TEST_F(AnalysisTest, ConfiguredArmsInConfigOrderAndTheConclusionNamesConfiguredArms) {
+  const char* arms[] = {"A", "B", "C"};
+  const char* versions[] = {"7", "8", "9"};
+  std::vector<events::Exposure> exposures;
+  std::vector<events::Outcome> outcomes;
+  for (int i = 0; i < 300; ++i) {
+    events::Exposure e;
+    e.request_id = StrCat("r", i);
+    e.ts_us = 1'000'000 + i;
+    e.experiment = "e";
+    e.unit_id = StrCat("u", i);
+    e.arm = e.assigned_arm = arms[i % 3];
+    e.model_version = versions[i % 3];
+    e.routing_mode = "user_hash";
+    e.status = 200;
+    exposures.push_back(e);
+    if (i % (2 + i % 3) == 0) outcomes.push_back(events::Outcome{e.ts_us + 10, "e", e.request_id, e.unit_id, "booked", 1});
+  }
+  const std::string uri = "sqlite:" + (dir_ / "configured.db").string();
+  {
+    auto sink = events::OpenEventSink(uri);
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    ASSERT_TRUE((*sink)->WriteBatch(exposures, {}, outcomes).ok());
+  }
+  auto opened = events::OpenEventReader(uri);
+  ASSERT_TRUE(opened.ok()) << opened.status();
+  events::EventReader& reader = **opened;
+  // Configured C, B, A; B promoted (it serves everyone and is control now), A was control in the test.
+  const std::string config_json =
+      R"({"name":"e","control":"B","state":"stopped","arms":[)"
+      R"({"name":"C","version":"9","weight":0,"upstream":"http://h:1/c"},)"
+      R"({"name":"B","weight":100,"upstream":"http://h:1/b"},)"
+      R"({"name":"A","version":"7","weight":0,"upstream":"http://h:1/a"}],)"
+      R"("metrics":[{"name":"booked","type":"binary"}],)"
+      R"("conclusion":{"action":"promote","winner":"B","tested_control":"A","at_us":5000000,"reason":"r"}})";
+  auto experiment = config::ParseExperimentConfig(json::parse(config_json), "e");
+  ASSERT_TRUE(experiment.ok()) << experiment.status();
+  auto full = ReadConfiguredExperiment(reader, *experiment, "user", MetricsOf(*experiment));
+  ASSERT_TRUE(full.ok()) << full.status();
+  ASSERT_EQ(full->arms.size(), 3u);
+  EXPECT_EQ(full->arms[0].name, "C");
+  EXPECT_EQ(full->arms[1].name, "B");
+  EXPECT_EQ(full->arms[2].name, "A");
+  EXPECT_EQ(full->arms[1].model_version, "8");  // B's version as served (none configured)
+  EXPECT_EQ(full->arms[0].exposures, 100);
+  EXPECT_EQ(full->control, 2) << "the tested control, A";
+  ASSERT_TRUE(full->conclusion);
+  EXPECT_EQ(full->conclusion->winner, "B");
+  EXPECT_EQ(full->conclusion->winner_version, "8");
+  EXPECT_EQ(full->conclusion->tested_control, "A");
+
+  EventStoreFollower follower("e", "user", MetricsOf(*experiment), experiment->attribution_window_us);
+  auto followed = ReadConfiguredExperiment(reader, follower, *experiment);
+  ASSERT_TRUE(followed.ok()) << followed.status();
+  EXPECT_EQ(followed->control, 2);
+  ASSERT_TRUE(followed->state);
+  auto a = Analyze(*full), b = Analyze(*followed);
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(json::serialize(ToJson(*a)), json::serialize(ToJson(*b)));
+  // Per arm: the units each arm served (a third each), in the config's order.
+  ASSERT_EQ(a->arms.size(), 3u);
+  for (const auto& arm : a->arms) EXPECT_EQ(arm.units, 100) << arm.arm;
+
+  // An arm the store has and the config does not list is an error that names it.
+  config::ExperimentConfig without_c = *experiment;
+  without_c.arms.erase(without_c.arms.begin());
+  auto refused = ReadConfiguredExperiment(reader, without_c, "user", MetricsOf(without_c));
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_NE(refused.status().message().find("arm 'C'"), std::string_view::npos) << refused.status();
+}
+
 // The analysis over an in-memory reader fed with the typed rows gives the numbers of the same
 // rows written to SQLite and read back (blocks or rows), to the last bit of the report.
 TEST_F(AnalysisTest, AnInMemoryReaderGivesTheNumbersOfTheSqliteStore) {

@@ -218,47 +218,46 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
                                         absl::StatusOr<AnalysisInput> read) {
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
-  std::vector<ArmInfo> arms;
+  // The arms as the store saw them (name order) become the config's arms (config order); one
+  // lookup by name in the configured arms serves the remap and the conclusion.
+  const std::vector<ArmInfo> seen_arms = std::move(input.arms);
+  input.arms.clear();
   for (const auto& arm : experiment.arms) {
     ArmInfo info{arm.name, arm.version, arm.weight, 0};
-    for (const auto& seen : input.arms) {
+    for (const auto& seen : seen_arms) {
       if (seen.name != arm.name) continue;
       info.exposures = seen.exposures;
       // The versions that actually served it (an arm by alias has no configured version).
       info.versions = seen.versions;
       if (!seen.model_version.empty()) info.model_version = seen.model_version;
     }
-    arms.push_back(info);
+    input.arms.push_back(std::move(info));
   }
-  auto config_index = [&](const std::string& name) {
-    return static_cast<int>(std::find_if(arms.begin(), arms.end(), [&](const auto& x) { return x.name == name; }) -
-                            arms.begin());
+  auto index = [&input](const std::string& name) {
+    for (size_t i = 0; i < input.arms.size(); ++i) {
+      if (input.arms[i].name == name) return static_cast<int>(i);
+    }
+    return -1;
   };
-  for (const auto& seen : input.arms) {
-    if (config_index(seen.name) == static_cast<int>(arms.size())) {
+  std::vector<int> remap;
+  for (const auto& seen : seen_arms) {
+    const int i = index(seen.name);
+    if (i < 0) {
       return absl::InvalidArgumentError(
           StrCat("the store has exposures for arm '", seen.name, "', which the config does not list"));
     }
+    remap.push_back(i);
   }
-  std::vector<int> remap;
-  for (const auto& seen : input.arms) remap.push_back(config_index(seen.name));
   for (auto& u : input.units) u.arm = remap[u.arm];
   for (auto& p : input.predictions) p.arm = remap[p.arm];
   if (input.state) {  // a follower's statistics: their arms in the config's order
-    std::vector<int> state_arms(arms.size(), -1);
+    std::vector<int> state_arms(input.arms.size(), -1);
     for (size_t seen = 0; seen < input.state_arms.size(); ++seen) state_arms[remap[seen]] = input.state_arms[seen];
     input.state_arms = std::move(state_arms);
   }
-  input.arms = std::move(arms);
   input.control = experiment.ControlIndex();
   if (const auto& c = experiment.conclusion) {
     // Concluded: the winner is `control` now; compare the arms as they were tested.
-    auto index = [&](const std::string& name) {
-      for (size_t i = 0; i < input.arms.size(); ++i) {
-        if (input.arms[i].name == name) return static_cast<int>(i);
-      }
-      return -1;
-    };
     if (const int tested = index(c->tested_control); tested >= 0) input.control = tested;
     const int w = index(c->winner);
     const std::string version = w >= 0 ? input.arms[w].model_version : std::string();
