@@ -111,7 +111,26 @@ TEST_F(AnalysisTest, ResultsCsvGivesArmsComparisonsAndModelQuality) {
   auto typed = ReportFromJson(*report);
   ASSERT_TRUE(typed.ok()) << typed.status();
   const std::string text = RenderText(*typed);
-  EXPECT_NE(text.find("decision: promote v8"), std::string::npos) << text;
+  EXPECT_NE(text.find("\ndecision: promote v8 -- "), std::string::npos) << text;
+  EXPECT_EQ(text.find("decision rule on this data"), std::string::npos) << text;
+  // Concluded: the same decision under the label that says the rule only reads this data, after
+  // the conclusion's line (text and HTML).
+  Report concluded = *typed;
+  concluded.conclusion = Conclusion{"promote", "v8", "8", "v7", 1'790'000'000'000'000, "v8 beats v7"};
+  const std::string concluded_text = RenderText(concluded);
+  // The line after its label, up to its end.
+  auto after = [](const std::string& t, std::string_view label) {
+    const size_t at = t.find(StrCat("\n", label));
+    if (at == std::string::npos) return std::string("(no such line)");
+    const size_t from = at + 1 + label.size();
+    return t.substr(from, t.find('\n', from) - from);
+  };
+  EXPECT_EQ(after(concluded_text, "decision rule on this data: "), after(text, "decision: ")) << concluded_text;
+  const size_t rule = concluded_text.find("\ndecision rule on this data: promote v8 -- ");
+  ASSERT_NE(rule, std::string::npos) << concluded_text;
+  EXPECT_EQ(concluded_text.find("\ndecision: "), std::string::npos) << concluded_text;
+  EXPECT_LT(concluded_text.find("\nconcluded: promoted v8 (v8) at "), rule) << concluded_text;
+  EXPECT_NE(RenderHtml(concluded).find("Decision rule on this data: promote"), std::string::npos);
   const std::string html = RenderHtml(*typed);
   EXPECT_NE(html.find("<svg"), std::string::npos);
   EXPECT_EQ(html.find("http://"), std::string::npos);   // self-contained: no fetches

@@ -130,7 +130,9 @@ std::string ConclusionLine(const Conclusion& c) {
                 "; the analysis compares the arms as tested (control ", c.tested_control, ")");
 }
 
-std::string DecisionLine(const Decision& d) {
+// "<label>: promote B -- <reason>"; the label says whether the rule decided ("decision") or only
+// reads data the experiment's conclusion came after ("decision rule on this data").
+std::string DecisionLine(const Decision& d, std::string_view label) {
   std::string what = d.action;
   if (d.action == "rollback") {
     std::string arms;
@@ -140,7 +142,7 @@ std::string DecisionLine(const Decision& d) {
   } else if (d.winner) {
     StrAppend(&what, " ", *d.winner);
   }
-  return StrCat("decision: ", what, " -- ", d.reason);
+  return StrCat(label, ": ", what, " -- ", d.reason);
 }
 
 }  // namespace
@@ -256,9 +258,9 @@ std::string RenderText(const Report& r) {
   if (r.conclusion) {
     // Ended: how, then what the rule reads in the data shown (which can differ: other window).
     out += ConclusionLine(*r.conclusion) + "\n";
-    out += "decision rule on this data: " + DecisionLine(r.decision).substr(std::string_view("decision: ").size()) + "\n";
+    out += DecisionLine(r.decision, "decision rule on this data") + "\n";
   } else {
-    out += DecisionLine(r.decision) + "\n";
+    out += DecisionLine(r.decision, "decision") + "\n";
   }
   if (r.shadow) out += ShadowLine(*r.shadow) + "\n";
   for (const auto& e : r.shadow_evaluation) out += ShadowEvaluationLine(e) + "\n";
