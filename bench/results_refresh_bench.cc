@@ -89,11 +89,19 @@ config::ExperimentConfig Config() {
 // The gateway's results computation (Gateway::ComputeResults without the shadow summary).
 absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStoreFollower& follower,
                                const config::ExperimentConfig& c) {
+  const auto t0 = std::chrono::steady_clock::now();
   auto input = analysis::ReadConfiguredExperiment(reader, follower, c);
   if (!input.ok()) return input.status();
+  const auto t1 = std::chrono::steady_clock::now();
   auto report = analysis::Analyze(*input);
   if (!report.ok()) return report.status();
-  return config::ToJson(analysis::ToJson(*report)).size();
+  const auto t2 = std::chrono::steady_clock::now();
+  const size_t size = config::ToJson(analysis::ToJson(*report)).size();
+  if (std::getenv("ABGATE_ANALYZE_TIMINGS")) {
+    std::fprintf(stderr, "read %.3f s, analyze %.3f s, json %.3f s\n", std::chrono::duration<double>(t1 - t0).count(),
+                 std::chrono::duration<double>(t2 - t1).count(), Seconds(t2));
+  }
+  return size;
 }
 
 double Percentile(std::vector<double> v, double q) {
@@ -123,7 +131,10 @@ int main(int argc, char** argv) {
   w.users = std::max<int64_t>(std::getenv("USERS") ? std::atoll(std::getenv("USERS")) : n / 5, 1);
   auto t0 = std::chrono::steady_clock::now();
   int64_t ts = kStartUs;
-  for (int64_t i = 0; i < n;) {
+  // READ_ONLY=1 with a STORE_URI written by an earlier run (KEEP=1): nothing is written, only
+  // the first read is timed (for perf).
+  const bool read_only = std::getenv("READ_ONLY") != nullptr && !sqlite;
+  for (int64_t i = 0; i < n && !read_only;) {
     std::vector<events::Exposure> e;
     std::vector<events::Outcome> o;
     for (int64_t k = 0; k < 20000 && i < n; ++k, ++i) {
@@ -143,6 +154,7 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::printf("first read: %.3f s\n", Seconds(t0));
+  if (read_only) return 0;
   std::vector<double> refresh, full, anchor;
   int64_t new_users = w.users;
   for (int r = 0; r < refreshes; ++r) {

@@ -9,6 +9,7 @@
 
 #include "analysis/decision.h"
 #include "common/human.h"
+#include "common/parallel.h"
 #include "common/strings.h"
 #include "stats/bayes.h"
 #include "stats/cuped.h"
@@ -322,18 +323,9 @@ absl::StatusOr<Report> Analyze(const AnalysisInput& in) {
   for (const auto& m : in.metrics) kinds.push_back(m.kind);
   AnalysisState state(k, std::move(kinds), *slots, in.primary);
   state.SetCutoff(cutoff);
-  // In time order, so each unit goes in at the end of the state's time index.
-  struct Order {
-    int64_t ts;
-    uint64_t key;
-    size_t index;
-  };
-  std::vector<Order> order(in.units.size());
-  for (size_t i = 0; i < in.units.size(); ++i) order[i] = {in.units[i].first_ts_us, in.units[i].key ? in.units[i].key : i, i};
-  std::sort(order.begin(), order.end(),
-            [](const Order& a, const Order& b) { return a.ts != b.ts ? a.ts < b.ts : a.key < b.key; });
-  for (const Order& o : order) state.AddUnit(in.units[o.index], o.key, 1);
-  for (const auto& p : in.predictions) state.AddPrediction(p.arm, p.score, p.label > 0 ? 1 : 0, 1);
+  const int workers = common::DefaultParallelism();
+  state.AddUnits(in.units, workers);
+  state.AddPredictions(in.predictions, workers);
   std::vector<int> identity(static_cast<size_t>(k));
   for (int a = 0; a < k; ++a) identity[static_cast<size_t>(a)] = a;
   return AnalyzeState(in, *slots, state, identity, in.maturing_units + state.maturing_units());

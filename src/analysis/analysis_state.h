@@ -12,6 +12,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <span>
 #include <utility>
 #include <vector>
 
@@ -26,6 +27,7 @@
 namespace abgate::analysis {
 
 struct UnitObservation;
+struct ScoredPrediction;
 
 class AnalysisState {
  public:
@@ -39,8 +41,18 @@ class AnalysisState {
   // with the same first exposure. A removed unit must be given as it was added. Its arm and the
   // width of its values must fit the layout (unchecked).
   void AddUnit(const UnitObservation& unit, uint64_t key, int sign);
+  // Adds every unit, as AddUnit(units[i], key, 1) for each would, the key of units[i] being
+  // units[i].key, or i when that is 0 (UnitObservation::key). On `workers` threads (the caller's
+  // among them); blocks until done. Into an empty state (a full analysis, a follower's first
+  // read) the units are copied and counted in input order (the sums are exact: the order does
+  // not show), sorted by time once, and the time index and its blocks built in one pass —
+  // ~4x faster than one AddUnit each, which visits the units in time order, a cache miss each.
+  void AddUnits(std::span<const UnitObservation> units, int workers = 1);
   // Adds or removes one scored prediction (label 0 or 1).
   void AddPrediction(int arm, double score, int label, int sign);
+  // Adds every prediction (label > 0: positive), as AddPrediction for each would, grouped by
+  // score on `workers` threads first.
+  void AddPredictions(std::span<const ScoredPrediction> predictions, int workers = 1);
   // Units first exposed after `cutoff_us` are kept but left out of every statistic (their
   // outcomes may still come: Analyze's maturity rule). Moving it costs the units it moves over.
   void SetCutoff(int64_t cutoff_us);
@@ -110,6 +122,7 @@ class AnalysisState {
 
  private:
   void Count(const Unit& unit, int sign);
+  void CountInto(Arm& arm, const Unit& unit, int sign) const;  // Count's arm statistics
 
   std::vector<Arm> arms_;
   std::vector<MetricKind> kinds_;

@@ -3,6 +3,8 @@
 #include <sqlite3.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +20,7 @@
 #include "events/in_memory_event_reader.h"
 #include "events/sqlite_event_sink.h"
 #include "gtest/gtest.h"
+#include "analysis/analysis_state.h"
 #include "stats/tests.h"
 #include "testing/test_store.h"
 
@@ -901,6 +904,98 @@ TEST(AnalysisStateTest, PrefixesAndCountsMatchAPassOverTheUnits) {
       EXPECT_EQ(counts[b][1], before[1]) << bounds[b];
     }
   }
+}
+
+// Units and predictions added at once (a full analysis, a follower's first read: copied and
+// counted in input order on several threads, sorted by time once, blocks built in one pass)
+// make the state that adding them one at a time makes: every sum, prefix, count and group, and
+// units taken away afterwards leave the same state as well.
+TEST(AnalysisStateTest, AddingUnitsAtOnceEqualsAddingThemOneByOne) {
+  std::mt19937_64 rng(5);
+  std::vector<UnitObservation> units;
+  std::vector<ScoredPrediction> predictions;
+  for (int i = 0; i < 5000; ++i) {
+    UnitObservation u;
+    u.arm = static_cast<int>(rng() % 3);
+    u.first_ts_us = 1'000'000 + static_cast<int64_t>(rng() % 1500) * 1000;  // many ties
+    u.values = {static_cast<double>(rng() % 7) / 10, static_cast<double>(rng() % 100) / 3};
+    u.propensity = rng() % 4 == 0 ? 0.0f : 0.25f + static_cast<float>(rng() % 3) / 4;
+    u.key = rng() % 10 == 0 ? 0 : rng();  // 0: its index orders it
+    units.push_back(u);
+    predictions.push_back({u.arm, rng() % 5 == 0 ? -0.0 : static_cast<double>(rng() % 200) / 199, static_cast<int>(rng() % 2)});
+  }
+  auto make = [] {
+    auto state = std::make_unique<AnalysisState>(3, std::vector<MetricKind>{MetricKind::kContinuous}, std::vector<int>{1}, 0);
+    state->SetCutoff(2'000'000);
+    return state;
+  };
+  auto expect_same = [](const AnalysisState& a, const AnalysisState& b, const std::string& what) {
+    ASSERT_EQ(a.units(), b.units()) << what;
+    EXPECT_EQ(a.counted_units(), b.counted_units()) << what;
+    for (int arm = 0; arm < 3; ++arm) {
+      const auto &x = a.arm(arm), &y = b.arm(arm);
+      EXPECT_EQ(x.units, y.units) << what;
+      EXPECT_EQ(x.sum[0].Value2(), y.sum[0].Value2()) << what;
+      EXPECT_EQ(x.sum_squares[0].Value2(), y.sum_squares[0].Value2()) << what;
+      EXPECT_EQ(x.cuped[0].xy.Value2(), y.cuped[0].xy.Value2()) << what;
+      EXPECT_EQ(x.ipw_units, y.ipw_units) << what;
+      EXPECT_EQ(x.wy2.Value2(), y.wy2.Value2()) << what;
+      EXPECT_EQ(x.positives, y.positives) << what;
+      const auto ga = a.Groups(arm), gb = b.Groups(arm);
+      ASSERT_EQ(ga.size(), gb.size()) << what;
+      for (size_t g = 0; g < ga.size(); ++g) {
+        EXPECT_EQ(std::signbit(ga[g].score), std::signbit(gb[g].score)) << what;
+        EXPECT_EQ(ga[g].score, gb[g].score) << what;
+        EXPECT_EQ(ga[g].positives, gb[g].positives) << what;
+        EXPECT_EQ(ga[g].negatives, gb[g].negatives) << what;
+      }
+    }
+    const int64_t n = a.units();
+    const std::vector<int64_t> ranks = {1, 2, n / 7, n / 2, n / 2 + 1, n - 1, n};
+    const auto pa = a.Prefixes(ranks), pb = b.Prefixes(ranks);
+    ASSERT_EQ(pa.size(), pb.size()) << what;
+    for (size_t r = 0; r < pa.size(); ++r) {
+      EXPECT_EQ(pa[r].last_ts_us, pb[r].last_ts_us) << what << " rank " << ranks[r];
+      for (int arm = 0; arm < 3; ++arm) {
+        EXPECT_EQ(pa[r].arms[arm].units, pb[r].arms[arm].units) << what << " rank " << ranks[r];
+        EXPECT_EQ(pa[r].arms[arm].y.Value2(), pb[r].arms[arm].y.Value2()) << what << " rank " << ranks[r];
+        EXPECT_EQ(pa[r].arms[arm].xy.Value2(), pb[r].arms[arm].xy.Value2()) << what << " rank " << ranks[r];
+      }
+    }
+    const std::vector<int64_t> bounds = {0, 1'000'000, 1'000'001, 1'700'000, 2'499'000, 3'000'000};
+    EXPECT_EQ(a.CountsBefore(bounds), b.CountsBefore(bounds)) << what;
+    std::vector<std::pair<int64_t, int>> ua, ub;
+    a.ForEachUnit([&](const AnalysisState::Unit& u) { ua.emplace_back(u.first_ts_us, u.arm); });
+    b.ForEachUnit([&](const AnalysisState::Unit& u) { ub.emplace_back(u.first_ts_us, u.arm); });
+    EXPECT_EQ(ua, ub) << what;
+  };
+  auto one_by_one = make();
+  std::vector<size_t> shuffled(units.size());
+  for (size_t i = 0; i < shuffled.size(); ++i) shuffled[i] = i;
+  std::shuffle(shuffled.begin(), shuffled.end(), rng);
+  for (size_t i : shuffled) one_by_one->AddUnit(units[i], units[i].key ? units[i].key : i, 1);
+  for (const auto& p : predictions) one_by_one->AddPrediction(p.arm, p.score, p.label, 1);
+  for (const int workers : {1, 2, 3}) {
+    auto at_once = make();
+    at_once->AddUnits(units, workers);
+    at_once->AddPredictions(predictions, workers);
+    expect_same(*one_by_one, *at_once, StrCat("at once, ", workers, " workers"));
+    // Units taken away and added again one at a time (a follower's later reads).
+    for (size_t i = 0; i < units.size(); i += 3) at_once->AddUnit(units[i], units[i].key ? units[i].key : i, -1);
+    for (size_t i = 0; i < units.size(); i += 3) at_once->AddUnit(units[i], units[i].key ? units[i].key : i, 1);
+    expect_same(*one_by_one, *at_once, StrCat("after units left and came back, ", workers, " workers"));
+  }
+  // Into a state that already has units: the rest added at once.
+  auto halves = make();
+  const size_t half = units.size() / 2;
+  for (size_t i = 0; i < half; ++i) halves->AddUnit(units[i], units[i].key ? units[i].key : i, 1);
+  std::vector<UnitObservation> rest(units.begin() + static_cast<std::ptrdiff_t>(half), units.end());
+  for (size_t i = 0; i < rest.size(); ++i) {
+    if (rest[i].key == 0) rest[i].key = half + i;  // the index it has in `units`
+  }
+  halves->AddUnits(rest, 2);
+  halves->AddPredictions(predictions, 2);
+  expect_same(*one_by_one, *halves, "the second half at once");
 }
 
 TEST_F(AnalysisTest, ADamagedEventBlockIsAnErrorNotACrash) {

@@ -260,11 +260,7 @@ class StoreReader {
     log.Mark("scan");
     // A store that cannot resume a scan (PostgreSQL) is read whole every time: the parallel
     // path builds its units faster than folding every event into the follower's.
-    if (follow_ && cursor_.valid) {
-      auto result = Follow();
-      log.Mark("follow");
-      return result;
-    }
+    if (follow_ && cursor_.valid) return Follow(log);
     auto result = Compute(log);
     if (follow_) follow_->Clear();  // after Compute, which reads the arms it met
     return result;
@@ -487,7 +483,7 @@ class StoreReader {
 
   // The scan's rows folded into the follower's units, the touched units recomputed, and the
   // input made from the statistics (AnalysisInput::state).
-  absl::StatusOr<AnalysisInput> Follow() {
+  absl::StatusOr<AnalysisInput> Follow(PhaseLog& log) {
     State& f = *follow_;
     f.cursor = cursor_;
     f.last_incremental = incremental_;
@@ -518,8 +514,10 @@ class StoreReader {
       ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
                      [&](const OutcomeRow& o) { FollowOutcome(o, true); });
     }
+    log.Mark("fold");
     for (uint32_t unit : f.dirty) Recompute(unit);
     f.dirty.clear();
+    log.Mark("recompute");
     if (f.exposures.empty()) {
       return absl::NotFoundError(StrCat("no exposures for experiment '", experiment_, "' in ", reader_.uri()));
     }
@@ -551,6 +549,7 @@ class StoreReader {
       }
     }
     PairShadows(shadow_labels);
+    log.Mark("follow rest");
     return std::move(input_);
   }
 
