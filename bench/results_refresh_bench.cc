@@ -9,7 +9,9 @@
 //   anchor:   the sqlite3 CLI computing only the per-arm units and conversions (first exposure
 //             decides the arm) from the same SQLite file, a query over the whole store.
 // Usage: [USERS=N/5] build/bench/results_refresh_bench [N=1000000] [NEW=1000] [REFRESHES=20] [STORE_URI]
-// (STORE_URI defaults to a temporary SQLite file; postgresql://... measures PostgreSQL, no anchor.)
+// (STORE_URI defaults to a temporary SQLite file, removed at the end; sqlite:PATH writes PATH and
+// keeps it; postgresql://... measures PostgreSQL, no anchor.) FILL_ONLY=1 writes the store and
+// stops (bench/dashboard_visibility.sh fills its stores so).
 #include <unistd.h>
 
 #include <algorithm>
@@ -118,9 +120,10 @@ int main(int argc, char** argv) {
   const int refreshes = argc > 3 ? std::atoi(argv[3]) : 20;
   const auto dir = std::filesystem::temp_directory_path() / ("abgate_refresh_bench_" + std::to_string(::getpid()));
   std::filesystem::create_directories(dir);
-  const bool sqlite = argc <= 4;
-  const std::string db = (dir / "events.db").string();
-  const std::string uri = sqlite ? "sqlite:" + db : argv[4];
+  const std::string given = argc > 4 ? argv[4] : "";
+  const bool sqlite = given.empty() || given.starts_with("sqlite:");
+  const std::string db = given.empty() ? (dir / "events.db").string() : given.substr(7);
+  const std::string uri = given.empty() ? "sqlite:" + db : given;
   auto sink = events::OpenEventSink(uri);
   auto reader = events::OpenEventReader(uri);
   if (!sink.ok() || !reader.ok()) {
@@ -145,6 +148,10 @@ int main(int argc, char** argv) {
   }
   std::printf("store: %s, %lld exposures, %lld users, %lld outcomes, written in %.1f s\n", uri.c_str(),
               static_cast<long long>(n), static_cast<long long>(w.users), static_cast<long long>(n / 2), Seconds(t0));
+  if (std::getenv("FILL_ONLY")) {
+    std::filesystem::remove_all(dir);
+    return 0;
+  }
   const config::ExperimentConfig c = Config();
   const auto metrics = analysis::MetricsOf(c);
   analysis::EventStoreFollower follower(c.name, analysis::UnitOf(c), metrics);
@@ -202,7 +209,7 @@ int main(int argc, char** argv) {
     std::printf("anchor, sqlite3 CLI per-arm units and conversions over the store: p50 %.1f ms\n",
                 1000 * Percentile(anchor, 0.5));
   }
-  if (sqlite && !std::getenv("KEEP")) std::filesystem::remove_all(dir);
-  if (std::getenv("KEEP")) std::printf("kept %s\n", db.c_str());
+  if (!given.empty() || !std::getenv("KEEP")) std::filesystem::remove_all(dir);  // not a given PATH
+  if (given.empty() && std::getenv("KEEP")) std::printf("kept %s\n", db.c_str());
   return 0;
 }

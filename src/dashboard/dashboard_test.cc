@@ -133,23 +133,82 @@ TEST(ResultsCacheTest, PollersOfASlowAnalysisAcceptAnOlderResult) {
   common::FakeClock clock(1'000'000);
   std::atomic<int> computations{0};
   std::atomic<int64_t> commits{0};
-  ResultsCache cache({.threads = 1, .poller_cost_factor = 4}, clock, [&] { return StoreMark{1, commits.load(), true}; },
+  ResultsCache cache({.threads = 1, .poller_cost_factor = 5}, clock, [&] { return StoreMark{1, commits.load(), true}; },
                      [&](const ResultsKey& k) {
                        clock.AdvanceUs(1'000'000);  // an analysis that takes a second
                        Results r;
                        r.report_json = "#" + std::to_string(computations.fetch_add(1) + 1);
                        return r;
                      });
-  Collector a, b, c;
+  Collector a, b, c, d;
   cache.Get({"exp", 0}, 0, a.Callback());
   EXPECT_EQ(a.Wait(1)[0]->compute_us, 1'000'000);
-  commits = 9;  // new events, but a poller (900 ms) may take a result up to 4 × 1 s old
-  clock.AdvanceUs(3'500'000);
-  cache.Get({"exp", 0}, 900'000, b.Callback());
-  EXPECT_EQ(b.Wait(1)[0]->report_json, "#1");
-  clock.AdvanceUs(1'000'000);  // 4.5 s: too old now
+  commits = 1;
+  cache.Get({"exp", 0}, 0, b.Callback());  // a refresh: its cost is what pollers scale with
+  EXPECT_EQ(b.Wait(1)[0]->report_json, "#2");
+  commits = 9;  // new events, but a poller (900 ms) may take a result up to 5 × 1 s old
+  clock.AdvanceUs(3'500'000);  // 4.5 s since #2 started
   cache.Get({"exp", 0}, 900'000, c.Callback());
   EXPECT_EQ(c.Wait(1)[0]->report_json, "#2");
+  clock.AdvanceUs(1'000'000);  // 5.5 s: too old now
+  cache.Get({"exp", 0}, 900'000, d.Callback());
+  EXPECT_EQ(d.Wait(1)[0]->report_json, "#3");
+}
+
+// Issue 15 item 3 (bench/dashboard_visibility: new traffic took 18 s to show after the first
+// read of a 1M-unit experiment): a key's first computation builds the follower's units, seconds
+// that no later refresh costs, so it must not stretch the age a poller accepts.
+TEST(ResultsCacheTest, Issue15AKeysFirstComputationDoesNotStretchThePollersAge) {
+  common::FakeClock clock(1'000'000);
+  std::atomic<int> computations{0};
+  std::atomic<int64_t> commits{0};
+  ResultsCache cache({.threads = 1}, clock, [&] { return StoreMark{1, commits.load(), true}; },
+                     [&](const ResultsKey& k) {
+                       const int n = computations.fetch_add(1) + 1;
+                       clock.AdvanceUs(n == 1 ? 10'000'000 : 50'000);  // a first read, then refreshes
+                       Results r;
+                       r.report_json = "#" + std::to_string(n);
+                       return r;
+                     });
+  Collector a, b, c;
+  cache.Get({"exp", 0}, 900'000, a.Callback());
+  EXPECT_EQ(a.Wait(1)[0]->report_json, "#1");
+  commits = 5;  // new traffic; the dashboard polls a second later
+  clock.AdvanceUs(1'000'000);
+  cache.Get({"exp", 0}, 900'000, b.Callback());
+  EXPECT_EQ(b.Wait(1)[0]->report_json, "#2");
+  commits = 6;
+  clock.AdvanceUs(1'000'000);
+  cache.Get({"exp", 0}, 900'000, c.Callback());
+  EXPECT_EQ(c.Wait(1)[0]->report_json, "#3");
+}
+
+// Issue 15 item 3: a poller's max_age bounds how old the data is, so it counts from the store's
+// mark (taken when the computation starts), not from when the computation ended.
+TEST(ResultsCacheTest, Issue15APollersAgeCountsFromTheStartOfTheComputation) {
+  common::FakeClock clock(1'000'000);
+  std::atomic<int> computations{0};
+  std::atomic<int64_t> commits{0};
+  ResultsCache cache({.threads = 1}, clock, [&] { return StoreMark{1, commits.load(), true}; },
+                     [&](const ResultsKey& k) {
+                       clock.AdvanceUs(100'000);
+                       Results r;
+                       r.report_json = "#" + std::to_string(computations.fetch_add(1) + 1);
+                       return r;
+                     });
+  Collector a, b, c, d;
+  cache.Get({"exp", 0}, 0, a.Callback());
+  a.Wait(1);
+  commits = 1;
+  cache.Get({"exp", 0}, 0, b.Callback());  // started at +100 ms, holds what was committed then
+  EXPECT_EQ(b.Wait(1)[0]->report_json, "#2");
+  commits = 2;
+  clock.AdvanceUs(800'000);  // 900 ms after #2 started: still good enough
+  cache.Get({"exp", 0}, 900'000, c.Callback());
+  EXPECT_EQ(c.Wait(1)[0]->report_json, "#2");
+  clock.AdvanceUs(50'000);  // 950 ms after it started, 850 ms after it ended: too old
+  cache.Get({"exp", 0}, 900'000, d.Callback());
+  EXPECT_EQ(d.Wait(1)[0]->report_json, "#3");
 }
 
 TEST(ResultsCacheTest, AFailedAnalysisIsNotReusedOnAnUnchangedMark) {

@@ -58,7 +58,7 @@ void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
       Entry& e = it->second;
       e.last_used_us = now;
       if (max_age_us > 0 && e.result &&
-          now - e.verified_at_us <= std::max(max_age_us, options_.poller_cost_factor * e.result->compute_us)) {
+          now - e.verified_at_us <= std::max(max_age_us, options_.poller_cost_factor * e.refresh_cost_us)) {
         ++stats_.cached;
         answer = e.result;
       } else if (!e.queued && !e.running && queue_.size() >= options_.max_queued) {
@@ -110,7 +110,8 @@ void ResultsCache::Run() {
       previous = e.result;
     }
     // Everything in `waiters` asked before this point, so a result computed from here on is
-    // fresh for each of them.
+    // fresh for each of them, and holds what was committed before `as_of`.
+    const int64_t as_of = clock_.NowUs();
     const StoreMark mark = mark_();
     std::shared_ptr<const Results> result;
     bool reused = false;
@@ -132,8 +133,11 @@ void ResultsCache::Run() {
       common::MutexLock lock(mu_);
       Entry& e = entries_[key];
       e.running = false;
+      // The first result of a key has no previous one (or the entry was evicted): its cost
+      // may be a follower's first read, which says nothing about a refresh's.
+      if (!reused && previous) e.refresh_cost_us = result->compute_us;
       e.result = result;
-      e.verified_at_us = clock_.NowUs();
+      e.verified_at_us = as_of;
       if (reused) {
         ++stats_.reused;
       } else {

@@ -5,9 +5,11 @@
 // it must neither run on the thread that applies admin changes nor once per caller. Each key
 // (experiment, since_us) has at most one computation running and one queued; a caller joins
 // the queued one (every caller gets a result computed after it asked, so it sees its own
-// writes), or, with a positive `max_age_us`, takes a result verified no longer than that ago
-// (a dashboard's polling costs nothing between recomputations; on a store whose analysis is
-// slow, the accepted age grows with the analysis' cost). Before computing, the worker asks for
+// writes), or, with a positive `max_age_us`, takes a result that holds everything committed
+// up to no longer than that ago (its age counts from the store's mark taken before computing,
+// not from when it was done; a dashboard's polling costs nothing between recomputations; on a
+// store whose refresh is slow, the accepted age grows with the refresh's cost, never with the
+// key's first computation, which builds what later ones update). Before computing, the worker asks for
 // the store's mark (config version + commits): an unchanged exact mark reuses the previous
 // result or NOT_FOUND (other failures, such as a store outage, are computed again).
 // Computations run on `threads` worker threads; at most `max_queued` keys wait for one (more:
@@ -65,9 +67,11 @@ class ResultsCache {
     size_t max_queued = 16;  // keys waiting for a thread
     size_t max_entries = 64;  // results kept (least recently used evicted)
     // A caller that accepts an old result (max_age_us > 0, a polling dashboard) accepts one as
-    // old as this many times the last analysis of its key took, so pollers keep a results thread
-    // busy at most 1 / (1 + factor) of the time however slow the analysis (20% with 4).
-    int64_t poller_cost_factor = 4;
+    // old as this many times the last recomputation of its key took (the age counts from the
+    // computation's start), so pollers keep a results thread busy at most 1 / factor of the time
+    // however slow the refresh (20% with 5). The key's first computation does not count: it
+    // builds the follower's units (seconds at 1M units), and later refreshes only update them.
+    int64_t poller_cost_factor = 5;
   };
   // Both run on a worker thread and may block: `mark` (e.g. after flushing the writer) is
   // taken before every computation; `compute` does the analysis.
@@ -97,7 +101,12 @@ class ResultsCache {
  private:
   struct Entry {
     std::shared_ptr<const Results> result;
-    int64_t verified_at_us = 0;  // when `result` was last known to be current
+    // When the store's mark was taken for `result` (its computation, or a reuse, started): it
+    // holds everything committed before then.
+    int64_t verified_at_us = 0;
+    // What the last computation after the key's first took: the cost a poller's accepted age
+    // scales with (0 until the key is computed a second time).
+    int64_t refresh_cost_us = 0;
     int64_t last_used_us = 0;
     bool queued = false;
     bool running = false;
