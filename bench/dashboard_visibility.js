@@ -11,7 +11,8 @@
 //                (p50/p95/max);
 //   cost:        the gateway's CPU-seconds per second (utime+stime from /proc/PID/stat) on the
 //                busy experiment with 0, 1 and 5 dashboards open, and the analyses they caused;
-//   data plane:  wrk on POST /predict (WRK_S s, 32 connections) without and with 5 dashboards;
+//   data plane:  wrk on POST /predict (WRK_S s, 32 connections) without and with 5 dashboards,
+//                ROUNDS interleaved rounds: req/s, p99, gateway CPU per request, analyses' CPU;
 //   anchor:      the SQL a Grafana/Superset panel would run per refresh on the same store (the
 //                sqlite3 CLI, or psql), per-arm units and conversions, timed in the same run.
 // A "dashboard" polls what src/dashboard/assets/app.js polls on an experiment's page, at its
@@ -415,15 +416,22 @@ async function main() {
         open.forEach((v) => v.start());
         viewers.push(...open);
         if (k) await sleep(1500);
-        plane[k ? 'with' : 'without'].push(await wrk(gw, wrkS, dir));
+        const c0 = cpuSeconds(pid);
+        const s0 = await gw.metric('abgate_results_compute_seconds_total');
+        const run = await wrk(gw, wrkS, dir);
+        run.cpuPerReqUs = 1e6 * (cpuSeconds(pid) - c0) / (run.rps * wrkS);
+        run.analysisS = (await gw.metric('abgate_results_compute_seconds_total')) - s0;
+        plane[k ? 'with' : 'without'].push(run);
         await Promise.all(open.map((v) => v.stop()));
         viewers.length = 0;
       }
     }
-    const show = (rows) => rows.map((x) => `${fmt(x.rps)} req/s p99 ${fmt(x.p99, 1)} ms${x.non2xx ? ` (${x.non2xx} non-2xx)` : ''}`).join(', ');
+    const show = (rows) => rows.map((x) => `${fmt(x.rps)} req/s p99 ${fmt(x.p99, 1)} ms ${fmt(x.cpuPerReqUs, 1)} CPU-us/req` +
+      `${x.analysisS ? ` (analyses ${fmt(100 * x.analysisS / wrkS, 1)}% of a core)` : ''}${x.non2xx ? ` (${x.non2xx} non-2xx)` : ''}`).join(', ');
     console.log(`scoring (wrk, 32 connections, ${wrkS} s): without dashboards ${show(plane.without)}; with 5 open ${show(plane.with)}; ` +
       `req/s ratio with/without ${fmt(pct(plane.with.map((x) => x.rps), 0.5) / pct(plane.without.map((x) => x.rps), 0.5), 2)}, ` +
-      `p99 ratio ${fmt(pct(plane.with.map((x) => x.p99), 0.5) / pct(plane.without.map((x) => x.p99), 0.5), 2)}`);
+      `p99 ratio ${fmt(pct(plane.with.map((x) => x.p99), 0.5) / pct(plane.without.map((x) => x.p99), 0.5), 2)}, ` +
+      `CPU per request ratio ${fmt(pct(plane.with.map((x) => x.cpuPerReqUs), 0.5) / pct(plane.without.map((x) => x.cpuPerReqUs), 0.5), 2)}`);
 
     // The anchor, on the same store now (it grew by the runs above), against a fresh analysis.
     const anchors = [];
