@@ -35,6 +35,10 @@ struct Args {
   std::string kind, file, store = "sqlite:abgate-events.db", experiment = "ab_results";
 };
 
+// What POST /outcomes accepts as `ts`: Unix seconds, from 1970 to 2096 (a larger or non-finite
+// number would make the cast to microseconds undefined).
+bool IsUnixSeconds(double seconds) { return seconds >= 0 && seconds <= 4e9; }
+
 absl::Status Commit(events::EventSink& sink, std::vector<events::Exposure>& exposures,
                     std::vector<events::Outcome>& outcomes, int64_t& stored) {
   std::vector<bool> flags;
@@ -82,7 +86,7 @@ int ImportOutcomes(const Args& a, events::EventSink& sink) {
           if (!common::ParseFiniteDouble(c == "true" ? "1" : c == "false" ? "0" : c, d)) return Fail(StrCat(a.file, ":", line_no, ": value must be a number"));
           o.value = d;
         } else if (h == "ts" && !c.empty()) {
-          if (!common::ParseFiniteDouble(c, d) || d < 0) return Fail(StrCat(a.file, ":", line_no, ": ts must be Unix seconds"));
+          if (!common::ParseFiniteDouble(c, d) || !IsUnixSeconds(d)) return Fail(StrCat(a.file, ":", line_no, ": ts must be Unix seconds"));
           o.ts_us = static_cast<int64_t>(d * 1e6);
         }
       }
@@ -105,8 +109,14 @@ int ImportOutcomes(const Args& a, events::EventSink& sink) {
       str("event_id", o.event_id);
       const auto* value = obj.if_contains("value");
       if (!value || !(value->is_number() || value->is_bool())) return Fail(StrCat(a.file, ":", line_no, ": 'value' must be a number"));
+      // Boost.JSON reads 1e400 as inf and 0e400 as NaN: refused, as POST /outcomes refuses them.
       o.value = value->is_bool() ? (value->as_bool() ? 1 : 0) : value->to_number<double>();
-      if (const auto* ts = obj.if_contains("ts"); ts && ts->is_number()) o.ts_us = static_cast<int64_t>(ts->to_number<double>() * 1e6);
+      if (!std::isfinite(o.value)) return Fail(StrCat(a.file, ":", line_no, ": 'value' must be a finite number"));
+      if (const auto* ts = obj.if_contains("ts"); ts && !ts->is_null()) {
+        const double seconds = ts->is_number() ? ts->to_number<double>() : -1;
+        if (!IsUnixSeconds(seconds)) return Fail(StrCat(a.file, ":", line_no, ": 'ts' must be Unix seconds (a number)"));
+        o.ts_us = static_cast<int64_t>(seconds * 1e6);
+      }
     }
     if (o.experiment.empty() || o.metric.empty() || (o.request_id.empty() && o.unit_id.empty())) {
       return Fail(StrCat(a.file, ":", line_no, ": needs experiment, metric, and request_id and/or unit_id"));

@@ -6,6 +6,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/status_macros.h"
 #include "common/strings.h"
 #include "common/human.h"
 #include "analysis/analysis.h"
@@ -15,27 +16,39 @@ namespace json = boost::json;
 
 namespace {
 
-int64_t Int(const json::object& o, std::string_view key) {
-  auto* v = o.if_contains(key);
-  return v && v->is_number() ? v->to_number<int64_t>() : 0;
+// A counter of the gateway's health reply (network data): absent or null is 0; otherwise a
+// non-negative integer. Boost.JSON's to_number<int64_t> throws on 1.5, and 1e400 arrives as inf.
+absl::StatusOr<int64_t> Count(const json::object& o, std::string_view key) {
+  const json::value* v = o.if_contains(key);
+  if (!v || v->is_null()) return 0;
+  if (v->is_int64() && v->as_int64() >= 0) return v->as_int64();
+  if (v->is_uint64() && v->as_uint64() <= static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) {
+    return static_cast<int64_t>(v->as_uint64());
+  }
+  if (v->is_double() && v->as_double() >= 0 && v->as_double() < 9e18 && std::trunc(v->as_double()) == v->as_double()) {
+    return static_cast<int64_t>(v->as_double());
+  }
+  return absl::InvalidArgumentError(StrCat("health: `", key, "` must be a non-negative integer"));
 }
 
 }  // namespace
 
 absl::StatusOr<ArmHealth> ArmHealthFromJson(const json::object& arm) {
   ArmHealth h;
-  h.attempts = Int(arm, "attempts");
-  h.failures = Int(arm, "failures");
+  ABGATE_ASSIGN_OR_RETURN(h.attempts, Count(arm, "attempts"));
+  ABGATE_ASSIGN_OR_RETURN(h.failures, Count(arm, "failures"));
   if (auto* b = arm.if_contains("latency_ms_buckets"); b && !b->is_null()) {
     if (!b->is_array()) return absl::InvalidArgumentError("health: latency_ms_buckets must be an array");
     for (const auto& e : b->as_array()) {
       const json::object* o = e.if_object();
       const json::value* le = o ? o->if_contains("le") : nullptr;
-      if (!le || !(le->is_number() || le->is_string())) {
-        return absl::InvalidArgumentError("health: each latency bucket needs `le` (a number or \"+Inf\")");
+      // The last bucket's bound is the string "+Inf"; a number must be finite (not 1e400 or 0e400).
+      const bool finite = le && le->is_number() && std::isfinite(le->to_number<double>());
+      if (!finite && !(le && le->is_string() && le->as_string() == "+Inf")) {
+        return absl::InvalidArgumentError("health: each latency bucket needs `le` (a finite number or \"+Inf\")");
       }
-      h.latency_buckets.emplace_back(le->is_number() ? le->to_number<double>() : std::numeric_limits<double>::infinity(),
-                                     Int(*o, "count"));
+      ABGATE_ASSIGN_OR_RETURN(const int64_t count, Count(*o, "count"));
+      h.latency_buckets.emplace_back(finite ? le->to_number<double>() : std::numeric_limits<double>::infinity(), count);
     }
   }
   return h;

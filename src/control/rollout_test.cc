@@ -169,6 +169,32 @@ TEST(Rollout, HealthDifferencesAndPercentiles) {
   EXPECT_TRUE(std::isinf(round.latency_buckets.back().first));
 }
 
+// The gateway's health reply is network data: a counter that is not a non-negative integer
+// (1.5 made Boost.JSON's to_number<int64_t> throw; 1e400 arrives as inf) or a bucket bound that
+// is not finite (0e400 arrives as NaN) is an error, never an exception or a NaN bound.
+TEST(Rollout, HealthWithNonIntegerCountsOrNonFiniteBoundsIsRefused) {
+  const char* refused[] = {
+      R"({"attempts": 1.5})",
+      R"({"attempts": 1e400})",
+      R"({"failures": -3})",
+      R"({"failures": "7"})",
+      R"({"attempts": 3, "latency_ms_buckets": [{"le": 0e400, "count": 1}]})",
+      R"({"attempts": 3, "latency_ms_buckets": [{"le": 1e400, "count": 1}]})",
+      R"({"attempts": 3, "latency_ms_buckets": [{"le": 5, "count": 2.5}]})",
+      R"({"attempts": 3, "latency_ms_buckets": [{"le": "soon", "count": 1}]})",
+  };
+  for (const char* text : refused) {
+    auto parsed = ArmHealthFromJson(boost::json::parse(text).as_object());
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kInvalidArgument) << text;
+  }
+  auto ok = ArmHealthFromJson(boost::json::parse(
+      R"({"attempts": 4.0, "failures": 1, "latency_ms_buckets": [{"le": 5, "count": 3}, {"le": "+Inf", "count": 4}]})").as_object());
+  ASSERT_TRUE(ok.ok()) << ok.status();
+  EXPECT_EQ(ok->attempts, 4);
+  EXPECT_EQ(ok->latency_buckets.size(), 2u);
+  EXPECT_TRUE(std::isinf(ok->latency_buckets.back().first));
+}
+
 // Issue 12: on the same data, the controller's final step promotes exactly when
 // `promote --winner auto` would (both are Decide under the experiment's policy).
 TEST(Rollout, ControllerAndPromoteAutoAgreeOnTheSameData) {

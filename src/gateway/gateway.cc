@@ -3,6 +3,7 @@
 #include <filesystem>
 
 #include <chrono>
+#include <cmath>
 
 #include <boost/json.hpp>
 
@@ -98,7 +99,10 @@ std::optional<double> FirstScore(const json::value& predictions) {
     if (v->as_array().empty()) return std::nullopt;
     v = &v->as_array()[0];
   }
-  if (v->is_number()) return v->to_number<double>();
+  // A model's reply is network data: Boost.JSON reads 1e400 as inf and 0e400 as NaN. A stored
+  // inf made `abgate analyze` refuse the whole experiment ("a prediction's score is not finite"),
+  // so a non-finite score is stored as none.
+  if (v->is_number() && std::isfinite(v->to_number<double>())) return v->to_number<double>();
   return std::nullopt;
 }
 

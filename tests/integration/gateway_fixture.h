@@ -22,7 +22,7 @@
 
 namespace abgate::testing {
 
-enum class UpstreamMode { kOk, kServerError, kHang, kBadRequest, kNotJson };
+enum class UpstreamMode { kOk, kServerError, kHang, kBadRequest, kNotJson, kNonFiniteScores };
 
 // A model stand-in: answers {"predictions": [score]} and remembers what it was sent.
 class FakeModel {
@@ -42,6 +42,8 @@ class FakeModel {
           return std::move(respond)(http::Response::Json(500, R"({"error_code":"INTERNAL_ERROR","message":"boom"})"));
         case UpstreamMode::kBadRequest:
           return std::move(respond)(http::Response::Json(400, R"({"error_code":"BAD_REQUEST","message":"schema"})"));
+        case UpstreamMode::kNonFiniteScores:  // Boost.JSON reads these as inf and NaN
+          return std::move(respond)(http::Response::Json(200, R"({"predictions": [1e400, 0e400]})"));
         case UpstreamMode::kNotJson:
           return std::move(respond)(http::Response::Text(200, "<html>oops</html>"));
         case UpstreamMode::kHang: {

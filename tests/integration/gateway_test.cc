@@ -8,6 +8,7 @@
 #include "assign/allocation.h"
 #include "assign/eligibility.h"
 #include "assign/hash.h"
+#include "analysis/analysis.h"
 #include "gateway_fixture.h"
 #include "testing/tls_proxy.h"
 
@@ -520,6 +521,37 @@ TEST_F(GatewayTest, ShadowTrafficScoresTheCandidateAndDiscardsItsReply) {
   auto health = json::parse(Admin("GET", "/api/v1/experiments/hyatt_booking_ab/health").body);
   EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("attempts").to_number<int64_t>(), 51);
   EXPECT_EQ(health.at("arms").as_array()[1].as_object().at("failures").to_number<int64_t>(), 1);
+}
+
+// A model reply is network data: Boost.JSON reads 1e400 as inf and 0e400 as NaN. Such a score
+// is not stored (a stored inf made a full read of the experiment, `abgate analyze`, refuse it:
+// "a prediction's score is not finite"); the request is served and the results still analyse.
+TEST_F(GatewayTest, NonFiniteModelScoresAreNotStoredAndResultsStillAnalyse) {
+  StartGateway(ConfigYaml("", "50, 50"));
+  model_b_->set_mode(UpstreamMode::kNonFiniteScores);
+  std::string outcomes;
+  for (int i = 0; i < 40; ++i) {
+    const auto r = Predict(Body("nonfinite-" + std::to_string(i)));
+    ASSERT_EQ(r.status, 200) << r.body;
+    outcomes += R"({"experiment": "hyatt_booking_ab", "metric": "booked", "unit_id": "nonfinite-)" + std::to_string(i) +
+                R"(", "value": )" + (i % 3 == 0 ? "1" : "0") + "}\n";
+  }
+  ASSERT_EQ(RawRequest(gateway_->port(), "POST", "/outcomes", outcomes, "application/x-ndjson").status, 200);
+  EXPECT_GT(QueryInt("SELECT count(*) FROM exposures WHERE arm = 'B'"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE arm = 'B' AND score IS NOT NULL"), 0);
+  EXPECT_EQ(QueryInt("SELECT count(*) FROM exposures WHERE arm = 'A' AND score IS NOT NULL"),
+            QueryInt("SELECT count(*) FROM exposures WHERE arm = 'A'"));
+  const auto results = Admin("GET", "/api/v1/experiments/hyatt_booking_ab/results");
+  ASSERT_EQ(results.status, 200) << results.body;
+  const auto arms = json::parse(results.body).at("arms").as_array();
+  ASSERT_EQ(arms.size(), 2u);
+  EXPECT_EQ(arms[0].at("units").to_number<int64_t>() + arms[1].at("units").to_number<int64_t>(), 40);
+  // And a full read (`abgate analyze --store`) analyses it too.
+  const config::ExperimentConfig cfg = gateway_->snapshot()->Find("hyatt_booking_ab")->config;
+  auto full = analysis::ReadConfiguredExperiment(store_->uri(), cfg, "user", analysis::MetricsOf(cfg));
+  ASSERT_TRUE(full.ok()) << full.status();
+  auto report = analysis::Analyze(*full);
+  EXPECT_TRUE(report.ok()) << report.status();
 }
 
 }  // namespace

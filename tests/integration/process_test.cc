@@ -408,6 +408,36 @@ TEST_F(ProcessTest, ImportOutcomesFromJsonLinesAndCsvIsIdempotent) {
   EXPECT_EQ(p.Wait(20000), 1);
   EXPECT_NE(p.stderr_text().find("bad.jsonl:1: needs experiment, metric, and request_id and/or unit_id"), std::string::npos)
       << p.stderr_text();
+  // Boost.JSON reads 1e400 as inf and 0e400 as NaN: refused in one line, as POST /outcomes
+  // refuses them (a NaN or huge ts was cast to microseconds: undefined, stored as INT64_MIN).
+  const struct {
+    const char* file;
+    const char* content;
+    const char* error;
+  } refused[] = {
+      {"inf-value.jsonl", R"({"experiment":"e","unit_id":"u9","metric":"revenue","value":1e400})" "\n",
+       "inf-value.jsonl:1: 'value' must be a finite number"},
+      {"nan-value.jsonl", R"({"experiment":"e","unit_id":"u9","metric":"revenue","value":-0e400})" "\n",
+       "nan-value.jsonl:1: 'value' must be a finite number"},
+      {"nan-ts.jsonl", R"({"experiment":"e","unit_id":"u9","metric":"booked","value":1,"ts":0e400})" "\n",
+       "nan-ts.jsonl:1: 'ts' must be Unix seconds (a number)"},
+      {"inf-ts.jsonl", R"({"experiment":"e","unit_id":"u9","metric":"booked","value":1,"ts":1e400})" "\n",
+       "inf-ts.jsonl:1: 'ts' must be Unix seconds (a number)"},
+      {"huge-ts.csv", "experiment,unit_id,metric,value,ts\ne,u9,booked,1,1e300\n", "huge-ts.csv:2: ts must be Unix seconds"},
+  };
+  for (const auto& r : refused) {
+    const auto path = (dir_ / r.file).string();
+    std::ofstream(path) << r.content;
+    Subprocess imp({ABGATE_BINARY, "import", "outcomes", path, "--store", store});
+    EXPECT_EQ(imp.Wait(20000), 1) << r.file;
+    EXPECT_NE(imp.stderr_text().find(r.error), std::string::npos) << r.file << ": " << imp.stderr_text();
+  }
+  sqlite3_open((dir_ / "events.db").string().c_str(), &db);
+  sqlite3_prepare_v2(db, "SELECT count(*) FROM outcomes", -1, &st, nullptr);
+  ASSERT_EQ(sqlite3_step(st), SQLITE_ROW);
+  EXPECT_EQ(sqlite3_column_int(st, 0), 5);  // none of them stored
+  sqlite3_finalize(st);
+  sqlite3_close(db);
 }
 
 }  // namespace
