@@ -85,7 +85,8 @@ class ExportTest : public ::testing::Test {
     dir_ = fs::temp_directory_path() / StrCat("abgate-export-test-", getpid(), "-", NowUs());
     fs::create_directories(dir_);
     store_ = std::make_unique<testing::TestStore>(testing::TestBackend(), dir_.string());
-    if (!store_->ok()) GTEST_SKIP() << store_->reason();
+    if (store_->unconfigured()) GTEST_SKIP() << store_->reason();
+    ASSERT_TRUE(store_->ok()) << store_->reason();
     // A model folder with the booking signature: the column names of positional payloads.
     auto trained = serving::TrainBookingModel(serving::ModelQuality::kWeak, 1, 500);
     ASSERT_TRUE(trained.ok()) << trained.status();

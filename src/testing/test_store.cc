@@ -34,7 +34,9 @@ TestStore::TestStore(std::string backend, std::string dir) : backend_(std::move(
   }
   const char* admin = std::getenv("ABGATE_TEST_POSTGRES");
   if (!admin || !*admin) {
-    reason_ = "ABGATE_TEST_POSTGRES is not set (scripts/test.sh starts a PostgreSQL and sets it)";
+    reason_ = "ABGATE_TEST_POSTGRES is not set: this test needs a PostgreSQL server (scripts/test.sh starts a "
+              "throw-away one and sets it to its URI)";
+    unconfigured_ = true;
     return;
   }
   admin_uri_ = admin;

@@ -17,8 +17,13 @@ class TestStore {
   TestStore(const TestStore&) = delete;
   TestStore& operator=(const TestStore&) = delete;
 
-  // False when the backend is unavailable (postgres without ABGATE_TEST_POSTGRES); see reason().
+  // False when the backend is unavailable (postgres without ABGATE_TEST_POSTGRES, or a server
+  // that refused the new database); see reason().
   bool ok() const { return !uri_.empty(); }
+  // PostgreSQL was asked for and ABGATE_TEST_POSTGRES is not set (ctest run without
+  // scripts/test.sh): the test skips (GTEST_SKIP() << reason(), which names the variable). Any
+  // other unavailability is a failure.
+  bool unconfigured() const { return unconfigured_; }
   const std::string& reason() const { return reason_; }
   const std::string& uri() const { return uri_; }  // sqlite:PATH or postgresql://...
   bool is_postgres() const { return backend_ == "postgres"; }
@@ -29,6 +34,7 @@ class TestStore {
 
  private:
   std::string backend_, dir_, uri_, reason_, admin_uri_, database_;
+  bool unconfigured_ = false;
 };
 
 // The backend integration tests run on: ABGATE_TEST_BACKEND (default sqlite).

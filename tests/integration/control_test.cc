@@ -236,8 +236,8 @@ TEST_F(ControlTest, BetterCandidateIsPromotedWithEvidenceEverywhere) {
 // fleet shows one applied version, the promotion is audited as applied on all three, and the
 // analysis counts every replica's exposures. Needs ABGATE_TEST_POSTGRES (scripts/test.sh).
 TEST_F(ControlTest, ControllerRolloutAcrossAFleetOfThreeBehindNginx) {
-  if (!std::getenv("ABGATE_TEST_POSTGRES")) GTEST_SKIP() << "needs ABGATE_TEST_POSTGRES (scripts/test.sh)";
   TestStore store("postgres", dir_.string());
+  if (store.unconfigured()) GTEST_SKIP() << store.reason();
   ASSERT_TRUE(store.ok()) << store.reason();
   Train({"--quality", "weak", "--seed", "5", "--alias", "champion", "--stage", "Production"});
   Train({"--quality", "strong", "--seed", "6", "--tag", "ab_test_candidate=true"});

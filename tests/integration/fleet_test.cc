@@ -42,7 +42,7 @@ class FleetTest : public GatewayFixture {
  protected:
   void SetUp() override {
     GatewayFixture::SetUp();
-    if (HasFatalFailure()) return;
+    if (IsSkipped() || HasFatalFailure()) return;
     if (!store_->is_postgres()) GTEST_SKIP() << "a fleet shares a PostgreSQL store (the postgres.* variant)";
   }
 

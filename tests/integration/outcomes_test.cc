@@ -14,6 +14,7 @@ class OutcomesTest : public GatewayFixture {
  protected:
   void SetUp() override {
     GatewayFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n"
                                   "      - {name: revenue, type: continuous, cuped: {covariate: pre_revenue}}\n");
     yaml.replace(yaml.find("  flush_ms: 5\n"), 13, "  flush_ms: 5\n  max_outcome_batch: 50\n");
@@ -172,6 +173,7 @@ class OutcomesTokenTest : public GatewayFixture {
  protected:
   void SetUp() override {
     GatewayFixture::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
     ::setenv("ABGATE_TEST_OUTCOMES_TOKEN", "outcome-secret", 1);
     std::string yaml = ConfigYaml("    metrics:\n      - {name: booked, type: binary, primary: true}\n");
     yaml.insert(yaml.find("experiments:"), "outcomes: {token_env: ABGATE_TEST_OUTCOMES_TOKEN, max_future: 2m}\n");
