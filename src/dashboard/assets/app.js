@@ -546,8 +546,8 @@
         h('td', {}, c.metric, cupedNote), h('td', {}, c.treatment + ' vs ' + c.control),
         h('td', {}, diffOf(c.diff), ' ', h('span', { class: 'muted' }, interval(c.diff_ci, (x) => signedNum(binary ? 100 * x : x)))),
         h('td', {}, isRate || typeof c.lift === 'number' ? [h('b', {}, signedPct(c.lift)), ' ', h('span', { class: 'muted' }, interval(c.lift_ci, signedPct))] : '–'),
-        h('td', {}, pval(c.p_value), typeof c.p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.p_value_adjusted)) : null),
-        h('td', {}, pval(c.sequential_p_value), typeof c.sequential_p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.sequential_p_value_adjusted)) : null),
+        h('td', {}, h('span', {}, pval(c.p_value)), typeof c.p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.p_value_adjusted)) : null),
+        h('td', {}, h('span', {}, pval(c.sequential_p_value)), typeof c.sequential_p_value_adjusted === 'number' ? h('span', { class: 'muted' }, ' adj ' + pval(c.sequential_p_value_adjusted)) : null),
         hasFamily ? h('td', {}, c.family || '') : null,
         h('td', {}, typeof c.chance_to_beat === 'number' ? chance(c.chance_to_beat) : '–'),
         h('td', {}, c.significant ? badge('significant', 'good') : badge('no', 'muted')));
