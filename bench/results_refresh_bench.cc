@@ -6,12 +6,16 @@
 // EventStoreFollower, the configured arms, Analyze, the report's JSON). Printed per size:
 //   refresh:  the time of that computation after the append (p50 / max),
 //   full:     the same on a new follower (what a gateway without the follower's state pays),
-//   anchor:   the sqlite3 CLI computing only the per-arm units and conversions (first exposure
-//             decides the arm) from the same SQLite file, a query over the whole store.
-// Usage: [USERS=N/5] build/bench/results_refresh_bench [N=1000000] [NEW=1000] [REFRESHES=20] [STORE_URI]
+//   anchor:   the sqlite3 CLI (psql for a PostgreSQL store) computing only the per-arm units and
+//             conversions (first exposure decides the arm) from the same store, a query over
+//             the whole experiment.
+// SHADOWS=K mirrors one exposure in K to a shadow arm (table `shadows`; the refresh then also
+// computes the shadow summary, as the gateway does).
+// Usage: [USERS=N/5] [SHADOWS=K] build/bench/results_refresh_bench [N=1000000] [NEW=1000] [REFRESHES=20] [STORE_URI]
 // (STORE_URI defaults to a temporary SQLite file, removed at the end; sqlite:PATH writes PATH and
-// keeps it; postgresql://... measures PostgreSQL, no anchor.) FILL_ONLY=1 writes the store and
-// stops (bench/dashboard_visibility.sh fills its stores so).
+// keeps it; postgresql://... measures PostgreSQL: give it an empty database, the bench writes
+// experiment `bench`.) FILL_ONLY=1 writes the store and stops (bench/dashboard_visibility.sh
+// fills its stores so).
 #include <unistd.h>
 
 #include <algorithm>
@@ -21,6 +25,8 @@
 #include <filesystem>
 #include <string>
 #include <vector>
+
+#include <boost/json.hpp>
 
 #include "analysis/analysis.h"
 #include "analysis/report.h"
@@ -44,6 +50,7 @@ struct Writer {
   common::Xoshiro256 rng{42};
   int64_t next_request = 0;
   int64_t users = 0;
+  int64_t shadow_every = 0;  // 0: no shadow traffic
 
   events::Exposure Exposure(int64_t user, int64_t ts) {
     events::Exposure e;
@@ -59,6 +66,11 @@ struct Writer {
     e.status = 200;
     e.latency_us = 900;
     e.score = static_cast<double>(rng() % 1000) / 1000.0;
+    if (shadow_every > 0 && next_request % shadow_every == 0) {
+      e.shadow = events::ExposureShadow{"C", static_cast<double>(rng() % 1000) / 1000.0,
+                                        static_cast<int64_t>(800 + rng() % 400), rng() % 50 == 0 ? 504 : 200};
+      if (e.shadow->status != 200) e.shadow->score.reset();
+    }
     return e;
   }
   events::Outcome Outcome(int64_t user, int64_t ts, bool revenue) {
@@ -88,7 +100,7 @@ config::ExperimentConfig Config() {
   return c;
 }
 
-// The gateway's results computation (Gateway::ComputeResults without the shadow summary).
+// The gateway's results computation (Gateway::ComputeResults).
 absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStoreFollower& follower,
                                const config::ExperimentConfig& c) {
   const auto t0 = std::chrono::steady_clock::now();
@@ -97,11 +109,17 @@ absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStore
   const auto t1 = std::chrono::steady_clock::now();
   auto report = analysis::Analyze(*input);
   if (!report.ok()) return report.status();
+  auto shadow = analysis::ReadShadowSummary(reader, c.name);
+  if (!shadow.ok()) return shadow.status();
+  if (*shadow) {
+    if (auto typed = analysis::ShadowFromJson(boost::json::value(std::move(**shadow))); typed.ok()) report->shadow = *typed;
+  }
   const auto t2 = std::chrono::steady_clock::now();
   const size_t size = config::ToJson(analysis::ToJson(*report)).size();
   if (std::getenv("ABGATE_ANALYZE_TIMINGS")) {
-    std::fprintf(stderr, "read %.3f s, analyze %.3f s, json %.3f s\n", std::chrono::duration<double>(t1 - t0).count(),
-                 std::chrono::duration<double>(t2 - t1).count(), Seconds(t2));
+    std::fprintf(stderr, "read %.3f s, analyze and shadow summary %.3f s, json %.3f s\n",
+                 std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
+                 Seconds(t2));
   }
   return size;
 }
@@ -132,6 +150,7 @@ int main(int argc, char** argv) {
   }
   Writer w{**sink};
   w.users = std::max<int64_t>(std::getenv("USERS") ? std::atoll(std::getenv("USERS")) : n / 5, 1);
+  w.shadow_every = std::getenv("SHADOWS") ? std::atoll(std::getenv("SHADOWS")) : 0;
   auto t0 = std::chrono::steady_clock::now();
   int64_t ts = kStartUs;
   // READ_ONLY=1 with a STORE_URI written by an earlier run (KEEP=1): nothing is written, only
@@ -146,11 +165,17 @@ int main(int argc, char** argv) {
     }
     if (!w.Write(e, o)) return 1;
   }
-  std::printf("store: %s, %lld exposures, %lld users, %lld outcomes, written in %.1f s\n", uri.c_str(),
-              static_cast<long long>(n), static_cast<long long>(w.users), static_cast<long long>(n / 2), Seconds(t0));
+  std::printf("store: %s, %lld exposures, %lld users, %lld outcomes, %lld shadowed, written in %.1f s\n", uri.c_str(),
+              static_cast<long long>(n), static_cast<long long>(w.users), static_cast<long long>(n / 2),
+              static_cast<long long>(w.shadow_every > 0 ? n / w.shadow_every : 0), Seconds(t0));
   if (std::getenv("FILL_ONLY")) {
     std::filesystem::remove_all(dir);
     return 0;
+  }
+  if (!sqlite && !read_only) {
+    // As autovacuum would have by now: without statistics the anchor's plan is a nested loop.
+    const std::string cmd = "psql -X -q '" + uri + "' -c 'VACUUM ANALYZE' > /dev/null";
+    if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "psql VACUUM ANALYZE failed\n");
   }
   const config::ExperimentConfig c = Config();
   const auto metrics = analysis::MetricsOf(c);
@@ -186,28 +211,36 @@ int main(int argc, char** argv) {
       t0 = std::chrono::steady_clock::now();
       if (auto s = Compute(**reader, fresh_follower, c); !s.ok()) return 1;
       full.push_back(Seconds(t0));
+      // The anchor: per-arm units and conversions (binary, first exposure decides) in SQL.
+      // (SQLite's bare `arm` beside min(ts) is the first exposure's; a unit converted when its
+      // last positive outcome is not before its first exposure.)
+      std::string cmd;
       if (sqlite) {
-        // The anchor: per-arm units and conversions (binary, first exposure decides) in SQL.
-        // (SQLite's bare `arm` beside min(ts) is the first exposure's; a unit converted when its
-        // last positive outcome is not before its first exposure.)
         const std::string sql =
             "CREATE TEMP TABLE o (unit_id TEXT PRIMARY KEY, t INTEGER) WITHOUT ROWID; INSERT INTO o SELECT unit_id, "
             "max(ts) FROM outcomes WHERE experiment='bench' AND metric='booked' AND value > 0 GROUP BY unit_id; "
             "SELECT f.arm, count(*), sum(o.t >= f.t) FROM (SELECT unit_id, min(ts) AS t, arm FROM exposures WHERE "
             "experiment='bench' AND in_experiment=1 GROUP BY unit_id) f LEFT JOIN o ON o.unit_id = f.unit_id GROUP BY f.arm;";
-        t0 = std::chrono::steady_clock::now();
-        const std::string cmd = "sqlite3 -readonly '" + db + "' \"" + sql + "\" > /dev/null";
-        if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "anchor: sqlite3 failed\n");
-        anchor.push_back(Seconds(t0));
+        cmd = "sqlite3 -readonly '" + db + "' \"" + sql + "\" > /dev/null";
+      } else {
+        const std::string sql =
+            "WITH o AS (SELECT unit_id, max(ts) AS t FROM outcomes WHERE experiment='bench' AND metric='booked' AND "
+            "value > 0 GROUP BY unit_id), f AS (SELECT DISTINCT ON (unit_id) unit_id, ts AS t, arm FROM exposures "
+            "WHERE experiment='bench' AND in_experiment=1 ORDER BY unit_id, ts) SELECT f.arm, count(*), "
+            "count(*) FILTER (WHERE o.t >= f.t) FROM f LEFT JOIN o USING (unit_id) GROUP BY f.arm;";
+        cmd = "psql -X -q '" + uri + "' -c \"" + sql + "\" > /dev/null";
       }
+      t0 = std::chrono::steady_clock::now();
+      if (std::system(cmd.c_str()) != 0) std::fprintf(stderr, "anchor: %s failed\n", sqlite ? "sqlite3" : "psql");
+      anchor.push_back(Seconds(t0));
     }
   }
   std::printf("refresh after %lld new rows (%d refreshes): p50 %.1f ms, max %.1f ms\n", static_cast<long long>(fresh),
               refreshes, 1000 * Percentile(refresh, 0.5), 1000 * Percentile(refresh, 1.0));
   if (!full.empty()) std::printf("full read and analysis (new follower): p50 %.1f ms\n", 1000 * Percentile(full, 0.5));
   if (!anchor.empty()) {
-    std::printf("anchor, sqlite3 CLI per-arm units and conversions over the store: p50 %.1f ms\n",
-                1000 * Percentile(anchor, 0.5));
+    std::printf("anchor, %s per-arm units and conversions over the store: p50 %.1f ms\n",
+                sqlite ? "sqlite3 CLI" : "psql", 1000 * Percentile(anchor, 0.5));
   }
   if (!given.empty() || !std::getenv("KEEP")) std::filesystem::remove_all(dir);  // not a given PATH
   if (given.empty() && std::getenv("KEEP")) std::printf("kept %s\n", db.c_str());

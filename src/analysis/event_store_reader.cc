@@ -23,6 +23,7 @@
 #include <limits>
 #include <memory>
 #include <string>
+#include <type_traits>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -109,6 +110,9 @@ struct ScanOutput {
   std::vector<std::vector<OutcomeRow>> request_outcomes;  // by request id, by PartitionOf(request key)
   std::vector<int64_t> arm_exposures;                     // by ArmTable index
   std::vector<std::tuple<std::string, std::string, uint32_t>> arm_cache;  // name, version, ArmTable index
+  // A follower's read only: the event block of each outcome (ScanBatch::block), parallel to
+  // `outcomes` and `request_outcomes`.
+  std::vector<std::vector<int64_t>> outcome_blocks, request_outcome_blocks;
   absl::Status status;
 };
 
@@ -137,6 +141,7 @@ struct EventStoreFollower::State {
     uint32_t metric;    // index in the reader's outcome names
     uint32_t exposure;  // named a request: its exposure, else kEnd
     uint32_t next = kEnd;
+    uint32_t block;     // its event block's id is blocks[block] (in the padding: still 32 bytes)
   };
   struct List {
     uint32_t head = kEnd, tail = kEnd;
@@ -162,6 +167,7 @@ struct EventStoreFollower::State {
   bool last_incremental = false;
   std::vector<Exposure> exposures;
   std::vector<Outcome> outcomes;
+  std::vector<int64_t> blocks;  // the event blocks' ids the outcomes came from (0: rows)
   std::vector<Unit> units;
   absl::flat_hash_map<uint64_t, uint32_t> unit_index;     // unit key → units
   absl::flat_hash_map<uint64_t, uint32_t> request_index;  // request key → its first exposure
@@ -175,6 +181,7 @@ struct EventStoreFollower::State {
   AnalysisInput::OutcomeCounts counts;  // over the units (unknown_unit: `pending`)
   int64_t multiple_arm_units = 0;
 };
+static_assert(sizeof(EventStoreFollower::State::Outcome) == 32);
 
 namespace {
 
@@ -373,10 +380,10 @@ class StoreReader {
     MarkDirty(unit);
   }
 
-  void FollowOutcome(const OutcomeRow& o, bool by_request) {
+  void FollowOutcome(const OutcomeRow& o, bool by_request, uint32_t block) {
     State& f = *follow_;
     const auto index = static_cast<uint32_t>(f.outcomes.size());
-    f.outcomes.push_back({o.ts, o.value, o.metric, kEnd});
+    f.outcomes.push_back({o.ts, o.value, o.metric, kEnd, kEnd, block});
     if (by_request) {
       auto it = f.request_index.find(o.key);
       if (it == f.request_index.end()) {
@@ -453,15 +460,38 @@ class StoreReader {
         label = std::max<int8_t>(label, o.value > 0 ? 1 : 0);
       }
     };
+    // In the order a full read attributes them (continuous sums depend on it): by event block
+    // id, then as stored in the block, which is their order in f.outcomes (a block is read
+    // whole, by one scan). An incremental PostgreSQL scan can deliver a block that committed
+    // late after blocks with higher ids, so the list is put in that order first when it is not.
+    auto store_order = [&](uint32_t a, uint32_t b) {
+      const int64_t x = f.blocks[f.outcomes[a].block], y = f.blocks[f.outcomes[b].block];
+      return x != y ? x < y : a < b;
+    };
+    bool sorted = true;
+    for (uint32_t o = u.outcomes.head; o != kEnd && f.outcomes[o].next != kEnd && sorted; o = f.outcomes[o].next) {
+      sorted = store_order(o, f.outcomes[o].next);
+    }
+    if (!sorted) {
+      std::vector<uint32_t> order;
+      for (uint32_t o = u.outcomes.head; o != kEnd; o = f.outcomes[o].next) order.push_back(o);
+      std::sort(order.begin(), order.end(), store_order);
+      u.outcomes = {};
+      for (uint32_t o : order) {
+        f.outcomes[o].next = kEnd;
+        Append(u.outcomes, o, f.outcomes);
+      }
+    }
     for (uint32_t o = u.outcomes.head; o != kEnd; o = f.outcomes[o].next) attribute(f.outcomes[o]);
     // Outcomes that named a request: in ProcessPartition's order, by request partition, then
     // in store order.
     if (u.request_outcomes.head != kEnd) {
       std::vector<uint32_t> order;
       for (uint32_t o = u.request_outcomes.head; o != kEnd; o = f.outcomes[o].next) order.push_back(o);
-      std::stable_sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        return PartitionOf(f.exposures[f.outcomes[a].exposure].request_key) <
-               PartitionOf(f.exposures[f.outcomes[b].exposure].request_key);
+      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
+        const size_t p = PartitionOf(f.exposures[f.outcomes[a].exposure].request_key);
+        const size_t q = PartitionOf(f.exposures[f.outcomes[b].exposure].request_key);
+        return p != q ? p < q : store_order(a, b);
       });
       for (uint32_t o : order) attribute(f.outcomes[o]);
     }
@@ -507,12 +537,24 @@ class StoreReader {
     for (size_t p = 0; p < kPartitions; ++p) {
       ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) { FollowExposure(e); });
     }
+    // Each outcome with its event block (State::blocks; every block is read once, so the
+    // index is looked up for this read's blocks only).
+    absl::flat_hash_map<int64_t, uint32_t> read_blocks;
+    auto block_of = [&](int64_t id) {
+      auto [it, inserted] = read_blocks.try_emplace(id, static_cast<uint32_t>(f.blocks.size()));
+      if (inserted) f.blocks.push_back(id);
+      return it->second;
+    };
     for (size_t p = 0; p < kPartitions; ++p) {
-      ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o) { FollowOutcome(o, false); });
+      ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o, size_t w, size_t i) {
+        FollowOutcome(o, false, block_of(scans_[w].outcome_blocks[p][i]));
+      });
     }
     for (size_t p = 0; p < kPartitions; ++p) {
       ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
-                     [&](const OutcomeRow& o) { FollowOutcome(o, true); });
+                     [&](const OutcomeRow& o, size_t w, size_t i) {
+                       FollowOutcome(o, true, block_of(scans_[w].request_outcome_blocks[p][i]));
+                     });
     }
     log.Mark("fold");
     for (uint32_t unit : f.dirty) Recompute(unit);
@@ -612,7 +654,7 @@ class StoreReader {
       }
       for (const events::OutcomeKeys& o : batch.rows) {
         const uint32_t j = metrics_[o.metric];
-        if (j != kNone) reader_->AddOutcome(*out_, j, o.by_request, o.key, o.value, o.ts_us);
+        if (j != kNone) reader_->AddOutcome(*out_, j, o.by_request, o.key, o.value, o.ts_us, batch.block);
       }
     }
 
@@ -646,9 +688,15 @@ class StoreReader {
 
   // Attributed by request id when the outcome has one, else by unit id.
   // `metric` indexes names_. Before since_us only a covariate's outcomes are kept.
-  void AddOutcome(ScanOutput& out, uint32_t metric, bool by_request, uint64_t key, double value, int64_t ts) {
+  void AddOutcome(ScanOutput& out, uint32_t metric, bool by_request, uint64_t key, double value, int64_t ts,
+                  int64_t block) {
     if (ts < since_us_ && slots_[metric].pre == kNone) return;
     (by_request ? out.request_outcomes : out.outcomes)[PartitionOf(key)].push_back({key, ts, value, metric, kNone});
+    if (follow_ && cursor_.valid) {  // set before the scan's tasks run
+      auto& blocks = by_request ? out.request_outcome_blocks : out.outcome_blocks;
+      if (blocks.empty()) blocks.resize(kPartitions);
+      blocks[PartitionOf(key)].push_back(block);
+    }
   }
 
   // Sizes every partition from the expected number of events (the blocks' counts, or a bound
@@ -723,7 +771,8 @@ class StoreReader {
     }
   }
 
-  // Calls fn(row) for the rows of one kind in partition p, in task order.
+  // Calls fn(row) (or fn(row, worker, index in its worker's partition)) for the rows of one
+  // kind in partition p, in task order.
   template <typename Row, typename Fn>
   void ForEachInOrder(std::vector<std::vector<Row>> ScanOutput::*kind, std::array<uint32_t, kPartitions> TaskMark::*start,
                       size_t p, Fn&& fn) const {
@@ -737,7 +786,13 @@ class StoreReader {
           break;
         }
       }
-      for (size_t i = (m.*start)[p]; i < end; ++i) fn(rows[i]);
+      for (size_t i = (m.*start)[p]; i < end; ++i) {
+        if constexpr (std::is_invocable_v<Fn&, const Row&, size_t, size_t>) {
+          fn(rows[i], m.worker, i);
+        } else {
+          fn(rows[i]);
+        }
+      }
     }
   }
 

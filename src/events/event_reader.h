@@ -58,14 +58,20 @@ struct BatchArm {
   int64_t position = 0;
 };
 
-// Views, valid during the visitor's call only.
+// Views, valid during the visitor's call only. `block`: the id of the event block the batch's
+// events come from (in the block's order), 0 when they were read from rows. A full scan
+// delivers blocks by id; an incremental one (ScanCursor) may deliver a block after blocks with
+// higher ids that an earlier scan read (PostgreSQL: its transaction committed late), so a
+// caller that folds events in store order orders them by (block, order in the block).
 struct ExposureBatch {
   std::span<const BatchArm> arms;
   std::span<const ExposureKeys> rows;
+  int64_t block = 0;
 };
 struct OutcomeBatch {
   std::span<const std::string_view> metrics;
   std::span<const OutcomeKeys> rows;
+  int64_t block = 0;
 };
 
 // Receives a scan task's events, on the thread that runs the task.
@@ -77,13 +83,18 @@ class EventVisitor {
 };
 
 // Where a scan ended, so the next one can read only what was stored after it (a dashboard's
-// refresh folds new events into what it kept). Stores whose new rows always come after the
-// ones already read (SQLite: one writer, rowids in commit order) give one; others (PostgreSQL:
-// sequence values are not in commit order, heap pages are reused) do not.
+// refresh folds new events into what it kept). SQLite (one writer, rowids in commit order):
+// the last rowid read, of rows or of event blocks. PostgreSQL, event blocks only (sequence
+// values are taken at insert, not at commit, so with several writers a block with a lower id
+// can commit after one with a higher id was read): the scan's snapshot, and the next scan
+// reads the blocks whose writing transaction (column `xid`) that snapshot did not see. Rows
+// (heap pages are reused) give none.
 struct ScanCursor {
   bool valid = false;  // false: read everything
   bool blocks = false;  // the positions are event blocks' (else rows')
-  int64_t exposures = 0, outcomes = 0;  // the last position read in each table
+  int64_t exposures = 0, outcomes = 0;  // the last position read in each table (PostgreSQL: the highest block id)
+  std::string snapshot;  // PostgreSQL: the scan's snapshot (pg_current_snapshot() as text)
+  int unchecked = 0;  // PostgreSQL: scans since the blocks were last counted against the rows
 };
 
 struct ScanRequest {

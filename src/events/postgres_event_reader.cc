@@ -42,6 +42,15 @@ absl::Status ScanTable(const std::string& uri, const std::string& sql, const std
   return c.ForEachRowStreamed(sql, postgres::Params().Text(experiment), row);
 }
 
+// Scans of blocks that trust the last count of an experiment's rows (see PostgresScan::Plan).
+constexpr int kScansPerCoverageCheck = 10;
+
+// A snapshot as pg_current_snapshot() prints it ("xmin:xmax:xip,..."), safe to quote as a literal.
+bool IsSnapshotText(std::string_view s) {
+  return !s.empty() && s.size() < (1 << 20) &&
+         std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == ':' || c == ','; });
+}
+
 class PostgresScan : public EventScan {
  public:
   PostgresScan(const std::string& uri, const ScanRequest& request) : uri_(uri), request_(request) {}
@@ -60,7 +69,9 @@ class PostgresScan : public EventScan {
                     "coalesce(pg_relation_size(to_regclass('outcomes')), 0) / current_setting('block_size')::bigint, "
                     "to_regclass('exposure_blocks') IS NOT NULL AND to_regclass('outcome_blocks') IS NOT NULL, "
                     "EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema() AND "
-                    "table_name = 'exposures' AND column_name = 'assignment_probability')"));
+                    "table_name = 'exposures' AND column_name = 'assignment_probability'), "
+                    "(SELECT count(*) = 2 FROM information_schema.columns WHERE table_schema = current_schema() AND "
+                    "table_name IN ('exposure_blocks', 'outcome_blocks') AND column_name = 'xid')"));
     auto flag = [&](int i) { return info.View(0, i) == "t"; };
     snapshot_ = info.Text(0, 0);
     if (!flag(1)) return absl::FailedPreconditionError(StrCat(uri_, " has no exposures table"));
@@ -68,31 +79,61 @@ class PostgresScan : public EventScan {
     probabilities_ = flag(6);  // a store no newer gateway has opened has none
     const int64_t exposure_pages = info.Int(0, 3), outcome_pages = info.Int(0, 4);
     if (request_.use_blocks && has_outcomes && flag(5)) {
-      // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
-      // range of their ids, and how many events they hold. Blocks are read when they stand for
-      // every row (source_rows against count(*)), so rows from an older gateway during a
-      // rolling upgrade, or from a hand-made INSERT, are never missed.
-      struct BlockSummary {
-        bool covers_rows;
-        int64_t first_id, last_id, events;
+      // A refresh after a scan of blocks reads the blocks that scan's snapshot did not see: ids
+      // prove nothing (see the sink). Its cursor must come from this store as it is (the ids
+      // did not go back: not a store made anew since).
+      const ScanCursor& after = request_.after;
+      const bool resumable = flag(7);
+      const bool follows = resumable && after.valid && after.blocks && IsSnapshotText(after.snapshot);
+      auto resume = [&](int64_t exposure_id, int64_t outcome_id, std::string snapshot, int unchecked) {
+        cursor_ = {true, true, exposure_id, outcome_id, std::move(snapshot), unchecked};
+        incremental_ = follows && after.exposures <= exposure_id && after.outcomes <= outcome_id;
       };
-      auto summarize = [&](const char* blocks_table, const char* rows_table) -> absl::StatusOr<BlockSummary> {
+      if (follows && after.unchecked < kScansPerCoverageCheck) {
+        // Counting the experiment's rows costs ~45 ms per million at every refresh (more than
+        // the refresh), so the coverage the last count found is trusted for a few scans: rows
+        // written without blocks show within kScansPerCoverageCheck refreshes, which then
+        // read them whole.
         ABGATE_ASSIGN_OR_RETURN(
             const postgres::Result r,
-            lead_.Query(StrCat("SELECT coalesce(sum(source_rows), 0) = (SELECT count(*) FROM ", rows_table,
-                               " WHERE experiment = ", experiment_, "), coalesce(min(id), 1), coalesce(max(id), 0), ",
-                               "coalesce(sum(rows), 0) FROM ", blocks_table, " WHERE experiment = ", experiment_)));
-        return BlockSummary{r.View(0, 0) == "t", r.Int(0, 1), r.Int(0, 2), r.Int(0, 3)};
-      };
-      ABGATE_ASSIGN_OR_RETURN(const BlockSummary e, summarize("exposure_blocks", "exposures"));
-      ABGATE_ASSIGN_OR_RETURN(const BlockSummary o, summarize("outcome_blocks", "outcomes"));
-      blocks_ = e.covers_rows && o.covers_rows;
-      if (blocks_) {
-        chunks_ = events_internal::PlanChunks({e.first_id, e.last_id}, {o.first_id, o.last_id}, 4,
-                                              request_.rows_per_chunk, request_.workers);
-        expected_exposures_ = e.events;
-        expected_outcomes_ = o.events;
+            lead_.Query(StrCat("SELECT pg_current_snapshot()::text, (SELECT coalesce(max(id), 0) FROM exposure_blocks "
+                               "WHERE experiment = ", experiment_, "), (SELECT coalesce(max(id), 0) FROM outcome_blocks "
+                               "WHERE experiment = ", experiment_, ")")));
+        resume(r.Int(0, 1), r.Int(0, 2), r.Text(0, 0), after.unchecked + 1);
+        blocks_ = incremental_;
       }
+      if (!incremental_) {
+        // Per table, one pass over the experiment's blocks: do they stand for all its rows, the
+        // range of their ids, and how many events they hold. Blocks are read when they stand
+        // for every row (source_rows against count(*)), so rows from an older gateway during a
+        // rolling upgrade, or from a hand-made INSERT, are never missed.
+        struct BlockSummary {
+          bool covers_rows;
+          int64_t first_id, last_id, events;
+        };
+        auto summarize = [&](const char* blocks_table, const char* rows_table) -> absl::StatusOr<BlockSummary> {
+          ABGATE_ASSIGN_OR_RETURN(
+              const postgres::Result r,
+              lead_.Query(StrCat("SELECT coalesce(sum(source_rows), 0) = (SELECT count(*) FROM ", rows_table,
+                                 " WHERE experiment = ", experiment_, "), coalesce(min(id), 1), coalesce(max(id), 0), ",
+                                 "coalesce(sum(rows), 0) FROM ", blocks_table, " WHERE experiment = ", experiment_)));
+          return BlockSummary{r.View(0, 0) == "t", r.Int(0, 1), r.Int(0, 2), r.Int(0, 3)};
+        };
+        ABGATE_ASSIGN_OR_RETURN(const BlockSummary e, summarize("exposure_blocks", "exposures"));
+        ABGATE_ASSIGN_OR_RETURN(const BlockSummary o, summarize("outcome_blocks", "outcomes"));
+        blocks_ = e.covers_rows && o.covers_rows;
+        if (blocks_ && resumable) {
+          ABGATE_ASSIGN_OR_RETURN(const postgres::Result snapshot, lead_.Query("SELECT pg_current_snapshot()::text"));
+          resume(e.last_id, o.last_id, snapshot.Text(0, 0), 0);
+        }
+        if (blocks_ && !incremental_) {
+          chunks_ = events_internal::PlanChunks({e.first_id, e.last_id}, {o.first_id, o.last_id}, 4,
+                                                request_.rows_per_chunk, request_.workers);
+          expected_exposures_ = e.events;
+          expected_outcomes_ = o.events;
+        }
+      }
+      if (incremental_) chunks_ = {{false, 0, -1}, {true, 0, -1}};  // a refresh's few blocks: one task per table
     }
     tid_ranges_ = PQserverVersion(lead_.get()) >= 140000;
     if (!blocks_) {
@@ -122,6 +163,8 @@ class PostgresScan : public EventScan {
   size_t tasks() const override { return chunks_.size(); }
   int64_t expected_exposures() const override { return expected_exposures_; }
   int64_t expected_outcomes() const override { return expected_outcomes_; }
+  bool incremental() const override { return incremental_; }
+  ScanCursor cursor() const override { return cursor_; }
 
   absl::Status Run(size_t task, int worker, EventVisitor& visitor) override {
     const Chunk& chunk = chunks_[task];
@@ -137,14 +180,19 @@ class PostgresScan : public EventScan {
     absl::Status status;
     const int64_t since = request_.SinceUs(chunk.outcomes);
     if (blocks_) {
+      // A refresh: the blocks whose transaction the last scan's snapshot did not see (every
+      // transaction below its xmin had ended), in id order.
+      const std::string range =
+          incremental_ ? StrCat(" AND xid >= pg_snapshot_xmin('", request_.after.snapshot, "'::pg_snapshot) AND NOT ",
+                                "pg_visible_in_snapshot(xid, '", request_.after.snapshot, "'::pg_snapshot)")
+                       : StrCat(" AND id BETWEEN ", chunk.first, " AND ", chunk.last);
       const std::string query =
           StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks", " WHERE experiment = ",
-                 experiment_, " AND id BETWEEN ", chunk.first, " AND ", chunk.last,
-                 since > 0 ? StrCat(" AND max_ts >= ", since) : "", " ORDER BY id");
+                 experiment_, range, since > 0 ? StrCat(" AND max_ts >= ", since) : "", " ORDER BY id");
       absl::Status damaged;
       status = ForEachRow(c, query, [&](const postgres::Result& r, int i) {
         if (!damaged.ok()) return;
-        damaged = chunk.outcomes ? batcher.AddOutcomeBlock(r.View(i, 0))
+        damaged = chunk.outcomes ? batcher.AddOutcomeBlock(r.View(i, 0), r.BinaryInt64(i, 1))
                                  : batcher.AddExposureBlock(r.View(i, 0), r.BinaryInt64(i, 1));
       }, 64);
       batcher.Finish();
@@ -189,6 +237,8 @@ class PostgresScan : public EventScan {
   std::string experiment_;     // quoted literal
   std::string snapshot_;
   bool blocks_ = false;
+  bool incremental_ = false;  // only the blocks request_.after's snapshot did not see
+  ScanCursor cursor_;
   bool tid_ranges_ = false;
   bool probabilities_ = false;  // exposures has assignment_probability
   int64_t expected_exposures_ = 0, expected_outcomes_ = 0;

@@ -70,6 +70,20 @@ DO $$ DECLARE t TEXT; BEGIN
   IF to_regclass('outcomes_experiment') IS NULL THEN
     CREATE INDEX outcomes_experiment ON outcomes (experiment);
   END IF;
+  -- The transaction that wrote each event block and shadow row (PostgreSQL 13+), so a reader
+  -- resumes after its last snapshot (see below). Added, then given its default: a volatile
+  -- default on ADD COLUMN would rewrite the table and stamp every old row with this
+  -- transaction's id. Old rows stay NULL: committed before any reader's cursor existed.
+  IF current_setting('server_version_num')::int >= 130000 THEN
+    FOREACH t IN ARRAY ARRAY['exposure_blocks', 'outcome_blocks', 'shadows'] LOOP
+      IF NOT EXISTS (SELECT 1 FROM information_schema.columns WHERE table_schema = current_schema()
+                     AND table_name = t AND column_name = 'xid') THEN
+        EXECUTE format('ALTER TABLE %I ADD COLUMN xid xid8', t);
+        EXECUTE format('ALTER TABLE %I ALTER COLUMN xid SET DEFAULT pg_current_xact_id()', t);
+        EXECUTE format('CREATE INDEX %I ON %I (experiment, xid)', t || '_xid', t);
+      END IF;
+    END LOOP;
+  END IF;
 END $$;
 )sql";
 // Event blocks (events/event_blocks.h) are written with the rows, in the same transaction,
@@ -78,6 +92,13 @@ END $$;
 // exposures included): readers use the blocks of an experiment only when those add up to its
 // rows — rows written by an abgate without blocks (a rolling upgrade) or by hand are otherwise
 // read as rows. outcomes_experiment makes that count cheap.
+// Column `xid` (exposure_blocks, outcome_blocks, shadows) is the writing transaction's id
+// (pg_current_xact_id(), the top-level one): block ids come from a sequence, taken at insert,
+// not at commit, so with several gateways on one store a block with a lower id can commit after
+// one with a higher id was read. A reader keeps its scan's snapshot (pg_current_snapshot()) and
+// reads next only the rows whose transaction that snapshot did not see
+// (NOT pg_visible_in_snapshot(xid, snapshot), bounded below by pg_snapshot_xmin(snapshot) so
+// the (experiment, xid) index finds them).
 
 struct Statement {
   const char* name;

@@ -97,7 +97,7 @@ class SqliteScan : public EventScan {
     const ScanCursor& after = request_.after;
     incremental_ = after.valid && after.blocks == blocks_ && after.exposures <= exposure_rows.second &&
                    after.outcomes <= std::max<int64_t>(outcome_rows.second, 0);
-    cursor_ = {true, blocks_, std::max<int64_t>(exposure_rows.second, 0), std::max<int64_t>(outcome_rows.second, 0)};
+    cursor_ = {true, blocks_, std::max<int64_t>(exposure_rows.second, 0), std::max<int64_t>(outcome_rows.second, 0), {}};
     if (incremental_) {
       exposure_rows.first = std::max(exposure_rows.first, after.exposures + 1);
       outcome_rows.first = std::max(outcome_rows.first, after.outcomes + 1);
@@ -174,7 +174,7 @@ class SqliteScan : public EventScan {
       } functions[] = {{"abgate_exposure", 8, ExposureStep},
                        {"abgate_outcome", 5, OutcomeStep},
                        {"abgate_exposure_block", 2, ExposureBlockStep},
-                       {"abgate_outcome_block", 1, OutcomeBlockStep}};
+                       {"abgate_outcome_block", 2, OutcomeBlockStep}};
       for (const auto& f : functions) {
         if (sqlite3_create_function(db->raw(), f.name, f.args, kFlags, this, nullptr, f.step, NoResult) != SQLITE_OK) {
           return db->Error("register functions");
@@ -210,7 +210,7 @@ class SqliteScan : public EventScan {
 
   static void OutcomeBlockStep(sqlite3_context* context, int, sqlite3_value** v) {
     Worker& w = Of(context);
-    if (w.status.ok()) w.status = w.batcher.AddOutcomeBlock(BlobView(v[0]));
+    if (w.status.ok()) w.status = w.batcher.AddOutcomeBlock(BlobView(v[0]), sqlite3_value_int64(v[1]));
   }
 
   static void NoResult(sqlite3_context* context) { sqlite3_result_null(context); }
@@ -221,7 +221,7 @@ class SqliteScan : public EventScan {
   std::string Query(bool outcomes) const {
     const bool since = request_.SinceUs(outcomes) > 0;
     if (blocks_) {
-      return StrCat(outcomes ? "SELECT abgate_outcome_block(data) FROM outcome_blocks "
+      return StrCat(outcomes ? "SELECT abgate_outcome_block(data, rowid) FROM outcome_blocks "
                              : "SELECT abgate_exposure_block(data, rowid) FROM exposure_blocks ",
                     "WHERE rowid BETWEEN ?1 AND ?2 AND experiment = ?3", since ? " AND max_ts >= ?4" : "");
     }

@@ -119,12 +119,12 @@ absl::Status ScanBatcher::AddExposureBlock(std::string_view blob, int64_t positi
   if (kept > 0) {
     arm_views_.clear();
     for (const auto& a : block->arms()) arm_views_.push_back({a.name, a.model_version, position});
-    visitor_->Exposures({arm_views_, std::span<const events::ExposureKeys>(block_exposures_.data(), kept)});
+    visitor_->Exposures({arm_views_, std::span<const events::ExposureKeys>(block_exposures_.data(), kept), position});
   }
   return absl::OkStatus();
 }
 
-absl::Status ScanBatcher::AddOutcomeBlock(std::string_view blob) {
+absl::Status ScanBatcher::AddOutcomeBlock(std::string_view blob, int64_t position) {
   auto block = events::OutcomeBlock::Parse(blob);
   if (!block.ok()) return block.status();
   FlushOutcomes();
@@ -149,7 +149,7 @@ absl::Status ScanBatcher::AddOutcomeBlock(std::string_view blob) {
   }
   if (kept > 0) {
     metric_views_.assign(block->metrics().begin(), block->metrics().end());
-    visitor_->Outcomes({metric_views_, std::span<const events::OutcomeKeys>(block_outcomes_.data(), kept)});
+    visitor_->Outcomes({metric_views_, std::span<const events::OutcomeKeys>(block_outcomes_.data(), kept), position});
   }
   return absl::OkStatus();
 }

@@ -48,10 +48,10 @@ class ScanBatcher {
                       double assignment_probability = 0);
   void AddOutcomeRow(std::string_view request_id, std::string_view unit_id, std::string_view metric, double value,
                      int64_t ts_us);
-  // One event block (events/event_blocks.h); `position` orders it in the store. InvalidArgument
+  // One event block (events/event_blocks.h); `position` (its id) orders it in the store. InvalidArgument
   // for a damaged block.
   absl::Status AddExposureBlock(std::string_view blob, int64_t position);
-  absl::Status AddOutcomeBlock(std::string_view blob);
+  absl::Status AddOutcomeBlock(std::string_view blob, int64_t position);
 
  private:
   static constexpr size_t kBatchRows = 4096;

@@ -1,0 +1,296 @@
+// The dashboard's follower on a PostgreSQL store (scripts/test.sh starts one): a refresh reads
+// only the event blocks the last scan's snapshot did not see, including a block whose
+// transaction took its id early and committed late (several gateways share one store), and its
+// report is a full read's to the last bit.
+#include <cstdlib>
+#include <random>
+#include <span>
+#include <string>
+#include <vector>
+
+#include <boost/json.hpp>
+
+#include "analysis/analysis.h"
+#include "analysis/report.h"
+#include "common/strings.h"
+#include "events/event.h"
+#include "events/event_blocks.h"
+#include "events/event_reader.h"
+#include "events/event_sink.h"
+#include "gtest/gtest.h"
+#include "postgres/connection.h"
+#include "testing/test_store.h"
+
+namespace abgate::analysis {
+namespace {
+
+namespace json = boost::json;
+
+struct Events {
+  std::vector<events::Exposure> exposures;
+  std::vector<events::Outcome> outcomes;
+};
+
+// `n` exposures (requests r<first>...) of 300 users in three arms, a few in two arms, some out
+// of the experiment; outcomes by unit and by request (booked, revenue, and clicks: revenue's
+// CUPED covariate, also before the first exposures), timestamps out of order.
+Events Generate(uint64_t seed, int first, int n) {
+  std::mt19937_64 rng(seed);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  const std::vector<std::string> arms = {"A", "B", "C"}, versions = {"7", "8", "9"};
+  Events g;
+  for (int i = first; i < first + n; ++i) {
+    events::Exposure e;
+    e.request_id = StrCat("r", i);
+    e.ts_us = uniform(1'000'000, 2'000'000);
+    e.experiment = uniform(0, 19) == 0 ? "other" : "exp";
+    const int user = static_cast<int>(uniform(0, 299));
+    e.unit_id = uniform(0, 19) == 0 ? "" : StrCat("u", user);
+    const int arm = uniform(0, 49) == 0 ? static_cast<int>(uniform(0, 2)) : user % 3;
+    e.arm = e.assigned_arm = arms[arm];
+    e.model_version = versions[arm];
+    e.routing_mode = "user_hash";
+    if (uniform(0, 9) != 0) e.score = static_cast<double>(uniform(0, 999)) / 1000;
+    e.in_experiment = uniform(0, 19) != 0;
+    g.exposures.push_back(e);
+  }
+  for (int i = 0; i < n; ++i) {
+    events::Outcome o;
+    o.ts_us = uniform(900'000, 2'500'000);
+    o.experiment = "exp";
+    if (uniform(0, 2) == 0) {
+      o.request_id = StrCat("r", uniform(0, first + n));
+    } else {
+      o.unit_id = StrCat("u", uniform(0, 320));  // some never exposed
+    }
+    const int64_t metric = uniform(0, 4);
+    o.metric = metric < 2 ? "booked" : metric < 4 ? "revenue" : "clicks";
+    o.value = o.metric == "booked" ? static_cast<double>(uniform(0, 1)) : static_cast<double>(uniform(1, 500)) / 7;
+    g.outcomes.push_back(o);
+  }
+  return g;
+}
+
+const std::vector<MetricSpec>& Metrics() {
+  static const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary},
+                                                  {"revenue", MetricKind::kContinuous, "clicks"}};
+  return metrics;
+}
+
+void Write(events::EventSink& sink, const Events& g) {
+  const std::span exposures(g.exposures);
+  const std::span outcomes(g.outcomes);
+  for (size_t i = 0; i < std::max(exposures.size(), outcomes.size()); i += 50) {
+    const size_t e_to = std::min(exposures.size(), i + 50), o_to = std::min(outcomes.size(), i + 50);
+    const size_t e_from = std::min(exposures.size(), i), o_from = std::min(outcomes.size(), i);
+    ASSERT_TRUE(sink.WriteBatch(exposures.subspan(e_from, e_to - e_from), {}, outcomes.subspan(o_from, o_to - o_from))
+                    .ok());
+  }
+}
+
+// One batch's rows and event blocks written as the sink writes them, on `c`, in whatever
+// transaction it has open (so a test can hold it open after its blocks took their ids).
+void WriteByHand(postgres::Connection& c, const Events& g) {
+  events::BlockSet blocks;
+  for (const events::Exposure& e : g.exposures) {
+    postgres::Params p;
+    p.Text(e.request_id).Int(e.ts_us).Text(e.experiment).OptionalText(e.unit_id).Bool(e.unit_random).Text(e.arm)
+        .Text(e.assigned_arm).OptionalText(e.model_name).OptionalText(e.model_version).Text(e.routing_mode)
+        .Int(e.status).Int(e.latency_us).OptionalDouble(e.score).Bool(e.fallback).Bool(e.in_experiment);
+    ASSERT_TRUE(c.Query("INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, "
+                        "model_name, model_version, routing_mode, status, latency_us, score, fallback, in_experiment) "
+                        "VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10,$11,$12,$13,$14,$15)",
+                        p)
+                    .ok());
+    blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
+                       e.in_experiment);
+  }
+  for (const events::Outcome& o : g.outcomes) {
+    postgres::Params p;
+    p.Int(o.ts_us).Text(o.experiment).OptionalText(o.request_id).OptionalText(o.unit_id).Text(o.metric).Double(o.value);
+    ASSERT_TRUE(c.Query("INSERT INTO outcomes (ts, experiment, request_id, unit_id, metric, value) "
+                        "VALUES ($1,$2,$3,$4,$5,$6)",
+                        p)
+                    .ok());
+    blocks.AddOutcome(o.experiment, o.request_id, o.unit_id, o.metric, o.value, o.ts_us);
+  }
+  for (const events::EncodedBlock& b : blocks.Finish(/*keep_empty=*/true)) {
+    postgres::Params p;
+    p.Text(b.experiment).Int(b.min_ts).Int(b.max_ts).Int(b.rows).Int(b.source_rows).Binary(b.data);
+    ASSERT_TRUE(c.Query(StrCat("INSERT INTO ", b.outcomes ? "outcome_blocks" : "exposure_blocks",
+                               " (experiment, min_ts, max_ts, rows, source_rows, data) VALUES ($1,$2,$3,$4,$5,$6)"),
+                        p)
+                    .ok());
+  }
+}
+
+absl::StatusOr<std::string> ReportJson(const AnalysisInput& input) {
+  auto report = Analyze(input);
+  if (!report.ok()) return report.status();
+  return json::serialize(ToJson(*report));
+}
+
+class PostgresFollowerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!store_.ok()) GTEST_SKIP() << store_.reason();
+    auto reader = events::OpenEventReader(store_.uri());
+    ASSERT_TRUE(reader.ok());
+    reader_ = std::move(*reader);
+    for (const std::string unit : {"user", "request"}) {
+      for (const ReadTuning& tuning : {ReadTuning{}, ReadTuning{3, 2, true}}) {
+        cases_.push_back({unit, tuning, std::make_unique<EventStoreFollower>("exp", unit, Metrics(), 300'000)});
+      }
+    }
+  }
+
+  // Every follower reads (only new blocks when `incremental`) and reports what a full read of
+  // the store reports, to the last bit, and keeps each stored event once.
+  void Check(const std::string& stage, bool incremental) {
+    const int64_t stored = store_.QueryInt(
+        "SELECT (SELECT coalesce(sum(rows), 0) FROM exposure_blocks WHERE experiment = 'exp') + "
+        "(SELECT coalesce(sum(rows), 0) FROM outcome_blocks WHERE experiment = 'exp')");
+    for (Case& c : cases_) {
+      const std::string what = StrCat(stage, ", unit=", c.unit, ", workers=", c.tuning.workers);
+      auto followed = c.follower->Read(*reader_, c.tuning);
+      ASSERT_TRUE(followed.ok()) << followed.status() << " " << what;
+      EXPECT_EQ(c.follower->last_read_incremental(), incremental) << what;
+      if (c.follower->can_resume()) {
+        EXPECT_EQ(c.follower->kept_events(), stored) << what;
+      }
+      auto full = ReadEventStore(*reader_, "exp", c.unit, Metrics(), 300'000, 0, c.tuning);
+      ASSERT_TRUE(full.ok()) << full.status() << " " << what;
+      auto a = ReportJson(*followed), b = ReportJson(*full);
+      ASSERT_TRUE(a.ok() && b.ok()) << what;
+      EXPECT_EQ(*a, *b) << what;
+    }
+  }
+
+  struct Case {
+    std::string unit;
+    ReadTuning tuning;
+    std::unique_ptr<EventStoreFollower> follower;
+  };
+  testing::TestStore store_{"postgres", ::testing::TempDir()};
+  std::unique_ptr<events::EventReader> reader_;
+  std::vector<Case> cases_;
+};
+
+TEST_F(PostgresFollowerTest, ARefreshReadsOnlyNewBlocksAndMatchesAFullRead) {
+  auto sink = events::OpenEventSink(store_.uri());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Write(**sink, Generate(1, 0, 600));
+  Check("first read", false);
+  for (const EventStoreFollower* f : {cases_[0].follower.get()}) EXPECT_TRUE(f->can_resume());
+  Write(**sink, Generate(2, 600, 300));
+  Check("new batches", true);
+  Check("nothing new", true);
+  // A row without blocks (an older gateway, or by hand): the blocks no longer hold every row,
+  // so the rows are read, whole, at every refresh.
+  ASSERT_EQ(store_.QueryInt("INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, "
+                            "model_version, routing_mode, status, latency_us, score, fallback, in_experiment) VALUES "
+                            "('r-by-hand', 1500000, 'exp', 'u-by-hand', 0, 'A', 'A', '7', 'user_hash', 200, 1000, 0.5, "
+                            "0, 1) RETURNING 1"),
+            1);
+  // The rows are counted against the blocks every few refreshes (counting them each time would
+  // cost more than the refresh): until then the refreshes trust the last count.
+  for (Case& c : cases_) {
+    int refreshes = 0;
+    for (; refreshes < 20; ++refreshes) {
+      ASSERT_TRUE(c.follower->Read(*reader_, c.tuning).ok());
+      if (!c.follower->last_read_incremental()) break;
+    }
+    EXPECT_LE(refreshes, 10);
+  }
+  Check("a row by hand: rows", false);
+  EXPECT_FALSE(cases_[0].follower->can_resume());
+  Write(**sink, Generate(3, 900, 100));
+  Check("rows, new batches", false);
+}
+
+// Two gateways: one's transaction takes its blocks' ids, the other commits blocks with higher
+// ids, a refresh reads them, then the first commits. The refresh after must read the late
+// blocks (ids below ones already read), once, and fold them in store order: a unit's revenue
+// 1e16 (before), +1 (late, lower id), -1e16 (committed first, higher id) sums to 0 in id order
+// and to 1 in the order the blocks were read.
+TEST_F(PostgresFollowerTest, ABlockCommittedLateIsReadOnceAndInStoreOrder) {
+  auto sink = events::OpenEventSink(store_.uri());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Events base = Generate(4, 0, 400);
+  auto revenue = [](const char* unit, double value, int64_t ts) {
+    events::Outcome o;
+    o.ts_us = ts;
+    o.experiment = "exp";
+    o.unit_id = unit;
+    o.metric = "revenue";
+    o.value = value;
+    return o;
+  };
+  events::Exposure late_unit = base.exposures[0];
+  late_unit.experiment = "exp";
+  late_unit.in_experiment = true;
+  late_unit.request_id = "r-late-unit";
+  late_unit.unit_id = "u-late";
+  late_unit.ts_us = 1'000'000;
+  late_unit.arm = late_unit.assigned_arm = "A";
+  late_unit.model_version = "7";
+  base.exposures.push_back(late_unit);
+  base.outcomes.push_back(revenue("u-late", 1e16, 1'100'000));
+  Write(**sink, base);
+  Check("first read", false);
+
+  // Gateway 1: its blocks take their ids, and it does not commit yet.
+  auto held = postgres::Connection::Connect(store_.uri());
+  ASSERT_TRUE(held.ok());
+  ASSERT_TRUE(held->Exec("BEGIN").ok());
+  Events late = Generate(5, 400, 120);
+  late.outcomes.push_back(revenue("u-late", 1, 1'150'000));
+  WriteByHand(*held, late);
+  const int64_t late_block = [&] {
+    auto r = held->Query("SELECT max(id) FROM outcome_blocks");
+    return r.ok() ? r->Int(0, 0) : -1;
+  }();
+  // Gateway 2 commits after it, with higher ids.
+  Events early = Generate(6, 520, 120);
+  early.outcomes.push_back(revenue("u-late", -1e16, 1'200'000));
+  Write(**sink, early);
+  EXPECT_LT(late_block, store_.QueryInt("SELECT max(id) FROM outcome_blocks"));
+  Check("the other gateway's blocks", true);
+  ASSERT_TRUE(held->Exec("COMMIT").ok());
+  Check("the late blocks", true);
+  Check("nothing new", true);
+  Write(**sink, Generate(7, 640, 100));
+  Check("more batches", true);
+}
+
+// A store written before the `xid` column: its readers cannot resume (read whole, as before);
+// the next sink to open it adds the column without rewriting the old blocks (NULL: committed
+// before any cursor), and from then on a refresh reads only new blocks, never the old ones again.
+TEST_F(PostgresFollowerTest, AStoreWithoutTheXidColumnIsUpgraded) {
+  {
+    auto sink = events::OpenEventSink(store_.uri());
+    ASSERT_TRUE(sink.ok()) << sink.status();
+    Write(**sink, Generate(8, 0, 300));
+  }
+  // What an older gateway left.
+  ASSERT_EQ(store_.QueryInt("ALTER TABLE exposure_blocks DROP COLUMN xid; ALTER TABLE outcome_blocks DROP COLUMN xid; "
+                            "ALTER TABLE shadows DROP COLUMN xid; SELECT 1"),
+            1);
+  Check("an older store", false);
+  EXPECT_FALSE(cases_[0].follower->can_resume());
+  auto sink = events::OpenEventSink(store_.uri());  // the upgrade
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  EXPECT_EQ(store_.QueryInt("SELECT count(*) FROM exposure_blocks WHERE xid IS NOT NULL"), 0);
+  EXPECT_GT(store_.QueryInt("SELECT count(*) FROM exposure_blocks WHERE xid IS NULL"), 0);
+  Check("upgraded", false);
+  EXPECT_TRUE(cases_[0].follower->can_resume());
+  Write(**sink, Generate(9, 300, 200));
+  EXPECT_EQ(store_.QueryInt("SELECT count(*) FROM outcome_blocks WHERE xid IS NULL") +
+                store_.QueryInt("SELECT count(*) FROM outcome_blocks WHERE xid IS NOT NULL"),
+            store_.QueryInt("SELECT count(*) FROM outcome_blocks"));
+  EXPECT_GT(store_.QueryInt("SELECT count(*) FROM outcome_blocks WHERE xid IS NOT NULL"), 0);
+  Check("new batches after the upgrade", true);
+}
+
+}  // namespace
+}  // namespace abgate::analysis
