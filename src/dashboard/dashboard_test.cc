@@ -1,4 +1,9 @@
+#include <sys/resource.h>
+#include <unistd.h>
+
+#include <algorithm>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
@@ -209,6 +214,26 @@ TEST(ResultsCacheTest, Issue15APollersAgeCountsFromTheStartOfTheComputation) {
   clock.AdvanceUs(50'000);  // 950 ms after it started, 850 ms after it ended: too old
   cache.Get({"exp", 0}, 900'000, d.Callback());
   EXPECT_EQ(d.Wait(1)[0]->report_json, "#3");
+}
+
+// Issue 15 item 3: analyses run below the I/O threads' priority, so open dashboards take the
+// CPU a loaded data plane leaves (bench/dashboard_visibility).
+TEST(ResultsCacheTest, Issue15AnalysesRunAtALowerPriority) {
+  common::FakeClock clock(1'000'000);
+  errno = 0;
+  const int here = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+  ASSERT_EQ(errno, 0);
+  std::atomic<int> seen{-100};
+  ResultsCache cache({.threads = 1}, clock, [] { return StoreMark{1, 1, true}; }, [&](const ResultsKey&) {
+    seen = ::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid()));
+    return Results{};
+  });
+  Collector a;
+  cache.Get({"exp", 0}, 0, a.Callback());
+  a.Wait(1);
+  EXPECT_EQ(seen.load(), std::min(19, here + 10));
+  // This thread's priority is its own: nothing else was lowered.
+  EXPECT_EQ(::getpriority(PRIO_PROCESS, static_cast<id_t>(::gettid())), here);
 }
 
 TEST(ResultsCacheTest, AFailedAnalysisIsNotReusedOnAnUnchangedMark) {

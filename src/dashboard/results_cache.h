@@ -13,8 +13,8 @@
 // the store's mark (config version + commits): an unchanged exact mark reuses the previous
 // result or NOT_FOUND (other failures, such as a store outage, are computed again).
 // Computations run on `threads` worker threads; at most `max_queued` keys wait for one (more:
-// RESOURCE_EXHAUSTED). Thread-safe; callbacks run on a worker thread, or on the caller's thread
-// for a fresh-enough cached result.
+// RESOURCE_EXHAUSTED). The workers run at a lower priority (Options::nice). Thread-safe;
+// callbacks run on a worker thread, or on the caller's thread for a fresh-enough cached result.
 #pragma once
 
 #include <cstdint>
@@ -72,6 +72,10 @@ class ResultsCache {
     // however slow the refresh (20% with 5). The key's first computation does not count: it
     // builds the follower's units (seconds at 1M units), and later refreshes only update them.
     int64_t poller_cost_factor = 5;
+    // Added to the results threads' nice value (per thread on Linux; the threads an analysis
+    // starts inherit it), so analyses take CPU the I/O threads leave: an open dashboard does
+    // not slow the data plane of a loaded gateway. 0 keeps the creating thread's.
+    int nice = 10;
   };
   // Both run on a worker thread and may block: `mark` (e.g. after flushing the writer) is
   // taken before every computation; `compute` does the analysis.
