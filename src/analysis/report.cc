@@ -143,7 +143,13 @@ class Reader {
   }
   double Num(std::string_view key, bool required = true, double fallback = 0) {
     const auto* v = Find(key);
-    if (v && v->is_number()) return v->to_number<double>();
+    if (v && v->is_number()) {
+      // Our writer prints a non-finite double as a string ("NaN"), never as a number, so a
+      // number that is not finite (Boost.JSON reads 1e400 as inf, 0e400 as NaN) is a peer's error.
+      if (const double d = v->to_number<double>(); std::isfinite(d)) return d;
+      Fail(key, "a finite number");
+      return fallback;
+    }
     if (required || (v && !v->is_null())) Fail(key, "a number");
     return fallback;
   }
@@ -175,7 +181,12 @@ class Reader {
       Fail(key, "a [low, high] pair of numbers");
       return std::nullopt;
     }
-    return Interval{v->as_array()[0].to_number<double>(), v->as_array()[1].to_number<double>()};
+    const Interval i{v->as_array()[0].to_number<double>(), v->as_array()[1].to_number<double>()};
+    if (!std::isfinite(i.low) || !std::isfinite(i.high)) {
+      Fail(key, "a [low, high] pair of finite numbers");
+      return std::nullopt;
+    }
+    return i;
   }
   Interval Pair(std::string_view key) {
     auto i = OptInterval(key);

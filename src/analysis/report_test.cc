@@ -9,6 +9,7 @@
 
 #include "analysis/analysis.h"
 #include "common/human.h"
+#include "common/strings.h"
 
 namespace abgate::analysis {
 namespace {
@@ -71,6 +72,27 @@ TEST(ReportTest, MalformedReportsAreClearErrorsNeverExceptions) {
   ASSERT_FALSE(bad.ok());
   EXPECT_NE(std::string(bad.status().message()).find("report.comparisons[0].diff must be a number"), std::string::npos)
       << bad.status();
+
+  // A number that is not finite (Boost.JSON reads 1e400 as inf, 0e400 as NaN; our writer prints
+  // non-finite doubles as strings) is refused, not carried into a decision.
+  for (const char* number : {"1e400", "-1e400", "0e400"}) {
+    bad = ReportFromJson(json::parse(StrCat(
+        R"({"experiment":"e","control":"A","arms":[],"comparisons":[{"metric":"m","control":"A","treatment":"B","test":"z","diff":)",
+        number, "}]}")));
+    ASSERT_FALSE(bad.ok()) << number;
+    EXPECT_NE(std::string(bad.status().message()).find("report.comparisons[0].diff must be a finite number"),
+              std::string::npos)
+        << bad.status();
+    std::string doc = json::serialize(ToJson(Sample()));
+    const size_t ci = doc.find("\"diff_ci\":[");
+    ASSERT_NE(ci, std::string::npos) << doc;
+    doc.replace(ci + 11, doc.find(',', ci) - ci - 11, number);
+    bad = ReportFromJson(json::parse(doc));
+    ASSERT_FALSE(bad.ok()) << doc;
+    EXPECT_NE(std::string(bad.status().message()).find("diff_ci must be a [low, high] pair of finite numbers"),
+              std::string::npos)
+        << bad.status();
+  }
 
   // Every value of a real report replaced, one at a time, by a value of each wrong type: the
   // reader answers (ok or InvalidArgument) and never throws.
