@@ -26,8 +26,6 @@
 #include <string>
 #include <vector>
 
-#include <boost/json.hpp>
-
 #include "analysis/analysis.h"
 #include "analysis/report.h"
 #include "common/random.h"
@@ -109,11 +107,7 @@ absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStore
   const auto t1 = std::chrono::steady_clock::now();
   auto report = analysis::Analyze(*input);
   if (!report.ok()) return report.status();
-  auto shadow = analysis::ReadShadowSummary(reader, c.name);
-  if (!shadow.ok()) return shadow.status();
-  if (*shadow) {
-    if (auto typed = analysis::ShadowFromJson(boost::json::value(std::move(**shadow))); typed.ok()) report->shadow = *typed;
-  }
+  report->shadow = input->shadow_summary;
   const auto t2 = std::chrono::steady_clock::now();
   const size_t size = config::ToJson(analysis::ToJson(*report)).size();
   if (std::getenv("ABGATE_ANALYZE_TIMINGS")) {

@@ -26,6 +26,7 @@
 
 namespace abgate::events {
 class EventReader;  // events/event_reader.h: the store readers below read through it
+struct ShadowRow;
 }  // namespace abgate::events
 
 namespace abgate::analysis {
@@ -73,6 +74,30 @@ struct ShadowPairs {
   std::vector<double> scores, shadow_scores;
   std::vector<int> labels;
 };
+
+// Shadow traffic as the readers keep it (table `shadows`: requests also scored by a shadow
+// arm), ordered by the served request's time, then its request key, whatever the store's order
+// (PostgreSQL's heap has none, and a refresh appends the rows it reads): the summary and the
+// paired evaluation are the same from a full read and from a follower's kept rows.
+struct ShadowObservations {
+  struct Row {
+    int64_t ts_us;
+    uint64_t request_key;        // common::Hash64(request id)
+    double score, shadow_score;  // NaN: none
+    int64_t latency_us, shadow_latency_us;
+    int32_t status;
+    uint32_t pair;  // index in `pairs`
+    // Both scored, the shadow answered: paired with the request's label.
+    bool comparable() const { return score == score && shadow_score == shadow_score && status < 300; }
+  };
+  std::vector<std::pair<std::string, std::string>> pairs;  // (served arm, shadow arm)
+  std::vector<Row> rows;
+  // Adds rows read from a store and restores the order (readers.cc).
+  void Add(const std::vector<events::ShadowRow>& stored);
+};
+
+// The shadow traffic's summary (ReadShadowSummary's): nullopt when there is none.
+std::optional<boost::json::object> ShadowSummaryOf(const ShadowObservations& shadow);
 
 struct ArmInfo {
   std::string name;
@@ -124,6 +149,9 @@ struct AnalysisInput {
   // Shadow traffic joined with the requests' labels, one entry per (served arm, shadow arm):
   // Analyze compares the shadow with the served model on the same requests (paired).
   std::vector<ShadowPairs> shadows;
+  // The store readers: the summary of the same shadow rows (ShadowSummaryOf), so a caller does
+  // not read them again (ReadShadowSummary).
+  std::optional<ShadowSummary> shadow_summary;
   std::vector<RequestLabels> request_labels;  // only with ReadTuning::request_labels
   int64_t multiple_exposure_units = 0;  // seen in more than one arm; excluded from `units`
   // Outcomes read from a store: attributed to a unit, or kept but unattributed because they

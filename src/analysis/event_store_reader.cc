@@ -26,6 +26,8 @@
 #include <type_traits>
 #include <vector>
 
+#include <boost/json.hpp>
+
 #include "absl/base/thread_annotations.h"
 #include "absl/container/flat_hash_map.h"
 #include "absl/container/flat_hash_set.h"
@@ -118,6 +120,13 @@ struct ScanOutput {
 
 }  // namespace
 
+// The shadow rows read, the request keys of the comparable ones, and where the read ended.
+struct KeptShadows {
+  ShadowObservations observations;
+  absl::flat_hash_set<uint64_t> comparable_keys;
+  events::ShadowCursor cursor;
+};
+
 // What an EventStoreFollower keeps between reads: every event read so far (exposures and
 // outcomes, in store order, each linked into its unit's lists), the units built from them with
 // their current contribution to the analysis' sufficient statistics (AnalysisState), the arms
@@ -164,6 +173,7 @@ struct EventStoreFollower::State {
   ArmTable arms;
   std::vector<int64_t> arm_exposures;  // by ArmTable index
   events::ScanCursor cursor;
+  KeptShadows shadows;  // read on from shadows.cursor while the scan resumes
   bool last_incremental = false;
   std::vector<Exposure> exposures;
   std::vector<Outcome> outcomes;
@@ -218,6 +228,7 @@ class StoreReader {
               EventStoreFollower::State* follow = nullptr)
       : follow_(follow),
         arms_(follow ? follow->arms : own_arms_),
+        shadows_(follow ? follow->shadows : own_shadows_),
         reader_(reader),
         experiment_(experiment),
         request_units_(unit == "request"),
@@ -253,12 +264,9 @@ class StoreReader {
   absl::StatusOr<AnalysisInput> Read() {
     PhaseLog log;
     // Shadow traffic, to be paired with its requests' labels (a store without any: none).
-    ABGATE_ASSIGN_OR_RETURN(shadow_rows_, reader_.ReadShadows(experiment_, since_us_));
-    for (const events::ShadowRow& row : shadow_rows_) {
-      if (row.score && row.shadow_score && row.status < 300) shadow_keys_.insert(common::Hash64(row.request_id));
-    }
     absl::Status scanned = Scan();
     for (const auto& scan : scans_) scanned.Update(scan.status);
+    if (scanned.ok()) scanned = ReadShadowRows();
     if (!scanned.ok()) {
       // What was kept may now hold part of a scan: the next read starts over.
       if (follow_) follow_->Clear();
@@ -579,8 +587,8 @@ class StoreReader {
     input_.multiple_exposure_units = f.multiple_arm_units;
     // Shadowed requests' labels, as ProcessPartition gives them.
     absl::flat_hash_map<uint64_t, int> shadow_labels;
-    if (!shadow_keys_.empty() && input_.metrics[0].kind == MetricKind::kBinary) {
-      for (uint64_t key : shadow_keys_) {
+    if (!shadows_.comparable_keys.empty() && input_.metrics[0].kind == MetricKind::kBinary) {
+      for (uint64_t key : shadows_.comparable_keys) {
         auto it = f.request_index.find(key);
         if (it == f.request_index.end()) continue;
         const State::Exposure& x = f.exposures[it->second];
@@ -973,7 +981,7 @@ class StoreReader {
         if (s.units[u].multiple_arms) return;
         const double label = request_label >= 0 ? request_label : s.values[u * m];
         // A shadowed request: its label, for the paired comparison with the shadow's score.
-        if (!shadow_keys_.empty() && shadow_keys_.contains(e.request_key)) {
+        if (!shadows_.comparable_keys.empty() && shadows_.comparable_keys.contains(e.request_key)) {
           r.shadow_labels.emplace_back(e.request_key, label > 0 ? 1 : 0);
         }
         if (std::isnan(e.score)) return;
@@ -1041,27 +1049,52 @@ class StoreReader {
     PairShadows(shadow_labels);
   }
 
-  // The shadow rows whose request has a label, grouped by (served arm, shadow arm) in store order.
+  // Shadow traffic (after the scan: its requests' labels pair with it), kept in order
+  // (ShadowObservations). A follower whose scan resumed reads only the rows stored since its
+  // last read (a store without any: none).
+  absl::Status ReadShadowRows() {
+    events::ShadowCursor after;
+    if (follow_ && incremental_) after = shadows_.cursor;
+    auto read = reader_.ReadShadowsAfter(experiment_, since_us_, after);
+    if (!read.ok()) return read.status();
+    if (!read->incremental) shadows_ = KeptShadows();
+    shadows_.cursor = std::move(read->cursor);
+    for (const events::ShadowRow& row : read->rows) {
+      if (row.score && row.shadow_score && row.status < 300) shadows_.comparable_keys.insert(common::Hash64(row.request_id));
+    }
+    shadows_.observations.Add(read->rows);
+    return absl::OkStatus();
+  }
+
+  // The comparable shadow rows whose request has a label, grouped by (served arm, shadow arm)
+  // in ShadowObservations' order; and the shadow traffic's summary.
   void PairShadows(const absl::flat_hash_map<uint64_t, int>& labels) {
-    for (const events::ShadowRow& row : shadow_rows_) {
-      if (!row.score || !row.shadow_score || row.status >= 300) continue;
-      auto label = labels.find(common::Hash64(row.request_id));
+    const ShadowObservations& shadow = shadows_.observations;
+    std::vector<int> group_of(shadow.pairs.size(), -1);
+    for (const ShadowObservations::Row& row : shadow.rows) {
+      if (!row.comparable()) continue;
+      auto label = labels.find(row.request_key);
       if (label == labels.end()) continue;
-      auto group = std::find_if(input_.shadows.begin(), input_.shadows.end(),
-                                [&](const ShadowPairs& g) { return g.arm == row.arm && g.shadow_arm == row.shadow_arm; });
-      if (group == input_.shadows.end()) {
-        input_.shadows.push_back({row.arm, row.shadow_arm, {}, {}, {}});
-        group = input_.shadows.end() - 1;
+      int& g = group_of[row.pair];
+      if (g < 0) {
+        g = static_cast<int>(input_.shadows.size());
+        input_.shadows.push_back({shadow.pairs[row.pair].first, shadow.pairs[row.pair].second, {}, {}, {}});
       }
-      group->scores.push_back(*row.score);
-      group->shadow_scores.push_back(*row.shadow_score);
-      group->labels.push_back(label->second);
+      ShadowPairs& group = input_.shadows[static_cast<size_t>(g)];
+      group.scores.push_back(row.score);
+      group.shadow_scores.push_back(row.shadow_score);
+      group.labels.push_back(label->second);
+    }
+    if (auto summary = ShadowSummaryOf(shadow)) {
+      if (auto typed = ShadowFromJson(boost::json::value(std::move(*summary))); typed.ok()) input_.shadow_summary = *typed;
     }
   }
 
   EventStoreFollower::State* const follow_;  // null for a one-off read
   ArmTable own_arms_;
   ArmTable& arms_;  // the follower's, or own_arms_
+  KeptShadows own_shadows_;
+  KeptShadows& shadows_;  // the follower's, or own_shadows_
   events::EventReader& reader_;
   const std::string& experiment_;
   const bool request_units_;
@@ -1088,8 +1121,6 @@ class StoreReader {
   std::vector<TaskMark> marks_;  // one per scan task
   std::vector<std::vector<std::vector<OutcomeRow>>> joined_;  // [request partition][unit partition]
   std::vector<int64_t> request_unknown_;                      // [worker] outcomes naming no exposed request
-  std::vector<events::ShadowRow> shadow_rows_;
-  absl::flat_hash_set<uint64_t> shadow_keys_;  // request keys of the comparable shadow rows
   AnalysisInput input_;
 };
 
@@ -1143,7 +1174,8 @@ absl::StatusOr<AnalysisInput> EventStoreFollower::Read(events::EventReader& read
 }
 
 int64_t EventStoreFollower::kept_events() const {
-  return static_cast<int64_t>(state_->exposures.size() + state_->outcomes.size());
+  return static_cast<int64_t>(state_->exposures.size() + state_->outcomes.size() +
+                              state_->shadows.observations.rows.size());
 }
 
 bool EventStoreFollower::last_read_incremental() const { return state_->last_incremental; }

@@ -1,8 +1,12 @@
 // The dashboard's follower on a PostgreSQL store (scripts/test.sh starts one): a refresh reads
-// only the event blocks the last scan's snapshot did not see, including a block whose
-// transaction took its id early and committed late (several gateways share one store), and its
-// report is a full read's to the last bit.
+// only the event blocks and shadow rows the last read's snapshot did not see, including a block
+// whose transaction took its id early and committed late (several gateways share one store),
+// and its report, shadow summary and paired shadow evaluation are a full read's to the last bit.
+// The same on SQLite for the shadow rows (by rowid).
+#include <stdlib.h>
+
 #include <cstdlib>
+#include <filesystem>
 #include <random>
 #include <span>
 #include <string>
@@ -52,6 +56,13 @@ Events Generate(uint64_t seed, int first, int n) {
     e.routing_mode = "user_hash";
     if (uniform(0, 9) != 0) e.score = static_cast<double>(uniform(0, 999)) / 1000;
     e.in_experiment = uniform(0, 19) != 0;
+    if (uniform(0, 3) == 0) {  // mirrored to a shadow arm, which sometimes fails
+      const bool failed = uniform(0, 9) == 0;
+      e.latency_us = uniform(500, 3000);
+      e.shadow = events::ExposureShadow{uniform(0, 5) == 0 ? "T" : "S",
+                                        failed ? std::nullopt : std::optional(static_cast<double>(uniform(0, 999)) / 1000),
+                                        uniform(500, 5000), failed ? 504 : 200};
+    }
     g.exposures.push_back(e);
   }
   for (int i = 0; i < n; ++i) {
@@ -104,6 +115,15 @@ void WriteByHand(postgres::Connection& c, const Events& g) {
                     .ok());
     blocks.AddExposure(e.experiment, e.request_id, e.unit_id, e.assigned_arm, e.model_version, e.ts_us, e.score,
                        e.in_experiment);
+    if (e.shadow) {
+      postgres::Params q;
+      q.Text(e.request_id).Int(e.ts_us).Text(e.experiment).Text(e.arm).OptionalDouble(e.score).Int(e.latency_us)
+          .Text(e.shadow->arm).OptionalDouble(e.shadow->score).Int(e.shadow->latency_us).Int(e.shadow->status);
+      ASSERT_TRUE(c.Query("INSERT INTO shadows (request_id, ts, experiment, arm, score, latency_us, shadow_arm, "
+                          "shadow_score, shadow_latency_us, shadow_status) VALUES ($1,$2,$3,$4,$5,$6,$7,$8,$9,$10)",
+                          q)
+                      .ok());
+    }
   }
   for (const events::Outcome& o : g.outcomes) {
     postgres::Params p;
@@ -130,8 +150,16 @@ absl::StatusOr<std::string> ReportJson(const AnalysisInput& input) {
   return json::serialize(ToJson(*report));
 }
 
-class PostgresFollowerTest : public ::testing::Test {
+class FollowerTestBase : public ::testing::Test {
  protected:
+  explicit FollowerTestBase(const std::string& backend) : dir_(MakeDir()), store_(backend, dir_) {}
+  ~FollowerTestBase() override { std::filesystem::remove_all(dir_); }
+
+  static std::string MakeDir() {
+    std::string dir = (std::filesystem::temp_directory_path() / "abgate_follower_XXXXXX").string();
+    return ::mkdtemp(dir.data()) ? dir : std::string();
+  }
+
   void SetUp() override {
     if (!store_.ok()) GTEST_SKIP() << store_.reason();
     auto reader = events::OpenEventReader(store_.uri());
@@ -149,7 +177,12 @@ class PostgresFollowerTest : public ::testing::Test {
   void Check(const std::string& stage, bool incremental) {
     const int64_t stored = store_.QueryInt(
         "SELECT (SELECT coalesce(sum(rows), 0) FROM exposure_blocks WHERE experiment = 'exp') + "
-        "(SELECT coalesce(sum(rows), 0) FROM outcome_blocks WHERE experiment = 'exp')");
+        "(SELECT coalesce(sum(rows), 0) FROM outcome_blocks WHERE experiment = 'exp') + "
+        "(SELECT count(*) FROM shadows WHERE experiment = 'exp')");
+    auto summary = ReadShadowSummary(*reader_, "exp");
+    ASSERT_TRUE(summary.ok()) << summary.status();
+    ASSERT_TRUE(summary->has_value()) << stage;
+    const std::string summary_json = json::serialize(**summary);
     for (Case& c : cases_) {
       const std::string what = StrCat(stage, ", unit=", c.unit, ", workers=", c.tuning.workers);
       auto followed = c.follower->Read(*reader_, c.tuning);
@@ -163,6 +196,23 @@ class PostgresFollowerTest : public ::testing::Test {
       auto a = ReportJson(*followed), b = ReportJson(*full);
       ASSERT_TRUE(a.ok() && b.ok()) << what;
       EXPECT_EQ(*a, *b) << what;
+      // The shadow rows: the summary (as ReadShadowSummary gives it) and the pairs with labels.
+      for (const AnalysisInput* in : {&*followed, &*full}) {
+        ASSERT_TRUE(in->shadow_summary.has_value()) << what;
+        auto read = ShadowFromJson(json::value(**summary));
+        ASSERT_TRUE(read.ok());
+        EXPECT_EQ(json::serialize(ToJson(*in->shadow_summary)), json::serialize(ToJson(*read))) << what;
+      }
+      EXPECT_EQ(json::serialize(ToJson(*followed->shadow_summary)), summary_json) << what;
+      ASSERT_EQ(followed->shadows.size(), full->shadows.size()) << what;
+      EXPECT_FALSE(followed->shadows.empty()) << what;
+      for (size_t g = 0; g < full->shadows.size(); ++g) {
+        EXPECT_EQ(followed->shadows[g].arm, full->shadows[g].arm) << what;
+        EXPECT_EQ(followed->shadows[g].shadow_arm, full->shadows[g].shadow_arm) << what;
+        EXPECT_EQ(followed->shadows[g].scores, full->shadows[g].scores) << what;
+        EXPECT_EQ(followed->shadows[g].shadow_scores, full->shadows[g].shadow_scores) << what;
+        EXPECT_EQ(followed->shadows[g].labels, full->shadows[g].labels) << what;
+      }
     }
   }
 
@@ -171,20 +221,67 @@ class PostgresFollowerTest : public ::testing::Test {
     ReadTuning tuning;
     std::unique_ptr<EventStoreFollower> follower;
   };
-  testing::TestStore store_{"postgres", ::testing::TempDir()};
+  const std::string dir_;  // this test's (the SQLite store's file)
+  testing::TestStore store_;
   std::unique_ptr<events::EventReader> reader_;
   std::vector<Case> cases_;
 };
 
-TEST_F(PostgresFollowerTest, ARefreshReadsOnlyNewBlocksAndMatchesAFullRead) {
+class PostgresFollowerTest : public FollowerTestBase {
+ protected:
+  PostgresFollowerTest() : FollowerTestBase("postgres") {}
+};
+
+class FollowerTest : public FollowerTestBase, public ::testing::WithParamInterface<std::string> {
+ protected:
+  FollowerTest() : FollowerTestBase(GetParam()) {}
+};
+
+INSTANTIATE_TEST_SUITE_P(Stores, FollowerTest, ::testing::Values("sqlite", "postgres"));
+
+TEST_P(FollowerTest, ARefreshReadsOnlyNewEventsAndShadowRowsAndMatchesAFullRead) {
   auto sink = events::OpenEventSink(store_.uri());
   ASSERT_TRUE(sink.ok()) << sink.status();
   Write(**sink, Generate(1, 0, 600));
   Check("first read", false);
-  for (const EventStoreFollower* f : {cases_[0].follower.get()}) EXPECT_TRUE(f->can_resume());
+  EXPECT_TRUE(cases_[0].follower->can_resume());
   Write(**sink, Generate(2, 600, 300));
   Check("new batches", true);
   Check("nothing new", true);
+  Write(**sink, Generate(3, 900, 200));
+  Check("more batches", true);
+}
+
+// The shadow rows a read after a cursor gives: only those stored since (what a refresh reads).
+TEST_P(FollowerTest, ShadowRowsAreReadAfterTheCursor) {
+  auto sink = events::OpenEventSink(store_.uri());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Write(**sink, Generate(1, 0, 300));
+  auto first = reader_->ReadShadowsAfter("exp", 0, {});
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_FALSE(first->incremental);
+  EXPECT_TRUE(first->cursor.valid);
+  const int64_t stored = store_.QueryInt("SELECT count(*) FROM shadows WHERE experiment = 'exp'");
+  EXPECT_EQ(static_cast<int64_t>(first->rows.size()), stored);
+  Write(**sink, Generate(2, 300, 200));
+  auto next = reader_->ReadShadowsAfter("exp", 0, first->cursor);
+  ASSERT_TRUE(next.ok()) << next.status();
+  EXPECT_TRUE(next->incremental);
+  EXPECT_EQ(static_cast<int64_t>(next->rows.size()),
+            store_.QueryInt("SELECT count(*) FROM shadows WHERE experiment = 'exp'") - stored);
+  EXPECT_FALSE(next->rows.empty());
+  for (const events::ShadowRow& row : next->rows) EXPECT_GE(std::stoi(row.request_id.substr(1)), 300) << row.request_id;
+  auto again = reader_->ReadShadowsAfter("exp", 0, next->cursor);
+  ASSERT_TRUE(again.ok());
+  EXPECT_TRUE(again->incremental);
+  EXPECT_TRUE(again->rows.empty());
+}
+
+TEST_F(PostgresFollowerTest, RowsWithoutBlocksAreReadWhole) {
+  auto sink = events::OpenEventSink(store_.uri());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  Write(**sink, Generate(1, 0, 600));
+  Check("first read", false);
   // A row without blocks (an older gateway, or by hand): the blocks no longer hold every row,
   // so the rows are read, whole, at every refresh.
   ASSERT_EQ(store_.QueryInt("INSERT INTO exposures (request_id, ts, experiment, unit_id, unit_random, arm, assigned_arm, "
@@ -204,7 +301,7 @@ TEST_F(PostgresFollowerTest, ARefreshReadsOnlyNewBlocksAndMatchesAFullRead) {
   }
   Check("a row by hand: rows", false);
   EXPECT_FALSE(cases_[0].follower->can_resume());
-  Write(**sink, Generate(3, 900, 100));
+  Write(**sink, Generate(3, 600, 100));
   Check("rows, new batches", false);
 }
 
@@ -256,8 +353,18 @@ TEST_F(PostgresFollowerTest, ABlockCommittedLateIsReadOnceAndInStoreOrder) {
   Write(**sink, early);
   EXPECT_LT(late_block, store_.QueryInt("SELECT max(id) FROM outcome_blocks"));
   Check("the other gateway's blocks", true);
+  auto shadows_before = reader_->ReadShadowsAfter("exp", 0, {});
+  ASSERT_TRUE(shadows_before.ok());
   ASSERT_TRUE(held->Exec("COMMIT").ok());
   Check("the late blocks", true);
+  // The late transaction's shadow rows too, and only them.
+  auto late_shadows = reader_->ReadShadowsAfter("exp", 0, shadows_before->cursor);
+  ASSERT_TRUE(late_shadows.ok());
+  EXPECT_TRUE(late_shadows->incremental);
+  size_t mirrored = 0;
+  for (const events::Exposure& e : late.exposures) mirrored += e.shadow && e.experiment == "exp";
+  EXPECT_GT(mirrored, 0u);
+  EXPECT_EQ(late_shadows->rows.size(), mirrored);
   Check("nothing new", true);
   Write(**sink, Generate(7, 640, 100));
   Check("more batches", true);

@@ -6,6 +6,7 @@
 #include <charconv>
 #include <cmath>
 #include <fstream>
+#include <limits>
 #include <map>
 #include <unordered_map>
 
@@ -13,6 +14,7 @@
 
 #include "analysis/analysis.h"
 #include "common/csv.h"
+#include "common/hash64.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
 #include "events/event_reader.h"
@@ -152,23 +154,42 @@ std::vector<MetricSpec> MetricsOf(const config::ExperimentConfig& experiment) {
 
 namespace json = boost::json;
 
-absl::StatusOr<std::optional<json::object>> ReadShadowSummary(events::EventReader& reader,
-                                                              const std::string& experiment, int64_t since_us) {
-  ABGATE_ASSIGN_OR_RETURN(const std::vector<events::ShadowRow> rows, reader.ReadShadows(experiment, since_us));
-  if (rows.empty()) return std::optional<json::object>();
+void ShadowObservations::Add(const std::vector<events::ShadowRow>& stored) {
+  const size_t before = rows.size();
+  for (const events::ShadowRow& r : stored) {
+    auto pair = std::find_if(pairs.begin(), pairs.end(), [&](const auto& p) { return p.first == r.arm && p.second == r.shadow_arm; });
+    if (pair == pairs.end()) pair = pairs.insert(pairs.end(), {r.arm, r.shadow_arm});
+    constexpr double kNone = std::numeric_limits<double>::quiet_NaN();
+    rows.push_back({r.ts_us, common::Hash64(r.request_id), r.score.value_or(kNone), r.shadow_score.value_or(kNone),
+                    r.latency_us, r.shadow_latency_us, r.status, static_cast<uint32_t>(pair - pairs.begin())});
+  }
+  // Ties (the same request mirrored twice at one time) keep the order read.
+  auto less = [](const Row& x, const Row& y) {
+    return x.ts_us != y.ts_us ? x.ts_us < y.ts_us : x.request_key < y.request_key;
+  };
+  const auto mid = rows.begin() + static_cast<std::ptrdiff_t>(before);
+  std::stable_sort(mid, rows.end(), less);
+  std::inplace_merge(rows.begin(), mid, rows.end(), less);
+}
+
+std::optional<json::object> ShadowSummaryOf(const ShadowObservations& shadow) {
+  const auto& rows = shadow.rows;
+  if (rows.empty()) return std::nullopt;
   // Disagreement: the two scores on different sides of 0.5; correlation: Pearson's r.
   int64_t failed = 0, pairs = 0, disagree = 0;
   double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, abs_diff = 0;
   std::vector<double> primary_ms, shadow_ms;
-  for (const events::ShadowRow& r : rows) {
-    primary_ms.push_back(r.latency_us / 1000.0);
-    shadow_ms.push_back(r.shadow_latency_us / 1000.0);
-    if (r.status >= 300 || !r.shadow_score) {
+  primary_ms.reserve(rows.size());
+  shadow_ms.reserve(rows.size());
+  for (const ShadowObservations::Row& r : rows) {
+    primary_ms.push_back(static_cast<double>(r.latency_us) / 1000.0);
+    shadow_ms.push_back(static_cast<double>(r.shadow_latency_us) / 1000.0);
+    if (r.status >= 300 || !(r.shadow_score == r.shadow_score)) {
       ++failed;
       continue;
     }
-    if (!r.score) continue;
-    const double x = *r.score, y = *r.shadow_score;
+    if (!(r.score == r.score)) continue;
+    const double x = r.score, y = r.shadow_score;
     ++pairs;
     disagree += (x >= 0.5) != (y >= 0.5);
     sx += x;
@@ -178,17 +199,20 @@ absl::StatusOr<std::optional<json::object>> ReadShadowSummary(events::EventReade
     sxy += x * y;
     abs_diff += std::abs(x - y);
   }
-  auto quantile = [](std::vector<double> v, double q) {
-    std::sort(v.begin(), v.end());
-    return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-  };
   auto mean = [](const std::vector<double>& v) {
     double t = 0;
     for (double x : v) t += x;
     return t / static_cast<double>(v.size());
   };
-  json::object out{{"arm", rows[0].arm},
-                   {"shadow_arm", rows[0].shadow_arm},
+  // The element a sorted copy has at q * n (nth_element: no full sort of every row per refresh).
+  auto quantile = [](std::vector<double>& v, double q) {
+    const auto k = std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())));
+    std::nth_element(v.begin(), v.begin() + static_cast<std::ptrdiff_t>(k), v.end());
+    return v[k];
+  };
+  const double primary_mean = mean(primary_ms), shadow_mean = mean(shadow_ms);
+  json::object out{{"arm", shadow.pairs[rows[0].pair].first},
+                   {"shadow_arm", shadow.pairs[rows[0].pair].second},
                    {"requests", static_cast<int64_t>(rows.size())},
                    {"shadow_failures", failed},
                    {"compared", pairs}};
@@ -200,9 +224,17 @@ absl::StatusOr<std::optional<json::object>> ReadShadowSummary(events::EventReade
     if (pairs >= 3 && vx > 0 && vy > 0) out["score_correlation"] = (sxy / n - (sx / n) * (sy / n)) / std::sqrt(vx * vy);
   }
   out["latency_ms"] = json::object{
-      {"primary", json::object{{"mean", mean(primary_ms)}, {"p50", quantile(primary_ms, 0.5)}, {"p99", quantile(primary_ms, 0.99)}}},
-      {"shadow", json::object{{"mean", mean(shadow_ms)}, {"p50", quantile(shadow_ms, 0.5)}, {"p99", quantile(shadow_ms, 0.99)}}}};
-  return std::optional<json::object>(std::move(out));
+      {"primary", json::object{{"mean", primary_mean}, {"p50", quantile(primary_ms, 0.5)}, {"p99", quantile(primary_ms, 0.99)}}},
+      {"shadow", json::object{{"mean", shadow_mean}, {"p50", quantile(shadow_ms, 0.5)}, {"p99", quantile(shadow_ms, 0.99)}}}};
+  return out;
+}
+
+absl::StatusOr<std::optional<json::object>> ReadShadowSummary(events::EventReader& reader,
+                                                              const std::string& experiment, int64_t since_us) {
+  ABGATE_ASSIGN_OR_RETURN(const std::vector<events::ShadowRow> rows, reader.ReadShadows(experiment, since_us));
+  ShadowObservations shadow;
+  shadow.Add(rows);
+  return ShadowSummaryOf(shadow);
 }
 
 absl::StatusOr<std::optional<json::object>> ReadShadowSummary(const std::string& store_uri,

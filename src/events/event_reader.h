@@ -139,6 +139,22 @@ struct ShadowRow {
   int64_t latency_us = 0, shadow_latency_us = 0;
   int status = 0;
   std::string arm, shadow_arm;
+  int64_t ts_us = 0;
+};
+
+// Where a read of shadow rows ended (ReadShadowsAfter), as ScanCursor for events: SQLite the
+// last rowid, PostgreSQL the read's snapshot (column `xid` of `shadows`).
+struct ShadowCursor {
+  bool valid = false;  // false: read every row
+  int64_t rowid = 0;
+  std::string snapshot;
+};
+
+// The shadow rows stored after a cursor, and the cursor for the next read.
+struct ShadowRead {
+  std::vector<ShadowRow> rows;  // in store order
+  bool incremental = false;     // only the rows stored after the cursor given (else every row)
+  ShadowCursor cursor;          // invalid when the store cannot resume
 };
 
 // One audited admin change of an experiment: its config before and after ("" for none).
@@ -197,6 +213,15 @@ class EventReader {
   virtual absl::StatusOr<std::unique_ptr<EventScan>> ScanEvents(const ScanRequest& request) = 0;
   // The experiment's shadow traffic from `since_us` on, in store order. Blocking.
   virtual absl::StatusOr<std::vector<ShadowRow>> ReadShadows(const std::string& experiment, int64_t since_us) = 0;
+  // The same, only the rows stored after `after` (a previous read's cursor) when the store can
+  // resume (SQLite by rowid, PostgreSQL by snapshot, as ScanEvents); else every row. Blocking.
+  virtual absl::StatusOr<ShadowRead> ReadShadowsAfter(const std::string& experiment, int64_t since_us,
+                                                      const ShadowCursor& after) {
+    (void)after;
+    auto rows = ReadShadows(experiment, since_us);
+    if (!rows.ok()) return rows.status();
+    return ShadowRead{*std::move(rows), false, {}};
+  }
   // The config last stored for it through the admin API; "" when none (or deleted). Blocking.
   virtual absl::StatusOr<std::string> ReadStoredConfig(const std::string& experiment) = 0;
   // Its audit trail, oldest first. Blocking.

@@ -67,7 +67,7 @@ absl::StatusOr<std::vector<ShadowRow>> InMemoryEventReader::ReadShadows(const st
   for (const Exposure& e : exposures_) {
     if (e.experiment != experiment || !e.shadow || e.ts_us < since_us) continue;
     rows.push_back({e.request_id, e.score, e.shadow->score, e.latency_us, e.shadow->latency_us, e.shadow->status, e.arm,
-                    e.shadow->arm});
+                    e.shadow->arm, e.ts_us});
   }
   return rows;
 }

@@ -256,13 +256,36 @@ absl::StatusOr<std::unique_ptr<EventScan>> PostgresEventReader::ScanEvents(const
 
 absl::StatusOr<std::vector<ShadowRow>> PostgresEventReader::ReadShadows(const std::string& experiment,
                                                                         int64_t since_us) {
-  std::vector<ShadowRow> rows;
-  ABGATE_RETURN_IF_ERROR(ScanTable(
-      uri_,
-      "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts, request_id "
-      "FROM shadows WHERE experiment = $1",
-      experiment, [&](const postgres::Result& r) {
-        if (r.Int(0, 7) < since_us) return;
+  ABGATE_ASSIGN_OR_RETURN(ShadowRead read, ReadShadowsAfter(experiment, since_us, {}));
+  return std::move(read.rows);
+}
+
+// As the event blocks (PostgresScan::Plan): the rows whose writing transaction (column `xid`)
+// the last read's snapshot did not see, read in one snapshot that becomes the next cursor.
+absl::StatusOr<ShadowRead> PostgresEventReader::ReadShadowsAfter(const std::string& experiment, int64_t since_us,
+                                                                 const ShadowCursor& after) {
+  ShadowRead read;
+  ABGATE_ASSIGN_OR_RETURN(auto c, postgres::Connection::Connect(uri_));
+  ABGATE_RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ABGATE_ASSIGN_OR_RETURN(const postgres::Result info,
+                          c.Query("SELECT to_regclass('shadows') IS NOT NULL, EXISTS (SELECT 1 FROM "
+                                  "information_schema.columns WHERE table_schema = current_schema() AND "
+                                  "table_name = 'shadows' AND column_name = 'xid')"));
+  if (info.View(0, 0) != "t") return read;
+  std::string where = "experiment = $1 AND ts >= $2";
+  if (info.View(0, 1) == "t") {
+    ABGATE_ASSIGN_OR_RETURN(const postgres::Result snapshot, c.Query("SELECT pg_current_snapshot()::text"));
+    read.cursor = {true, 0, snapshot.Text(0, 0)};
+    read.incremental = after.valid && IsSnapshotText(after.snapshot);
+    if (read.incremental) {
+      where += StrCat(" AND xid >= pg_snapshot_xmin('", after.snapshot, "'::pg_snapshot) AND NOT pg_visible_in_snapshot(",
+                      "xid, '", after.snapshot, "'::pg_snapshot)");
+    }
+  }
+  ABGATE_RETURN_IF_ERROR(c.ForEachRowStreamed(
+      StrCat("SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts, request_id "
+             "FROM shadows WHERE ", where),
+      postgres::Params().Text(experiment).Int(since_us), [&](const postgres::Result& r) {
         ShadowRow row;
         if (!r.IsNull(0, 0)) row.score = std::strtod(PQgetvalue(r.get(), 0, 0), nullptr);
         if (!r.IsNull(0, 1)) row.shadow_score = std::strtod(PQgetvalue(r.get(), 0, 1), nullptr);
@@ -271,10 +294,12 @@ absl::StatusOr<std::vector<ShadowRow>> PostgresEventReader::ReadShadows(const st
         row.status = static_cast<int>(r.Int(0, 4));
         row.arm = r.Text(0, 5);
         row.shadow_arm = r.Text(0, 6);
+        row.ts_us = r.Int(0, 7);
         row.request_id = r.Text(0, 8);
-        rows.push_back(std::move(row));
+        read.rows.push_back(std::move(row));
       }));
-  return rows;
+  ABGATE_RETURN_IF_ERROR(c.Exec("COMMIT"));
+  return read;
 }
 
 absl::StatusOr<std::string> PostgresEventReader::ReadStoredConfig(const std::string& experiment) {

@@ -20,6 +20,8 @@ class PostgresEventReader : public EventReader {
   const std::string& uri() const override { return uri_; }
   absl::StatusOr<std::unique_ptr<EventScan>> ScanEvents(const ScanRequest& request) override;
   absl::StatusOr<std::vector<ShadowRow>> ReadShadows(const std::string& experiment, int64_t since_us) override;
+  absl::StatusOr<ShadowRead> ReadShadowsAfter(const std::string& experiment, int64_t since_us,
+                                              const ShadowCursor& after) override;
   absl::StatusOr<std::string> ReadStoredConfig(const std::string& experiment) override;
   absl::StatusOr<std::vector<AuditedConfig>> ReadConfigHistory(const std::string& experiment) override;
   absl::StatusOr<std::vector<StoredMetric>> ReadOutcomeMetrics(const std::string& experiment) override;

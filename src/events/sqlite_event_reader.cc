@@ -254,13 +254,25 @@ absl::StatusOr<std::unique_ptr<EventScan>> SqliteEventReader::ScanEvents(const S
 
 absl::StatusOr<std::vector<ShadowRow>> SqliteEventReader::ReadShadows(const std::string& experiment,
                                                                       int64_t since_us) {
-  std::vector<ShadowRow> rows;
-  ABGATE_RETURN_IF_ERROR(ScanTable(
-      path_,
+  ABGATE_ASSIGN_OR_RETURN(ShadowRead read, ReadShadowsAfter(experiment, since_us, {}));
+  return std::move(read.rows);
+}
+
+// One writer appends, so shadow rows stored after a read have larger rowids, and every rowid up
+// to the max read first is committed: the rows after the cursor and up to that max are the new
+// ones, whatever is written meanwhile.
+absl::StatusOr<ShadowRead> SqliteEventReader::ReadShadowsAfter(const std::string& experiment, int64_t since_us,
+                                                               const ShadowCursor& after) {
+  ShadowRead read;
+  ABGATE_ASSIGN_OR_RETURN(auto db, OpenForReading(path_));
+  if (!db->HasTable("shadows")) return ShadowRead{{}, false, {true, 0, ""}};
+  const int64_t last = RowidRange(*db, "shadows").second;
+  read.incremental = after.valid && after.rowid <= std::max<int64_t>(last, 0);  // else a store made anew
+  read.cursor = {true, std::max<int64_t>(last, 0), ""};
+  ABGATE_RETURN_IF_ERROR(db->Query(
       "SELECT score, shadow_score, latency_us, shadow_latency_us, shadow_status, arm, shadow_arm, ts, request_id "
-      "FROM shadows WHERE experiment = ?",
-      experiment, "shadows", [&](sqlite3_stmt* st) {
-        if (sqlite3_column_int64(st, 7) < since_us) return;
+      "FROM shadows WHERE experiment = ? AND rowid > ? AND rowid <= ? AND ts >= ?",
+      {experiment, read.incremental ? after.rowid : int64_t{0}, last, since_us}, [&](sqlite3_stmt* st) {
         ShadowRow row;
         if (sqlite3_column_type(st, 0) != SQLITE_NULL) row.score = sqlite3_column_double(st, 0);
         if (sqlite3_column_type(st, 1) != SQLITE_NULL) row.shadow_score = sqlite3_column_double(st, 1);
@@ -269,10 +281,11 @@ absl::StatusOr<std::vector<ShadowRow>> SqliteEventReader::ReadShadows(const std:
         row.status = sqlite3_column_int(st, 4);
         row.arm = sqlite::Text(st, 5);
         row.shadow_arm = sqlite::Text(st, 6);
+        row.ts_us = sqlite3_column_int64(st, 7);
         row.request_id = sqlite::Text(st, 8);
-        rows.push_back(std::move(row));
+        read.rows.push_back(std::move(row));
       }));
-  return rows;
+  return read;
 }
 
 absl::StatusOr<std::string> SqliteEventReader::ReadStoredConfig(const std::string& experiment) {

@@ -267,10 +267,7 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
     out.status = report.status();
     return out;
   }
-  auto shadow = analysis::ReadShadowSummary(*results_reader_, key.experiment, key.since_us);
-  if (shadow.ok() && *shadow) {
-    if (auto typed = analysis::ShadowFromJson(json::value(std::move(**shadow))); typed.ok()) report->shadow = *typed;
-  }
+  report->shadow = input->shadow_summary;  // from the shadow rows the follower keeps, not a second read
   out.report_json = config::ToJson(analysis::ToJson(*report));
   out.traffic_json = config::ToJson(dashboard::TrafficSplit(*input, 40));
   return out;
