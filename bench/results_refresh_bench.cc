@@ -15,7 +15,11 @@
 // (STORE_URI defaults to a temporary SQLite file, removed at the end; sqlite:PATH writes PATH and
 // keeps it; postgresql://... measures PostgreSQL: give it an empty database, the bench writes
 // experiment `bench`.) FILL_ONLY=1 writes the store and stops (bench/dashboard_visibility.sh
-// fills its stores so).
+// fills its stores so). READ_ONLY=1 with a STORE_URI written by an earlier run: nothing is
+// written, only the first read is timed (for perf). ABGATE_ANALYZE_TIMINGS=1 prints the phases.
+// After the first read: what the follower keeps (kept_events, kept_bytes) and the resident
+// memory it added.
+#include <malloc.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -111,11 +115,22 @@ absl::StatusOr<size_t> Compute(events::EventReader& reader, analysis::EventStore
   const auto t2 = std::chrono::steady_clock::now();
   const size_t size = config::ToJson(analysis::ToJson(*report)).size();
   if (std::getenv("ABGATE_ANALYZE_TIMINGS")) {
-    std::fprintf(stderr, "read %.3f s, analyze and shadow summary %.3f s, json %.3f s\n",
+    std::fprintf(stderr, "read %.5f s, analyze and shadow summary %.5f s, json %.5f s\n",
                  std::chrono::duration<double>(t1 - t0).count(), std::chrono::duration<double>(t2 - t1).count(),
                  Seconds(t2));
   }
   return size;
+}
+
+// Resident memory (after returning freed heap pages to the system), in bytes.
+int64_t ResidentBytes() {
+  ::malloc_trim(0);
+  long pages = 0, resident = 0;
+  if (FILE* f = std::fopen("/proc/self/statm", "r")) {
+    if (std::fscanf(f, "%ld %ld", &pages, &resident) != 2) resident = 0;
+    std::fclose(f);
+  }
+  return static_cast<int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
 }
 
 double Percentile(std::vector<double> v, double q) {
@@ -147,9 +162,7 @@ int main(int argc, char** argv) {
   w.shadow_every = std::getenv("SHADOWS") ? std::atoll(std::getenv("SHADOWS")) : 0;
   auto t0 = std::chrono::steady_clock::now();
   int64_t ts = kStartUs;
-  // READ_ONLY=1 with a STORE_URI written by an earlier run (KEEP=1): nothing is written, only
-  // the first read is timed (for perf).
-  const bool read_only = std::getenv("READ_ONLY") != nullptr && !sqlite;
+  const bool read_only = std::getenv("READ_ONLY") != nullptr && !given.empty();
   for (int64_t i = 0; i < n && !read_only;) {
     std::vector<events::Exposure> e;
     std::vector<events::Outcome> o;
@@ -174,12 +187,18 @@ int main(int argc, char** argv) {
   const config::ExperimentConfig c = Config();
   const auto metrics = analysis::MetricsOf(c);
   analysis::EventStoreFollower follower(c.name, analysis::UnitOf(c), metrics);
+  const int64_t resident_before = ResidentBytes();
   t0 = std::chrono::steady_clock::now();
   if (auto s = Compute(**reader, follower, c); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
     return 1;
   }
   std::printf("first read: %.3f s\n", Seconds(t0));
+  const int64_t resident = ResidentBytes() - resident_before;
+  std::printf("follower keeps %lld events: kept_bytes %.1f MB, resident +%.1f MB (%.0f bytes per event)\n",
+              static_cast<long long>(follower.kept_events()), static_cast<double>(follower.kept_bytes()) / 1e6,
+              static_cast<double>(resident) / 1e6,
+              static_cast<double>(resident) / static_cast<double>(std::max<int64_t>(follower.kept_events(), 1)));
   if (read_only) return 0;
   std::vector<double> refresh, full, anchor;
   int64_t new_users = w.users;

@@ -273,6 +273,12 @@ class EventStoreFollower {
   bool Follows(const std::string& unit, const std::vector<MetricSpec>& metrics, int64_t attribution_window_us,
                int64_t since_us) const;
   int64_t kept_events() const;
+  // The memory it keeps, counted from its containers' capacities: per exposure its record and
+  // its request's index entry, per outcome its record, per unit its record, index entry and its
+  // share of the statistics (AnalysisState::memory_bytes). ~260 bytes per exposure of a new
+  // unit, ~60 per exposure of a known unit, 32 per outcome (measured by RSS:
+  // bench/results_refresh_bench prints both).
+  int64_t kept_bytes() const;
   bool last_read_incremental() const;  // the last Read scanned only new events
   bool can_resume() const;  // the store lets the next Read scan only new events (else keeping it saves nothing)
 

@@ -56,10 +56,14 @@ void AnalysisState::AddUnit(const UnitObservation& u, uint64_t key, int sign) {
     AddToBlock(at, kept, 1);
     return;
   }
-  auto it = by_time_.find(probe);
+  RemoveUnit(u.first_ts_us, key);
+}
+
+void AnalysisState::RemoveUnit(int64_t first_ts_us, uint64_t key) {
+  auto it = by_time_.find(TimeKey{first_ts_us, key, 0});
   assert(it != by_time_.end());
   if (it == by_time_.end()) return;
-  if (u.first_ts_us <= cutoff_us_) Count(slots_of_units_[it->slot], -1);
+  if (first_ts_us <= cutoff_us_) Count(slots_of_units_[it->slot], -1);
   AddToBlock(*it, slots_of_units_[it->slot], -1);
   free_slots_.push_back(it->slot);
   slots_of_units_[it->slot].values.clear();
@@ -202,6 +206,9 @@ void AnalysisState::AddUnits(std::span<const UnitObservation> units, int workers
   slots_of_units_.clear();
   free_slots_.clear();
   blocks_.clear();
+  // Room for the units a follower's next reads add (untouched, the pages cost nothing), so the
+  // first of them does not copy every slot.
+  slots_of_units_.reserve(n + n / 4);
   slots_of_units_.resize(n);
   // Copied and counted in input order (sequential reads), each worker into arms of its own,
   // merged after.
@@ -423,6 +430,22 @@ std::vector<AnalysisState::Prefix> AnalysisState::Prefixes(const std::vector<int
     seen += b.units;
   }
   return out;
+}
+
+int64_t AnalysisState::memory_bytes() const {
+  // B-tree nodes hold up to 256 bytes of values and are at least half full (2/3 on average
+  // after random inserts, nearly full after appends): 3/2 the values' bytes as a bound.
+  size_t bytes = slots_of_units_.capacity() * sizeof(Unit) + free_slots_.capacity() * sizeof(uint32_t) +
+                 by_time_.size() * sizeof(TimeKey) * 3 / 2;
+  for (const Unit& u : slots_of_units_) {
+    if (u.values.size() > 4) bytes += u.values.capacity() * sizeof(double);  // not inline
+  }
+  for (const auto& [_, b] : blocks_) bytes += (sizeof(TimeKey) + sizeof(Block)) * 3 / 2 + b.arms.capacity() * sizeof(ArmSums);
+  for (const Arm& a : arms_) {
+    bytes += sizeof(Arm) + a.groups.size() * (sizeof(uint64_t) + sizeof(stats::ScoreGroup)) * 3 / 2 +
+             (a.sum.capacity() + a.sum_squares.capacity()) * sizeof(stats::ExactSum) + a.cuped.capacity() * sizeof(Arm::Cuped);
+  }
+  return static_cast<int64_t>(bytes);
 }
 
 std::vector<std::vector<int64_t>> AnalysisState::CountsBefore(const std::vector<int64_t>& bounds_us) const {

@@ -41,6 +41,9 @@ class AnalysisState {
   // with the same first exposure. A removed unit must be given as it was added. Its arm and the
   // width of its values must fit the layout (unchecked).
   void AddUnit(const UnitObservation& unit, uint64_t key, int sign);
+  // Removes the unit added with this first exposure and key (AddUnit with sign -1 reads only
+  // these); none: nothing.
+  void RemoveUnit(int64_t first_ts_us, uint64_t key);
   // Adds every unit, as AddUnit(units[i], key, 1) for each would, the key of units[i] being
   // units[i].key, or i when that is 0 (UnitObservation::key). On `workers` threads (the caller's
   // among them); blocks until done. Into an empty state (a full analysis, a follower's first
@@ -104,6 +107,8 @@ class AnalysisState {
   // Per bound (increasing), per state arm: how many units were first exposed before it.
   std::vector<std::vector<int64_t>> CountsBefore(const std::vector<int64_t>& bounds_us) const;
   int64_t units() const { return static_cast<int64_t>(by_time_.size()); }
+  // The memory it holds, counted from its containers (a B-tree node's overhead estimated).
+  int64_t memory_bytes() const;
   // The first exposures of the first and the last unit in time order (units() > 0).
   int64_t first_ts_us() const { return by_time_.begin()->ts; }
   int64_t last_ts_us() const { return by_time_.rbegin()->ts; }

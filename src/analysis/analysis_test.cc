@@ -15,6 +15,7 @@
 
 #include <boost/json.hpp>
 
+#include "common/hash64.h"
 #include "common/strings.h"
 #include "events/event_sink.h"
 #include "events/in_memory_event_reader.h"
@@ -845,6 +846,149 @@ TEST_F(AnalysisTest, AFollowerReadsOnlyNewEventsAndMatchesAFullRead) {
     write(2500, g.exposures.size(), **sink);
     check("the last batches", true);
   }
+}
+
+// A follower's first read of many units in every partition, on several workers, and its later
+// reads equal full reads byte for byte when sums depend on order: revenue in sevenths (not
+// exact in binary, so a unit's sum depends on the order its outcomes are added in), units with
+// several requests whose outcomes name them (request and unit partitions differ: the outcome
+// crosses partitions), outcomes stored before the exposure of the request they name (they wait,
+// and join the unit's later), requests named and never served, and a request served twice.
+TEST_F(AnalysisTest, AFollowersLargeFirstReadAndOutcomesAcrossPartitionsMatchAFullRead) {
+  const std::string db_path = (dir_ / "follow-large.db").string();
+  const std::string uri = "sqlite:" + db_path;
+  std::mt19937_64 rng(23);
+  auto uniform = [&](int64_t lo, int64_t hi) { return std::uniform_int_distribution<int64_t>(lo, hi)(rng); };
+  constexpr int kExposures = 24000;
+  std::vector<events::Exposure> exposures;
+  for (int i = 0; i < kExposures; ++i) {
+    events::Exposure e;
+    e.request_id = i == 700 ? "r699" : "r" + std::to_string(i);  // r699 served twice
+    e.ts_us = 1'000'000 + i * 40 + uniform(-500, 500);
+    e.experiment = "exp";
+    const int user = static_cast<int>(uniform(0, 5999));
+    e.unit_id = "u" + std::to_string(user);
+    e.arm = e.assigned_arm = user % 2 ? "B" : "A";
+    e.model_version = user % 2 ? "8" : "7";
+    e.routing_mode = "user_hash";
+    e.score = static_cast<double>(uniform(0, 999)) / 1000;
+    exposures.push_back(e);
+  }
+  // Outcomes written with the batch of exposures b: some name requests of later batches.
+  auto outcomes_of = [&](int from, int to) {
+    std::vector<events::Outcome> out;
+    for (int k = from; k < to; ++k) {
+      events::Outcome o;
+      o.ts_us = 1'000'000 + k * 40 + uniform(0, 400'000);
+      o.experiment = "exp";
+      const int64_t kind = uniform(0, 9);
+      if (kind < 4) {
+        o.unit_id = "u" + std::to_string(uniform(0, 6199));  // some never exposed
+      } else if (kind < 9) {
+        o.request_id = "r" + std::to_string(std::clamp<int64_t>(k + uniform(-3000, 1500), 0, kExposures + 99));
+      } else {
+        o.request_id = "never-" + std::to_string(k);
+      }
+      o.metric = uniform(0, 2) == 0 ? "booked" : "revenue";
+      o.value = o.metric == "booked" ? static_cast<double>(uniform(0, 1)) : static_cast<double>(uniform(1, 9999)) / 7;
+      out.push_back(o);
+    }
+    return out;
+  };
+  const std::vector<MetricSpec> metrics = {{"booked", MetricKind::kBinary}, {"revenue", MetricKind::kContinuous}};
+  auto reader = events::OpenEventReader(uri);
+  ASSERT_TRUE(reader.ok());
+  struct Case {
+    std::string unit;
+    ReadTuning tuning;
+    std::unique_ptr<EventStoreFollower> follower;
+  };
+  std::vector<Case> cases;
+  for (const std::string unit : {"user", "request"}) {
+    for (const ReadTuning& tuning : {ReadTuning{1, 0, true}, ReadTuning{2, 0, true}, ReadTuning{3, 4, true}}) {
+      cases.push_back({unit, tuning, std::make_unique<EventStoreFollower>("exp", unit, metrics, 0, 0)});
+    }
+  }
+  auto check = [&](const std::string& stage, bool incremental) {
+    for (auto& c : cases) {
+      const std::string what = StrCat(stage, " unit=", c.unit, " workers=", c.tuning.workers);
+      auto followed = c.follower->Read(**reader, c.tuning);
+      ASSERT_TRUE(followed.ok()) << followed.status() << " " << what;
+      EXPECT_EQ(c.follower->last_read_incremental(), incremental) << what;
+      auto full = ReadEventStore(uri, "exp", c.unit, metrics, 0, 0, c.tuning);
+      ASSERT_TRUE(full.ok()) << full.status();
+      EXPECT_GT(full->outcomes->attributed, 0) << what;
+      auto a = AnalyzeToJson(*followed), b = AnalyzeToJson(*full);
+      ASSERT_TRUE(a.ok() && b.ok()) << what;
+      EXPECT_EQ(json::serialize(*a), json::serialize(*b)) << what;
+      // What it keeps is counted: at least its records (24 bytes an exposure, 32 an outcome).
+      EXPECT_GT(c.follower->kept_bytes(), 24 * c.follower->kept_events()) << what;
+      EXPECT_LT(c.follower->kept_bytes(), 2000 * c.follower->kept_events()) << what;
+    }
+  };
+  auto sink = events::SqliteEventSink::Open(db_path);
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  // Unit "uz" has two requests in one request partition: an outcome naming the second waits for
+  // it while one naming the first arrives; the full read adds them in store order, and so must
+  // the follower (in sevenths of 1e9, the order shows in the sum's last bits).
+  std::vector<std::string> same_partition;
+  for (int i = 0; same_partition.size() < 2; ++i) {
+    const std::string id = "rz" + std::to_string(i);
+    if (same_partition.empty() || common::Hash64(id) >> 56 == common::Hash64(same_partition[0]) >> 56) {
+      same_partition.push_back(id);
+    }
+  }
+  auto uz = [&](const std::string& request_id, int64_t ts) {
+    events::Exposure e = exposures[0];
+    e.request_id = request_id;
+    e.unit_id = "uz";
+    e.ts_us = ts;
+    return e;
+  };
+  auto revenue = [](const std::string& request_id, const std::string& unit_id, double value) {
+    events::Outcome o;
+    o.ts_us = 1'500'000;
+    o.experiment = "exp";
+    o.request_id = request_id;
+    o.unit_id = unit_id;
+    o.metric = "revenue";
+    o.value = value;
+    return o;
+  };
+  std::vector<std::vector<events::Outcome>> uz_outcomes = {
+      {revenue("", "uz", 1e9 / 3), revenue(same_partition[1], "", 1e9 / 7)}, {revenue(same_partition[0], "", 1e9 / 11)}};
+  std::vector<std::vector<events::Exposure>> uz_exposures = {{uz(same_partition[0], 1'000'000)}, {}};
+  auto write = [&](int from, int to) {
+    if (!uz_outcomes.empty()) {
+      ASSERT_TRUE((*sink)->WriteBatch(uz_exposures.front(), {}, uz_outcomes.front()).ok());
+      uz_exposures.erase(uz_exposures.begin());
+      uz_outcomes.erase(uz_outcomes.begin());
+    }
+    for (int i = from; i < to; i += 500) {
+      const int n = std::min(500, to - i);
+      const auto outcomes = outcomes_of(i, i + n);
+      ASSERT_TRUE((*sink)->WriteBatch(std::span(exposures).subspan(static_cast<size_t>(i), static_cast<size_t>(n)), {},
+                                      outcomes)
+                      .ok());
+    }
+  };
+  write(0, 16000);
+  check("a large first read", false);  // 32k events: folded on every worker
+  write(16000, 16100);
+  check("a small batch", true);
+  write(16100, 20000);
+  check("a large batch", true);
+  write(20000, kExposures);
+  // The requests named and not served yet are served now.
+  std::vector<events::Exposure> late;
+  for (int i = kExposures; i < kExposures + 100; ++i) {
+    events::Exposure e = exposures[static_cast<size_t>(i - 100)];
+    e.request_id = "r" + std::to_string(i);
+    late.push_back(e);
+  }
+  late.push_back(uz(same_partition[1], 1'000'001));  // the request an outcome waited for
+  ASSERT_TRUE((*sink)->WriteBatch(late, {}).ok());
+  check("the last batches", true);
 }
 
 // The state's prefix sums and counts (blocks split as units come, emptied as they go) are what

@@ -13,6 +13,9 @@
 //  3. Per partition, in parallel: a hash map small enough to stay in cache gives the units
 //     (first exposure, arm, seen in two arms?), outcomes are attributed, and the partition's
 //     units and scored predictions are written out.
+// An EventStoreFollower keeps what the scan read in the same partitions (units by unit
+// partition, requests by request partition) and folds each read's new events in with the same
+// phases, so its first read of 1M units runs on every core as a full read does.
 // Ids are hashed rather than kept: two of 2M ids collide with probability ~1e-7.
 #include <algorithm>
 #include <array>
@@ -127,47 +130,76 @@ struct KeptShadows {
   events::ShadowCursor cursor;
 };
 
-// What an EventStoreFollower keeps between reads: every event read so far (exposures and
-// outcomes, in store order, each linked into its unit's lists), the units built from them with
-// their current contribution to the analysis' sufficient statistics (AnalysisState), the arms
+// What an EventStoreFollower keeps between reads: every event read so far, in the unit
+// partition of its unit (the scan's partitions: PartitionOf(unit key)), each linked into its
+// unit's lists, with the units built from them and their current contribution to the
+// analysis' sufficient statistics (AnalysisState); per request partition, the first exposure of
+// every request (outcomes may name it) and the outcomes naming requests not read yet; the arms
 // met, and where the store's scan ended. A read folds its new events in and recomputes only the
-// units they touched: their old contribution is taken away and the new one added.
+// units they touched (their old contribution is taken away and the new one added), partition by
+// partition on every core. Sizes (bytes per exposure, outcome and unit) are in kept_bytes().
 struct EventStoreFollower::State {
   static constexpr uint32_t kEnd = std::numeric_limits<uint32_t>::max();
   struct Exposure {
-    uint64_t request_key;
-    int64_t ts;
     double score;  // NaN: not scored
     uint32_t arm;   // ArmTable index
-    uint32_t unit;
+    uint32_t unit;  // in its partition
     uint32_t next = kEnd;  // the unit's next exposure
-    int8_t label = -1;     // the label its prediction counts with now (-1: none)
+    uint8_t request_partition = 0;  // PartitionOf(request key): orders the outcomes naming requests
+    int8_t label = -1;  // its request's label while its unit is counted (binary primary metric; -1: none)
     int8_t request_label = -1;  // from outcomes that named it (-1: none)
   };
   struct Outcome {
     int64_t ts;
     double value;
-    uint32_t metric;    // index in the reader's outcome names
-    uint32_t exposure;  // named a request: its exposure, else kEnd
+    int64_t block = 0;        // the id of the event block it came from (0: rows), for store order
+    uint32_t metric;          // index in the reader's outcome names
+    uint32_t exposure = kEnd;  // named a request: its exposure (in the unit's partition), else kEnd
     uint32_t next = kEnd;
-    uint32_t block;     // its event block's id is blocks[block] (in the padding: still 32 bytes)
+    uint32_t seq = 0;  // named a request: its place in store order among its request partition's
   };
   struct List {
     uint32_t head = kEnd, tail = kEnd;
   };
+  struct Counts {  // a unit's outcomes' share of the totals
+    uint32_t attributed = 0, before_exposure = 0, after_window = 0, covariate = 0;
+  };
   struct Unit {
     uint64_t key;
     int64_t first_ts;
+    int64_t counted_ts = 0;  // its first exposure when it was counted (the statistics' time key)
     uint32_t arm;  // ArmTable index of its first exposure read
     float assignment_probability;
     bool multiple_arms = false;
     bool dirty = false;
-    bool counted = false;  // its contribution is in `stats` (as `counted_as`)
+    bool counted = false;  // its contribution is in `stats`
     List exposures, outcomes, request_outcomes;
-    UnitObservation counted_as;
-    AnalysisInput::OutcomeCounts counts;  // its outcomes' share of the totals
+    Counts counts;
+  };
+  // One unit partition's units and events (indexes are the partition's own).
+  struct Part {
+    std::vector<Exposure> exposures;
+    std::vector<Outcome> outcomes;
+    std::vector<Unit> units;
+    absl::flat_hash_map<uint64_t, uint32_t> unit_index;  // unit key → units
+    absl::flat_hash_map<uint64_t, List> pending_units;   // outcomes of units not exposed (yet)
+    int64_t pending = 0;                                 // outcomes in pending_units
+    int64_t multiple_arm_units = 0;
+    std::vector<uint32_t> dirty;
+  };
+  struct RequestRef {
+    uint32_t part, exposure;
+  };
+  // One request partition (PartitionOf(request key)).
+  struct RequestPart {
+    absl::flat_hash_map<uint64_t, RequestRef> index;  // request key → its first exposure
+    absl::flat_hash_map<uint64_t, List> pending;      // outcomes naming requests not read (yet)
+    std::vector<Outcome> outcomes;                    // theirs
+    int64_t pending_count = 0;
+    uint32_t next_seq = 0;
   };
 
+  State() : parts(kPartitions), requests(kPartitions) {}
   void Clear() { *this = State(); }
 
   ArmTable arms;
@@ -175,23 +207,14 @@ struct EventStoreFollower::State {
   events::ScanCursor cursor;
   KeptShadows shadows;  // read on from shadows.cursor while the scan resumes
   bool last_incremental = false;
-  std::vector<Exposure> exposures;
-  std::vector<Outcome> outcomes;
-  std::vector<int64_t> blocks;  // the event blocks' ids the outcomes came from (0: rows)
-  std::vector<Unit> units;
-  absl::flat_hash_map<uint64_t, uint32_t> unit_index;     // unit key → units
-  absl::flat_hash_map<uint64_t, uint32_t> request_index;  // request key → its first exposure
-  absl::flat_hash_map<uint64_t, List> pending_units;      // outcomes of units not exposed (yet)
-  absl::flat_hash_map<uint64_t, List> pending_requests;   // outcomes naming requests not read (yet)
-  int64_t pending = 0;
-  std::vector<uint32_t> dirty;
+  std::vector<Part> parts;           // by unit partition
+  std::vector<RequestPart> requests;  // by request partition
   // The statistics, with arms by name in order of first sight (state_arm_names).
   std::shared_ptr<AnalysisState> stats;
   std::vector<std::string> state_arm_names;
-  AnalysisInput::OutcomeCounts counts;  // over the units (unknown_unit: `pending`)
-  int64_t multiple_arm_units = 0;
+  AnalysisInput::OutcomeCounts counts;  // over the units (unknown_unit: the pending outcomes)
 };
-static_assert(sizeof(EventStoreFollower::State::Outcome) == 32);
+static_assert(sizeof(EventStoreFollower::State::Outcome) == 40);
 
 namespace {
 
@@ -212,7 +235,7 @@ class PhaseLog {
   void Mark(const char* phase) {
     if (!enabled_) return;
     const auto now = std::chrono::steady_clock::now();
-    std::fprintf(stderr, "analyze: %-14s %6.3f s\n", phase, std::chrono::duration<double>(now - last_).count());
+    std::fprintf(stderr, "analyze: %-14s %8.5f s\n", phase, std::chrono::duration<double>(now - last_).count());
     last_ = now;
   }
 
@@ -300,11 +323,20 @@ class StoreReader {
   }
 
   // ---- Follower: the new events folded into the kept units ------------------------------
+  //
+  // Every phase runs partition by partition on every core, so a first read of 1M units costs
+  // what the parallel full read does: (a) per unit partition, the new exposures and the
+  // outcomes naming units are folded into its units; (b) per request partition, the new
+  // exposures' requests are indexed, outcomes waiting for them are released, and the new
+  // outcomes naming requests are resolved to their exposure (or wait); (c) per unit partition,
+  // those outcomes are linked into their units; (d) per unit partition, the touched units are
+  // recomputed into a delta; (e) the deltas are applied to the statistics (a first read's units
+  // at once: AnalysisState::AddUnits).
 
   using State = EventStoreFollower::State;
   static constexpr uint32_t kEnd = State::kEnd;
 
-  void Append(State::List& list, uint32_t index, std::vector<State::Outcome>& outcomes) {
+  static void Append(State::List& list, uint32_t index, std::vector<State::Outcome>& outcomes) {
     if (list.tail == kEnd) {
       list.head = index;
     } else {
@@ -312,24 +344,16 @@ class StoreReader {
     }
     list.tail = index;
   }
-  // `from` appended to `to` (outcome lists); returns how many it held.
-  int64_t Splice(State::List& to, const State::List& from, std::vector<State::Outcome>& outcomes) {
-    int64_t n = 0;
-    for (uint32_t o = from.head; o != kEnd; o = outcomes[o].next) ++n;
-    if (from.head == kEnd) return 0;
-    if (to.tail == kEnd) {
-      to = from;
-    } else {
-      outcomes[to.tail].next = from.head;
-      to.tail = from.tail;
-    }
-    return n;
+  // The event block of the i-th outcome of partition p in a worker's scan (ScanOutput's
+  // outcome_blocks or request_outcome_blocks; empty when the worker read no outcome).
+  static int64_t BlockOf(const std::vector<std::vector<int64_t>>& blocks, size_t p, size_t i) {
+    return blocks.empty() ? 0 : blocks[p][i];
   }
-  void MarkDirty(uint32_t unit) {
-    State::Unit& u = follow_->units[unit];
+  static void MarkDirty(State::Part& part, uint32_t unit) {
+    State::Unit& u = part.units[unit];
     if (u.dirty) return;
     u.dirty = true;
-    follow_->dirty.push_back(unit);
+    part.dirty.push_back(unit);
   }
   // The statistics' arm of an (arm, version) pair: arms by name, in order of first sight.
   int StateArm(uint32_t pair) {
@@ -341,10 +365,17 @@ class StoreReader {
     return f.stats->AddArm();
   }
 
-  void FollowExposure(const ExposureRow& e) {
-    State& f = *follow_;
-    const auto index = static_cast<uint32_t>(f.exposures.size());
-    auto [it, inserted] = f.unit_index.try_emplace(e.unit_key, static_cast<uint32_t>(f.units.size()));
+  // An exposure this read made known: its request, and where it is.
+  struct NewRequest {
+    uint64_t request_key;
+    State::RequestRef at;
+  };
+
+  // (a) One exposure into partition p's units. `names` gives each arm pair's name index.
+  void FoldExposure(State::Part& part, uint32_t p, const ExposureRow& e, const std::vector<uint32_t>& names,
+                    std::vector<std::vector<NewRequest>>& requests) {
+    const auto index = static_cast<uint32_t>(part.exposures.size());
+    auto [it, inserted] = part.unit_index.try_emplace(e.unit_key, static_cast<uint32_t>(part.units.size()));
     const uint32_t unit = it->second;
     if (inserted) {
       State::Unit u;
@@ -352,94 +383,141 @@ class StoreReader {
       u.first_ts = e.ts;
       u.arm = e.arm;
       u.assignment_probability = e.assignment_probability;
-      f.units.push_back(std::move(u));
-      if (auto pending = f.pending_units.find(e.unit_key); pending != f.pending_units.end()) {
-        f.pending -= Splice(f.units[unit].outcomes, pending->second, f.outcomes);
-        f.pending_units.erase(pending);
+      if (auto pending = part.pending_units.find(e.unit_key); pending != part.pending_units.end()) {
+        u.outcomes = pending->second;
+        for (uint32_t o = u.outcomes.head; o != kEnd; o = part.outcomes[o].next) --part.pending;
+        part.pending_units.erase(pending);
       }
+      part.units.push_back(u);
     } else {
-      State::Unit& u = f.units[unit];
+      State::Unit& u = part.units[unit];
       // Versions of one arm are one arm (an alias that moved): compare names, not pairs.
-      if (!u.multiple_arms && arms_.arms()[u.arm].name != arms_.arms()[e.arm].name) {
+      if (!u.multiple_arms && names[u.arm] != names[e.arm]) {
         u.multiple_arms = true;
-        ++f.multiple_arm_units;
+        ++part.multiple_arm_units;
       }
       if (e.ts < u.first_ts) {
         u.first_ts = e.ts;
         u.assignment_probability = e.assignment_probability;
       }
     }
-    f.exposures.push_back({e.request_key, e.ts, e.score, e.arm, unit});
-    State::Unit& u = f.units[unit];
+    const auto q = static_cast<uint8_t>(PartitionOf(e.request_key));
+    part.exposures.push_back({e.score, e.arm, unit, kEnd, q});
+    State::Unit& u = part.units[unit];
     if (u.exposures.tail == kEnd) {
       u.exposures.head = index;
     } else {
-      f.exposures[u.exposures.tail].next = index;
+      part.exposures[u.exposures.tail].next = index;
     }
     u.exposures.tail = index;
-    // A request id served twice (not something the gateway does): its first exposure.
-    if (f.request_index.try_emplace(e.request_key, index).second) {
-      if (auto pending = f.pending_requests.find(e.request_key); pending != f.pending_requests.end()) {
-        for (uint32_t o = pending->second.head; o != kEnd; o = f.outcomes[o].next) f.outcomes[o].exposure = index;
-        f.pending -= Splice(u.request_outcomes, pending->second, f.outcomes);
-        f.pending_requests.erase(pending);
-      }
-    }
-    MarkDirty(unit);
+    requests[q].push_back({e.request_key, {p, index}});
+    MarkDirty(part, unit);
   }
 
-  void FollowOutcome(const OutcomeRow& o, bool by_request, uint32_t block) {
-    State& f = *follow_;
-    const auto index = static_cast<uint32_t>(f.outcomes.size());
-    f.outcomes.push_back({o.ts, o.value, o.metric, kEnd, kEnd, block});
-    if (by_request) {
-      auto it = f.request_index.find(o.key);
-      if (it == f.request_index.end()) {
-        Append(f.pending_requests[o.key], index, f.outcomes);
-        ++f.pending;
+  // (a) One outcome naming a unit into its partition.
+  static void FoldOutcome(State::Part& part, const OutcomeRow& o, int64_t block) {
+    const auto index = static_cast<uint32_t>(part.outcomes.size());
+    part.outcomes.push_back({o.ts, o.value, block, o.metric});
+    auto it = part.unit_index.find(o.key);
+    if (it == part.unit_index.end()) {
+      Append(part.pending_units[o.key], index, part.outcomes);
+      ++part.pending;
+      return;
+    }
+    Append(part.units[it->second].outcomes, index, part.outcomes);
+    MarkDirty(part, it->second);
+  }
+
+  // (b) Request partition q: this read's exposures indexed (a request served twice, not
+  // something the gateway does: its first exposure, the one read first, or the first in
+  // (partition, index) order within a read, as JoinRequests), the outcomes that waited for them
+  // released, and this read's outcomes naming requests resolved or kept waiting. `news` holds
+  // each worker's new requests of partition q, each in (partition, index) order.
+  void IndexRequests(size_t q, const std::vector<const std::vector<NewRequest>*>& news,
+                     std::vector<std::vector<State::Outcome>>& resolved) {
+    State::RequestPart& rq = follow_->requests[q];
+    std::vector<size_t> next(news.size(), 0);
+    auto release = [&](uint64_t key, State::RequestRef at) {
+      auto pending = rq.pending.find(key);
+      if (pending == rq.pending.end()) return;
+      for (uint32_t o = pending->second.head; o != kEnd; o = rq.outcomes[o].next) {
+        State::Outcome out = rq.outcomes[o];
+        out.exposure = at.exposure;
+        out.next = kEnd;
+        if (resolved.empty()) resolved.resize(kPartitions);
+        resolved[at.part].push_back(out);
+        --rq.pending_count;
+      }
+      rq.pending.erase(pending);
+    };
+    // Merge the workers' lists (each sorted by (partition, index)) into one order.
+    for (;;) {
+      size_t best = news.size();
+      for (size_t w = 0; w < news.size(); ++w) {
+        if (next[w] == news[w]->size()) continue;
+        const State::RequestRef& at = (*news[w])[next[w]].at;
+        if (best == news.size() || std::pair(at.part, at.exposure) < std::pair((*news[best])[next[best]].at.part,
+                                                                                (*news[best])[next[best]].at.exposure)) {
+          best = w;
+        }
+      }
+      if (best == news.size()) break;
+      const NewRequest& r = (*news[best])[next[best]++];
+      if (rq.index.try_emplace(r.request_key, r.at).second && !rq.pending.empty()) release(r.request_key, r.at);
+    }
+    if (rq.pending.empty()) rq.outcomes.clear();  // every one released (they moved to their units)
+    ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, q, [&](const OutcomeRow& o, size_t w,
+                                                                                        size_t i) {
+      const uint32_t seq = rq.next_seq++;
+      const int64_t block = BlockOf(scans_[w].request_outcome_blocks, q, i);
+      auto it = rq.index.find(o.key);
+      if (it == rq.index.end()) {
+        const auto index = static_cast<uint32_t>(rq.outcomes.size());
+        rq.outcomes.push_back({o.ts, o.value, block, o.metric, kEnd, kEnd, seq});
+        Append(rq.pending[o.key], index, rq.outcomes);
+        ++rq.pending_count;
         return;
       }
-      f.outcomes[index].exposure = it->second;
-      const uint32_t unit = f.exposures[it->second].unit;
-      Append(f.units[unit].request_outcomes, index, f.outcomes);
-      MarkDirty(unit);
-      return;
-    }
-    auto it = f.unit_index.find(o.key);
-    if (it == f.unit_index.end()) {
-      Append(f.pending_units[o.key], index, f.outcomes);
-      ++f.pending;
-      return;
-    }
-    Append(f.units[it->second].outcomes, index, f.outcomes);
-    MarkDirty(it->second);
+      if (resolved.empty()) resolved.resize(kPartitions);
+      resolved[it->second.part].push_back({o.ts, o.value, block, o.metric, it->second.exposure, kEnd, seq});
+    });
   }
 
-  static void AddCounts(AnalysisInput::OutcomeCounts& to, const AnalysisInput::OutcomeCounts& c, int sign) {
-    to.attributed += sign * c.attributed;
-    to.before_exposure += sign * c.before_exposure;
-    to.after_window += sign * c.after_window;
-    to.covariate += sign * c.covariate;
+  // What recomputing a partition's touched units changes in the statistics. Arms are pairs
+  // (ArmTable indexes) until applied.
+  struct Delta {
+    std::vector<std::pair<int64_t, uint64_t>> removed;  // (counted first exposure, key)
+    std::vector<ScoredPrediction> removed_predictions;
+    std::vector<UnitObservation> added;
+    std::vector<ScoredPrediction> added_predictions;
+    AnalysisInput::OutcomeCounts counts;  // added minus removed
+  };
+
+  static void AddCounts(AnalysisInput::OutcomeCounts& to, const State::Counts& c, int sign) {
+    to.attributed += sign * static_cast<int64_t>(c.attributed);
+    to.before_exposure += sign * static_cast<int64_t>(c.before_exposure);
+    to.after_window += sign * static_cast<int64_t>(c.after_window);
+    to.covariate += sign * static_cast<int64_t>(c.covariate);
   }
 
-  // One unit's contribution taken away, recomputed from its events by the rules of
-  // ProcessPartition (in the same order, so sums agree to the last bit), and added again.
-  void Recompute(uint32_t index) {
-    State& f = *follow_;
-    State::Unit& u = f.units[index];
+  // (d) One unit's old contribution taken away and its new one computed from its events by the
+  // rules of ProcessPartition, in its order (the unit's outcomes in store order, then those
+  // naming its requests by request partition and store order there), so sums agree to the last
+  // bit.
+  void Recompute(State::Part& part, uint32_t index, Delta& delta) {
+    State::Unit& u = part.units[index];
     u.dirty = false;
-    AnalysisState& stats = *f.stats;
     if (u.counted) {
-      stats.AddUnit(u.counted_as, u.key, -1);
+      delta.removed.emplace_back(u.counted_ts, u.key);
       u.counted = false;
     }
-    for (uint32_t e = u.exposures.head; e != kEnd; e = f.exposures[e].next) {
-      State::Exposure& x = f.exposures[e];
-      if (x.label >= 0) stats.AddPrediction(StateArm(x.arm), x.score, x.label, -1);
+    for (uint32_t e = u.exposures.head; e != kEnd; e = part.exposures[e].next) {
+      State::Exposure& x = part.exposures[e];
+      if (x.label >= 0 && !std::isnan(x.score)) delta.removed_predictions.push_back({static_cast<int>(x.arm), x.score, x.label});
       x.label = -1;
       x.request_label = -1;
     }
-    AddCounts(f.counts, u.counts, -1);
+    AddCounts(delta.counts, u.counts, -1);
     u.counts = {};
 
     const size_t m = input_.metrics.size() + input_.covariates.size();
@@ -464,58 +542,61 @@ class StoreReader {
       double& v = values[slot.post];
       v = input_.metrics[slot.post].kind == MetricKind::kBinary ? std::max(v, o.value > 0 ? 1.0 : 0.0) : v + o.value;
       if (o.exposure != kEnd && slot.post == 0) {
-        int8_t& label = f.exposures[o.exposure].request_label;
+        int8_t& label = part.exposures[o.exposure].request_label;
         label = std::max<int8_t>(label, o.value > 0 ? 1 : 0);
       }
     };
-    // In the order a full read attributes them (continuous sums depend on it): by event block
-    // id, then as stored in the block, which is their order in f.outcomes (a block is read
-    // whole, by one scan). An incremental PostgreSQL scan can deliver a block that committed
-    // late after blocks with higher ids, so the list is put in that order first when it is not.
+    // The unit's outcomes in store order: by event block id, then as stored in the block,
+    // which is their order in part.outcomes (a block is read whole, by one scan). An
+    // incremental PostgreSQL scan can deliver a block that committed late after blocks with
+    // higher ids, so the list is put in that order first when it is not.
     auto store_order = [&](uint32_t a, uint32_t b) {
-      const int64_t x = f.blocks[f.outcomes[a].block], y = f.blocks[f.outcomes[b].block];
+      const int64_t x = part.outcomes[a].block, y = part.outcomes[b].block;
       return x != y ? x < y : a < b;
     };
     bool sorted = true;
-    for (uint32_t o = u.outcomes.head; o != kEnd && f.outcomes[o].next != kEnd && sorted; o = f.outcomes[o].next) {
-      sorted = store_order(o, f.outcomes[o].next);
+    for (uint32_t o = u.outcomes.head; o != kEnd && part.outcomes[o].next != kEnd && sorted; o = part.outcomes[o].next) {
+      sorted = store_order(o, part.outcomes[o].next);
     }
     if (!sorted) {
       std::vector<uint32_t> order;
-      for (uint32_t o = u.outcomes.head; o != kEnd; o = f.outcomes[o].next) order.push_back(o);
+      for (uint32_t o = u.outcomes.head; o != kEnd; o = part.outcomes[o].next) order.push_back(o);
       std::sort(order.begin(), order.end(), store_order);
       u.outcomes = {};
       for (uint32_t o : order) {
-        f.outcomes[o].next = kEnd;
-        Append(u.outcomes, o, f.outcomes);
+        part.outcomes[o].next = kEnd;
+        Append(u.outcomes, o, part.outcomes);
       }
     }
-    for (uint32_t o = u.outcomes.head; o != kEnd; o = f.outcomes[o].next) attribute(f.outcomes[o]);
-    // Outcomes that named a request: in ProcessPartition's order, by request partition, then
-    // in store order.
+    for (uint32_t o = u.outcomes.head; o != kEnd; o = part.outcomes[o].next) attribute(part.outcomes[o]);
+    // Those naming its requests: by request partition, then in store order there (block id,
+    // then the order read in the request partition: `seq`, which an outcome that waited for its
+    // request keeps).
     if (u.request_outcomes.head != kEnd) {
-      std::vector<uint32_t> order;
-      for (uint32_t o = u.request_outcomes.head; o != kEnd; o = f.outcomes[o].next) order.push_back(o);
-      std::sort(order.begin(), order.end(), [&](uint32_t a, uint32_t b) {
-        const size_t p = PartitionOf(f.exposures[f.outcomes[a].exposure].request_key);
-        const size_t q = PartitionOf(f.exposures[f.outcomes[b].exposure].request_key);
-        return p != q ? p < q : store_order(a, b);
-      });
-      for (uint32_t o : order) attribute(f.outcomes[o]);
+      const State::Outcome& first = part.outcomes[u.request_outcomes.head];
+      if (first.next == kEnd) {
+        attribute(first);
+      } else {
+        std::vector<std::tuple<uint8_t, int64_t, uint32_t, uint32_t>> order;  // (request partition, block, seq, outcome)
+        for (uint32_t o = u.request_outcomes.head; o != kEnd; o = part.outcomes[o].next) {
+          const State::Outcome& x = part.outcomes[o];
+          order.emplace_back(part.exposures[x.exposure].request_partition, x.block, x.seq, o);
+        }
+        std::sort(order.begin(), order.end());
+        for (const auto& x : order) attribute(part.outcomes[std::get<3>(x)]);
+      }
     }
-    AddCounts(f.counts, u.counts, 1);
+    AddCounts(delta.counts, u.counts, 1);
     if (u.multiple_arms) return;  // counted apart, and left out
-    UnitObservation obs{StateArm(u.arm), u.first_ts, values, u.assignment_probability, u.key};
-    stats.AddUnit(obs, u.key, 1);
-    u.counted_as = std::move(obs);
+    delta.added.push_back({static_cast<int>(u.arm), u.first_ts, values, u.assignment_probability, u.key});
     u.counted = true;
+    u.counted_ts = u.first_ts;
     if (input_.metrics[0].kind != MetricKind::kBinary) return;
-    for (uint32_t e = u.exposures.head; e != kEnd; e = f.exposures[e].next) {
-      State::Exposure& x = f.exposures[e];
-      if (std::isnan(x.score)) continue;
+    for (uint32_t e = u.exposures.head; e != kEnd; e = part.exposures[e].next) {
+      State::Exposure& x = part.exposures[e];
       const double label = x.request_label >= 0 ? x.request_label : values[0];
       x.label = label > 0 ? 1 : 0;
-      stats.AddPrediction(StateArm(x.arm), x.score, x.label, 1);
+      if (!std::isnan(x.score)) delta.added_predictions.push_back({static_cast<int>(x.arm), x.score, x.label});
     }
   }
 
@@ -542,33 +623,121 @@ class StoreReader {
       if (f.arm_exposures.size() < scan.arm_exposures.size()) f.arm_exposures.resize(scan.arm_exposures.size());
       for (size_t i = 0; i < scan.arm_exposures.size(); ++i) f.arm_exposures[i] += scan.arm_exposures[i];
     }
-    for (size_t p = 0; p < kPartitions; ++p) {
-      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p, [&](const ExposureRow& e) { FollowExposure(e); });
+    // Each pair's arm name, as an index (pairs of one name are one arm).
+    std::vector<uint32_t> names;
+    {
+      const auto& pairs = arms_.arms();
+      for (size_t i = 0; i < pairs.size(); ++i) {
+        uint32_t j = 0;
+        while (j < i && pairs[j].name != pairs[i].name) ++j;
+        names.push_back(j);
+      }
     }
-    // Each outcome with its event block (State::blocks; every block is read once, so the
-    // index is looked up for this read's blocks only).
-    absl::flat_hash_map<int64_t, uint32_t> read_blocks;
-    auto block_of = [&](int64_t id) {
-      auto [it, inserted] = read_blocks.try_emplace(id, static_cast<uint32_t>(f.blocks.size()));
-      if (inserted) f.blocks.push_back(id);
-      return it->second;
-    };
-    for (size_t p = 0; p < kPartitions; ++p) {
+    // A refresh's few new events are folded on this thread: a worker thread started for them
+    // costs more than it saves (on a loaded machine, up to a time slice per phase to join).
+    size_t new_events = 0;
+    for (const auto& scan : scans_) {
+      for (size_t p = 0; p < kPartitions; ++p) {
+        new_events += scan.exposures[p].size() + scan.outcomes[p].size() + scan.request_outcomes[p].size();
+      }
+    }
+    const int threads = new_events >= 16384 ? workers_ : 1;
+    const auto workers = static_cast<size_t>(threads);
+    // (a) Exposures and the outcomes naming units, per unit partition.
+    std::vector<std::vector<std::vector<NewRequest>>> new_requests(workers, std::vector<std::vector<NewRequest>>(kPartitions));
+    common::ParallelFor(threads, kPartitions, [&](int worker, size_t p) {
+      State::Part& part = f.parts[p];
+      if (part.exposures.empty()) {  // a first read: sized at once (later ones grow by doubling)
+        size_t n = 0;
+        for (const auto& scan : scans_) n += scan.exposures[p].size();
+        part.exposures.reserve(n);
+      }
+      auto& mine = new_requests[static_cast<size_t>(worker)];
+      ForEachInOrder(&ScanOutput::exposures, &TaskMark::exposures, p,
+                     [&](const ExposureRow& e) { FoldExposure(part, static_cast<uint32_t>(p), e, names, mine); });
       ForEachInOrder(&ScanOutput::outcomes, &TaskMark::outcomes, p, [&](const OutcomeRow& o, size_t w, size_t i) {
-        FollowOutcome(o, false, block_of(scans_[w].outcome_blocks[p][i]));
+        FoldOutcome(part, o, BlockOf(scans_[w].outcome_blocks, p, i));
       });
-    }
-    for (size_t p = 0; p < kPartitions; ++p) {
-      ForEachInOrder(&ScanOutput::request_outcomes, &TaskMark::request_outcomes, p,
-                     [&](const OutcomeRow& o, size_t w, size_t i) {
-                       FollowOutcome(o, true, block_of(scans_[w].request_outcome_blocks[p][i]));
-                     });
-    }
-    log.Mark("fold");
-    for (uint32_t unit : f.dirty) Recompute(unit);
-    f.dirty.clear();
+    });
+    log.Mark("fold units");
+    // (b) Requests, per request partition; resolved[q][p]: outcomes of q for unit partition p,
+    // their exposure set (resolved[q] sized when q resolves one).
+    std::vector<std::vector<std::vector<State::Outcome>>> resolved(kPartitions);
+    common::ParallelFor(threads, kPartitions, [&](int, size_t q) {
+      std::vector<const std::vector<NewRequest>*> news;
+      for (const auto& w : new_requests) news.push_back(&w[q]);
+      bool any = !f.requests[q].pending.empty();
+      for (const auto* n : news) any |= !n->empty();
+      for (const auto& scan : scans_) any |= !scan.request_outcomes[q].empty();
+      if (any) IndexRequests(q, news, resolved[q]);
+    });
+    new_requests.clear();
+    log.Mark("requests");
+    // (c) and (d): per unit partition, the resolved outcomes linked (in request partition
+    // order), then the touched units recomputed.
+    std::vector<Delta> deltas(kPartitions);
+    common::ParallelFor(threads, kPartitions, [&](int, size_t p) {
+      State::Part& part = f.parts[p];
+      for (auto& q : resolved) {
+        if (q.empty()) continue;
+        for (const State::Outcome& o : q[p]) {
+          const auto index = static_cast<uint32_t>(part.outcomes.size());
+          part.outcomes.push_back(o);
+          const uint32_t unit = part.exposures[o.exposure].unit;
+          Append(part.units[unit].request_outcomes, index, part.outcomes);
+          MarkDirty(part, unit);
+        }
+        std::vector<State::Outcome>().swap(q[p]);
+      }
+      for (uint32_t unit : part.dirty) Recompute(part, unit, deltas[p]);
+      part.dirty.clear();
+    });
     log.Mark("recompute");
-    if (f.exposures.empty()) {
+    // (e) The deltas applied: everything taken away first (a unit comes back with the same key).
+    AnalysisState& stats = *f.stats;
+    std::vector<int> state_arm(arms_.arms().size(), -1);
+    auto arm_of = [&](int pair) {
+      int& a = state_arm[static_cast<size_t>(pair)];
+      if (a < 0) a = StateArm(static_cast<uint32_t>(pair));
+      return a;
+    };
+    size_t added = 0, added_predictions = 0;
+    for (Delta& d : deltas) {
+      for (const auto& [ts, key] : d.removed) stats.RemoveUnit(ts, key);
+      for (const ScoredPrediction& x : d.removed_predictions) stats.AddPrediction(arm_of(x.arm), x.score, x.label, -1);
+      added += d.added.size();
+      added_predictions += d.added_predictions.size();
+      f.counts.attributed += d.counts.attributed;
+      f.counts.before_exposure += d.counts.before_exposure;
+      f.counts.after_window += d.counts.after_window;
+      f.counts.covariate += d.counts.covariate;
+    }
+    std::vector<UnitObservation> units;
+    std::vector<ScoredPrediction> predictions;
+    units.reserve(added);
+    predictions.reserve(added_predictions);
+    for (Delta& d : deltas) {
+      for (UnitObservation& u : d.added) {
+        u.arm = arm_of(u.arm);
+        units.push_back(std::move(u));
+      }
+      for (ScoredPrediction& x : d.added_predictions) {
+        x.arm = arm_of(x.arm);
+        predictions.push_back(x);
+      }
+      d = Delta();
+    }
+    stats.AddUnits(units, threads);
+    stats.AddPredictions(predictions, threads);
+    log.Mark("statistics");
+    int64_t exposures = 0, pending = 0, multiple_arm_units = 0;
+    for (const State::Part& part : f.parts) {
+      exposures += static_cast<int64_t>(part.exposures.size());
+      pending += part.pending;
+      multiple_arm_units += part.multiple_arm_units;
+    }
+    for (const State::RequestPart& rq : f.requests) pending += rq.pending_count;
+    if (exposures == 0) {
       return absl::NotFoundError(StrCat("no exposures for experiment '", experiment_, "' in ", reader_.uri()));
     }
     // The arms as a full read lays them out (SortArms reads the exposures per pair from scans_).
@@ -582,24 +751,21 @@ class StoreReader {
       if (it != f.state_arm_names.end()) input_.state_arms[a] = static_cast<int>(it - f.state_arm_names.begin());
     }
     AnalysisInput::OutcomeCounts counts = f.counts;
-    counts.unknown_unit = f.pending;
+    counts.unknown_unit = pending;
     input_.outcomes = counts;
-    input_.multiple_exposure_units = f.multiple_arm_units;
+    input_.multiple_exposure_units = multiple_arm_units;
     // Shadowed requests' labels, as ProcessPartition gives them.
     absl::flat_hash_map<uint64_t, int> shadow_labels;
     if (!shadows_.comparable_keys.empty() && input_.metrics[0].kind == MetricKind::kBinary) {
       for (uint64_t key : shadows_.comparable_keys) {
-        auto it = f.request_index.find(key);
-        if (it == f.request_index.end()) continue;
-        const State::Exposure& x = f.exposures[it->second];
-        const State::Unit& u = f.units[x.unit];
-        if (!u.counted) continue;
-        const double label = x.request_label >= 0 ? x.request_label : u.counted_as.values[0];
-        shadow_labels.emplace(key, label > 0 ? 1 : 0);
+        const auto& index = f.requests[PartitionOf(key)].index;
+        auto it = index.find(key);
+        if (it == index.end()) continue;
+        const State::Exposure& x = f.parts[it->second.part].exposures[it->second.exposure];
+        if (x.label >= 0) shadow_labels.emplace(key, x.label);
       }
     }
     PairShadows(shadow_labels);
-    log.Mark("follow rest");
     return std::move(input_);
   }
 
@@ -1174,8 +1340,35 @@ absl::StatusOr<AnalysisInput> EventStoreFollower::Read(events::EventReader& read
 }
 
 int64_t EventStoreFollower::kept_events() const {
-  return static_cast<int64_t>(state_->exposures.size() + state_->outcomes.size() +
-                              state_->shadows.observations.rows.size());
+  size_t n = 0;
+  for (const State::Part& part : state_->parts) n += part.exposures.size() + part.outcomes.size();
+  for (const State::RequestPart& rq : state_->requests) n += static_cast<size_t>(rq.pending_count);
+  return static_cast<int64_t>(n + state_->shadows.observations.rows.size());
+}
+
+namespace {
+// A flat hash map's memory: a slot and a control byte per entry of its capacity.
+template <typename Map>
+size_t MapBytes(const Map& map) {
+  return map.capacity() * (sizeof(typename Map::value_type) + 1);
+}
+}  // namespace
+
+int64_t EventStoreFollower::kept_bytes() const {
+  size_t bytes = sizeof(State) + state_->parts.capacity() * sizeof(State::Part) +
+                 state_->requests.capacity() * sizeof(State::RequestPart);
+  for (const State::Part& part : state_->parts) {
+    bytes += part.exposures.capacity() * sizeof(State::Exposure) + part.outcomes.capacity() * sizeof(State::Outcome) +
+             part.units.capacity() * sizeof(State::Unit) + MapBytes(part.unit_index) + MapBytes(part.pending_units) +
+             part.dirty.capacity() * sizeof(uint32_t);
+  }
+  for (const State::RequestPart& rq : state_->requests) {
+    bytes += MapBytes(rq.index) + MapBytes(rq.pending) + rq.outcomes.capacity() * sizeof(State::Outcome);
+  }
+  const KeptShadows& shadows = state_->shadows;
+  bytes += shadows.observations.rows.capacity() * sizeof(ShadowObservations::Row) + MapBytes(shadows.comparable_keys);
+  if (state_->stats) bytes += static_cast<size_t>(state_->stats->memory_bytes());
+  return static_cast<int64_t>(bytes);
 }
 
 bool EventStoreFollower::last_read_incremental() const { return state_->last_incremental; }

@@ -247,15 +247,17 @@ dashboard::Results Gateway::ComputeResults(const dashboard::ResultsKey& key) {
   auto input = analysis::ReadConfiguredExperiment(*results_reader_, *follower, e->config);
   {
     // Kept only where it saves a read (a store that can resume a scan) and within the memory
-    // bound: ~40 bytes per event, kFollowedEvents events over every key.
-    constexpr int64_t kFollowedEvents = 8'000'000;
+    // bound: kFollowedBytes over every key, as the followers count what they keep
+    // (EventStoreFollower::kept_bytes: ~220 bytes per unit, ~65 per exposure, 40 per outcome;
+    // a 1M-unit experiment's follower keeps ~300 MB).
+    constexpr int64_t kFollowedBytes = int64_t{1} << 30;
     common::MutexLock lock(followers_mu_);
     auto it = followers_.find(key);
     if (it != followers_.end() && it->second.follower == follower) {
-      it->second.kept = follower->kept_events();
+      it->second.kept_bytes = follower->kept_bytes();
       int64_t total = 0;
-      for (const auto& [_, f] : followers_) total += f.kept;
-      if (!follower->can_resume() || total > kFollowedEvents || followers_.size() > 64) followers_.erase(it);
+      for (const auto& [_, f] : followers_) total += f.kept_bytes;
+      if (!follower->can_resume() || total > kFollowedBytes || followers_.size() > 64) followers_.erase(it);
     }
   }
   if (!input.ok()) {

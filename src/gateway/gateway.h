@@ -204,11 +204,11 @@ class Gateway {
   std::unique_ptr<dashboard::ResultsCache> results_;
   std::unique_ptr<events::EventReader> results_reader_;
   // Per results key, what its analyses read so far, so a refresh reads only new events (a
-  // follower is used by its key's one running computation at a time; `kept` is its size after
+  // follower is used by its key's one running computation at a time; `kept_bytes` is its size after
   // its last read, for the memory bound).
   struct Followed {
     std::shared_ptr<analysis::EventStoreFollower> follower;
-    int64_t kept = 0;
+    int64_t kept_bytes = 0;  // as of its last read
   };
   common::Mutex followers_mu_;
   std::map<dashboard::ResultsKey, Followed> followers_ ABSL_GUARDED_BY(followers_mu_);
