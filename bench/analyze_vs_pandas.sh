@@ -5,7 +5,7 @@
 # phase times.
 # pandas/scipy come from Debian packages unpacked next to the project (they conflict with
 # libboost1.81-dev if installed; see DEPS.md): set SCIPY_ROOT to the unpacked root, e.g.
-#   cd "$(mktemp -d)" && apt-get download python3-scipy python3-pandas python3-pandas-lib \
+#   cd "$(mktemp -d)" && apt-get download python3-scipy python3-numpy python3-pandas python3-pandas-lib \
 #     python3-dateutil python3-tz liblbfgsb0 libarpack2 libsuperlu5 && for d in *.deb; do dpkg -x "$d" root; done
 # Usage: SCIPY_ROOT=/path/to/root bench/analyze_vs_pandas.sh [N=10000000]
 set -euo pipefail
