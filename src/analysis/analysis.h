@@ -251,6 +251,13 @@ absl::StatusOr<AnalysisInput> ReadEventStore(const std::string& store_uri, const
 // The distinct covariates `metrics` name, in first-named order (AnalysisInput::covariates).
 std::vector<std::string> CovariatesOf(const std::vector<MetricSpec>& metrics);
 
+// What ReadWeightHistory read last (see its form with a cache).
+struct WeightHistoryCache {
+  std::string config_json;  // the config the periods were read for
+  int64_t rows = -1;        // the history's rows then (-1: none read)
+  std::vector<WeightPeriod> periods;
+};
+
 // ReadEventStore for a caller that reads the same experiment again and again (a dashboard's
 // results): it keeps the events it read, so each Read scans only the events stored since the
 // previous one and gives exactly what ReadEventStore would (the same rows in the same order, so
@@ -281,6 +288,8 @@ class EventStoreFollower {
   int64_t kept_bytes() const;
   bool last_read_incremental() const;  // the last Read scanned only new events
   bool can_resume() const;  // the store lets the next Read scan only new events (else keeping it saves nothing)
+  // The experiment's weight history as last read (ReadConfiguredExperiment with this follower).
+  WeightHistoryCache& weight_history() { return weight_history_; }
 
   struct State;
 
@@ -291,6 +300,7 @@ class EventStoreFollower {
   const int64_t window_us_;
   const int64_t since_us_;
   std::unique_ptr<State> state_;
+  WeightHistoryCache weight_history_;
 };
 
 // ReadConfiguredExperiment (below) through a follower made for `experiment` (its name, unit,
@@ -331,6 +341,12 @@ absl::StatusOr<std::optional<config::ExperimentConfig>> ReadStoredExperiment(con
 // equal weights are one period.
 absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader& reader,
                                                             const config::ExperimentConfig& experiment);
+// The same for a caller that reads it again and again (a dashboard's results, a bandit's
+// updates): read again only when the history's rows (EventReader::CountHistoryRows) or the
+// config changed since `cache` was filled; else the periods kept. Not thread-safe.
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader& reader,
+                                                            const config::ExperimentConfig& experiment,
+                                                            WeightHistoryCache& cache);
 absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(const std::string& store_uri,
                                                             const config::ExperimentConfig& experiment);
 

@@ -12,6 +12,7 @@
 #include "analysis/analysis.h"
 #include "common/status_macros.h"
 #include "common/strings.h"
+#include "config/json_format.h"
 #include "events/event_reader.h"
 
 namespace abgate::analysis {
@@ -97,6 +98,19 @@ absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader&
   }
   if (periods.empty()) periods.push_back({0, weights_of(experiment)});
   periods.front().start_us = 0;
+  return periods;
+}
+
+absl::StatusOr<std::vector<WeightPeriod>> ReadWeightHistory(events::EventReader& reader,
+                                                            const config::ExperimentConfig& experiment,
+                                                            WeightHistoryCache& cache) {
+  // Counted before the history is read: a row stored in between is read now and counted next
+  // time, which reads again (never a stale history, at worst one read too many).
+  ABGATE_ASSIGN_OR_RETURN(const int64_t rows, reader.CountHistoryRows(experiment.name));
+  std::string config_json = config::ToJson(config::ExperimentToJson(experiment));
+  if (rows >= 0 && rows == cache.rows && config_json == cache.config_json) return cache.periods;
+  ABGATE_ASSIGN_OR_RETURN(std::vector<WeightPeriod> periods, ReadWeightHistory(reader, experiment));
+  cache = {std::move(config_json), rows, periods};
   return periods;
 }
 

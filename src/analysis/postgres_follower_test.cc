@@ -13,10 +13,13 @@
 #include <vector>
 
 #include <boost/json.hpp>
+#include <sqlite3.h>
 
 #include "analysis/analysis.h"
 #include "analysis/report.h"
 #include "common/strings.h"
+#include "config/gateway_config.h"
+#include "config/json_format.h"
 #include "events/event.h"
 #include "events/event_blocks.h"
 #include "events/event_reader.h"
@@ -216,6 +219,18 @@ class FollowerTestBase : public ::testing::Test {
     }
   }
 
+  // Runs `sql` on the store (SQLite: a read-write connection of its own).
+  void Exec(const std::string& sql) {
+    if (store_.is_postgres()) {
+      EXPECT_EQ(store_.QueryInt(sql + "; SELECT 1"), 1);
+      return;
+    }
+    sqlite3* db = nullptr;
+    ASSERT_EQ(sqlite3_open(store_.uri().substr(7).c_str(), &db), SQLITE_OK);
+    EXPECT_EQ(sqlite3_exec(db, sql.c_str(), nullptr, nullptr, nullptr), SQLITE_OK) << sqlite3_errmsg(db);
+    sqlite3_close(db);
+  }
+
   struct Case {
     std::string unit;
     ReadTuning tuning;
@@ -275,6 +290,70 @@ TEST_P(FollowerTest, ShadowRowsAreReadAfterTheCursor) {
   ASSERT_TRUE(again.ok());
   EXPECT_TRUE(again->incremental);
   EXPECT_TRUE(again->rows.empty());
+}
+
+// A bandit's weight history (audit trail and bandit_weights, read at every refresh): read again
+// only when its rows or the config changed, and then the same as a read without the cache.
+TEST_P(FollowerTest, TheWeightHistoryIsReadAgainOnlyWhenItChanged) {
+  auto sink = events::OpenEventSink(store_.uri());
+  ASSERT_TRUE(sink.ok()) << sink.status();
+  config::ExperimentConfig c;
+  c.name = "exp";
+  c.model = "m";
+  c.control = "A";
+  c.routing_mode = config::RoutingMode::kBandit;
+  c.bandit = config::BanditConfig{"booked", 0.05};
+  c.arms = {{"A", "7", 50, "http://127.0.0.1:1/invocations", "", ""},
+            {"B", "8", 50, "http://127.0.0.1:1/invocations", "", ""}};
+  c.metrics = {{"booked", config::MetricType::kBinary, true, ""}};
+  const std::string stored = config::ToJson(config::ExperimentToJson(c));
+  int64_t version = 0;
+  auto save = [&](int64_t ts, double a) {
+    const std::vector<events::EventSink::ConfigChange> change = {{"exp", stored}};
+    const std::vector<events::AuditRecord> audit = {{ts, "test", "127.0.0.1", "weights", "exp", stored, stored}};
+    const std::vector<events::EventSink::BanditUpdate> update = {
+        {"exp", ts, StrCat("{\"A\":", a, ",\"B\":", 1 - a, "}"), "{}"}};
+    auto v = (*sink)->SaveExperimentConfigs(change, version, audit, ts, update);
+    ASSERT_TRUE(v.ok()) << v.status();
+    version = *v;
+  };
+  auto same = [](const std::vector<WeightPeriod>& x, const std::vector<WeightPeriod>& y) {
+    if (x.size() != y.size()) return false;
+    for (size_t i = 0; i < x.size(); ++i) {
+      if (x[i].start_us != y[i].start_us || x[i].weights != y[i].weights) return false;
+    }
+    return true;
+  };
+  save(1'000'000, 0.3);
+  save(2'000'000, 0.6);
+  WeightHistoryCache cache;
+  auto first = ReadWeightHistory(*reader_, c, cache);
+  ASSERT_TRUE(first.ok()) << first.status();
+  EXPECT_EQ(cache.rows, 4);  // two audited changes, two weight rows
+  auto plain = ReadWeightHistory(*reader_, c);
+  ASSERT_TRUE(plain.ok());
+  EXPECT_TRUE(same(*first, *plain));
+  EXPECT_GE(first->size(), 3u);
+  // A row changed in place (the gateway never does): the count did not move, so the kept
+  // periods are given without reading the rows.
+  Exec("UPDATE bandit_weights SET weights = '{\"A\":0.9,\"B\":0.1}'");
+  auto kept = ReadWeightHistory(*reader_, c, cache);
+  ASSERT_TRUE(kept.ok());
+  EXPECT_TRUE(same(*kept, *first));
+  EXPECT_FALSE(same(*kept, *ReadWeightHistory(*reader_, c)));
+  // A new row: read again.
+  save(3'000'000, 0.2);
+  auto grown = ReadWeightHistory(*reader_, c, cache);
+  ASSERT_TRUE(grown.ok());
+  EXPECT_TRUE(same(*grown, *ReadWeightHistory(*reader_, c)));
+  EXPECT_EQ(cache.rows, 6);
+  // Another config (other arms' weights): read for it.
+  config::ExperimentConfig other = c;
+  other.arms[0].weight = 20;
+  other.arms[1].weight = 80;
+  auto for_other = ReadWeightHistory(*reader_, other, cache);
+  ASSERT_TRUE(for_other.ok());
+  EXPECT_TRUE(same(*for_other, *ReadWeightHistory(*reader_, other)));
 }
 
 TEST_F(PostgresFollowerTest, RowsWithoutBlocksAreReadWhole) {

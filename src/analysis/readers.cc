@@ -247,7 +247,7 @@ namespace {
 
 // The arms laid out as `experiment` configures them (see ReadConfiguredExperiment).
 absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const config::ExperimentConfig& experiment,
-                                        absl::StatusOr<AnalysisInput> read) {
+                                        absl::StatusOr<AnalysisInput> read, WeightHistoryCache* history = nullptr) {
   if (!read.ok()) return read.status();
   AnalysisInput input = std::move(*read);
   // The arms as the store saw them (name order) become the config's arms (config order); one
@@ -303,7 +303,7 @@ absl::StatusOr<AnalysisInput> Configure(events::EventReader& reader, const confi
   if (experiment.bandit) input.bandit = AnalysisInput::Bandit{experiment.bandit->floor};
   // Admin changes and ramp steps changed the weights over time: SRM is checked per period.
   if (input.weights_known) {
-    auto periods = ReadWeightHistory(reader, experiment);
+    auto periods = history ? ReadWeightHistory(reader, experiment, *history) : ReadWeightHistory(reader, experiment);
     if (!periods.ok()) return periods.status();
     if (periods->size() > 1) {
       input.weight_periods = *std::move(periods);
@@ -329,7 +329,7 @@ absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& read
 
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(events::EventReader& reader, EventStoreFollower& follower,
                                                        const config::ExperimentConfig& experiment) {
-  return Configure(reader, experiment, follower.Read(reader));
+  return Configure(reader, experiment, follower.Read(reader), &follower.weight_history());
 }
 
 absl::StatusOr<AnalysisInput> ReadConfiguredExperiment(const std::string& store_uri,

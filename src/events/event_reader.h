@@ -240,6 +240,13 @@ class EventReader {
                                           const std::function<void(const ServedRequest&)>& visit) = 0;
   // A bandit's weight history (every recomputation), oldest first. Blocking.
   virtual absl::StatusOr<std::vector<BanditWeights>> ReadBanditWeights(const std::string& experiment) = 0;
+  // How many rows its audit trail and its bandit weight history hold: both tables are only
+  // appended to, so an unchanged count means an unchanged history. -1: the store cannot say
+  // (read the history every time). Blocking.
+  virtual absl::StatusOr<int64_t> CountHistoryRows(const std::string& experiment) {
+    (void)experiment;
+    return -1;
+  }
 };
 
 // Opens the reader of the store named by `uri` (common/store_uri.h); no I/O until a read.

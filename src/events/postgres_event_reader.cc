@@ -344,6 +344,23 @@ absl::StatusOr<std::vector<BanditWeights>> PostgresEventReader::ReadBanditWeight
   return rows;
 }
 
+absl::StatusOr<int64_t> PostgresEventReader::CountHistoryRows(const std::string& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(auto c, postgres::Connection::Connect(uri_));
+  // One snapshot for both counts; a store no newer gateway has opened has no bandit_weights.
+  ABGATE_RETURN_IF_ERROR(c.Exec("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"));
+  ABGATE_ASSIGN_OR_RETURN(const postgres::Result tables,
+                          c.Query("SELECT to_regclass('audit_log') IS NOT NULL, to_regclass('bandit_weights') IS NOT NULL"));
+  int64_t rows = 0;
+  for (const auto& [column, table] : {std::pair{0, "audit_log"}, std::pair{1, "bandit_weights"}}) {
+    if (tables.View(0, column) != "t") continue;
+    ABGATE_ASSIGN_OR_RETURN(const postgres::Result n, c.Query(StrCat("SELECT count(*) FROM ", table, " WHERE experiment = $1"),
+                                                              postgres::Params().Text(experiment)));
+    rows += n.Int(0, 0);
+  }
+  ABGATE_RETURN_IF_ERROR(c.Exec("COMMIT"));
+  return rows;
+}
+
 absl::StatusOr<std::vector<StoredMetric>> PostgresEventReader::ReadOutcomeMetrics(const std::string& experiment) {
   char sql[512];
   std::snprintf(sql, sizeof(sql), events_internal::kOutcomeMetricsSql, "$1");

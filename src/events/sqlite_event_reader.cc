@@ -333,6 +333,18 @@ absl::StatusOr<std::vector<BanditWeights>> SqliteEventReader::ReadBanditWeights(
   return rows;
 }
 
+absl::StatusOr<int64_t> SqliteEventReader::CountHistoryRows(const std::string& experiment) {
+  ABGATE_ASSIGN_OR_RETURN(auto db, OpenForReading(path_));
+  int64_t rows = 0;
+  for (const char* table : {"audit_log", "bandit_weights"}) {
+    if (!db->HasTable(table)) continue;
+    ABGATE_ASSIGN_OR_RETURN(const int64_t n,
+                            db->QueryInt(StrCat("SELECT count(*) FROM ", table, " WHERE experiment = ?"), {experiment}));
+    rows += n;
+  }
+  return rows;
+}
+
 absl::StatusOr<std::vector<StoredMetric>> SqliteEventReader::ReadOutcomeMetrics(const std::string& experiment) {
   char sql[512];
   std::snprintf(sql, sizeof(sql), events_internal::kOutcomeMetricsSql, "?");

@@ -30,6 +30,7 @@ class SqliteEventReader : public EventReader {
   absl::Status ReadServedRequests(const std::string& experiment, int64_t since_us,
                                   const std::function<void(const ServedRequest&)>& visit) override;
   absl::StatusOr<std::vector<BanditWeights>> ReadBanditWeights(const std::string& experiment) override;
+  absl::StatusOr<int64_t> CountHistoryRows(const std::string& experiment) override;
 
  private:
   const std::string path_;
