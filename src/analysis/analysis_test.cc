@@ -644,7 +644,7 @@ TEST_F(AnalysisTest, ConfiguredArmsInConfigOrderAndTheConclusionNamesConfiguredA
     e.routing_mode = "user_hash";
     e.status = 200;
     exposures.push_back(e);
-    if (i % (2 + i % 3) == 0) outcomes.push_back(events::Outcome{e.ts_us + 10, "e", e.request_id, e.unit_id, "booked", 1});
+    if (i % (2 + i % 3) == 0) outcomes.push_back(events::Outcome{e.ts_us + 10, "e", e.request_id, e.unit_id, "booked", 1, ""});
   }
   const std::string uri = "sqlite:" + (dir_ / "configured.db").string();
   {

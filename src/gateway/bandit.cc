@@ -30,7 +30,9 @@ namespace {
 
 constexpr auto kBanditTick = std::chrono::milliseconds(200);
 constexpr int kThompsonDraws = 20000;
-constexpr int64_t kFollowedEvents = 8'000'000;  // over every bandit's follower
+// What the bandits' followers may keep, over all of them (EventStoreFollower::kept_bytes: ~220
+// bytes per unit, ~65 per exposure, 40 per outcome); the dashboard's followers have their own.
+constexpr int64_t kFollowedBytes = int64_t{512} << 20;
 
 }  // namespace
 
@@ -111,11 +113,11 @@ void Gateway::RunBanditLoop() {
       }
       next_check_us[name] = now + cfg.bandit->update_interval_us;
       UpdateBandit(cfg, followers[name]);
-      // Kept within the dashboard's bound (~40 bytes per event), over every bandit; beyond it an
-      // update reads the experiment whole, as without a follower.
+      // Kept within kFollowedBytes over every bandit; beyond it an update reads the experiment
+      // whole, as without a follower.
       int64_t kept = 0;
-      for (const auto& [_, f] : followers) kept += f ? f->kept_events() : 0;
-      if (kept > kFollowedEvents) followers.erase(name);
+      for (const auto& [_, f] : followers) kept += f ? f->kept_bytes() : 0;
+      if (kept > kFollowedBytes) followers.erase(name);
     }
   }
 }
