@@ -10,7 +10,8 @@
 //                dashboard whose results show every acknowledged unit and conversion per arm
 //                (p50/p95/max);
 //   cost:        the gateway's CPU-seconds per second (utime+stime from /proc/PID/stat) on the
-//                busy experiment with 0, 1 and 5 dashboards open, and the analyses they caused;
+//                busy experiment with 0, 1 and 5 dashboards open, and the analyses they caused
+//                (on PostgreSQL also the server's CPU: PG_POSTMASTER_PID and its processes);
 //   data plane:  wrk on POST /predict (WRK_S s, 32 connections) without and with 5 dashboards,
 //                ROUNDS interleaved rounds: req/s, p99, gateway CPU per request, analyses' CPU;
 //   anchor:      the SQL a Grafana/Superset panel would run per refresh on the same store (the
@@ -238,6 +239,26 @@ function cpuSeconds(pid) {
   return (Number(f[11]) + Number(f[12])) / CLK_TCK;  // utime, stime
 }
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK']).toString().trim());
+// PostgreSQL's CPU (PG_POSTMASTER_PID): the postmaster's, its live children's, and what its
+// exited children used (cutime/cstime, once reaped).
+function pgCpuSeconds() {
+  const pm = process.env.PG_POSTMASTER_PID;
+  if (!pm) return 0;
+  let ticks = 0;
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p)) continue;
+    let f;
+    try {
+      const stat = fs.readFileSync(`/proc/${p}/stat`, 'utf8');
+      f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    } catch (e) {
+      continue;  // ended meanwhile
+    }
+    if (p === pm) ticks += Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14]);
+    else if (f[1] === pm) ticks += Number(f[11]) + Number(f[12]);
+  }
+  return ticks / CLK_TCK;
+}
 
 // The anchor: per-arm units (first exposure decides the arm) and conversions (a positive booking
 // not before it) in SQL over the whole store, as a SQL panel computes them at every refresh.
@@ -375,6 +396,7 @@ async function main() {
         viewers.push(...open);
         await sleep(2000);
         const c0 = cpuSeconds(pid);
+        const g0 = pgCpuSeconds();
         const a0 = await gw.metric('abgate_results_computations_total');
         const s0 = await gw.metric('abgate_results_compute_seconds_total');
         const p0 = open.reduce((n, v) => n + v.polls, 0);
@@ -382,13 +404,14 @@ async function main() {
         await sleep(costS * 1000);
         const wall = (Date.now() - t0) / 1000;
         const c1 = cpuSeconds(pid);
+        const g1 = pgCpuSeconds();
         const a1 = await gw.metric('abgate_results_computations_total');
         const s1 = await gw.metric('abgate_results_compute_seconds_total');
         const polls = open.reduce((n, v) => n + v.polls, 0) - p0;
         await Promise.all(open.map((v) => v.stop()));
         viewers.length = 0;
         const lat = open.flatMap((v) => v.latencies);
-        cost[k].push({ cpu: (c1 - c0) / wall, analyses: a1 - a0, analysisS: s1 - s0, polls, wall, p50: pct(lat, 0.5) });
+        cost[k].push({ cpu: (c1 - c0) / wall, pg: (g1 - g0) / wall, analyses: a1 - a0, analysisS: s1 - s0, polls, wall, p50: pct(lat, 0.5) });
       }
     }
     await traffic.stop();
@@ -403,6 +426,7 @@ async function main() {
       const extra = median(k, (x) => x.cpu) - idle;
       console.log(`${k} dashboard(s) open, busy at ${busyRps} new users/s: gateway CPU ` +
         `${rows.map((x) => x.cpu.toFixed(3)).join('/')} CPU-s/s over ${rounds} x ${costS} s` +
+        (process.env.PG_POSTMASTER_PID ? `, PostgreSQL ${rows.map((x) => x.pg.toFixed(3)).join('/')} CPU-s/s` : '') +
         (k ? `, +${fmt(1000 * extra, 0)} ms/s over none; ${polls} refreshes, ${analyses} analyses ` +
           `(${fmt(1000 * analysisS / Math.max(analyses, 1), 1)} ms each, ${fmt(100 * analysisS / wall, 1)}% of the wall time), ` +
           `~${fmt(1000 * extra * wall / rounds / Math.max(polls / rounds, 1), 1)} ms CPU per refresh, refresh p50 ${fmt(median(k, (x) => x.p50))} ms` : ''));

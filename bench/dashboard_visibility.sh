@@ -47,10 +47,11 @@ for backend in ${BACKENDS:-sqlite postgres}; do
     start_throwaway_postgres -c shared_buffers=512MB
     trap cleanup_all EXIT  # start_throwaway_postgres set its own
     STORE=$PGURI
+    export PG_POSTMASTER_PID; PG_POSTMASTER_PID=$(head -1 "$PGBASE/data/postmaster.pid")
   fi
   s=$(date +%s.%N)
   USERS=$N FILL_ONLY=1 build/bench/results_refresh_bench "$N" 1 0 "$STORE" >/dev/null
   echo "$backend: $N exposures, $((N / 2)) outcomes, $N users written in $(awk -v a="$s" -v b="$(date +%s.%N)" 'BEGIN { printf "%.1f", b - a }') s"
   node bench/dashboard_visibility.js "$ROOT/build/abgate" "$STORE" "$UP_A" "$UP_B"
-  if [ "$backend" = postgres ]; then stop_throwaway_postgres; PGBASE=; fi
+  if [ "$backend" = postgres ]; then stop_throwaway_postgres; PGBASE=; unset PG_POSTMASTER_PID; fi
 done

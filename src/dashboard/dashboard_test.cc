@@ -216,6 +216,58 @@ TEST(ResultsCacheTest, Issue15APollersAgeCountsFromTheStartOfTheComputation) {
   EXPECT_EQ(d.Wait(1)[0]->report_json, "#3");
 }
 
+// Issue 15 item 3 (bench/dashboard_visibility on PostgreSQL, 5 dashboards: p95 2.2 s): a
+// poller that finds a computation running that started within its age takes it, instead of
+// waiting for the next one to start after it and end.
+TEST(ResultsCacheTest, Issue15APollerTakesARunningComputationThatStartedWithinItsAge) {
+  common::FakeClock clock(1'000'000);
+  Gate gate;
+  ResultsCache cache({.threads = 1}, clock, [&] { return StoreMark{1, gate.commits.fetch_add(1), true}; },
+                     [&](const ResultsKey& k) { return gate.Compute(k); });
+  Collector first, poller, late;
+  cache.Get({"exp", 0}, 0, first.Callback());
+  gate.WaitStarted(1);
+  clock.AdvanceUs(500'000);
+  cache.Get({"exp", 0}, 900'000, poller.Callback());  // it started 0.5 s ago: recent enough
+  clock.AdvanceUs(500'000);
+  cache.Get({"exp", 0}, 900'000, late.Callback());  // 1 s ago: too old, the next one
+  gate.Open();
+  EXPECT_EQ(first.Wait(1)[0]->report_json, "exp#1");
+  EXPECT_EQ(poller.Wait(1)[0]->report_json, "exp#1");
+  EXPECT_EQ(late.Wait(1)[0]->report_json, "exp#2");
+  EXPECT_EQ(gate.computations.load(), 2);
+}
+
+// Issue 15 item 3: one slow refresh (PostgreSQL's periodic recount, a busy machine) does not
+// make pollers accept five times its cost; a lasting slowdown does.
+TEST(ResultsCacheTest, Issue15OneSlowRefreshDoesNotStretchThePollersAge) {
+  common::FakeClock clock(1'000'000);
+  std::atomic<int> computations{0};
+  std::atomic<int64_t> commits{0};
+  std::vector<int64_t> costs = {5'000'000, 50'000, 2'000'000, 2'000'000, 2'000'000};
+  ResultsCache cache({.threads = 1}, clock, [&] { return StoreMark{1, commits.load(), true}; },
+                     [&](const ResultsKey& k) {
+                       const int n = computations.fetch_add(1);
+                       clock.AdvanceUs(costs[n]);
+                       Results r;
+                       r.report_json = "#" + std::to_string(n + 1);
+                       return r;
+                     });
+  auto poll = [&](int64_t max_age_us) {
+    Collector c;
+    commits.fetch_add(1);
+    cache.Get({"exp", 0}, max_age_us, c.Callback());
+    return c.Wait(1)[0]->report_json;
+  };
+  EXPECT_EQ(poll(0), "#1");  // the first read
+  EXPECT_EQ(poll(0), "#2");  // a 50 ms refresh
+  EXPECT_EQ(poll(0), "#3");  // a 2 s one
+  clock.AdvanceUs(1'000'000);  // 3 s after #3 started: 5 x 2 s would still take it
+  EXPECT_EQ(poll(900'000), "#4");
+  clock.AdvanceUs(1'000'000);  // #4 took 2 s too: now pollers accept up to 10 s
+  EXPECT_EQ(poll(900'000), "#4");
+}
+
 // Issue 15 item 3: analyses run below the I/O threads' priority, so open dashboards take the
 // CPU a loaded data plane leaves (bench/dashboard_visibility).
 TEST(ResultsCacheTest, Issue15AnalysesRunAtALowerPriority) {

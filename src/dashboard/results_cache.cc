@@ -36,6 +36,7 @@ ResultsCache::~ResultsCache() {
     common::MutexLock lock(mu_);
     for (auto& [key, e] : entries_) {
       for (auto& w : e.waiters) orphans.push_back(std::move(w));
+      for (auto& w : e.riders) orphans.push_back(std::move(w));  // none: a computation ends answering them
     }
   }
   auto gone = Failed(absl::UnavailableError("the gateway is shutting down"));
@@ -64,10 +65,16 @@ void ResultsCache::Get(const ResultsKey& key, int64_t max_age_us, Done done) {
       }
       Entry& e = it->second;
       e.last_used_us = now;
-      if (max_age_us > 0 && e.result &&
-          now - e.verified_at_us <= std::max(max_age_us, options_.poller_cost_factor * e.refresh_cost_us)) {
+      const int64_t accepted_age_us = std::max(max_age_us, options_.poller_cost_factor * e.refresh_cost_us);
+      if (max_age_us > 0 && e.result && now - e.verified_at_us <= accepted_age_us) {
         ++stats_.cached;
         answer = e.result;
+      } else if (max_age_us > 0 && e.running && now - e.running_as_of_us <= accepted_age_us) {
+        // The running computation will hold everything committed before it started: recent
+        // enough, and sooner than the next one (which would wait for it to end first).
+        ++stats_.cached;
+        e.riders.push_back(std::move(done));
+        return;
       } else if (!e.queued && !e.running && queue_.size() >= options_.max_queued) {
         ++stats_.rejected;
         answer = Failed(absl::ResourceExhaustedError(
@@ -118,6 +125,7 @@ void ResultsCache::Run() {
     ResultsKey key;
     std::vector<Done> waiters;
     std::shared_ptr<const Results> previous;
+    int64_t as_of = 0;
     {
       common::MutexLock lock(mu_);
       while (!stopping_ && queue_.empty()) work_.Wait(mu_);
@@ -127,12 +135,14 @@ void ResultsCache::Run() {
       Entry& e = entries_[key];
       e.queued = false;
       e.running = true;
+      // Everything in `waiters` asked before this point, so a result computed from here on is
+      // fresh for each of them, and holds what was committed before `as_of` (the mark is
+      // taken after it).
+      as_of = clock_.NowUs();
+      e.running_as_of_us = as_of;
       waiters.swap(e.waiters);
       previous = e.result;
     }
-    // Everything in `waiters` asked before this point, so a result computed from here on is
-    // fresh for each of them, and holds what was committed before `as_of`.
-    const int64_t as_of = clock_.NowUs();
     const StoreMark mark = mark_();
     std::shared_ptr<const Results> result;
     bool reused = false;
@@ -156,7 +166,12 @@ void ResultsCache::Run() {
       e.running = false;
       // The first result of a key has no previous one (or the entry was evicted): its cost
       // may be a follower's first read, which says nothing about a refresh's.
-      if (!reused && previous) e.refresh_cost_us = result->compute_us;
+      if (!reused && previous) {
+        e.refresh_cost_us = e.last_refresh_us > 0 ? std::min(e.last_refresh_us, result->compute_us) : result->compute_us;
+        e.last_refresh_us = result->compute_us;
+      }
+      for (auto& r : e.riders) waiters.push_back(std::move(r));
+      e.riders.clear();
       e.result = result;
       e.verified_at_us = as_of;
       if (reused) {

@@ -7,7 +7,8 @@
 // the queued one (every caller gets a result computed after it asked, so it sees its own
 // writes), or, with a positive `max_age_us`, takes a result that holds everything committed
 // up to no longer than that ago (its age counts from the store's mark taken before computing,
-// not from when it was done; a dashboard's polling costs nothing between recomputations; on a
+// not from when it was done; a poller also takes a running computation that started within
+// that age instead of waiting for the next; a dashboard's polling costs nothing between recomputations; on a
 // store whose refresh is slow, the accepted age grows with the refresh's cost, never with the
 // key's first computation, which builds what later ones update). Before computing, the worker asks for
 // the store's mark (config version + commits): an unchanged exact mark reuses the previous
@@ -94,7 +95,7 @@ class ResultsCache {
 
   struct Stats {
     int64_t requests = 0;      // Get calls
-    int64_t cached = 0;        // answered from a result within max_age
+    int64_t cached = 0;        // answered from a result, or a running computation, within max_age
     int64_t computations = 0;  // analyses run
     int64_t reused = 0;        // recomputations skipped because the mark had not moved
     int64_t rejected = 0;      // refused: too many keys queued
@@ -108,13 +109,17 @@ class ResultsCache {
     // When the store's mark was taken for `result` (its computation, or a reuse, started): it
     // holds everything committed before then.
     int64_t verified_at_us = 0;
-    // What the last computation after the key's first took: the cost a poller's accepted age
-    // scales with (0 until the key is computed a second time).
+    // What refreshes (computations after the key's first) take: the cost a poller's accepted
+    // age scales with, the smaller of the last two (one slow refresh, such as a store's
+    // periodic recount, does not hold every poller back), 0 until the key is computed twice.
     int64_t refresh_cost_us = 0;
+    int64_t last_refresh_us = 0;
     int64_t last_used_us = 0;
     bool queued = false;
     bool running = false;
+    int64_t running_as_of_us = 0;  // when the running computation's mark was taken
     std::vector<Done> waiters;  // for the next computation to start
+    std::vector<Done> riders;   // pollers answered by the running computation (recent enough)
   };
   void Run();
   void EvictLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
