@@ -464,13 +464,15 @@ async function main() {
     const now = countsOf(await gw.get(`/api/v1/experiments/${EXPERIMENT}/results`));
     const fresh = Date.now() - t;
     const anchorS = pct(anchors.map((a) => a.seconds), 0.5);
-    const perRefresh = cost[1].length ? 1000 * (median(1, (x) => x.cpu) - idle) * costS / Math.max(1, median(1, (x) => x.polls)) : NaN;
+    // Per refresh of one open dashboard: the gateway's extra CPU and, on PostgreSQL, the server's.
+    const extra1 = median(1, (x) => x.cpu + x.pg) - median(0, (x) => x.cpu + x.pg);
+    const perRefresh = cost[1].length ? 1000 * extra1 * costS / Math.max(1, median(1, (x) => x.polls)) : NaN;
     console.log(`anchor (${anchorCommand(store)[0]}: per-arm units and conversions over the whole store, what a SQL panel runs ` +
       `every refresh): ${anchors.map((a) => fmt(1000 * a.seconds)).join('/')} ms -> ${anchors[anchors.length - 1].rows}; ` +
       `abgate now: ${Object.entries(now).map(([a, c]) => `${a}|${c.units}|${c.conv}`).join(', ')} (a fresh results read ${fresh} ms)`);
     console.log(`ratios: anchor query / abgate time to visible p50 = ${fmt(1000 * anchorS / pct(visible, 0.5), 2)} ` +
-      `(a panel shows new data at best one query after its refresh tick); anchor query / abgate CPU per refresh ` +
-      `= ${fmt(1000 * anchorS / perRefresh, 0)}x`);
+      `(a panel shows new data at best one query after its refresh tick); abgate CPU per refresh of one dashboard ` +
+      `${fmt(perRefresh, 1)} ms${process.env.PG_POSTMASTER_PID ? ' (gateway + PostgreSQL)' : ''}: anchor query time / that = ${fmt(1000 * anchorS / perRefresh, 0)}x`);
   } finally {
     await traffic.stop().catch(() => {});
     await Promise.all(viewers.map((v) => v.stop()));
