@@ -149,7 +149,6 @@ int Run(const Args& a) {
   if (a.holdout) return RunHoldout(a);
 
   analysis::AnalysisInput input;
-  std::string shadow_store;  // the store, for the shadow traffic summary
   if (!a.csv.empty()) {
     auto in = analysis::ReadResultsCsv(a.csv, a.control);
     if (!in.ok()) return Fail(std::string(in.status().message()));
@@ -254,7 +253,6 @@ int Run(const Args& a) {
                std::chrono::duration<double>(std::chrono::steady_clock::now() - read_start).count());
     if (!in.ok()) return Fail(std::string(in.status().message()));
     input = std::move(*in);
-    shadow_store = store;
     if (!exp && !a.control.empty()) {
       auto it = std::find_if(input.arms.begin(), input.arms.end(), [&](const auto& x) { return x.name == a.control; });
       if (it == input.arms.end()) return Fail(StrCat("--control ", a.control, " is not an arm in the store"));
@@ -286,16 +284,10 @@ int Run(const Args& a) {
   ABGATE_LOG(kDebug, "analysed %d units and %d predictions in %.2f s", input.units.size(), input.predictions.size(),
              std::chrono::duration<double>(std::chrono::steady_clock::now() - analyze_start).count());
   if (!report.ok()) return Fail(std::string(report.status().message()));
-  // Shadow traffic as `results` shows it (requests mirrored, failures, agreement, latency); the
-  // paired offline comparison is already in the report (shadow_evaluation).
-  if (!shadow_store.empty()) {
-    auto shadow = analysis::ReadShadowSummary(shadow_store, a.experiment);
-    if (!shadow.ok()) return Fail(std::string(shadow.status().message()));
-    if (*shadow) {
-      auto typed = analysis::ShadowFromJson(boost::json::value(std::move(**shadow)));
-      if (typed.ok()) report->shadow = *std::move(typed);
-    }
-  }
+  // Shadow traffic as `results` shows it (requests mirrored, failures, agreement, latency), from
+  // the rows the store's read gave (no second read, as the dashboard's results); the paired
+  // offline comparison is already in the report (shadow_evaluation).
+  report->shadow = input.shadow_summary;
   const std::string text = a.format == "json"   ? config::ToJson(analysis::ToJson(*report)) + "\n"
                            : a.format == "html" ? analysis::RenderHtml(*report)
                                                 : analysis::RenderText(*report);
