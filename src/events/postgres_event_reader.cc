@@ -51,6 +51,14 @@ bool IsSnapshotText(std::string_view s) {
          std::all_of(s.begin(), s.end(), [](char c) { return (c >= '0' && c <= '9') || c == ':' || c == ','; });
 }
 
+// The condition on a table's `xid` column for the rows whose writing transaction `snapshot` (an
+// IsSnapshotText) did not see: every transaction below its xmin had ended, so the index on
+// (experiment, xid) bounds the scan.
+std::string NotSeenBy(const std::string& snapshot) {
+  return StrCat("xid >= pg_snapshot_xmin('", snapshot, "'::pg_snapshot) AND NOT pg_visible_in_snapshot(xid, '",
+                snapshot, "'::pg_snapshot)");
+}
+
 class PostgresScan : public EventScan {
  public:
   PostgresScan(const std::string& uri, const ScanRequest& request) : uri_(uri), request_(request) {}
@@ -183,8 +191,7 @@ class PostgresScan : public EventScan {
       // A refresh: the blocks whose transaction the last scan's snapshot did not see (every
       // transaction below its xmin had ended), in id order.
       const std::string range =
-          incremental_ ? StrCat(" AND xid >= pg_snapshot_xmin('", request_.after.snapshot, "'::pg_snapshot) AND NOT ",
-                                "pg_visible_in_snapshot(xid, '", request_.after.snapshot, "'::pg_snapshot)")
+          incremental_ ? StrCat(" AND ", NotSeenBy(request_.after.snapshot))
                        : StrCat(" AND id BETWEEN ", chunk.first, " AND ", chunk.last);
       const std::string query =
           StrCat("SELECT data, id FROM ", chunk.outcomes ? "outcome_blocks" : "exposure_blocks", " WHERE experiment = ",
@@ -278,8 +285,7 @@ absl::StatusOr<ShadowRead> PostgresEventReader::ReadShadowsAfter(const std::stri
     read.cursor = {true, 0, snapshot.Text(0, 0)};
     read.incremental = after.valid && IsSnapshotText(after.snapshot);
     if (read.incremental) {
-      where += StrCat(" AND xid >= pg_snapshot_xmin('", after.snapshot, "'::pg_snapshot) AND NOT pg_visible_in_snapshot(",
-                      "xid, '", after.snapshot, "'::pg_snapshot)");
+      where += StrCat(" AND ", NotSeenBy(after.snapshot));
     }
   }
   ABGATE_RETURN_IF_ERROR(c.ForEachRowStreamed(
