@@ -26,17 +26,15 @@
 #include "common/random.h"
 #include "events/event_reader.h"
 #include "events/event_sink.h"
+#include "bench_store.h"
 #include "gateway/gateway.h"
 
 using namespace abgate;
+using bench::kStartUs;
+using bench::Percentile;
+using bench::Seconds;
 
 namespace {
-
-double Seconds(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-constexpr int64_t kStartUs = 1'790'000'000'000'000;
 
 struct Writer {
   events::EventSink& sink;
@@ -103,30 +101,19 @@ absl::StatusOr<double> Update(const std::string& uri, events::EventReader& reade
   return weights->served[1];
 }
 
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1'000'000;
   const int64_t fresh = argc > 2 ? std::atoll(argv[2]) : 1000;
   const int updates = argc > 3 ? std::atoi(argv[3]) : 20;
-  const auto dir = std::filesystem::temp_directory_path() / ("abgate_bandit_bench_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const bool sqlite = argc <= 4;
-  const std::string db = (dir / "events.db").string();
-  const std::string uri = sqlite ? "sqlite:" + db : argv[4];
-  auto sink = events::OpenEventSink(uri);
-  auto reader = events::OpenEventReader(uri);
-  if (!sink.ok() || !reader.ok()) {
-    std::fprintf(stderr, "cannot open %s\n", uri.c_str());
+  auto store = bench::OpenBenchStore("bandit_bench", argc > 4 ? argv[4] : "");
+  if (!store.ok()) {
+    std::fprintf(stderr, "cannot open the store: %s\n", std::string(store.status().message()).c_str());
     return 1;
   }
-  Writer w{**sink};
+  const auto& [dir, uri, sqlite, db, sink, reader] = *store;
+  Writer w{*sink};
   auto t0 = std::chrono::steady_clock::now();
   int64_t ts = kStartUs, outcomes = 0;
   for (int64_t i = 0; i < n;) {
@@ -145,7 +132,7 @@ int main(int argc, char** argv) {
   const config::ExperimentConfig c = Config();
   analysis::EventStoreFollower follower(c.name, analysis::UnitOf(c), {{"booked", analysis::MetricKind::kBinary}});
   t0 = std::chrono::steady_clock::now();
-  if (auto s = Update(uri, **reader, &follower, c, ts); !s.ok()) {
+  if (auto s = Update(uri, *reader, &follower, c, ts); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
     return 1;
   }
@@ -168,12 +155,12 @@ int main(int argc, char** argv) {
     }
     if (!w.Write(e, o)) return 1;
     t0 = std::chrono::steady_clock::now();
-    auto now = Update(uri, **reader, &follower, c, ts);
+    auto now = Update(uri, *reader, &follower, c, ts);
     if (!now.ok()) return 1;
     incremental.push_back(Seconds(t0));
     if (u % 5 == 0) {
       t0 = std::chrono::steady_clock::now();
-      auto before = Update(uri, **reader, nullptr, c, ts);
+      auto before = Update(uri, *reader, nullptr, c, ts);
       if (!before.ok()) return 1;
       full.push_back(Seconds(t0));
       if (*before != *now) {

@@ -24,19 +24,14 @@
 #include "config/json_format.h"
 #include "events/event_reader.h"
 #include "events/event_sink.h"
+#include "bench_store.h"
 
 using namespace abgate;
+using bench::kStartUs;
+using bench::Percentile;
+using bench::Seconds;
 
 namespace {
-
-double Seconds(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-double Percentile(std::vector<double> v, double q) {
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
 
 config::ExperimentConfig Config(double weight_a) {
   config::ExperimentConfig c;
@@ -57,18 +52,12 @@ int main(int argc, char** argv) {
   const int admin = argc > 1 ? std::atoi(argv[1]) : 200;
   const int bandit = argc > 2 ? std::atoi(argv[2]) : 43'200;
   const int reads = argc > 3 ? std::max(1, std::atoi(argv[3])) : 20;
-  const auto dir = std::filesystem::temp_directory_path() / ("abgate_history_bench_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
-  const bool sqlite = argc <= 4;
-  const std::string db = (dir / "events.db").string();
-  const std::string uri = sqlite ? "sqlite:" + db : argv[4];
-  auto sink = events::OpenEventSink(uri);
-  auto reader = events::OpenEventReader(uri);
-  if (!sink.ok() || !reader.ok()) {
-    std::fprintf(stderr, "cannot open %s\n", uri.c_str());
+  auto store = bench::OpenBenchStore("history_bench", argc > 4 ? argv[4] : "");
+  if (!store.ok()) {
+    std::fprintf(stderr, "cannot open the store: %s\n", std::string(store.status().message()).c_str());
     return 1;
   }
-  constexpr int64_t kStartUs = 1'790'000'000'000'000;
+  const auto& [dir, uri, sqlite, db, sink, reader] = *store;
   std::vector<events::AuditRecord> audit;
   for (int i = 0; i < admin; ++i) {
     audit.push_back({kStartUs + i * 1'000'000, "bench", "127.0.0.1", "weights", "hist",
@@ -84,7 +73,7 @@ int main(int argc, char** argv) {
   }
   const std::vector<events::EventSink::ConfigChange> change = {
       {"hist", config::ToJson(config::ExperimentToJson(Config(50)))}};
-  if (auto s = (*sink)->SaveExperimentConfigs(change, 0, audit, kStartUs, updates); !s.ok()) {
+  if (auto s = sink->SaveExperimentConfigs(change, 0, audit, kStartUs, updates); !s.ok()) {
     std::fprintf(stderr, "write: %s\n", std::string(s.status().message()).c_str());
     return 1;
   }
@@ -94,7 +83,7 @@ int main(int argc, char** argv) {
   analysis::WeightHistoryCache cache;
   for (int r = 0; r < reads; ++r) {
     const auto t0 = std::chrono::steady_clock::now();
-    auto history = analysis::ReadWeightHistory(**reader, Config(50));
+    auto history = analysis::ReadWeightHistory(*reader, Config(50));
     times.push_back(Seconds(t0));
     if (!history.ok()) {
       std::fprintf(stderr, "%s\n", std::string(history.status().message()).c_str());
@@ -102,7 +91,7 @@ int main(int argc, char** argv) {
     }
     periods = history->size();
     const auto t2 = std::chrono::steady_clock::now();
-    if (!analysis::ReadWeightHistory(**reader, Config(50), cache).ok()) return 1;
+    if (!analysis::ReadWeightHistory(*reader, Config(50), cache).ok()) return 1;
     if (r > 0) cached.push_back(Seconds(t2));  // the first fills the cache
     const std::string sql =
         "SELECT before, after FROM audit_log WHERE experiment = 'hist' ORDER BY id; "

@@ -36,16 +36,14 @@
 #include "config/json_format.h"
 #include "events/event_reader.h"
 #include "events/event_sink.h"
+#include "bench_store.h"
 
 using namespace abgate;
+using bench::kStartUs;
+using bench::Percentile;
+using bench::Seconds;
 
 namespace {
-
-double Seconds(std::chrono::steady_clock::time_point start) {
-  return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-}
-
-constexpr int64_t kStartUs = 1'790'000'000'000'000;
 
 struct Writer {
   events::EventSink& sink;
@@ -133,31 +131,20 @@ int64_t ResidentBytes() {
   return static_cast<int64_t>(resident) * ::sysconf(_SC_PAGESIZE);
 }
 
-double Percentile(std::vector<double> v, double q) {
-  if (v.empty()) return 0;
-  std::sort(v.begin(), v.end());
-  return v[std::min(v.size() - 1, static_cast<size_t>(q * static_cast<double>(v.size())))];
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
   const int64_t n = argc > 1 ? std::atoll(argv[1]) : 1'000'000;
   const int64_t fresh = argc > 2 ? std::atoll(argv[2]) : 1000;
   const int refreshes = argc > 3 ? std::atoi(argv[3]) : 20;
-  const auto dir = std::filesystem::temp_directory_path() / ("abgate_refresh_bench_" + std::to_string(::getpid()));
-  std::filesystem::create_directories(dir);
   const std::string given = argc > 4 ? argv[4] : "";
-  const bool sqlite = given.empty() || given.starts_with("sqlite:");
-  const std::string db = given.empty() ? (dir / "events.db").string() : given.substr(7);
-  const std::string uri = given.empty() ? "sqlite:" + db : given;
-  auto sink = events::OpenEventSink(uri);
-  auto reader = events::OpenEventReader(uri);
-  if (!sink.ok() || !reader.ok()) {
-    std::fprintf(stderr, "cannot open %s\n", uri.c_str());
+  auto store = bench::OpenBenchStore("refresh_bench", given);
+  if (!store.ok()) {
+    std::fprintf(stderr, "cannot open the store: %s\n", std::string(store.status().message()).c_str());
     return 1;
   }
-  Writer w{**sink};
+  const auto& [dir, uri, sqlite, db, sink, reader] = *store;
+  Writer w{*sink};
   w.users = std::max<int64_t>(std::getenv("USERS") ? std::atoll(std::getenv("USERS")) : n / 5, 1);
   w.shadow_every = std::getenv("SHADOWS") ? std::atoll(std::getenv("SHADOWS")) : 0;
   auto t0 = std::chrono::steady_clock::now();
@@ -189,7 +176,7 @@ int main(int argc, char** argv) {
   analysis::EventStoreFollower follower(c.name, analysis::UnitOf(c), metrics);
   const int64_t resident_before = ResidentBytes();
   t0 = std::chrono::steady_clock::now();
-  if (auto s = Compute(**reader, follower, c); !s.ok()) {
+  if (auto s = Compute(*reader, follower, c); !s.ok()) {
     std::fprintf(stderr, "%s\n", std::string(s.status().message()).c_str());
     return 1;
   }
@@ -217,12 +204,12 @@ int main(int argc, char** argv) {
     }
     if (!w.Write(e, o)) return 1;
     t0 = std::chrono::steady_clock::now();
-    if (auto s = Compute(**reader, follower, c); !s.ok()) return 1;
+    if (auto s = Compute(*reader, follower, c); !s.ok()) return 1;
     refresh.push_back(Seconds(t0));
     if (r % 5 == 0 && !std::getenv("NOFULL")) {
       analysis::EventStoreFollower fresh_follower(c.name, analysis::UnitOf(c), metrics);
       t0 = std::chrono::steady_clock::now();
-      if (auto s = Compute(**reader, fresh_follower, c); !s.ok()) return 1;
+      if (auto s = Compute(*reader, fresh_follower, c); !s.ok()) return 1;
       full.push_back(Seconds(t0));
       // The anchor: per-arm units and conversions (binary, first exposure decides) in SQL.
       // (SQLite's bare `arm` beside min(ts) is the first exposure's; a unit converted when its
