@@ -25,11 +25,11 @@
 //   env: TRIALS=20 BUSY_RPS=50 COST_S=15 WRK_S=10 ROUNDS=2
 'use strict';
 
-const { spawn, execFile, execFileSync } = require('child_process');
+const { execFile, execFileSync } = require('child_process');
 const fs = require('fs');
 const os = require('os');
 const path = require('path');
-const readline = require('readline');
+const { spawnServe } = require('../tests/dashboard/gateway_harness');
 
 const POLL_MS = 1000;    // src/dashboard/assets/app.js
 const MAX_AGE_MS = 900;  // src/dashboard/assets/app.js
@@ -68,25 +68,10 @@ experiments:
       - {name: revenue, type: continuous}
 `;
   fs.writeFileSync(path.join(dir, 'gateway.yaml'), yaml);
-  const child = spawn(binary, ['serve', '--config', path.join(dir, 'gateway.yaml')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ABGATE_VISIBILITY_TOKEN: TOKEN, ABGATE_LOG_LEVEL: 'warning' },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const ports = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('abgate serve did not start in 60 s\n' + stderr)), 60000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/listening data=[\d.]+:(\d+) admin=[\d.]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ data: Number(m[1]), admin: Number(m[2]) });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`abgate serve exited with ${code}\n${stderr}`)));
-  });
+  const { child, stderr, ports } = await spawnServe(binary, path.join(dir, 'gateway.yaml'),
+    { ABGATE_VISIBILITY_TOKEN: TOKEN, ABGATE_LOG_LEVEL: 'warning' }, 60000);
   return {
-    child, stderr: () => stderr,
+    child, stderr,
     dataUrl: `http://127.0.0.1:${ports.data}`,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
     async get(p) {

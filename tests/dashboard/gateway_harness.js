@@ -42,6 +42,30 @@ function freePort() {
   });
 }
 
+// Starts `abgate serve --config configPath` with `env` added to this process' environment and
+// waits (at most timeoutMs) for the line that names its ports. stderr() gives its last 4 kB.
+async function spawnServe(binary, configPath, env, timeoutMs) {
+  const child = spawn(binary, ['serve', '--config', configPath], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, ...env },
+  });
+  let stderr = '';
+  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
+  const ports = await new Promise((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`abgate serve did not start in ${timeoutMs / 1000} s\n` + stderr)), timeoutMs);
+    readline.createInterface({ input: child.stdout }).on('line', (line) => {
+      const m = line.match(/listening data=[\d.]+:(\d+) admin=[\d.]+:(\d+)/);
+      if (m) {
+        clearTimeout(timer);
+        resolve({ data: Number(m[1]), admin: Number(m[2]) });
+      }
+    });
+    child.once('exit', (code) => reject(new Error(`abgate serve exited with ${code}\n${stderr}`)));
+  });
+  return { child, stderr: () => stderr, ports };
+}
+
 async function startGateway(binary, options = {}) {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'abgate-dash-'));
   const models = [await startModel(0.3), await startModel(0.6)];
@@ -68,28 +92,13 @@ experiments:
     guardrails: {max_error_rate: 0.02, max_p99_latency_ms: 250}
 `;
   fs.writeFileSync(path.join(dir, 'gateway.yaml'), yaml);
-  const child = spawn(binary, ['serve', '--config', path.join(dir, 'gateway.yaml')], {
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env, ABGATE_DASHBOARD_TEST_TOKEN: TOKEN },
-  });
-  let stderr = '';
-  child.stderr.on('data', (d) => { stderr = (stderr + d).slice(-4000); });
-  const ports = await new Promise((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error('abgate serve did not start in 20 s\n' + stderr)), 20000);
-    readline.createInterface({ input: child.stdout }).on('line', (line) => {
-      const m = line.match(/listening data=[\d.]+:(\d+) admin=[\d.]+:(\d+)/);
-      if (m) {
-        clearTimeout(timer);
-        resolve({ data: Number(m[1]), admin: Number(m[2]) });
-      }
-    });
-    child.once('exit', (code) => reject(new Error(`abgate serve exited with ${code}\n${stderr}`)));
-  });
+  const { child, stderr, ports } = await spawnServe(binary, path.join(dir, 'gateway.yaml'),
+    { ABGATE_DASHBOARD_TEST_TOKEN: TOKEN }, 20000);
   const gw = {
     dir, models, child, token: TOKEN,
     dataUrl: `http://127.0.0.1:${ports.data}`,
     adminUrl: `http://127.0.0.1:${ports.admin}`,
-    stderr: () => stderr,
+    stderr,
   };
   gw.admin = async (method, p, body) => {
     const r = await fetch(gw.adminUrl + p, {
@@ -160,4 +169,4 @@ async function waitFor(what, check, timeoutMs) {
   }
 }
 
-module.exports = { startGateway, freePort, waitFor, TOKEN };
+module.exports = { startGateway, spawnServe, freePort, waitFor, TOKEN };
